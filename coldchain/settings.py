@@ -1,0 +1,119 @@
+"""One settings object for every stage, read from ``COLDCHAIN_…`` environment variables.
+
+Nested sections use a double underscore: ``COLDCHAIN_DB__PORT=55432``,
+``COLDCHAIN_MQTT__HOST=broker.example``. A ``.env`` file in the working directory is read too.
+The object is built once in the entry point (:func:`coldchain.cli`) and passed into
+constructors; nothing imports a global instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DbSettings(BaseModel):
+    """PostgreSQL/TimescaleDB connection."""
+
+    host: str = "127.0.0.1"
+    port: int = 55432
+    name: str = "coldchain"
+    user: str = "coldchain"
+    password: SecretStr = SecretStr("coldchain")
+    pool_min: int = Field(default=1, ge=1)
+    pool_max: int = Field(default=8, ge=1)
+
+    @property
+    def dsn(self) -> str:
+        """A libpq connection URI."""
+        pw = quote(self.password.get_secret_value(), safe="")
+        return f"postgresql://{quote(self.user, safe='')}:{pw}@{self.host}:{self.port}/{self.name}"
+
+
+class MqttSettings(BaseModel):
+    """MQTT broker connection and topic layout."""
+
+    host: str = "127.0.0.1"
+    port: int = 51883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    topic_root: str = "coldchain/v1"
+    shared_group: str = "ingest"
+    client_id: str = "coldchain-ingest"
+    session_expiry_s: int = Field(default=3600, ge=0)
+    keepalive_s: int = Field(default=30, ge=5)
+
+
+class IngestSettings(BaseModel):
+    """Batching, limits and validation for the ingester."""
+
+    batch_max_readings: int = Field(default=2000, ge=1)
+    batch_max_age_ms: int = Field(default=100, ge=1)
+    queue_max_messages: int = Field(default=5000, ge=1)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=256)
+    max_batch_readings: int = Field(default=10_000, ge=1)
+    max_future_s: int = Field(default=300, ge=0)
+    require_known_device: bool = True
+
+
+class AlertsSettings(BaseModel):
+    """Rules engine and notification delivery."""
+
+    rules_file: Path | None = None
+    gap_factor: float = Field(default=2.0, gt=1.0)
+    poll_interval_s: float = Field(default=5.0, gt=0)
+    offline_check_interval_s: float = Field(default=30.0, gt=0)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "coldchain@localhost"
+    email_to: list[str] = Field(default_factory=list)
+
+
+class WebSettings(BaseModel):
+    """The web process: HTTP API and dashboard on one port."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    refresh_ms: int = Field(default=3000, ge=500)
+
+
+class SimulatorSettings(BaseModel):
+    """Defaults for ``coldchain simulate``."""
+
+    scenario: str = "demo"
+    speed: float = Field(default=60.0, gt=0)
+    seed: int = 1
+
+
+class StackSettings(BaseModel):
+    """The project-owned local PostgreSQL and Mosquitto that ``coldchain up`` starts."""
+
+    data_dir: Path = Path(".coldchain")
+    manage_services: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COLDCHAIN_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    log_level: str = "INFO"
+    db: DbSettings = Field(default_factory=DbSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)

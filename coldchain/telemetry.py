@@ -1,0 +1,395 @@
+"""The payload contract between loggers and the platform, parsed once at the boundary.
+
+Loggers publish to ``{root}/devices/{device_id}/telemetry`` (QoS 1) either one reading::
+
+    {"device_id": "LOG-000123", "ts": "2026-11-26T03:00:00Z", "temp_c": 5.2, "rh": 45.1,
+     "lat": 52.37, "lon": 4.89, "battery": 0.87}
+
+or a batch of readings buffered while out of coverage::
+
+    {"device_id": "LOG-000123", "readings": [{"ts": ..., "temp_c": ...}, ...]}
+
+or SenML (RFC 8428) records: a JSON array whose records carry ``bn``/``n``, ``bt``/``t`` (seconds)
+and ``u`` in ``Cel``, ``%RH``, ``lat``, ``lon``, ``/`` (battery ratio). Timestamps are ISO 8601
+with an offset, or epoch milliseconds. Status goes to ``{root}/devices/{device_id}/status``.
+
+:func:`parse_payload` is the only parser: the ingester, the simulator's tests and the docs use it.
+A batch with one bad reading yields the good readings plus one :class:`Rejection` per bad one.
+The simulator builds payloads with :func:`reading_payload` / :func:`batch_payload`, so the
+two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+_DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
+
+#: Physical limits; anything outside is a broken sensor or a forged message.
+TEMP_MIN_C, TEMP_MAX_C = -100.0, 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measurement of one logger at the logger's own measurement time."""
+
+    device_id: str
+    ts: datetime
+    temp_c: float | None = None
+    rh: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    battery: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A logger's status message (battery, firmware, online/offline from its last will)."""
+
+    device_id: str
+    online: bool
+    ts: datetime | None = None
+    battery: float | None = None
+    firmware: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why (part of) a message was refused; the ingester dead-letters it with the raw bytes."""
+
+    reason: str
+    device_id: str | None = None
+    index: int | None = None  # position in a batch, None for the whole message
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """The outcome of parsing one MQTT message."""
+
+    readings: tuple[Reading, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    status: DeviceStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Boundary limits, from :class:`coldchain.settings.IngestSettings`."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_batch_readings: int = 10_000
+    max_future: timedelta = timedelta(minutes=5)
+    known_devices: frozenset[str] | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed device topic."""
+
+    device_id: str
+    kind: str  # "telemetry" or "status"
+
+
+def telemetry_topic(root: str, device_id: str) -> str:
+    """The topic a logger publishes its readings to."""
+    return f"{root}/devices/{device_id}/telemetry"
+
+
+def status_topic(root: str, device_id: str) -> str:
+    """The topic a logger publishes its status (and last will) to."""
+    return f"{root}/devices/{device_id}/status"
+
+
+def parse_topic(root: str, topic: str) -> Topic | None:
+    """Split ``{root}/devices/{id}/{kind}``; None when the topic is not a device topic."""
+    prefix = f"{root}/devices/"
+    if not topic.startswith(prefix):
+        return None
+    rest = topic[len(prefix) :].split("/")
+    if len(rest) != 2 or rest[1] not in ("telemetry", "status") or not rest[0]:
+        return None
+    return Topic(device_id=rest[0], kind=rest[1])
+
+
+# --- wire models ---------------------------------------------------------------------------
+
+
+def _parse_ts(value: Any) -> datetime:
+    if isinstance(value, bool):
+        raise ValueError("timestamp must be ISO 8601 text or epoch milliseconds")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("timestamp is not a finite number")
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("Z") or text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"timestamp {value!r} is not ISO 8601") from exc
+        if ts.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} has no UTC offset")
+        return ts.astimezone(UTC)
+    raise ValueError("timestamp must be ISO 8601 text or epoch milliseconds")
+
+
+def _finite(value: float | None, name: str) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{name} is not a finite number")
+    return value
+
+
+class _ReadingIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=False)
+
+    device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
+    ts: datetime
+    temp_c: float | None = Field(default=None, ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=True)
+    rh: float | None = Field(default=None, ge=0.0, le=100.0, allow_inf_nan=True)
+    lat: float | None = Field(default=None, ge=-90.0, le=90.0, allow_inf_nan=True)
+    lon: float | None = Field(default=None, ge=-180.0, le=180.0, allow_inf_nan=True)
+    battery: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=True)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> datetime:
+        return _parse_ts(v)
+
+    @field_validator("temp_c", "rh", "lat", "lon", "battery", mode="before")
+    @classmethod
+    def _no_nan(cls, v: Any, info: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not a boolean")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("is not a finite number (NaN or infinity)")
+        return v
+
+
+class _StatusIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
+    online: bool = True
+    ts: datetime | None = None
+    battery: float | None = Field(default=None, ge=0.0, le=1.0)
+    firmware: str | None = Field(default=None, max_length=64)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts(cls, v: Any) -> datetime | None:
+        return None if v is None else _parse_ts(v)
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "payload"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+# --- SenML ---------------------------------------------------------------------------------
+
+_SENML_FIELDS = {"Cel": "temp_c", "%RH": "rh", "lat": "lat", "lon": "lon", "/": "battery"}
+
+
+def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, dict[str, Any]]]:
+    """Resolve SenML base fields and group records into readings keyed by (name, time)."""
+    base_name, base_time = "", 0.0
+    grouped: dict[tuple[str, float], dict[str, Any]] = {}
+    order: list[tuple[str, float]] = []
+    first_index: dict[tuple[str, float], int] = {}
+    for i, rec in enumerate(pack):
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"SenML record {i} is not an object")
+        if "bn" in rec:
+            base_name = str(rec["bn"])
+        if "bt" in rec:
+            base_time = float(rec["bt"])
+        unit = rec.get("u")
+        if unit not in _SENML_FIELDS:
+            continue  # unknown quantities are ignored, as RFC 8428 allows
+        # The base name identifies the logger ("urn:dev:ser:LOG-1:" or "LOG-1/"); the unit, not
+        # the record name, says which quantity a record carries.
+        segments = [s for s in re.split(r"[:/]", base_name) if s]
+        device = segments[-1] if segments else topic_device
+        t = base_time + float(rec.get("t", 0.0))
+        if abs(t) < 2**28:  # RFC 8428 §4.5.3: small values are relative to now; we refuse those
+            raise ValueError(f"SenML record {i} has a relative time; absolute time is required")
+        key = (device, t)
+        if key not in grouped:
+            grouped[key] = {"device_id": device, "ts": t * 1000.0}
+            order.append(key)
+            first_index[key] = i
+        grouped[key][_SENML_FIELDS[unit]] = rec.get("v")
+    return [(first_index[k], grouped[k]) for k in order]
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def parse_payload(topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits) -> ParsedMessage:
+    """Parse one MQTT message into readings, a status, or rejections. Never raises."""
+    parsed_topic = parse_topic(root, topic)
+    if parsed_topic is None:
+        return ParsedMessage(rejections=(Rejection(f"topic {topic!r} is not a device topic"),))
+    device = parsed_topic.device_id
+    if not _DEVICE_ID_RE.match(device):
+        return ParsedMessage(rejections=(Rejection(f"device id {device!r} in the topic is malformed"),))
+    if len(payload) > limits.max_payload_bytes:
+        return ParsedMessage(
+            rejections=(
+                Rejection(
+                    f"payload of {len(payload)} bytes exceeds the limit of "
+                    f"{limits.max_payload_bytes}",
+                    device,
+                ),
+            )
+        )
+    if limits.known_devices is not None and device not in limits.known_devices:
+        return ParsedMessage(rejections=(Rejection(f"unknown device {device!r}", device),))
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return ParsedMessage(rejections=(Rejection(f"payload is not JSON: {exc}", device),))
+    if parsed_topic.kind == "status":
+        return _parse_status(doc, device)
+    return _parse_telemetry(doc, device, now=now, limits=limits)
+
+
+def _parse_status(doc: Any, device: str) -> ParsedMessage:
+    if isinstance(doc, str):  # a bare "offline"/"online", as many last-will messages are
+        doc = {"online": doc.strip().lower() == "online"}
+    if not isinstance(doc, Mapping):
+        return ParsedMessage(rejections=(Rejection("status payload is not a JSON object", device),))
+    try:
+        model = _StatusIn.model_validate(doc)
+    except ValidationError as exc:
+        return ParsedMessage(rejections=(Rejection(_explain(exc), device),))
+    if model.device_id is not None and model.device_id != device:
+        return ParsedMessage(
+            rejections=(
+                Rejection(f"device {model.device_id!r} in the payload differs from the topic", device),
+            )
+        )
+    return ParsedMessage(
+        status=DeviceStatus(device, model.online, model.ts, model.battery, model.firmware)
+    )
+
+
+def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) -> ParsedMessage:
+    items: list[tuple[int | None, Any]]
+    if isinstance(doc, list):
+        try:
+            items = [(i, r) for i, r in _senml_records(doc, device)]
+        except (TypeError, ValueError) as exc:
+            return ParsedMessage(rejections=(Rejection(f"SenML: {exc}", device),))
+        if not items:
+            return ParsedMessage(rejections=(Rejection("SenML pack has no known quantity", device),))
+    elif isinstance(doc, Mapping):
+        outer = doc.get("device_id")
+        if outer is not None and outer != device:
+            return ParsedMessage(
+                rejections=(Rejection(f"device {outer!r} in the payload differs from the topic", device),)
+            )
+        if "readings" in doc:
+            batch = doc["readings"]
+            if not isinstance(batch, list):
+                return ParsedMessage(rejections=(Rejection("'readings' must be a list", device),))
+            if len(batch) > limits.max_batch_readings:
+                return ParsedMessage(
+                    rejections=(
+                        Rejection(
+                            f"batch of {len(batch)} readings exceeds the limit of "
+                            f"{limits.max_batch_readings}",
+                            device,
+                        ),
+                    )
+                )
+            items = list(enumerate(batch))
+        else:
+            items = [(None, doc)]
+    else:
+        return ParsedMessage(rejections=(Rejection("payload is not a JSON object or array", device),))
+
+    latest_allowed = now + limits.max_future
+    readings: list[Reading] = []
+    rejections: list[Rejection] = []
+    for index, item in items:
+        if not isinstance(item, Mapping):
+            rejections.append(Rejection("reading is not a JSON object", device, index))
+            continue
+        try:
+            model = _ReadingIn.model_validate(item)
+        except ValidationError as exc:
+            rejections.append(Rejection(_explain(exc), device, index))
+            continue
+        if model.device_id is not None and model.device_id != device:
+            rejections.append(
+                Rejection(f"device {model.device_id!r} in the payload differs from the topic", device, index)
+            )
+            continue
+        if model.ts > latest_allowed:
+            rejections.append(
+                Rejection(f"timestamp {model.ts.isoformat()} is in the future", device, index)
+            )
+            continue
+        readings.append(
+            Reading(device, model.ts, model.temp_c, model.rh, model.lat, model.lon, model.battery)
+        )
+    return ParsedMessage(readings=tuple(readings), rejections=tuple(rejections))
+
+
+# --- building payloads (the simulator's side of the contract) ------------------------------
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def reading_dict(r: Reading, *, include_device: bool = True) -> dict[str, Any]:
+    """A reading as the JSON object of the contract (absent fields are left out)."""
+    d: dict[str, Any] = {"device_id": r.device_id} if include_device else {}
+    d["ts"] = _iso(r.ts)
+    for name in ("temp_c", "rh", "lat", "lon", "battery"):
+        value = getattr(r, name)
+        if value is not None:
+            d[name] = value
+    return d
+
+
+def reading_payload(r: Reading) -> bytes:
+    """One reading, encoded."""
+    return json.dumps(reading_dict(r), separators=(",", ":")).encode()
+
+
+def batch_payload(device_id: str, readings: Iterable[Reading]) -> bytes:
+    """A buffered upload of several readings, encoded."""
+    body = {
+        "device_id": device_id,
+        "readings": [reading_dict(r, include_device=False) for r in readings],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def status_payload(status: DeviceStatus) -> bytes:
+    """A status message, encoded."""
+    d: dict[str, Any] = {"device_id": status.device_id, "online": status.online}
+    if status.ts is not None:
+        d["ts"] = _iso(status.ts)
+    if status.battery is not None:
+        d["battery"] = status.battery
+    if status.firmware is not None:
+        d["firmware"] = status.firmware
+    return json.dumps(d, separators=(",", ":")).encode()

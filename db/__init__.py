@@ -1,0 +1,1 @@
+"""The schema (numbered migrations) and the named queries every stage uses."""

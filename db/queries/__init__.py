@@ -1,0 +1,1 @@
+"""Named SQL, one module per consumer. Every statement is parameterised."""
