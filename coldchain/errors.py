@@ -1,9 +1,9 @@
 """The platform's exception vocabulary.
 
-    ColdchainError
-    ├── SetupError        the local stack or a system dependency is missing or failed to start
-    ├── ConfigError       a settings, rules or scenario file is invalid (names the file and field)
-    └── NotFoundError     a shipment, device, alert... that the caller named does not exist
+ColdchainError
+├── SetupError        the local stack or a system dependency is missing or failed to start
+├── ConfigError       a settings, rules or scenario file is invalid (names the file and field)
+└── NotFoundError     a shipment, device, alert... that the caller named does not exist
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise SetupError(f"nothing listens on {host}:{port} after {timeout:.0f} s") from None
+                raise SetupError(
+                    f"nothing listens on {host}:{port} after {timeout:.0f} s"
+                ) from None
             time.sleep(0.05)
 
 
@@ -51,9 +53,13 @@ def _pg_bindir() -> Path:
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3])
+    )
     if not versions:
-        raise SetupError("PostgreSQL server binaries not found: run `make setup` (scripts/setup-system.sh)")
+        raise SetupError(
+            "PostgreSQL server binaries not found: run `make setup` (scripts/setup-system.sh)"
+        )
     return versions[-1].parent
 
 
@@ -64,7 +70,9 @@ def _as_server_user() -> tuple[list[str], str | None]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise SetupError("running as root needs the 'postgres' account (installed with PostgreSQL)") from None
+        raise SetupError(
+            "running as root needs the 'postgres' account (installed with PostgreSQL)"
+        ) from None
     return ["runuser", "-u", "postgres", "--"], "postgres"
 
 
@@ -94,7 +102,7 @@ class PostgresCluster:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.touch()
-        prefix, user = _as_server_user()
+        _, user = _as_server_user()
         if user:
             shutil.chown(self.data_dir, user, user)
             shutil.chown(self.log_file, user, user)
@@ -133,7 +141,9 @@ class PostgresCluster:
         return res.returncode == 0
 
     def is_running(self) -> bool:
-        res = self._run(str(_pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "status", check=False)
+        res = self._run(
+            str(_pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "status", check=False
+        )
         return res.returncode == 0
 
     def start(self, timeout: float = 60.0) -> None:
@@ -145,19 +155,36 @@ class PostgresCluster:
                 "-o", f"-p {self.port}", "-w", "-t", str(int(timeout)), "start", check=False,
             )  # fmt: skip
             if res.returncode != 0:
-                tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-                raise SetupError(f"PostgreSQL did not start on port {self.port}: {res.stderr.strip()}\n{tail}")
+                tail = (
+                    self.log_file.read_text(errors="replace")[-2000:]
+                    if self.log_file.exists()
+                    else ""
+                )
+                raise SetupError(
+                    f"PostgreSQL did not start on port {self.port}: {res.stderr.strip()}\n{tail}"
+                )
         wait_for_port("127.0.0.1", self.port, timeout)
 
     def stop(self) -> None:
         """Fast shutdown: open transactions roll back, everything committed is on disk."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(str(_pg_bindir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
+            self._run(
+                str(_pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+                check=False,
+            )
 
     def superuser_dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def ensure_database(self, name: str, owner: str, password: str, *, template: str | None = None) -> None:
+    def ensure_database(
+        self, name: str, owner: str, password: str, *, template: str | None = None
+    ) -> None:
         """Create the role and the database with TimescaleDB in it, unless they exist."""
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
@@ -168,7 +195,9 @@ class PostgresCluster:
                 )
             )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                stmt = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner))
+                stmt = sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(owner)
+                )
                 if template:
                     stmt = stmt + sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
                 conn.execute(stmt)

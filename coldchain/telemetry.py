@@ -239,14 +239,18 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
 # --- the parser ----------------------------------------------------------------------------
 
 
-def parse_payload(topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits) -> ParsedMessage:
+def parse_payload(
+    topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits
+) -> ParsedMessage:
     """Parse one MQTT message into readings, a status, or rejections. Never raises."""
     parsed_topic = parse_topic(root, topic)
     if parsed_topic is None:
         return ParsedMessage(rejections=(Rejection(f"topic {topic!r} is not a device topic"),))
     device = parsed_topic.device_id
     if not _DEVICE_ID_RE.match(device):
-        return ParsedMessage(rejections=(Rejection(f"device id {device!r} in the topic is malformed"),))
+        return ParsedMessage(
+            rejections=(Rejection(f"device id {device!r} in the topic is malformed"),)
+        )
     if len(payload) > limits.max_payload_bytes:
         return ParsedMessage(
             rejections=(
@@ -280,7 +284,9 @@ def _parse_status(doc: Any, device: str) -> ParsedMessage:
     if model.device_id is not None and model.device_id != device:
         return ParsedMessage(
             rejections=(
-                Rejection(f"device {model.device_id!r} in the payload differs from the topic", device),
+                Rejection(
+                    f"device {model.device_id!r} in the payload differs from the topic", device
+                ),
             )
         )
     return ParsedMessage(
@@ -296,12 +302,16 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
         except (TypeError, ValueError) as exc:
             return ParsedMessage(rejections=(Rejection(f"SenML: {exc}", device),))
         if not items:
-            return ParsedMessage(rejections=(Rejection("SenML pack has no known quantity", device),))
+            return ParsedMessage(
+                rejections=(Rejection("SenML pack has no known quantity", device),)
+            )
     elif isinstance(doc, Mapping):
         outer = doc.get("device_id")
         if outer is not None and outer != device:
             return ParsedMessage(
-                rejections=(Rejection(f"device {outer!r} in the payload differs from the topic", device),)
+                rejections=(
+                    Rejection(f"device {outer!r} in the payload differs from the topic", device),
+                )
             )
         if "readings" in doc:
             batch = doc["readings"]
@@ -321,7 +331,9 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
         else:
             items = [(None, doc)]
     else:
-        return ParsedMessage(rejections=(Rejection("payload is not a JSON object or array", device),))
+        return ParsedMessage(
+            rejections=(Rejection("payload is not a JSON object or array", device),)
+        )
 
     latest_allowed = now + limits.max_future
     readings: list[Reading] = []
@@ -337,7 +349,11 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
             continue
         if model.device_id is not None and model.device_id != device:
             rejections.append(
-                Rejection(f"device {model.device_id!r} in the payload differs from the topic", device, index)
+                Rejection(
+                    f"device {model.device_id!r} in the payload differs from the topic",
+                    device,
+                    index,
+                )
             )
             continue
         if model.ts > latest_allowed:

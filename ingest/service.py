@@ -125,7 +125,9 @@ class Ingester:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = m.session_expiry_s
         props.ReceiveMaximum = self._receive_maximum
-        tls = aiomqtt.TLSParameters(ca_certs=str(m.ca_file) if m.ca_file else None) if m.tls else None
+        tls = (
+            aiomqtt.TLSParameters(ca_certs=str(m.ca_file) if m.ca_file else None) if m.tls else None
+        )
         client = aiomqtt.Client(
             m.host,
             m.port,
@@ -210,7 +212,9 @@ class Ingester:
     async def _absorb(self, message: aiomqtt.Message, pending: _Pending) -> None:
         self.stats.messages += 1
         topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        payload = (
+            message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        )
         limits = self._limits
         if self._s.ingest.require_known_device:
             limits = Limits(
@@ -219,12 +223,16 @@ class Ingester:
                 limits.max_future,
                 await self._known_devices_for(topic),
             )
-        parsed = parse_payload(topic, payload, root=self._s.mqtt.topic_root, now=self._clock(), limits=limits)
+        parsed = parse_payload(
+            topic, payload, root=self._s.mqtt.topic_root, now=self._clock(), limits=limits
+        )
         pending.batch.readings.extend(parsed.readings)
         if parsed.status is not None:
             pending.batch.statuses.append(parsed.status)
         for rej in parsed.rejections:
-            pending.batch.dead_letters.append(DeadLetter(topic, rej.reason, payload, rej.device_id, rej.index))
+            pending.batch.dead_letters.append(
+                DeadLetter(topic, rej.reason, payload, rej.device_id, rej.index)
+            )
             log.info("dead letter from %s: %s", topic, rej.reason)
         pending.acks.append((message.mid, message.qos))
 
@@ -232,7 +240,9 @@ class Ingester:
         """The device registry, reloaded when a device we do not know shows up (at most every 5 s)."""
         now = time.monotonic()
         device = topic.split("/")[-2] if topic.count("/") >= 2 else ""
-        stale = self._known is None or (device not in self._known and now - self._known_loaded > 5.0)
+        stale = self._known is None or (
+            device not in self._known and now - self._known_loaded > 5.0
+        )
         if stale:
             self._known = await self._sink.known_devices()
             self._known_loaded = now
@@ -253,9 +263,13 @@ class Ingester:
             except Exception as exc:  # database down or restarting: keep the batch, retry
                 self.stats.commit_retries += 1
                 if stop.is_set():
-                    log.warning("stopping with %d uncommitted items (%s); not acknowledged", len(batch), exc)
+                    log.warning(
+                        "stopping with %d uncommitted items (%s); not acknowledged", len(batch), exc
+                    )
                     return False
-                log.warning("commit of %d items failed (%s); retrying in %.1f s", len(batch), exc, backoff)
+                log.warning(
+                    "commit of %d items failed (%s); retrying in %.1f s", len(batch), exc, backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue

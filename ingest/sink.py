@@ -59,7 +59,10 @@ class TimescaleSink:
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         q.INSERT_DEAD_LETTER,
-                        [(d.topic, d.device_id, d.reason, d.index, d.payload) for d in batch.dead_letters],
+                        [
+                            (d.topic, d.device_id, d.reason, d.index, d.payload)
+                            for d in batch.dead_letters
+                        ],
                     )
             if batch.statuses:
                 async with conn.cursor() as cur:
@@ -88,7 +91,9 @@ class TimescaleSink:
             async with cur.copy(q.STAGING_COPY) as copy:
                 copy.set_types(q.STAGING_TYPES)
                 for r in readings:
-                    await copy.write_row((r.device_id, r.ts, r.temp_c, r.rh, r.lat, r.lon, r.battery))
+                    await copy.write_row(
+                        (r.device_id, r.ts, r.temp_c, r.rh, r.lat, r.lon, r.battery)
+                    )
             await cur.execute(q.MERGE_STAGED)
             row = await cur.fetchone()
         return int(row[0]) if row else 0

@@ -22,6 +22,7 @@ if [ -z "$PG_MAJOR" ]; then
 fi
 PG_MAJOR="${PG_MAJOR:-15}"
 
+python3 -c "import venv, ensurepip" 2>/dev/null || need_pkgs+=(python3-venv)
 for p in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client \
          mosquitto mosquitto-clients cmake make gcc dpkg-dev libssl-dev libkrb5-dev \
          chromium chromium-driver; do
@@ -38,7 +39,8 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     $SUDO chmod +x /usr/sbin/policy-rc.d
     trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${need_pkgs[@]}" >/dev/null
 fi
 
 PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
@@ -64,11 +66,11 @@ SRC
   BUILD_DIR="$(mktemp -d /tmp/timescaledb-build.XXXXXX)"
   (
     cd "$BUILD_DIR"
-    apt-get source --download-only timescaledb >/dev/null
-    dpkg-source -x --skip-patches ./timescaledb_*.dsc src >/dev/null
+    apt-get source --download-only timescaledb >/dev/null 2>&1
+    dpkg-source --no-check -x --skip-patches ./timescaledb_*.dsc src >/dev/null 2>&1
     cd src
     ./bootstrap -DAPACHE_ONLY=ON -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF \
-      -DLINTER=OFF -DENABLE_DEBUG_UTILS=OFF -DPG_CONFIG="$PG_CONFIG" >/dev/null
+      -DLINTER=OFF -DENABLE_DEBUG_UTILS=OFF -DPG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
     cd build
     make -j"$(nproc)" >/dev/null
     $SUDO make install >/dev/null

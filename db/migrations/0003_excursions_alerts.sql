@@ -19,13 +19,17 @@ CREATE TABLE excursions (
     readings_freezing   integer NOT NULL DEFAULT 0,
     alarm               boolean NOT NULL,
     alarm_at            timestamptz,
+    freeze_alarm        boolean NOT NULL DEFAULT false,
+    rule_key            text NOT NULL,
+    alert_id            bigint,  -- the alert this excursion raised or joined (alarmed ones only)
     thresholds          jsonb NOT NULL,
     -- History: a late reading that changes an excursion supersedes the row, never edits it.
     superseded_at       timestamptz,
     superseded_reason   text,
     created_at          timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX excursions_current ON excursions (shipment_id, start_ts) WHERE superseded_at IS NULL;
+CREATE INDEX excursions_current ON excursions (shipment_id, device_id, start_ts)
+    WHERE superseded_at IS NULL;
 
 CREATE TABLE alerts (
     alert_id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -46,6 +50,7 @@ CREATE TABLE alerts (
     resolved_by         text,
     resolved_at         timestamptz,
     escalation_level    integer NOT NULL DEFAULT 0,
+    cleared_at          timestamptz,  -- the condition cleared; an unacknowledged alert stays open
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
@@ -76,3 +81,5 @@ CREATE TABLE deliveries (
     at                  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX deliveries_alert ON deliveries (alert_id, at);
+
+ALTER TABLE excursions ADD FOREIGN KEY (alert_id) REFERENCES alerts ON DELETE SET NULL;

@@ -9,9 +9,7 @@ CREATE TEMP TABLE IF NOT EXISTS staging_readings (
 ) ON COMMIT DELETE ROWS
 """
 
-STAGING_COPY = (
-    "COPY staging_readings (device_id, ts, temp_c, rh, lat, lon, battery) FROM STDIN (FORMAT BINARY)"
-)
+STAGING_COPY = "COPY staging_readings (device_id, ts, temp_c, rh, lat, lon, battery) FROM STDIN (FORMAT BINARY)"
 STAGING_TYPES = ["text", "timestamptz", "float8", "float8", "float8", "float8", "float4"]
 
 # Re-sent readings (QoS 1 re-delivery, re-uploaded buffers) hit the primary key and are skipped;

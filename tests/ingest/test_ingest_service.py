@@ -25,8 +25,8 @@ def _add_devices(dsn: str, *ids: str) -> None:
             conn.execute("INSERT INTO devices (device_id, interval_s) VALUES (%s, 60)", (d,))
 
 
-async def _until(predicate, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(predicate, within: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
@@ -39,7 +39,9 @@ async def _count(dsn: str, sql: str) -> int:
         return int(row[0]) if row else 0
 
 
-async def test_readings_stored_once_and_garbage_dead_lettered(settings: Settings, db_dsn: str) -> None:
+async def test_readings_stored_once_and_garbage_dead_lettered(
+    settings: Settings, db_dsn: str
+) -> None:
     _add_devices(db_dsn, "LOG-1", "LOG-2")
     root = settings.mqtt.topic_root
     t0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
@@ -54,12 +56,20 @@ async def test_readings_stored_once_and_garbage_dead_lettered(settings: Settings
             for r in readings:
                 await pub.publish(telemetry_topic(root, "LOG-1"), reading_payload(r), qos=1)
             # the same readings again, as a re-uploaded buffer: no duplicates
-            await pub.publish(telemetry_topic(root, "LOG-1"), batch_payload("LOG-1", readings[:10]), qos=1)
+            await pub.publish(
+                telemetry_topic(root, "LOG-1"), batch_payload("LOG-1", readings[:10]), qos=1
+            )
             await pub.publish(telemetry_topic(root, "LOG-2"), b"{not json", qos=1)
             await pub.publish(
                 telemetry_topic(root, "LOG-2"),
-                json.dumps({"readings": [{"ts": "2026-11-20T03:00:00Z", "temp_c": 5},
-                                         {"ts": "2026-11-20T03:01:00Z", "temp_c": "hot"}]}).encode(),
+                json.dumps(
+                    {
+                        "readings": [
+                            {"ts": "2026-11-20T03:00:00Z", "temp_c": 5},
+                            {"ts": "2026-11-20T03:01:00Z", "temp_c": "hot"},
+                        ]
+                    }
+                ).encode(),
                 qos=1,
             )
             await pub.publish(telemetry_topic(root, "NOBODY"), reading_payload(readings[0]), qos=1)

@@ -1,0 +1,1 @@
+"""Pure computation core of the rules engine: excursions, MKT, stability budget, forecasts."""
