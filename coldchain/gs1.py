@@ -52,7 +52,7 @@ __all__ = [
     "parse_yymmdd",
 ]
 
-#: GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1).
+#: GS1 AI encodable character set 82 (GS1 General Specifications), allowed in AI 10 and AI 21.
 CSET82: Final = (
     "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 )
@@ -65,7 +65,7 @@ _CSET82_CHARS: Final = frozenset(CSET82)
 _GS: Final = "\x1d"
 _MAX_X20: Final = 20  # AI 10 and AI 21 are X..20
 
-# EPC URI (TDS table A-1): these characters of set 82 are written as %-escapes.
+# EPC URI (Tag Data Standard, annex A): these characters of set 82 are written as %-escapes.
 _EPC_ESCAPES: Final = {
     '"': "%22",
     "%": "%25",
@@ -298,7 +298,7 @@ class SGTIN:
 
     @property
     def element_string(self) -> str:
-        """Human readable element string ``(01){gtin}(21){serial}``."""
+        """Human readable ``(01){gtin}(21){serial}``; a ``(NN)`` in the serial is written ``\\(NN)``."""
         return f"(01){self.gtin.value}(21){_hri_escape(self.serial)}"
 
     @property
@@ -341,7 +341,8 @@ class ParsedIdentifier:
     """What a parser found: one unit (sgtin), one logistic unit (sscc) or a product (gtin).
 
     ``gtin`` is always GTIN-14. ``lot`` and ``expiry`` come from AI 10 and AI 17 when present.
-    ``company_prefix_length`` is known only when the input was an EPC URI.
+    ``company_prefix_length`` is known only when the input was an EPC URI. An element string
+    with an SSCC (00) is kind ``sscc`` even if it also carries (01), (10) or (17).
     """
 
     kind: IdentifierKind
@@ -633,12 +634,17 @@ def _from_ai_pairs(pairs: list[tuple[str, str]], *, today: date) -> ParsedIdenti
 def parse_element_string(text: str, *, today: date) -> ParsedIdentifier:
     """Parse a GS1 element string, human readable or as scanned.
 
-    Human readable: ``(01)09521234543213(17)270131(10)AB-12(21)X1``. A ``(`` inside a value that
-    would read as an AI may be written ``\\(``. Scanned: ``01095212345432131727013110AB-12<GS>21X1``
-    with FNC1 sent as GS (ASCII 29) or a stand-in (``<GS>``, ``[GS]``, ``{GS}``, ``\\x1d``,
-    ``^]``, ``␝``), optionally led by a GS1 symbology identifier (``]C1``, ``]d2``, ``]e0``,
-    ``]J1``, ``]Q3``). AIs other than 00, 01, 10, 17 and 21 are checked for syntax and ignored.
-    ``today`` fixes the century of the expiry date.
+    Human readable: ``(01)09521234543213(17)270131(10)AB-12(21)X1``; spaces around the brackets
+    are allowed. Inside a value, an unescaped ``(NN)`` with 2 to 4 digits is read as the next AI;
+    write it ``\\(NN)`` (the bracketed-AI escape of the GS1 Barcode Syntax Engine) to keep it.
+
+    Scanned: ``01095212345432131727013110AB-12<GS>21X1`` with FNC1 sent as GS (ASCII 29) or a
+    stand-in (``<GS>``, ``[GS]``, ``{GS}``, ``\\x1d``, ``\\u001d``, ``^]``, ``␝``; a value that
+    itself contains ``<GS>`` is misread), optionally led by a GS1 symbology identifier (``]C1``,
+    ``]d2``, ``]e0``, ``]J1``, ``]Q3``).
+
+    AIs other than 00, 01, 10, 17 and 21 are checked for syntax and ignored. ``today`` fixes the
+    century of the expiry date.
     """
     data = text.strip(" \t\r\n")
     if data.startswith("]"):

@@ -1,0 +1,187 @@
+"""The payload contract: every shape the docs promise parses, every bad input is refused with a reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coldchain.telemetry import (
+    DeviceStatus,
+    Limits,
+    Reading,
+    batch_payload,
+    parse_payload,
+    parse_topic,
+    reading_payload,
+    status_payload,
+    status_topic,
+    telemetry_topic,
+)
+
+ROOT = "coldchain/v1"
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+TOPIC = telemetry_topic(ROOT, "LOG-000123")
+
+
+def parse(payload: bytes | str, topic: str = TOPIC, **limits: object):
+    raw = payload.encode() if isinstance(payload, str) else payload
+    return parse_payload(topic, raw, root=ROOT, now=NOW, limits=Limits(**limits))  # type: ignore[arg-type]
+
+
+def test_the_documented_single_reading() -> None:
+    msg = parse(
+        '{"device_id": "LOG-000123", "ts": "2026-11-26T03:00:00Z", "temp_c": 5.2, "rh": 45.1,'
+        ' "lat": 52.37, "lon": 4.89, "battery": 0.87}'
+    )
+    assert msg.rejections == ()
+    assert msg.readings == (
+        Reading("LOG-000123", datetime(2026, 11, 26, 3, tzinfo=UTC), 5.2, 45.1, 52.37, 4.89, 0.87),
+    )
+
+
+EPOCH_MS_2026 = int(datetime(2026, 11, 26, 3, tzinfo=UTC).timestamp() * 1000)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    ["2026-11-26T04:00:00+01:00", "2026-11-26T03:00:00.000Z", EPOCH_MS_2026, float(EPOCH_MS_2026)],
+)
+def test_timestamps_iso_with_offset_or_epoch_ms(ts: object) -> None:
+    (r,) = parse(json.dumps({"ts": ts, "temp_c": 4.0})).readings
+    assert r.ts == datetime(2026, 11, 26, 3, tzinfo=UTC)
+    assert r.ts.utcoffset() == timedelta(0)
+
+
+def test_optional_fields_may_be_absent() -> None:
+    (r,) = parse('{"ts": "2026-11-26T02:00:00Z"}').readings
+    assert (r.temp_c, r.rh, r.lat, r.lon, r.battery) == (None, None, None, None, None)
+
+
+def test_batch_with_one_bad_reading_keeps_the_good_ones() -> None:
+    msg = parse(
+        json.dumps(
+            {
+                "device_id": "LOG-000123",
+                "readings": [
+                    {"ts": "2026-11-26T02:00:00Z", "temp_c": 4.0},
+                    {"ts": "2026-11-26T02:01:00Z", "temp_c": 400},
+                    {"ts": "2026-11-26T02:02:00Z", "temp_c": 4.2},
+                ],
+            }
+        )
+    )
+    assert [r.temp_c for r in msg.readings] == [4.0, 4.2]
+    assert len(msg.rejections) == 1
+    assert msg.rejections[0].index == 1
+    assert "temp_c" in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("{not json", "not JSON"),
+        ('"hello"', "not a JSON object"),
+        ('{"temp_c": 4}', "ts: Field required"),
+        ('{"ts": "yesterday", "temp_c": 4}', "not ISO 8601"),
+        ('{"ts": "2026-11-26T02:00:00", "temp_c": 4}', "no UTC offset"),
+        ('{"ts": "2026-11-26T02:00:00Z", "temp_c": "warm"}', "temp_c"),
+        ('{"ts": "2026-11-26T02:00:00Z", "temp_c": NaN}', "finite"),
+        ('{"ts": "2026-11-26T02:00:00Z", "temp_c": Infinity}', "finite"),
+        ('{"ts": "2026-11-26T02:00:00Z", "temp_c": -120}', "temp_c"),
+        ('{"ts": "2026-11-26T02:00:00Z", "rh": 101}', "rh"),
+        ('{"ts": "2026-11-26T02:00:00Z", "lat": 91}', "lat"),
+        ('{"ts": "2026-11-26T02:00:00Z", "lon": -181}', "lon"),
+        ('{"ts": "2026-11-26T02:00:00Z", "battery": 1.5}', "battery"),
+        ('{"ts": "2026-11-26T02:00:00Z", "temp_c": true}', "boolean"),
+        ('{"ts": "2026-11-27T02:00:00Z", "temp_c": 4}', "in the future"),
+        ('{"device_id": "LOG-9", "ts": "2026-11-26T02:00:00Z"}', "differs from the topic"),
+        ('{"readings": {"ts": 1}}', "must be a list"),
+    ],
+)
+def test_bad_input_is_refused_with_a_reason(payload: str, reason: str) -> None:
+    msg = parse(payload)
+    assert msg.readings == ()
+    assert msg.rejections, payload
+    assert reason in msg.rejections[0].reason
+
+
+def test_oversized_payload_and_batch() -> None:
+    big = parse(b"{" + b" " * 2000 + b"}", max_payload_bytes=1000)
+    assert "exceeds the limit" in big.rejections[0].reason
+    many = parse(
+        json.dumps({"readings": [{"ts": "2026-11-26T02:00:00Z"}] * 11}), max_batch_readings=10
+    )
+    assert "batch of 11" in many.rejections[0].reason
+
+
+def test_unknown_device_is_refused() -> None:
+    msg = parse('{"ts": "2026-11-26T02:00:00Z"}', known_devices=frozenset({"LOG-1"}))
+    assert "unknown device 'LOG-000123'" in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    "topic", ["coldchain/v1/devices/LOG-1", "other/devices/LOG-1/telemetry", "coldchain/v1/x"]
+)
+def test_non_device_topics_are_refused(topic: str) -> None:
+    assert "not a device topic" in parse('{"ts": 0}', topic=topic).rejections[0].reason
+
+
+def test_senml_pack() -> None:
+    pack = [
+        {"bn": "urn:dev:ser:LOG-000123:", "bt": 1764126000, "n": "temp", "u": "Cel", "v": 4.5},
+        {"n": "humidity", "u": "%RH", "v": 40.0},
+        {"n": "temp", "u": "Cel", "v": 4.7, "t": 60},
+        {"n": "door", "u": "count", "v": 1},
+    ]
+    msg = parse(json.dumps(pack))
+    assert msg.rejections == ()
+    assert [(r.ts.timestamp(), r.temp_c, r.rh) for r in msg.readings] == [
+        (1764126000, 4.5, 40.0),
+        (1764126060, 4.7, None),
+    ]
+
+
+def test_senml_relative_time_is_refused() -> None:
+    msg = parse(json.dumps([{"bn": "LOG-000123/", "n": "t", "u": "Cel", "v": 4.5, "t": -5}]))
+    assert "relative time" in msg.rejections[0].reason
+
+
+def test_status_and_last_will() -> None:
+    topic = status_topic(ROOT, "LOG-000123")
+    ok = parse('{"online": true, "battery": 0.5, "firmware": "1.2.3"}', topic=topic)
+    assert ok.status == DeviceStatus("LOG-000123", True, None, 0.5, "1.2.3")
+    will = parse('"offline"', topic=topic)
+    assert will.status is not None and will.status.online is False
+
+
+def test_topic_parsing() -> None:
+    t = parse_topic(ROOT, TOPIC)
+    assert t is not None and (t.device_id, t.kind) == ("LOG-000123", "telemetry")
+
+
+@given(
+    temp=st.none() | st.floats(-100, 100),
+    rh=st.none() | st.floats(0, 100),
+    lat=st.none() | st.floats(-90, 90),
+    lon=st.none() | st.floats(-180, 180),
+    battery=st.none() | st.floats(0, 1),
+    minutes=st.integers(0, 10_000_000),
+)
+def test_what_the_simulator_builds_parses_back_unchanged(
+    temp: float | None, rh: float | None, lat: float | None, lon: float | None,
+    battery: float | None, minutes: int,
+) -> None:  # fmt: skip
+    ts = NOW - timedelta(minutes=minutes)
+    r = Reading("LOG-000123", ts, temp, rh, lat, lon, battery)
+    assert parse(reading_payload(r)).readings == (r,)
+    assert parse(batch_payload("LOG-000123", [r, r])).readings == (r, r)
+
+
+def test_status_payload_round_trip() -> None:
+    s = DeviceStatus("LOG-000123", False, NOW, 0.3, "2.0")
+    parsed = parse(status_payload(s), topic=status_topic(ROOT, "LOG-000123")).status
+    assert parsed == s
