@@ -54,7 +54,9 @@ class IngestSettings(BaseModel):
 
     batch_max_readings: int = Field(default=2000, ge=1)
     batch_max_age_ms: int = Field(default=100, ge=1)
-    queue_max_messages: int = Field(default=5000, ge=1)
+    # MQTT 5 receive maximum: how many unacknowledged messages the broker may hand us at once.
+    # None = twice the batch size, so one batch fills while the previous one commits.
+    receive_maximum: int | None = Field(default=None, ge=1, le=65535)
     max_payload_bytes: int = Field(default=256 * 1024, ge=256)
     max_batch_readings: int = Field(default=10_000, ge=1)
     max_future_s: int = Field(default=300, ge=0)
@@ -64,16 +66,9 @@ class IngestSettings(BaseModel):
 class AlertsSettings(BaseModel):
     """Rules engine and notification delivery."""
 
-    rules_file: Path | None = None
     gap_factor: float = Field(default=2.0, gt=1.0)
     poll_interval_s: float = Field(default=5.0, gt=0)
     offline_check_interval_s: float = Field(default=30.0, gt=0)
-    webhook_url: str | None = None
-    webhook_secret: SecretStr | None = None
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_from: str = "coldchain@localhost"
-    email_to: list[str] = Field(default_factory=list)
 
 
 class WebSettings(BaseModel):
