@@ -126,8 +126,8 @@ def plan_excursions(stored: Iterable[StoredExcursion], found: Sequence[Excursion
             if old.alert_id is not None:
                 plan.carried_alert[key] = old.alert_id
         plan.insert.append(e)
-    for key, old in by_key.items():
-        if key not in seen:
+    for stored_key, old in by_key.items():
+        if stored_key not in seen:
             plan.supersede.append((old, "re-evaluated: no longer an excursion (merged or split)"))
     return plan
 

@@ -75,7 +75,9 @@ class Ingester:
         self._max_readings = cfg.batch_max_readings
         self._max_age = cfg.batch_max_age_ms / 1000.0
         # Twice the batch size keeps one batch filling while the previous one commits.
-        self._receive_maximum = cfg.receive_maximum or min(65535, max(2 * cfg.batch_max_readings, 100))
+        self._receive_maximum = cfg.receive_maximum or min(
+            65535, max(2 * cfg.batch_max_readings, 100)
+        )
         self._limits = Limits(
             max_payload_bytes=cfg.max_payload_bytes,
             max_batch_readings=cfg.max_batch_readings,

@@ -41,7 +41,7 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLDCHAIN_DB__PORT", "6543")
     monkeypatch.setenv("COLDCHAIN_MQTT__TOPIC_ROOT", "acme/v1")
     monkeypatch.setenv("COLDCHAIN_INGEST__BATCH_MAX_READINGS", "10")
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert s.db.port == 6543
     assert s.mqtt.topic_root == "acme/v1"
     assert s.ingest.batch_max_readings == 10
@@ -51,15 +51,15 @@ def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dot_env_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("COLDCHAIN_WEB__PORT=9000\n")
-    assert Settings(_env_file=env).web.port == 9000  # type: ignore[call-arg]
+    assert Settings(_env_file=env).web.port == 9000
 
 
 def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLDCHAIN_INGEST__BATCH_MAX_READINGS", "0")
     with pytest.raises(ValidationError, match="batch_max_readings"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def test_password_is_escaped_in_the_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLDCHAIN_DB__PASSWORD", "p@ss/w:rd")
-    assert "p%40ss%2Fw%3Ard@" in Settings(_env_file=None).db.dsn  # type: ignore[call-arg]
+    assert "p%40ss%2Fw%3Ard@" in Settings(_env_file=None).db.dsn

@@ -26,9 +26,7 @@ def profile(minutes: int, hot: range, hot_c: float = 12.0) -> list[float]:
 
 def readings(device: str, temps: list[float], *, skip: range = range(0)) -> list[Reading]:
     return [
-        Reading(device, T0 + timedelta(minutes=m), t)
-        for m, t in enumerate(temps)
-        if m not in skip
+        Reading(device, T0 + timedelta(minutes=m), t) for m, t in enumerate(temps) if m not in skip
     ]
 
 
@@ -62,12 +60,28 @@ async def test_excursion_with_alarm_delay_opens_one_alert_at_reading_time(
     await rules.setup()
     await rules.process_changes()
 
-    exc = rows(db_dsn, """SELECT direction, start_ts, end_ts, max_c, alarm_at, n_readings
-                          FROM excursions WHERE superseded_at IS NULL""")
-    assert exc == [("high", T0 + timedelta(minutes=30), T0 + timedelta(minutes=60), 12.0,
-                    T0 + timedelta(minutes=45), 30)]
-    alerts = rows(db_dsn, "SELECT shipment_id, rule_key, severity, state, triggered_at, cleared_at IS NOT NULL FROM alerts")
-    assert alerts == [(shp.shipment_id, "temp_high", "major", "open", T0 + timedelta(minutes=45), True)]
+    exc = rows(
+        db_dsn,
+        """SELECT direction, start_ts, end_ts, max_c, alarm_at, n_readings
+                          FROM excursions WHERE superseded_at IS NULL""",
+    )
+    assert exc == [
+        (
+            "high",
+            T0 + timedelta(minutes=30),
+            T0 + timedelta(minutes=60),
+            12.0,
+            T0 + timedelta(minutes=45),
+            30,
+        )
+    ]
+    alerts = rows(
+        db_dsn,
+        "SELECT shipment_id, rule_key, severity, state, triggered_at, cleared_at IS NOT NULL FROM alerts",
+    )
+    assert alerts == [
+        (shp.shipment_id, "temp_high", "major", "open", T0 + timedelta(minutes=45), True)
+    ]
 
     # Evaluating again (a restart, a duplicate notification) changes nothing.
     await rules.process_changes()
@@ -99,7 +113,10 @@ async def test_late_batch_gives_the_in_order_result_and_keeps_history(
     rules = engine(pool, settings, now)
     await rules.setup()
     await rules.process_changes()
-    before = rows(db_dsn, "SELECT start_ts, end_ts, ended_by_gap FROM excursions WHERE superseded_at IS NULL ORDER BY start_ts")
+    before = rows(
+        db_dsn,
+        "SELECT start_ts, end_ts, ended_by_gap FROM excursions WHERE superseded_at IS NULL ORDER BY start_ts",
+    )
     assert len(before) == 2  # the gap splits it: unknown time is not in range
     assert before[0][2] is True
 
@@ -107,9 +124,13 @@ async def test_late_batch_gives_the_in_order_result_and_keeps_history(
     late = readings("LOG-1", temps)[40:60]
     await write(pool, list(reversed(late)))
     await rules.process_changes()
-    after = rows(db_dsn, "SELECT start_ts, end_ts, n_readings FROM excursions WHERE superseded_at IS NULL")
+    after = rows(
+        db_dsn, "SELECT start_ts, end_ts, n_readings FROM excursions WHERE superseded_at IS NULL"
+    )
     assert after == [(T0 + timedelta(minutes=30), T0 + timedelta(minutes=70), 40)]
-    superseded = rows(db_dsn, "SELECT superseded_reason FROM excursions WHERE superseded_at IS NOT NULL")
+    superseded = rows(
+        db_dsn, "SELECT superseded_reason FROM excursions WHERE superseded_at IS NOT NULL"
+    )
     assert len(superseded) == 2
 
     # The same end state as a database that received everything in order.
@@ -121,7 +142,9 @@ async def test_reading_outside_the_assignment_is_not_judged(
 ) -> None:
     seed_shipment(db_dsn, start=T0, hours=1)
     # Hot readings after the logger left the shipment belong to no shipment.
-    await write(pool, [Reading("LOG-1", T0 + timedelta(hours=2, minutes=m), 20.0) for m in range(40)])
+    await write(
+        pool, [Reading("LOG-1", T0 + timedelta(hours=2, minutes=m), 20.0) for m in range(40)]
+    )
     rules = engine(pool, settings, T0 + timedelta(hours=3))
     await rules.setup()
     await rules.process_changes()
