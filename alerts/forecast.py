@@ -15,7 +15,8 @@ Models (times in hours):
 * ``"exponential"``: first-order approach to an asymptote, T(s) = A − B·exp(−k·s) (a box warming
   or cooling toward its surroundings), fitted with ``scipy.optimize.curve_fit`` with the time
   constant 1/k bounded to [span/20, 20·span] of the fit data. Falls back to the line when the fit
-  fails to converge, has non-finite or very uncertain parameters (ill-conditioned).
+  fails to converge, ends at a bound of the time constant, or has non-finite or very uncertain
+  parameters (ill-conditioned).
 * ``"auto"`` (default): the exponential is kept only when it is also significantly better than the
   line (F-test on the residuals, p < 0.01); otherwise the line. An exponential that levels off
   before a limit predicts no breach where a line would.
@@ -63,6 +64,7 @@ _TAU_MAX_SPANS = 20.0
 _F_TEST_P = 0.01
 # Relative standard error of k above which the exponential fit is considered ill-conditioned.
 _MAX_REL_ERR_K = 0.5
+_BOUND_MARGIN = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +168,14 @@ def _fit_exponential(
     except (RuntimeError, ValueError, optimize.OptimizeWarning, FloatingPointError):
         return None
     a, b, k = (float(v) for v in popt)
+    if not all(math.isfinite(v) for v in (a, b, k)):
+        return None
+    # Pinned at a bound means the data has no time constant in the allowed range (for example a
+    # straight line): the bound, not the data, would set the curvature.
+    if not k_min * (1 + _BOUND_MARGIN) < k < k_max * (1 - _BOUND_MARGIN):
+        return None
     k_err = math.sqrt(pcov[2, 2]) if np.isfinite(pcov[2, 2]) and pcov[2, 2] >= 0 else math.inf
-    if not all(math.isfinite(v) for v in (a, b, k)) or k_err > _MAX_REL_ERR_K * k:
+    if k_err > _MAX_REL_ERR_K * k:
         return None
     residuals = temp_c - _exponential(s, a, b, k)
     return _Fit("exponential", (a, b, k), s_now, float(residuals @ residuals))

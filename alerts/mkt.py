@@ -32,10 +32,12 @@ underflows for any ΔH or temperature. Weights are exact integer microseconds.
 Merging (:class:`MKTAccumulator`)
 ---------------------------------
 An accumulator holds the sums *of the intervals between its own readings*, plus its first and last
-reading. Merging two accumulators that cover consecutive, non-overlapping parts adds the
-**boundary interval** (last reading of the earlier part → first reading of the later part)
-exactly as a single pass would: by the weighting rule, or not at all when it exceeds ``max_gap``.
-So splitting a series anywhere and merging the parts gives the one-pass result.
+reading. Merging two accumulators of **adjacent** parts (no reading of the series lies between
+them) adds the **boundary interval** (last reading of the earlier part → first reading of the later
+part) exactly as a single pass would: by the weighting rule, or not at all when it exceeds
+``max_gap``. So splitting a series anywhere and merging the parts back, neighbours with neighbours
+in any grouping, gives the one-pass result. Merging non-adjacent parts treats them as adjacent
+(it cannot know what lies between); overlapping parts are rejected.
 
 Rolling windows (:func:`rolling_mkt`)
 -------------------------------------
@@ -216,7 +218,7 @@ class MKTAccumulator:
         return self.merge(single)
 
     def merge(self, other: MKTAccumulator) -> MKTAccumulator:
-        """Combine with an accumulator of a non-overlapping part (either order).
+        """Combine with the accumulator of an adjacent, non-overlapping part (either order).
 
         The boundary interval between the parts is credited as a single pass would credit it.
         """
@@ -289,7 +291,10 @@ def mkt(
     max_gap: timedelta,
     delta_h_j_mol: float = DEFAULT_DELTA_H_J_MOL,
 ) -> MKTResult | None:
-    """MKT of a series (any order), or None when no time is covered."""
+    """MKT of a series (any order), or None when no time is covered.
+
+    ``weighting`` has no default on purpose: it changes the result and must appear in reports.
+    """
     return MKTAccumulator.from_points(
         points, weighting=weighting, max_gap=max_gap, delta_h_j_mol=delta_h_j_mol
     ).result()
@@ -349,8 +354,8 @@ def rolling_mkt(
         credited = weight > 0
         ref = float(log_term[credited].max()) if credited.any() else 0.0
         terms = np.where(credited, weight * np.exp(log_term - ref), 0.0)
-        sums = _range_sums(terms, starts, index)
         covered = window_weight > 0
+        sums = _range_sums(terms, starts, index, covered)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_mean = ref + np.log(sums) - np.log(np.where(covered, window_weight, 1))
         # exp(term - ref) can only underflow for absurd ΔH or temperature spreads; those windows
@@ -397,9 +402,14 @@ def _series_arrays(series: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.flo
 
 
 def _range_sums(
-    terms: NDArray[np.float64], lo: NDArray[np.intp], hi: NDArray[np.intp]
+    terms: NDArray[np.float64],
+    lo: NDArray[np.intp],
+    hi: NDArray[np.intp],
+    covered: NDArray[np.bool_],
 ) -> NDArray[np.float64]:
     """Σ terms[lo[k]:hi[k]] for every k, in O(len) with little cancellation.
+
+    ``covered[k]`` says the range holds a credited (weight > 0) interval; other ranges are 0.
 
     A global prefix sum would subtract two numbers as large as everything before the window,
     losing digits in proportion to the series length. Instead the terms are cut into blocks at
@@ -418,8 +428,8 @@ def _range_sums(
     prefix = np.cumsum(grid, axis=1).ravel()
     suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()
 
-    nonempty = lengths > 0
-    last = np.where(nonempty, hi - 1, lo)
+    nonempty = (lengths > 0) & covered
+    last = np.where(lengths > 0, hi - 1, lo)
     same_block = (lo // block) == (last // block)
     left_rest = np.where(lo % block == 0, 0.0, prefix[np.maximum(lo - 1, 0)])
     right_rest = np.where(hi % block == 0, 0.0, suffix[hi])
