@@ -9,6 +9,7 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,7 @@ def web(
 ) -> None:
     """Serve the HTTP API and the dashboard on one port."""
     import uvicorn
+
     from api.app import create_app
 
     settings = _settings()
@@ -111,7 +113,7 @@ def web(
 @app.command()
 def simulate(
     scenario: Annotated[
-        str | None, typer.Option(help="Bundled scenario name or path to a file.")
+        str | None, typer.Option(help="Bundled scenario name (demo, ...) or a scenario file.")
     ] = None,
     speed: Annotated[
         float | None, typer.Option(help="Time acceleration (1 = real time); default from settings.")
@@ -120,17 +122,21 @@ def simulate(
         bool, typer.Option(help="As fast as possible, with back-dated timestamps.")
     ] = False,
     seed: Annotated[
-        int | None, typer.Option(help="Random seed (same seed, same readings).")
+        int | None, typer.Option(help="Random seed; default: the scenario's own.")
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulated start time (UTC); fixed start + seed = identical bytes."),
     ] = None,
     ground_truth: Annotated[
-        Path | None, typer.Option(help="Write the ground truth JSON here.")
+        Path | None, typer.Option(help="Write what really happened (ground truth JSON) here.")
     ] = None,
     provision: Annotated[
-        bool, typer.Option(help="Register the fleet in the database first.")
+        bool, typer.Option(help="Register the fleet (products, shipments, loggers) first.")
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Drive the platform with a simulated fleet of loggers."""
+    """Drive the platform with a simulated fleet of loggers, faults included."""
     from simulator.service import run_simulation
 
     settings = _settings()
@@ -139,10 +145,51 @@ def simulate(
             settings,
             scenario=scenario or settings.simulator.scenario,
             speed=None if fast else (speed or settings.simulator.speed),
-            seed=settings.simulator.seed if seed is None else seed,
+            seed=seed if seed is not None else settings.simulator.seed,
             dsn=settings.db.dsn if provision else None,
             ground_truth_path=ground_truth,
             progress=progress and sys.stderr.isatty(),
+            stop_event=stop,
+            start=start.replace(tzinfo=UTC) if start and start.tzinfo is None else start,
+        )
+    )
+
+
+@app.command()
+def logger(
+    device_id: Annotated[str, typer.Option(help="The virtual logger's id.")] = "SIM-VIRTUAL-01",
+    temp: Annotated[float, typer.Option(help="Starting temperature, °C.")] = 5.0,
+    interval: Annotated[float, typer.Option(help="Seconds between readings.")] = 10.0,
+    register: Annotated[
+        bool, typer.Option(help="Register the logger in the database if it is not known.")
+    ] = True,
+) -> None:
+    """One virtual logger for manual testing: type a temperature (e.g. 12) and Enter to set it.
+
+    It also obeys {"temp_c": 12} published to {root}/sim/{device_id}/set.
+    """
+    from simulator.service import run_virtual_logger
+
+    settings = _settings()
+    if register:
+        import psycopg
+
+        with psycopg.connect(settings.db.dsn) as conn:
+            conn.execute(
+                "INSERT INTO devices (device_id, model, interval_s) VALUES (%s, 'virtual', %s)"
+                " ON CONFLICT (device_id) DO NOTHING",
+                (device_id, max(1, round(interval))),
+            )
+    typer.echo(
+        f"virtual logger {device_id}: type a temperature and Enter to change it; Ctrl-C stops"
+    )
+    _run_until_signal(
+        lambda stop: run_virtual_logger(
+            settings,
+            device_id=device_id,
+            temp_c=temp,
+            interval_s=interval,
+            read_stdin=sys.stdin.isatty(),
             stop_event=stop,
         )
     )

@@ -84,7 +84,7 @@ class SimulatorSettings(BaseModel):
 
     scenario: str = "demo"
     speed: float = Field(default=60.0, gt=0)
-    seed: int = 1
+    seed: int | None = None  # None: the scenario's own seed
 
 
 class StackSettings(BaseModel):

@@ -182,15 +182,25 @@ class PublishStats:
 
 @dataclass(frozen=True, slots=True)
 class Pacer:
-    """Maps simulated time to wall-clock time: ``wall = wall0 + (sim - sim0) / speed``."""
+    """Maps simulated time to wall-clock time: ``wall = wall0 + (sim - sim0) / speed``.
+
+    With ``live_ms0`` (the real epoch time at ``wall0``) a message is also never sent before
+    its own timestamp has come: a logger cannot report the future. A scenario that starts in
+    the past therefore plays its history at ``speed`` until it reaches the present, then goes
+    on in real time.
+    """
 
     sim0_ms: int
     wall0: float
     speed: float
+    live_ms0: int | None = None
 
     def wall_for(self, sim_ms: int) -> float:
         """Wall-clock time (``clock()`` units, seconds) at which ``sim_ms`` is due."""
-        return self.wall0 + (sim_ms - self.sim0_ms) / 1000.0 / self.speed
+        paced = self.wall0 + (sim_ms - self.sim0_ms) / 1000.0 / self.speed
+        if self.live_ms0 is None:
+            return paced
+        return max(paced, self.wall0 + (sim_ms - self.live_ms0) / 1000.0)
 
 
 async def pump(

@@ -295,6 +295,10 @@ class Scenario(_Strict):
     seed: int = Field(default=1, ge=0)
     start: datetime | Literal["auto"] = "auto"
     duration_h: float = Field(gt=0, le=24 * 120)
+    # With start = "auto": how much of the scenario lies in the past when it starts. That part
+    # plays at the chosen speed; the rest follows in real time. None: as much as keeps the
+    # whole run, at the chosen speed, just behind the present.
+    history_h: float | None = Field(default=None, ge=0)
     ambient: str = "summer"
     company_prefix: str = Field(default="0614141", pattern=r"^[0-9]{6,12}$")
     fleet: FleetSpec

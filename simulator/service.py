@@ -85,11 +85,15 @@ class SimulationResult:
 
 
 def resolve_start(scenario: Scenario, speed: float | None, now: datetime) -> datetime:
-    """The scenario's start, or the latest start that keeps every timestamp in the past."""
+    """The scenario's start; for "auto", ``history_h`` before now, or else the latest start
+    that keeps every timestamp of the run in the past."""
     if scenario.start != "auto":
         return scenario.start
     duration = timedelta(hours=scenario.duration_h)
-    lag = duration if speed is None else duration * max(0.0, 1.0 - 1.0 / speed)
+    if scenario.history_h is not None and speed is not None:
+        lag = min(duration, timedelta(hours=scenario.history_h))
+    else:
+        lag = duration if speed is None else duration * max(0.0, 1.0 - 1.0 / speed)
     return (now - lag).replace(microsecond=0)
 
 
@@ -124,7 +128,8 @@ async def run_simulation(
     truth = GroundTruthBuilder(fleet)
     messages = message_stream(fleet, injector, observe=truth.observe)
     t0 = time.monotonic()
-    pacer = None if speed is None else Pacer(fleet.start_ms, t0, speed)
+    live_ms0 = int(datetime.now(UTC).timestamp() * 1000)
+    pacer = None if speed is None else Pacer(fleet.start_ms, t0, speed, live_ms0)
 
     with _progress_bar(fleet, enabled=progress) as on_sent:
         if publisher is not None:

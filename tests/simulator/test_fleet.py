@@ -129,11 +129,16 @@ def test_streams_stay_in_the_run_and_follow_the_route() -> None:
 
 
 def test_start_is_back_dated_so_no_timestamp_is_ahead_of_the_clock() -> None:
-    sc = load_scenario("demo")  # start = "auto", 6 h
+    sc = load_scenario("demo").model_copy(update={"duration_h": 6.0, "history_h": None})
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert resolve_start(sc, None, now) == now - timedelta(hours=6)
     assert resolve_start(sc, 1.0, now) == now
     assert resolve_start(sc, 60.0, now) == now - timedelta(hours=6) * (59 / 60)
+    # With history_h, that much lies in the past; the rest follows in real time (see Pacer).
+    demo = load_scenario("demo")
+    assert demo.history_h == 1
+    assert resolve_start(demo, 60.0, now) == now - timedelta(hours=1)
+    assert resolve_start(demo, None, now) == now - timedelta(hours=demo.duration_h)
     fixed = scenario_from_dict(base_scenario())
     assert resolve_start(fixed, None, now) == START
 
@@ -244,3 +249,13 @@ async def test_virtual_logger_follows_a_command() -> None:
     temps = [json.loads(p).get("temp_c") for _, p, _ in pub.sent]
     assert temps == [None, 5.0, 12.0]  # status, then 5 °C, then at once the new 12 °C
     assert vlog.changes == [12.0]
+
+
+def test_pacer_never_sends_a_reading_before_its_time() -> None:
+    # A scenario starting one hour ago, played at 60x: the past hour takes one minute, then
+    # real time — a logger cannot report the future.
+    live0 = to_ms(START) + 3_600_000
+    pacer = Pacer(to_ms(START), 0.0, speed=60.0, live_ms0=live0)
+    assert pacer.wall_for(to_ms(START) + 30 * 60_000) == pytest.approx(30.0)  # history, fast
+    assert pacer.wall_for(live0) == pytest.approx(60.0)  # caught up
+    assert pacer.wall_for(live0 + 600_000) == pytest.approx(600.0)  # then real time
