@@ -34,6 +34,7 @@ def _settings() -> Settings:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per step is noise
     return settings
 
 

@@ -1,11 +1,12 @@
 """Write a simulated fleet into the database (psycopg 3), idempotently.
 
 Products, devices, shipments and units are upserted by their natural keys (GTIN, device id,
-shipment reference, EPC). A shipment's legs are replaced. The fleet's own assignments, packing
-(aggregations) and shipment units are replaced too: running the same scenario with the same start
-twice leaves the same rows, and running it again with a new start moves the fleet's loggers to the
-new interval. Rows of other fleets are never touched; if one of them holds a logger at the same
-time, the exclusion constraint refuses the run and nothing is written.
+shipment reference, EPC). A shipment's legs are replaced, and so are the fleet's packing
+(aggregations) and shipment units: running the same scenario with the same start twice leaves the
+same rows. A logger's assignment to its shipment is widened to cover a new run, so running the
+scenario again later keeps the readings of the earlier run in their shipment. Rows of other fleets
+are never touched; if one of them holds a logger at the same time, the exclusion constraint
+refuses the run and nothing is written.
 
 Everything goes through temporary tables filled by COPY, then one set-based statement per table,
 in a single transaction, so 10,000 loggers provision in seconds.
@@ -131,9 +132,18 @@ FROM sim_legs l JOIN shipments sh USING (reference)
 """,
 )
 
-# The fleet's own assignments go: those of its loggers to its shipments, and any of its loggers'
-# that overlap the new interval in another shipment of the same fleet (same reference prefix).
+# A logger's assignment to its own shipment is kept and widened to cover the new run, so the
+# readings of an earlier run of the same fleet still belong to their shipment (running the demo
+# again keeps its history). Its assignments to *other* shipments of the same fleet that overlap
+# the new interval go (the logger moved).
 REPLACE_ASSIGNMENTS = (
+    """
+CREATE TEMP TABLE sim_previous ON COMMIT DROP AS
+SELECT a.device_id, sh.reference, lower(a.during) AS starts, upper(a.during) AS ends
+FROM device_assignments a
+JOIN shipments sh ON sh.shipment_id = a.shipment_id
+JOIN sim_assignments s ON s.device_id = a.device_id AND s.reference = sh.reference
+""",
     """
 DELETE FROM device_assignments a
 USING sim_assignments s JOIN shipments sh USING (reference)
@@ -144,8 +154,12 @@ WHERE a.device_id = s.device_id
 """,
     """
 INSERT INTO device_assignments (device_id, shipment_id, during)
-SELECT s.device_id, sh.shipment_id, tstzrange(s.starts, s.ends, '[)')
-FROM sim_assignments s JOIN shipments sh USING (reference)
+SELECT s.device_id, sh.shipment_id,
+       tstzrange(least(s.starts, min(p.starts)), greatest(s.ends, max(p.ends)), '[)')
+FROM sim_assignments s
+JOIN shipments sh USING (reference)
+LEFT JOIN sim_previous p ON p.device_id = s.device_id AND p.reference = s.reference
+GROUP BY s.device_id, sh.shipment_id, s.starts, s.ends
 """,
 )
 
@@ -294,7 +308,8 @@ async def provision_fleet(dsn: str, fleet: Fleet) -> ProvisionResult:
         await cur.execute(UPSERT_SHIPMENTS)
         for statement in REPLACE_LEGS:
             await cur.execute(statement)
-        delete_assignments, insert_assignments = REPLACE_ASSIGNMENTS
+        remember, delete_assignments, insert_assignments = REPLACE_ASSIGNMENTS
+        await cur.execute(remember)
         await cur.execute(delete_assignments, {"prefix": f"{prefix}-SHP-%"})
         await cur.execute(insert_assignments)
         await cur.execute(UPSERT_UNITS)
