@@ -9,15 +9,26 @@ Excursion history: an excursion is identified by ``(device, direction, start)``.
 (two excursions merged by a filled gap, say) is superseded with no successor. Nothing is edited
 in place, so the history of what was reported stays visible.
 
-Alert policy for temperature excursions (rule keys ``temp_high`` and ``temp_low``):
+Alert policy (one unresolved alert per (shipment, rule); rule keys in :data:`alerts.rules.RULE_KEYS`):
 
-* an excursion that reached its alarm (alarm delay exceeded, or freezing) belongs to an alert;
-  if the (shipment, rule) has an unresolved alert it joins it, else a new alert opens at the
-  excursion's ``alarm_at`` (the reading's time, not the server's);
-* a freezing excursion is ``critical``, others ``major``; a stronger one upgrades the alert;
-* when no excursion of the alert is still open, the condition has *cleared*: an acknowledged
-  alert then resolves by itself, an unacknowledged one stays open (cleared) so that somebody
-  still looks at an excursion that happened, and resolves when acknowledged.
+* **Open or join.** A temperature excursion that reached its alarm (alarm delay exceeded, or
+  freezing), or a rule episode that alarmed (:mod:`alerts.conditions`), belongs to an alert: if
+  the (shipment, rule) has an unresolved alert it joins it, else a new alert opens at the alarm's
+  time (the reading's time, not the server's).
+* **Upgrade, never duplicate.** The alert takes the strongest severity of what it holds: a
+  freezing excursion (``critical`` by default) upgrades a ``major`` low-temperature alert, an
+  exhausted budget upgrades the budget warning. Severities never go down.
+* **Clear without flapping.** The condition has cleared when nothing the alert holds still holds
+  *and* it has stayed so for the rule's clear delay, measured on the data's own time (for
+  "offline", on the clock). A value hovering at a limit therefore does not clear and re-open an
+  alert at every reading: while the delay runs nothing changes, and a new breach inside it joins.
+  "Cleared" is always what the data says: a cleared alert whose condition is no longer quiet
+  (a new breach, or late readings) is re-opened.
+* **Resolve.** A cleared alert that somebody acknowledged resolves by itself. An unacknowledged
+  one stays open, marked cleared, until somebody acknowledges it: an excursion of a medicine that
+  happened must be looked at by a person even when it is over (EU GDP), and acknowledging it
+  then resolves it. Rules with ``auto_resolve`` (device offline, low battery, predicted breach by
+  default: operational conditions with no product impact of their own) resolve when cleared.
 """
 
 from __future__ import annotations
@@ -26,48 +37,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from alerts.excursions import Excursion, TempLimits
+from alerts.conditions import ConditionState
+from alerts.excursions import Excursion
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
 
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """The product profile a shipment is judged against, as stored."""
-
-    gtin: str | None
-    low_c: float | None
-    high_c: float | None
-    freeze_c: float | None
-    alarm_delay_s: int
-
-    def limits(self, interval_s: int, gap_factor: float) -> TempLimits:
-        """Temperature limits for one device, whose gaps are judged against its own interval."""
-        freeze = self.freeze_c
-        if freeze is not None and self.low_c is not None and freeze >= self.low_c:
-            freeze = None  # a freeze limit inside the range cannot be told apart from "low"
-        return TempLimits(
-            low_c=self.low_c,
-            high_c=self.high_c,
-            freeze_c=freeze,
-            alarm_delay=timedelta(seconds=self.alarm_delay_s),
-            max_gap=timedelta(seconds=interval_s * gap_factor),
-        )
-
-    def thresholds(self, interval_s: int, gap_factor: float) -> dict[str, Any]:
-        """The thresholds as they were at evaluation time, stored with every result."""
-        return {
-            "product_gtin": self.gtin,
-            "low_c": self.low_c,
-            "high_c": self.high_c,
-            "freeze_c": self.freeze_c,
-            "alarm_delay_s": self.alarm_delay_s,
-            "interval_s": interval_s,
-            "gap_factor": gap_factor,
-            "max_gap_s": interval_s * gap_factor,
-        }
+Transition = Literal["clear", "reopen", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +114,11 @@ def rule_key(e: Excursion) -> str:
     return "temp_high" if e.direction == "high" else "temp_low"
 
 
-def severity(e: Excursion) -> str:
-    """Freezing is critical (often worse than warming for biologics); other excursions are major."""
-    return "critical" if e.freeze_alarm else "major"
+def excursion_severity(freeze_alarm: bool, thresholds: Mapping[str, Any]) -> str:
+    """An alarmed excursion's severity under the rule it was judged by (freezing: stronger)."""
+    if freeze_alarm:
+        return str(thresholds.get("freeze_severity") or "critical")
+    return str(thresholds.get("severity") or "major")
 
 
 def stronger(a: str, b: str) -> str:
@@ -147,16 +126,56 @@ def stronger(a: str, b: str) -> str:
     return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
 
 
-def title(e: Excursion, product_name: str | None) -> str:
-    """A one-line alert title for people."""
+def strongest(severities: Iterable[str | None]) -> str | None:
+    """The strongest of some severities (None when there are none)."""
+    found = [s for s in severities if s is not None]
+    if not found:
+        return None
+    return max(found, key=lambda s: SEVERITY_RANK[s])
+
+
+def excursion_title(
+    direction: str,
+    freeze_alarm: bool,
+    extreme_c: float,
+    limit_c: float | None,
+    product_name: str | None,
+) -> str:
+    """A one-line alert title for a temperature excursion."""
     what = (
         "Freezing"
-        if e.freeze_alarm
-        else ("Temperature above range" if e.direction == "high" else "Temperature below range")
+        if freeze_alarm
+        else ("Temperature above range" if direction == "high" else "Temperature below range")
     )
-    extreme = e.max_c if e.direction == "high" else e.min_c
+    limit = f", limit {limit_c:g} °C" if limit_c is not None else ""
     name = f" ({product_name})" if product_name else ""
-    return f"{what}: {extreme:.1f} °C beyond {e.limit_c:g} °C{name}"
+    return f"{what}: {extreme_c:.1f} °C{limit}{name}"
+
+
+def rule_title(key: str, state: ConditionState, device_id: str, product_name: str | None) -> str:
+    """A one-line alert title for a rule other than the temperature range."""
+    d = state.details
+    v = state.value
+    name = f" ({product_name})" if product_name else ""
+    if key == "budget":
+        share = f"{100 * v:.0f} %" if v is not None else "?"
+        exhausted = d.get("exhausted_at") is not None
+        what = "Stability budget exhausted" if exhausted else "Stability budget running out"
+        return f"{what}: {share} used{name}"
+    if key == "mkt":
+        limit = d.get("limit_c")
+        return f"MKT above limit: {v:.2f} °C over {d.get('window_h'):g} h, limit {limit:g} °C{name}"
+    if key == "humidity":
+        return f"Humidity out of range: {v:.0f} %RH, limit {d.get('limit_rh'):g} %RH{name}"
+    if key == "device_offline":
+        return f"No data from {device_id} for {v:.0f} min{name}"
+    if key == "battery_low":
+        return f"Battery low on {device_id}: {100 * (v or 0):.0f} %{name}"
+    if key == "predicted_breach":
+        limit = d.get("limit_c")
+        when = f" in {v:.0f} min" if v is not None else ""
+        return f"Breach of {limit:g} °C predicted{when} ({device_id}){name}"
+    return f"{key}{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,27 +189,131 @@ class AlertState:
     cleared: bool
 
 
-def clear_decision(alert: AlertState, open_excursions: int) -> str | None:
-    """What happens to an unresolved alert given how many of its excursions are still open.
+def quiet_enough(
+    *,
+    holding: bool,
+    last_end: datetime | None,
+    as_of: datetime | None,
+    clear_delay: timedelta,
+) -> bool:
+    """Has the condition been clear for the clear delay (measured from its end to ``as_of``)?
 
-    Returns ``"resolve"`` (acknowledged and cleared), ``"clear"`` (cleared, waits for a person),
-    ``"reopen"`` (was cleared, a late reading shows it is open again) or None.
+    Nothing holding and nothing ended (the episode vanished on re-evaluation) is clear at once.
     """
-    if open_excursions == 0:
-        if alert.state == "acknowledged":
-            return "resolve"
-        return None if alert.cleared else "clear"
-    return "reopen" if alert.cleared else None
+    if holding:
+        return False
+    if last_end is None:
+        return True
+    if as_of is None:
+        return False
+    return as_of - last_end >= clear_delay
 
 
-def worst(excursions: Iterable[Excursion], *, key: str) -> Excursion | None:
-    """The most extreme excursion of a set: highest max for high, lowest min for low."""
-    items = list(excursions)
-    if not items:
-        return None
-    if key == "temp_high":
-        return max(items, key=lambda e: e.max_c)
-    return min(items, key=lambda e: e.min_c)
+def clear_decision(
+    alert: AlertState, *, holding: bool, quiet: bool, auto_resolve: bool = False
+) -> Transition | None:
+    """What happens to an unresolved alert given whether its condition holds (module policy).
+
+    ``quiet``: the condition has been clear for the clear delay. Returns ``"resolve"``,
+    ``"clear"`` (cleared, waits for a person), ``"reopen"`` (it was cleared and is not any
+    more) or None.
+    """
+    if holding or not quiet:
+        # Inside the clear delay nothing is cleared (no flapping); an alert marked cleared whose
+        # data no longer is (late readings, a new breach) is re-opened, so that "cleared" is
+        # always what the data says, whatever order it came in.
+        return "reopen" if alert.cleared else None
+    if alert.state == "acknowledged" or auto_resolve:
+        return "resolve"
+    return None if alert.cleared else "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """A rule's stored state for one device of a shipment, with the alert that took it."""
+
+    device_id: str
+    state: ConditionState
+    alert_id: int | None
+    alerted_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to open."""
+
+    triggered_at: datetime
+    severity: str
+    device_id: str
+    state: ConditionState
+
+
+@dataclass(slots=True)
+class RuleAlertPlan:
+    """What to do with the alert of one (shipment, rule)."""
+
+    open: NewAlert | None = None
+    take: list[StoredState] = field(default_factory=list)  # episodes the alert takes now
+    upgrade_to: str | None = None
+    strongest: StoredState | None = None  # what the alert holds with the strongest severity
+    transition: Transition | None = None
+    holding: bool = False
+
+
+def plan_rule_alert(
+    alert: AlertState | None,
+    states: Sequence[StoredState],
+    *,
+    clear_delay: timedelta,
+    auto_resolve: bool,
+) -> RuleAlertPlan:
+    """Open/join, upgrade and clear the alert of one (shipment, rule) from its devices' states."""
+    plan = RuleAlertPlan()
+    pending = [s for s in states if s.state.trigger_at is not None]
+    plan.take = pending
+    if pending and alert is None:
+        first = min(pending, key=lambda s: (s.state.trigger_at, s.device_id))
+        assert first.state.trigger_at is not None
+        severity = strongest(s.state.severity for s in pending) or "major"
+        plan.open = NewAlert(first.state.trigger_at, severity, first.device_id, first.state)
+    alert_id = alert.alert_id if alert is not None else None
+    held = [s for s in states if s.alert_id is not None and s.alert_id == alert_id] + pending
+    plan.holding = any(s.state.holding for s in held)
+    if alert is None:
+        if plan.open is not None and not plan.holding:
+            ends = [s.state.ended_at for s in held if s.state.ended_at is not None]
+            as_of = max((s.state.as_of for s in held), default=None)
+            quiet = quiet_enough(
+                holding=False,
+                last_end=max(ends, default=None),
+                as_of=as_of,
+                clear_delay=clear_delay,
+            )
+            if quiet:
+                # Opened from data that has already cleared (a late upload): it opens cleared.
+                plan.transition = "resolve" if auto_resolve else "clear"
+        return plan
+    rated = [s for s in held if s.state.severity is not None]
+    if rated:
+        plan.strongest = max(rated, key=lambda s: SEVERITY_RANK[s.state.severity or "info"])
+        top = plan.strongest.state.severity
+        assert top is not None
+        if stronger(top, alert.severity) != alert.severity:
+            plan.upgrade_to = top
+    ends = [s.state.ended_at for s in held if s.state.ended_at is not None]
+    as_of = max((s.state.as_of for s in held), default=None)
+    plan.transition = clear_decision(
+        alert,
+        holding=plan.holding,
+        quiet=quiet_enough(
+            holding=plan.holding,
+            last_end=max(ends, default=None),
+            as_of=as_of,
+            clear_delay=clear_delay,
+        ),
+        auto_resolve=auto_resolve,
+    )
+    return plan
 
 
 def json_safe(value: Any) -> Any:

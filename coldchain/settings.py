@@ -69,6 +69,29 @@ class AlertsSettings(BaseModel):
     gap_factor: float = Field(default=2.0, gt=1.0)
     poll_interval_s: float = Field(default=5.0, gt=0)
     offline_check_interval_s: float = Field(default=30.0, gt=0)
+    # Rules: a TOML/YAML file on top of the defaults each product row gives (alerts/rules.py).
+    rules_file: Path | None = None
+    clear_delay_s: float = Field(default=300.0, ge=0)
+    offline_factor: float = Field(default=10.0, gt=1.0)
+    battery_threshold: float = Field(default=0.2, gt=0, lt=1)
+    # Escalation: tier k is notified after k × this while nobody acknowledges (unless the rules
+    # file gives each tier its own after_min).
+    escalation_minutes: float = Field(default=15.0, gt=0)
+    escalation_check_interval_s: float = Field(default=10.0, gt=0)
+    # Delivery: tier 0 when the rules file has no [escalation] tiers.
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "coldchain@localhost"
+    smtp_to: list[str] = Field(default_factory=list)
+    delivery_max_attempts: int = Field(default=10, ge=1)
+    delivery_backoff_s: float = Field(default=5.0, gt=0)
+    delivery_backoff_max_s: float = Field(default=900.0, gt=0)
 
 
 class WebSettings(BaseModel):

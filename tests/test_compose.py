@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import yaml
 from pydantic import BaseModel
@@ -29,11 +28,10 @@ def test_names_every_service() -> None:
 def test_project_services_use_the_one_image_and_real_subcommands(name: str) -> None:
     service = COMPOSE["services"][name]
     assert service["build"] == "."
-    cli = get_command(app)
-    assert isinstance(cli, click.Group)
+    cli: Any = get_command(app)  # typer's group; not a click.Group subclass in every version
     command = service["command"]
-    sub = cli.commands[command[0]]
-    if isinstance(sub, click.Group):
+    sub: Any = cli.commands[command[0]]
+    if hasattr(sub, "commands"):
         assert command[1] in sub.commands
     # every option the compose file passes exists on that subcommand
     options = {opt for p in sub.params for opt in p.opts + p.secondary_opts}

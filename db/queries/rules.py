@@ -1,4 +1,9 @@
-"""The rules engine's statements."""
+"""The rules engine's statements (evaluation, alerts, escalation, the notification outbox).
+
+Set-oriented on purpose: a round loads the context, readings, stored excursions and states of
+all its (shipment, device) pairs with a handful of statements over arrays (``unnest``), so a
+catch-up over a thousand shipments costs a few round trips, not thousands.
+"""
 
 from __future__ import annotations
 
@@ -24,33 +29,62 @@ JOIN unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS c(device_id, ts
   ON a.device_id = c.device_id AND a.during && tstzrange(c.ts_min, c.ts_max, '[]')
 """
 
-# Pairs with an excursion still open: re-judged periodically, since silence also changes them.
-OPEN_PAIRS = """
-SELECT DISTINCT shipment_id, device_id FROM excursions
-WHERE superseded_at IS NULL AND end_ts IS NULL
+# Pairs whose result can change without a new reading: an open excursion (silence ends it by a
+# data gap) or a rule that holds (a trend prediction goes stale when the logger falls silent).
+RECHECK_PAIRS = """
+SELECT shipment_id, device_id FROM excursions WHERE superseded_at IS NULL AND end_ts IS NULL
+UNION
+SELECT shipment_id, device_id FROM rule_states WHERE holding AND rule_key <> 'device_offline'
 """
 
-SHIPMENT_PROFILE = """
-SELECT s.reference, p.gtin, p.name, p.temp_min_c, p.temp_max_c, p.freeze_limit_c, p.alarm_delay_s
+SHIPMENT_CONTEXT = """
+SELECT s.shipment_id, s.reference, p.gtin, p.name, p.temp_min_c, p.temp_max_c, p.freeze_limit_c,
+       p.alarm_delay_s, p.stability_budget_s, p.mkt_delta_h_j_mol, p.mkt_limit_c, p.rh_min, p.rh_max
 FROM shipments s LEFT JOIN products p ON p.gtin = s.product_gtin
-WHERE s.shipment_id = %s
+WHERE s.shipment_id = ANY(%s)
 """
 
-DEVICE_INTERVAL = "SELECT interval_s FROM devices WHERE device_id = %s"
+# The version in force of each product's and shipment's rules (the highest one).
+CURRENT_RULE_DEFINITIONS = """
+SELECT DISTINCT ON (product_gtin, shipment_id) product_gtin, shipment_id, version, definition
+FROM rule_definitions
+WHERE shipment_id = ANY(%(shipments)s) OR product_gtin = ANY(%(gtins)s)
+ORDER BY product_gtin, shipment_id, version DESC
+"""
 
-SHIPMENT_DEVICE_READINGS = """
-SELECT r.ts, r.temp_c
-FROM device_assignments a
+# Per pair: the logger's interval and when its assignment(s) to the shipment end (NULL: open).
+PAIR_INFO = """
+SELECT k.shipment_id, k.device_id, coalesce(d.interval_s, 300),
+       CASE WHEN bool_or(upper_inf(a.during)) THEN NULL ELSE max(upper(a.during)) END
+FROM unnest(%s::bigint[], %s::text[]) AS k(shipment_id, device_id)
+JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
+LEFT JOIN devices d ON d.device_id = k.device_id
+GROUP BY k.shipment_id, k.device_id, d.interval_s
+"""
+
+# The readings of many pairs in one statement: a row per pair (its index in the arrays given)
+# with one binary array per column (array_send: 8-byte elements, NULL sent as NaN), which numpy
+# reads in one step each. Sorting by time is left to the client (cheaper than ORDER BY inside
+# the aggregates); the arrays of one row share the same row order.
+PAIR_READINGS = """
+SELECT k.i::int4,
+       array_send(array_agg(r.ts)),
+       array_send(array_agg(coalesce(r.temp_c, 'NaN'))),
+       array_send(array_agg(coalesce(r.rh, 'NaN'))),
+       array_send(array_agg(coalesce(r.battery::float8, 'NaN')))
+FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS k(shipment_id, device_id, i)
+JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
 JOIN readings r ON r.device_id = a.device_id AND a.during @> r.ts
-WHERE a.shipment_id = %s AND a.device_id = %s AND r.temp_c IS NOT NULL
-ORDER BY r.ts
+GROUP BY k.i
 """
 
 CURRENT_EXCURSIONS = """
-SELECT excursion_id, device_id, direction, start_ts, end_ts, last_out_ts, ended_by_gap, min_c, max_c,
-       degree_minutes, n_readings, readings_over_40, readings_freezing, alarm, alarm_at, alert_id
-FROM excursions
-WHERE shipment_id = %s AND device_id = %s AND superseded_at IS NULL
+SELECT e.shipment_id, e.excursion_id, e.device_id, e.direction, e.start_ts, e.end_ts,
+       e.last_out_ts, e.ended_by_gap, e.min_c, e.max_c, e.degree_minutes, e.n_readings,
+       e.readings_over_40, e.readings_freezing, e.alarm, e.alarm_at, e.alert_id
+FROM unnest(%s::bigint[], %s::text[]) AS k(shipment_id, device_id)
+JOIN excursions e ON e.shipment_id = k.shipment_id AND e.device_id = k.device_id
+WHERE e.superseded_at IS NULL
 """
 
 SUPERSEDE_EXCURSION = """
@@ -67,18 +101,70 @@ VALUES (%(shipment_id)s, %(device_id)s, %(direction)s, %(start_ts)s, %(end_ts)s,
     %(rule_key)s, %(alert_id)s, %(thresholds)s)
 """
 
-ALARMED_UNLINKED = """
-SELECT excursion_id, device_id, direction, alarm_at, freeze_alarm, rule_key,
-       CASE WHEN direction = 'high' THEN max_c ELSE min_c END AS extreme, thresholds
-FROM excursions
-WHERE shipment_id = %s AND superseded_at IS NULL AND alarm AND alert_id IS NULL
-ORDER BY alarm_at
+_STATE_COLUMNS = """
+    s.shipment_id, s.device_id, s.rule_key, s.holding, s.as_of, s.since, s.alarm_at, s.ended_at,
+    s.severity, s.value, s.trigger_at, s.details, s.alert_id, s.alerted_since
 """
 
-UNRESOLVED_ALERT = """
-SELECT alert_id, severity, state, cleared_at IS NOT NULL FROM alerts
-WHERE shipment_id = %s AND rule_key = %s AND state <> 'resolved'
+PAIR_STATES = f"""
+SELECT {_STATE_COLUMNS}
+FROM unnest(%s::bigint[], %s::text[]) AS k(shipment_id, device_id)
+JOIN rule_states s ON s.shipment_id = k.shipment_id AND s.device_id = k.device_id
+"""
+
+SHIPMENT_STATES = f"""
+SELECT {_STATE_COLUMNS} FROM rule_states s WHERE s.shipment_id = ANY(%s)
+"""
+
+# The evaluation owns the condition columns; which episode an alert took (alert_id,
+# alerted_since) is written only by TAKE_STATE, when the alert takes it.
+UPSERT_STATE = """
+INSERT INTO rule_states AS s (shipment_id, device_id, rule_key, holding, as_of, since, alarm_at,
+    ended_at, severity, value, trigger_at, details, thresholds, updated_at)
+VALUES (%(shipment_id)s, %(device_id)s, %(rule_key)s, %(holding)s, %(as_of)s, %(since)s,
+    %(alarm_at)s, %(ended_at)s, %(severity)s, %(value)s, %(trigger_at)s, %(details)s,
+    %(thresholds)s, now())
+ON CONFLICT (shipment_id, device_id, rule_key) DO UPDATE SET
+    holding = excluded.holding, as_of = excluded.as_of, since = excluded.since,
+    alarm_at = excluded.alarm_at, ended_at = excluded.ended_at, severity = excluded.severity,
+    value = excluded.value, trigger_at = excluded.trigger_at, details = excluded.details,
+    thresholds = excluded.thresholds, updated_at = now()
+"""
+
+TAKE_STATE = """
+UPDATE rule_states SET alert_id = %s, alerted_since = since, trigger_at = NULL, updated_at = now()
+WHERE shipment_id = %s AND device_id = %s AND rule_key = %s
+"""
+
+UNRESOLVED_ALERTS = """
+SELECT a.alert_id, a.shipment_id, a.rule_key, a.severity, a.state, a.cleared_at IS NOT NULL,
+       a.title, a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level
+FROM alerts a
+WHERE a.shipment_id = ANY(%s) AND a.state <> 'resolved'
 FOR UPDATE
+"""
+
+ALARMED_UNLINKED = """
+SELECT excursion_id, shipment_id, device_id, direction, alarm_at, freeze_alarm, rule_key,
+       CASE WHEN direction = 'high' THEN max_c ELSE min_c END AS extreme, thresholds
+FROM excursions
+WHERE shipment_id = ANY(%s) AND superseded_at IS NULL AND alarm AND alert_id IS NULL
+ORDER BY shipment_id, alarm_at, excursion_id
+"""
+
+# Per temperature alert: how many of its excursions are still open, when the last one ended
+# and how far its loggers' data has got since (the clear delay runs on the data's time).
+TEMP_ALERT_STATUS = """
+SELECT a.alert_id,
+       count(e.excursion_id) FILTER (WHERE e.end_ts IS NULL) AS open_excursions,
+       max(coalesce(e.end_ts, e.last_out_ts)) AS last_end,
+       (SELECT max(ds.ts) FROM device_state ds
+        WHERE ds.device_id IN (SELECT x.device_id FROM excursions x WHERE x.alert_id = a.alert_id)
+       ) AS as_of
+FROM alerts a
+LEFT JOIN excursions e ON e.alert_id = a.alert_id AND e.superseded_at IS NULL
+WHERE a.alert_id = ANY(%s)
+GROUP BY a.alert_id
 """
 
 OPEN_ALERT = """
@@ -86,6 +172,10 @@ INSERT INTO alerts (shipment_id, rule_key, severity, title, device_id, triggered
                     details)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 RETURNING alert_id
+"""
+
+RETIME_ALERT = """
+UPDATE alerts SET triggered_at = %s, device_id = %s, updated_at = now() WHERE alert_id = %s
 """
 
 LINK_EXCURSION = "UPDATE excursions SET alert_id = %s WHERE excursion_id = %s"
@@ -98,15 +188,6 @@ ALERT_EVENT = """
 INSERT INTO alert_events (alert_id, kind, actor, comment, data) VALUES (%s, %s, %s, %s, %s)
 """
 
-TEMP_ALERTS_WITH_OPEN_COUNT = """
-SELECT a.alert_id, a.rule_key, a.severity, a.state, a.cleared_at IS NOT NULL,
-       count(e.excursion_id) FILTER (WHERE e.end_ts IS NULL) AS open_excursions
-FROM alerts a
-LEFT JOIN excursions e ON e.alert_id = a.alert_id AND e.superseded_at IS NULL
-WHERE a.shipment_id = %s AND a.state <> 'resolved' AND a.rule_key IN ('temp_high', 'temp_low')
-GROUP BY a.alert_id
-"""
-
 CLEAR_ALERT = "UPDATE alerts SET cleared_at = now(), updated_at = now() WHERE alert_id = %s"
 
 REOPEN_ALERT = "UPDATE alerts SET cleared_at = NULL, updated_at = now() WHERE alert_id = %s"
@@ -115,4 +196,87 @@ RESOLVE_ALERT = """
 UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s, cleared_at = coalesce(cleared_at, now()),
        updated_at = now()
 WHERE alert_id = %s
+"""
+
+# Loggers that should be reporting now: assigned at ``now`` to a shipment in transit. Also the
+# ones whose "no data" still holds although they are not any more (the shipment was delivered).
+OFFLINE_CANDIDATES = """
+SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300), lower(a.during), ds.ts
+FROM device_assignments a
+JOIN shipments s ON s.shipment_id = a.shipment_id AND s.status = 'in_transit'
+LEFT JOIN devices d ON d.device_id = a.device_id
+LEFT JOIN device_state ds ON ds.device_id = a.device_id
+WHERE a.during @> %(now)s::timestamptz
+"""
+
+HOLDING_OFFLINE = """
+SELECT shipment_id, device_id FROM rule_states WHERE rule_key = 'device_offline' AND holding
+"""
+
+# Shipments whose alerts may need a decision without any new reading (e.g. acknowledged after
+# their condition cleared, which resolves them).
+SHIPMENTS_WITH_UNRESOLVED_ALERTS = (
+    "SELECT DISTINCT shipment_id FROM alerts WHERE state <> 'resolved'"
+)
+
+# Unacknowledged alerts below the last tier; SKIP LOCKED leaves alone one that a person is
+# acknowledging this very moment (the API locks the row), so acknowledging wins the race.
+ESCALATION_CANDIDATES = """
+SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, a.title,
+       a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level, a.created_at,
+       a.cleared_at IS NOT NULL
+FROM alerts a JOIN shipments s ON s.shipment_id = a.shipment_id
+WHERE a.state = 'open' AND a.escalation_level < %s
+ORDER BY a.created_at
+FOR UPDATE OF a SKIP LOCKED
+"""
+
+ESCALATE_ALERT = """
+UPDATE alerts SET escalation_level = %s, escalated_at = now(), updated_at = now() WHERE alert_id = %s
+"""
+
+INSERT_NOTIFICATION = """
+INSERT INTO notifications (alert_id, event, tier, channel, target, payload)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+NOTIFY_NOTIFICATIONS = "SELECT pg_notify('alert_notifications', '')"
+
+# Claim due notifications: the attempt is counted and the row leased (not due again until the
+# lease ends) in one statement, so two workers never send the same row at the same time.
+CLAIM_NOTIFICATIONS = """
+UPDATE notifications n
+SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease_s)s)
+WHERE n.id IN (
+    SELECT id FROM notifications
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING n.id, n.alert_id, n.event, n.tier, n.channel, n.target, n.payload, n.attempts
+"""
+
+RECORD_DELIVERY = """
+INSERT INTO deliveries (alert_id, channel, target, event, attempt, ok, response, notification_id,
+                        duration_ms)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+NOTIFICATION_DELIVERED = """
+UPDATE notifications SET delivered_at = now(), last_error = NULL WHERE id = %s
+"""
+
+NOTIFICATION_GIVEN_UP = """
+UPDATE notifications SET gave_up_at = now(), last_error = %s WHERE id = %s
+"""
+
+NOTIFICATION_RETRY = """
+UPDATE notifications SET next_attempt_at = now() + make_interval(secs => %s), last_error = %s
+WHERE id = %s
+"""
+
+NEXT_NOTIFICATION_DUE = """
+SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM notifications
+WHERE delivered_at IS NULL AND gave_up_at IS NULL
 """

@@ -38,10 +38,8 @@ from coldchain.errors import ColdchainError, NotFoundError
 Conn = Connection[DictRow]
 Row = dict[str, Any]
 
-CONDITIONS = ("alarm", "warning", "offline", "ok")
+#: Alert severities, strongest first.
 SEVERITIES = ("critical", "major", "warning", "info")
-ALERT_STATES = ("open", "acknowledged", "resolved")
-SHIPMENT_STATUSES = ("planned", "in_transit", "delivered", "cancelled")
 
 AlertAction = Literal["acknowledge", "resolve", "assign"]
 
@@ -646,6 +644,7 @@ def acknowledge_alert(*, conn: Conn, alert_id: int, by: str, comment: str | None
 
     Raises NotFoundError, or AlertConflictError when the alert is acknowledged or resolved.
     """
+    comment = _blank_to_none(comment)
     with conn.transaction():
         state = _locked_state(conn, alert_id)
         if (err := _conflict(alert_id, "acknowledge", state)) is not None:
@@ -660,6 +659,7 @@ def resolve_alert(*, conn: Conn, alert_id: int, by: str, comment: str | None) ->
 
     Raises NotFoundError, or AlertConflictError when it is resolved already.
     """
+    comment = _blank_to_none(comment)
     with conn.transaction():
         state = _locked_state(conn, alert_id)
         if (err := _conflict(alert_id, "resolve", state)) is not None:
@@ -679,6 +679,12 @@ def assign_alert(*, conn: Conn, alert_id: int, assignee: str, by: str) -> Row:
         data = {"assignee": assignee, "previous": state["assignee"]}
         _event(conn, alert_id, "assigned", by, None, data)
     return get_alert(conn=conn, alert_id=alert_id)
+
+
+def _blank_to_none(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    return text.strip()
 
 
 def _event(

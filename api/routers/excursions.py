@@ -1,0 +1,25 @@
+"""Excursions across shipments (a shipment's own list is ``/shipments/{key}/excursions``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import ConnDep
+from api.schemas import Excursion
+from db.queries import web
+
+router = APIRouter(prefix="/excursions", tags=["excursions"])
+
+
+@router.get("")
+def list_excursions(
+    conn: ConnDep,
+    shipment: Annotated[str, Query(min_length=1, max_length=200, description="id or reference")],
+) -> list[Excursion]:
+    """The current excursions of one shipment, oldest first."""
+    shipment_id = web.find_shipment_id(conn=conn, key=shipment)
+    return [
+        Excursion.model_validate(r) for r in web.list_excursions(conn=conn, shipment_id=shipment_id)
+    ]

@@ -1,0 +1,126 @@
+"""Shipments: the fleet list, one shipment in full, its readings and its excursions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AwareDatetime
+
+from api.deps import ConnDep, OfflineFactorDep
+from api.schemas import (
+    Condition,
+    Excursion,
+    ReadingSeries,
+    ShipmentDetail,
+    ShipmentPage,
+    ShipmentStatus,
+)
+from db.queries import web
+
+router = APIRouter(prefix="/shipments", tags=["shipments"])
+
+ShipmentKey = Annotated[
+    str,
+    Path(min_length=1, max_length=200, description="the shipment's numeric id or its reference"),
+]
+Start = Annotated[AwareDatetime | None, Query(description="inclusive, ISO 8601 with time zone")]
+End = Annotated[AwareDatetime | None, Query(description="exclusive, ISO 8601 with time zone")]
+MaxPoints = Annotated[
+    int,
+    Query(ge=10, le=20_000, description="above this many readings, down-sample into buckets"),
+]
+
+
+def check_range(start: AwareDatetime | None, end: AwareDatetime | None) -> None:
+    """422 unless ``start`` is before ``end`` (when both are given)."""
+    if start is not None and end is not None and end <= start:
+        raise HTTPException(
+            status_code=422,
+            detail=[
+                {
+                    "type": "value_error",
+                    "loc": ["query", "end"],
+                    "msg": "end must be after start",
+                    "input": end.isoformat(),
+                }
+            ],
+        )
+
+
+@router.get("")
+def list_shipments(
+    conn: ConnDep,
+    offline_factor: OfflineFactorDep,
+    status: ShipmentStatus | None = None,
+    condition: Condition | None = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="search in reference, origin, destination")
+    ] = None,
+    has_open_alerts: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ShipmentPage:
+    """Shipments with their live picture; those needing action first (alarm, warning, offline)."""
+    page = web.list_shipments(
+        conn=conn,
+        offline_factor=offline_factor,
+        status=status,
+        condition=condition,
+        q=q,
+        has_open_alerts=has_open_alerts,
+        limit=limit,
+        offset=offset,
+    )
+    return ShipmentPage.model_validate(
+        {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset}
+    )
+
+
+@router.get("/{key}")
+def get_shipment(
+    key: ShipmentKey, conn: ConnDep, offline_factor: OfflineFactorDep
+) -> ShipmentDetail:
+    """One shipment by id or reference: legs, loggers, product, latest reading, alerts, units."""
+    detail = web.get_shipment_detail(conn=conn, key=key, offline_factor=offline_factor)
+    return ShipmentDetail.model_validate(detail)
+
+
+@router.get("/{key}/readings")
+def shipment_readings(
+    key: ShipmentKey,
+    conn: ConnDep,
+    start: Start = None,
+    end: End = None,
+    max_points: MaxPoints = 2000,
+) -> ReadingSeries:
+    """The readings of the shipment's loggers during their assignments, in [start, end).
+
+    When the range holds more than ``max_points`` readings they are down-sampled server-side
+    with TimescaleDB ``time_bucket`` (min, mean and max per bucket).
+    """
+    check_range(start, end)
+    shipment_id = web.find_shipment_id(conn=conn, key=key)
+    series = web.shipment_readings(
+        conn=conn, shipment_id=shipment_id, start=start, end=end, max_points=max_points
+    )
+    return ReadingSeries.model_validate(
+        {
+            "shipment_id": shipment_id,
+            "start": start,
+            "end": end,
+            "resolution": series.resolution,
+            "bucket_s": series.bucket_s,
+            "total_readings": series.total_readings,
+            "points": series.points,
+        }
+    )
+
+
+@router.get("/{key}/excursions")
+def shipment_excursions(key: ShipmentKey, conn: ConnDep) -> list[Excursion]:
+    """The shipment's current excursions (superseded versions left out), oldest first."""
+    shipment_id = web.find_shipment_id(conn=conn, key=key)
+    return [
+        Excursion.model_validate(r) for r in web.list_excursions(conn=conn, shipment_id=shipment_id)
+    ]

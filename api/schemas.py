@@ -1,0 +1,341 @@
+"""What the API returns and accepts. Timestamps are ISO 8601 with a time zone (UTC, ``Z``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Condition = Literal["alarm", "warning", "offline", "ok"]
+Severity = Literal["critical", "major", "warning", "info"]
+AlertState = Literal["open", "acknowledged", "resolved"]
+ShipmentStatus = Literal["planned", "in_transit", "delivered", "cancelled"]
+
+#: A person's name or id as typed by them (there is no login yet): trimmed, not empty.
+Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=False, extra="ignore")
+
+
+class ProductRef(_Out):
+    """The product a shipment carries and its labelled range."""
+
+    gtin: str
+    name: str | None
+    temp_min_c: float | None
+    temp_max_c: float | None
+
+
+class Product(ProductRef):
+    """A product and its stability profile."""
+
+    freeze_limit_c: float | None
+    alarm_delay_s: int
+    stability_budget_s: int | None
+    mkt_delta_h_j_mol: float
+    mkt_limit_c: float | None
+    rh_min: float | None
+    rh_max: float | None
+
+
+class ShipmentSummary(_Out):
+    """One shipment in the fleet list: where it goes, what it carries, how it is doing now."""
+
+    id: int
+    reference: str
+    origin: str
+    destination: str
+    lane: str = Field(description="origin → destination")
+    status: ShipmentStatus
+    carrier: str | None
+    planned_departure: AwareDatetime | None
+    planned_arrival: AwareDatetime | None
+    product: ProductRef | None
+    current_temp_c: float | None = Field(
+        description="from the loggers assigned now: the reading furthest outside the range, "
+        "else the newest"
+    )
+    current_rh: float | None
+    current_device_id: str | None
+    last_seen: AwareDatetime | None = Field(
+        description="newest reading of the loggers assigned now"
+    )
+    lat: float | None
+    lon: float | None
+    n_devices: int = Field(description="loggers assigned now")
+    n_devices_offline: int
+    open_alerts: int = Field(description="unresolved alerts (open or acknowledged)")
+    unacknowledged_alerts: int = Field(description="alerts still in state 'open'")
+    worst_severity: Severity | None = Field(description="of the unresolved alerts")
+    condition: Condition
+    attention: int = Field(description="3 alarm, 2 warning, 1 offline, 0 ok; lists sort by it")
+
+
+class Page(_Out):
+    """Pagination of a list: ``total`` rows match the filters."""
+
+    total: int
+    limit: int
+    offset: int
+
+
+class ShipmentPage(Page):
+    """A page of shipments, the ones that need action first."""
+
+    items: list[ShipmentSummary]
+
+
+class Leg(_Out):
+    """One leg of a shipment (truck, air, truck…)."""
+
+    seq: int
+    mode: str
+    origin: str
+    destination: str
+    carrier: str | None
+    planned_departure: AwareDatetime | None
+    planned_arrival: AwareDatetime | None
+
+
+class ShipmentDevice(_Out):
+    """A logger assigned to a shipment, with its calibration and latest state in the assignment."""
+
+    device_id: str
+    model: str
+    calibration_cert: str | None
+    calibration_due: date | None
+    interval_s: int
+    assigned_from: AwareDatetime | None
+    assigned_to: AwareDatetime | None
+    current: bool
+    last_seen: AwareDatetime | None
+    temp_c: float | None
+    rh: float | None
+    battery: float | None
+    online: bool | None
+
+
+class Reading(_Out):
+    """One reading at the logger's own measurement time."""
+
+    device_id: str
+    ts: AwareDatetime
+    temp_c: float | None
+    rh: float | None
+    lat: float | None
+    lon: float | None
+    battery: float | None
+
+
+class Unit(_Out):
+    """A serialised unit (SSCC or SGTIN, as an EPC URI) and when it was on board."""
+
+    epc: str
+    kind: Literal["sscc", "sgtin"]
+    gtin: str | None
+    serial: str | None
+    sscc: str | None
+    lot: str | None
+    expiry: date | None
+    on_board_from: AwareDatetime | None
+    on_board_to: AwareDatetime | None
+
+
+class Alert(_Out):
+    """An alert with its lifecycle fields; ``triggered_at`` is the reading's own time."""
+
+    id: int
+    shipment_id: int
+    shipment_reference: str
+    rule_key: str
+    severity: Severity
+    state: AlertState
+    title: str
+    device_id: str | None
+    triggered_at: AwareDatetime
+    value: float | None
+    thresholds: dict[str, Any]
+    details: dict[str, Any]
+    assignee: str | None
+    acked_by: str | None
+    acked_at: AwareDatetime | None
+    ack_comment: str | None
+    resolved_by: str | None
+    resolved_at: AwareDatetime | None
+    escalation_level: int
+    cleared_at: AwareDatetime | None = Field(description="when the condition cleared")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class AlertEvent(_Out):
+    """One entry of an alert's timeline."""
+
+    id: int
+    at: AwareDatetime
+    kind: str
+    actor: str | None
+    comment: str | None
+    data: dict[str, Any]
+
+
+class AlertDetail(Alert):
+    """An alert with its timeline, oldest first."""
+
+    events: list[AlertEvent]
+
+
+class AlertPage(Page):
+    """A page of alerts: unresolved first, then strongest severity, then oldest."""
+
+    items: list[Alert]
+
+
+class ShipmentDetail(ShipmentSummary):
+    """Everything about one shipment."""
+
+    product: Product | None  # the full profile, not only the reference
+    legs: list[Leg]
+    devices: list[ShipmentDevice]
+    latest_reading: Reading | None
+    alerts: list[Alert] = Field(description="unresolved alerts")
+    units: list[Unit]
+
+
+class ReadingPoint(_Out):
+    """A raw reading (``n`` = 1) or a ``time_bucket`` of readings starting at ``ts``.
+
+    In a bucket ``temp_c`` and ``rh`` are means, ``temp_min_c``/``temp_max_c`` the extremes.
+    """
+
+    device_id: str
+    ts: AwareDatetime
+    n: int
+    temp_c: float | None
+    temp_min_c: float | None
+    temp_max_c: float | None
+    rh: float | None
+    lat: float | None
+    lon: float | None
+    battery: float | None
+
+
+class ReadingSeries(_Out):
+    """Readings over [start, end), raw or down-sampled to at most ``max_points`` points."""
+
+    shipment_id: int | None = None
+    device_id: str | None = None
+    start: AwareDatetime | None
+    end: AwareDatetime | None
+    resolution: Literal["raw", "bucket"]
+    bucket_s: int | None
+    total_readings: int = Field(description="raw readings in the range")
+    points: list[ReadingPoint]
+
+
+class Excursion(_Out):
+    """A current (not superseded) excursion with the thresholds it was judged against."""
+
+    id: int
+    shipment_id: int
+    device_id: str
+    direction: Literal["high", "low"]
+    start_ts: AwareDatetime
+    end_ts: AwareDatetime | None
+    last_out_ts: AwareDatetime
+    open: bool
+    ended_by_gap: bool
+    duration_s: float
+    min_c: float
+    max_c: float
+    degree_minutes: float
+    n_readings: int
+    readings_over_40: int
+    readings_freezing: int
+    alarm: bool
+    alarm_at: AwareDatetime | None
+    freeze_alarm: bool
+    rule_key: str
+    alert_id: int | None = Field(description="the alert this excursion raised or joined")
+    thresholds: dict[str, Any]
+
+
+class Device(_Out):
+    """A logger with its calibration, latest state and the shipment it rides in now."""
+
+    device_id: str
+    model: str
+    calibration_cert: str | None
+    calibration_due: date | None
+    interval_s: int
+    created_at: AwareDatetime
+    last_seen: AwareDatetime | None
+    temp_c: float | None
+    rh: float | None
+    lat: float | None
+    lon: float | None
+    battery: float | None
+    online: bool | None
+    firmware: str | None
+    current_shipment_id: int | None
+    current_shipment_reference: str | None
+
+
+class DeviceAssignment(_Out):
+    """An interval during which a logger rode in a shipment."""
+
+    shipment_id: int
+    shipment_reference: str
+    assigned_from: AwareDatetime | None
+    assigned_to: AwareDatetime | None
+    current: bool
+
+
+class DeviceDetail(Device):
+    """A logger with its assignments, newest first."""
+
+    assignments: list[DeviceAssignment]
+
+
+class AcknowledgeIn(BaseModel):
+    """Who acknowledges, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Actor
+    comment: Comment | None = None
+
+
+class ResolveIn(BaseModel):
+    """Who resolves, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Actor
+    comment: Comment | None = None
+
+
+class AssignIn(BaseModel):
+    """Who takes the alert, and who assigned it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Actor
+    by: Actor
+
+
+class Health(_Out):
+    """The web process and its database are up."""
+
+    status: Literal["ok"]
+
+
+class ErrorOut(_Out):
+    """An error; ``error_id`` ties a 500 to its log line."""
+
+    detail: str
+    error_id: str | None = None

@@ -1,0 +1,1 @@
+"""The Dash dashboard of the web process; :func:`dashboard.app.create_dash` builds it."""

@@ -1,0 +1,377 @@
+"""Plotly figures built from data frames: pure functions, no I/O, no clock.
+
+Shapes carry a ``name`` so that tests (and readers of the figure JSON) can tell them apart:
+``range`` is the product's labelled range band, ``excursion-<id>`` one excursion's shading,
+``freeze-limit`` the freeze line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+CONDITION_ORDER = ("alarm", "warning", "offline", "ok")
+CONDITION_COLORS = {
+    "alarm": "#c62828",
+    "warning": "#e08a00",
+    "offline": "#6b7280",
+    "ok": "#2e7d32",
+}
+CONDITION_LABELS = {"alarm": "Alarm", "warning": "Warning", "offline": "Offline", "ok": "OK"}
+
+#: Raster tiles drawn under the fleet map when the browser can reach them. The map's own style is
+#: the blank ``white-bg``, which needs neither a token nor the network, so markers always render.
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = "© OpenStreetMap contributors"
+
+_DEVICE_COLORS = ("#1f5fae", "#7b3fa0", "#00838f", "#a0522d", "#455a64")
+_FONT = "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
+
+
+def _base_layout(fig: go.Figure, *, height: int, uirevision: str | None) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        height=height,
+        margin={"l": 56, "r": 16, "t": 16, "b": 40},
+        font={"family": _FONT, "size": 12, "color": "#1f2937"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        hovermode="x unified",
+        uirevision=uirevision,  # keep the user's zoom across live refreshes
+    )
+    return fig
+
+
+def _empty(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(
+        text=message,
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#6b7280"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _none_for_nan(values: pd.Series) -> list[Any]:
+    return [None if pd.isna(v) else v for v in values.tolist()]
+
+
+def with_gaps(
+    df: pd.DataFrame, *, max_gap_s: float, ts: str = "ts", values: Sequence[str] = ("temp_c",)
+) -> pd.DataFrame:
+    """``df`` sorted by time, with a row of missing values inside every gap.
+
+    Two consecutive points further apart than ``max_gap_s`` enclose a data gap: a row at the
+    gap's midpoint with the ``values`` columns empty makes Plotly break the line there instead
+    of drawing a straight line through unknown time.
+    """
+    if df.empty:
+        return df.copy()
+    data = df.sort_values(ts, kind="stable").reset_index(drop=True)
+    data[ts] = pd.to_datetime(data[ts], utc=True)
+    step = data[ts].diff().dt.total_seconds()
+    after = step.index[step > max_gap_s]  # the rows that follow a gap
+    if len(after) == 0:
+        return data
+    before_ts = data[ts].loc[after - 1].reset_index(drop=True)
+    after_ts = data[ts].loc[after].reset_index(drop=True)
+    fillers = data.loc[after].copy()
+    fillers[ts] = (before_ts + (after_ts - before_ts) / 2).array
+    for col in values:
+        if col in fillers.columns:
+            fillers[col] = None
+    fillers.index = after - 0.5  # sorts between the two points around the gap
+    return pd.concat([data, fillers]).sort_index(kind="stable").reset_index(drop=True)
+
+
+def _max_gap_for(device: str, max_gap_s: float | Mapping[str, float]) -> float:
+    if isinstance(max_gap_s, Mapping):
+        return float(max_gap_s.get(device, math.inf))
+    return float(max_gap_s)
+
+
+def _add_limits(
+    fig: go.Figure,
+    *,
+    low: float | None,
+    high: float | None,
+    unit: str,
+    name: str = "range",
+) -> None:
+    """The labelled range as a band (both bounds) or a line (one bound)."""
+    colour = "#2e7d32"
+    if low is not None and high is not None:
+        fig.add_hrect(
+            y0=low,
+            y1=high,
+            fillcolor=colour,
+            opacity=0.09,
+            line_width=0,
+            layer="below",
+            name=name,
+        )
+        fig.add_annotation(
+            text=f"range {low:g}–{high:g} {unit}",
+            xref="paper",
+            yref="y",
+            x=1,
+            y=high,
+            xanchor="right",
+            yanchor="bottom",
+            showarrow=False,
+            font={"size": 11, "color": colour},
+        )
+    for bound, label in ((low, "min"), (high, "max")):
+        if bound is not None:
+            fig.add_hline(
+                y=bound,
+                line={"color": colour, "width": 1, "dash": "dot"},
+                layer="below",
+                name=f"{name}-{label}",
+            )
+
+
+def temperature_figure(
+    readings: pd.DataFrame,
+    *,
+    temp_min_c: float | None,
+    temp_max_c: float | None,
+    freeze_limit_c: float | None = None,
+    excursions: pd.DataFrame | None = None,
+    max_gap_s: float | Mapping[str, float] = math.inf,
+    uirevision: str | None = None,
+) -> go.Figure:
+    """Temperature over time, one line per logger, with the product range as a band.
+
+    ``readings`` has ``device_id, ts, temp_c`` and, for down-sampled data, ``temp_min_c`` and
+    ``temp_max_c`` (drawn as an envelope when they differ from ``temp_c``). ``excursions`` has
+    ``id, direction, start_ts`` and ``end_ts`` (or ``last_out_ts`` while open): each becomes a
+    shaded vertical band. Points further apart than ``max_gap_s`` (per device when a mapping)
+    are drawn as a gap.
+    """
+    fig = _base_layout(go.Figure(), height=380, uirevision=uirevision)
+    fig.update_yaxes(title_text="°C", zeroline=False)
+    if readings.empty:
+        _empty(fig, "No readings yet")
+        readings = pd.DataFrame(columns=["device_id", "ts", "temp_c"])
+    values = ("temp_c", "temp_min_c", "temp_max_c")
+    for i, (device, group) in enumerate(readings.groupby("device_id", sort=True)):
+        colour = _DEVICE_COLORS[i % len(_DEVICE_COLORS)]
+        data = with_gaps(group, max_gap_s=_max_gap_for(str(device), max_gap_s), values=values)
+        envelope = {"temp_min_c", "temp_max_c"} <= set(data.columns) and bool(
+            (data["temp_max_c"] - data["temp_min_c"]).fillna(0).gt(0).any()
+        )
+        if envelope:
+            fig.add_trace(
+                go.Scatter(
+                    x=data["ts"],
+                    y=_none_for_nan(data["temp_max_c"]),
+                    mode="lines",
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=str(device),
+                    name=f"{device} max",
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=data["ts"],
+                    y=_none_for_nan(data["temp_min_c"]),
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor="rgba(31, 95, 174, 0.15)",
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=str(device),
+                    name=f"{device} min",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=data["ts"],
+                y=_none_for_nan(data["temp_c"]),
+                mode="lines",
+                line={"color": colour, "width": 2},
+                name=str(device),
+                legendgroup=str(device),
+                connectgaps=False,
+                hovertemplate="%{y:.1f} °C<extra>" + str(device) + "</extra>",
+            )
+        )
+    _add_limits(fig, low=temp_min_c, high=temp_max_c, unit="°C")
+    if freeze_limit_c is not None:
+        fig.add_hline(
+            y=freeze_limit_c,
+            line={"color": "#1565c0", "width": 1, "dash": "dash"},
+            name="freeze-limit",
+            annotation_text="freeze limit",
+            annotation_position="bottom right",
+        )
+    if excursions is not None:
+        for exc in excursions.itertuples(index=False):
+            _add_excursion(fig, exc)
+    return fig
+
+
+def _add_excursion(fig: go.Figure, exc: Any) -> None:
+    end = getattr(exc, "end_ts", None)
+    if end is None or pd.isna(end):
+        end = getattr(exc, "last_out_ts", None)
+    if end is None or pd.isna(end):
+        end = exc.start_ts
+    colour = "#c62828" if getattr(exc, "direction", "high") == "high" else "#1565c0"
+    fig.add_vrect(
+        x0=exc.start_ts,
+        x1=end,
+        fillcolor=colour,
+        opacity=0.16,
+        line_width=0,
+        layer="below",
+        name=f"excursion-{exc.id}",
+    )
+
+
+def humidity_figure(
+    readings: pd.DataFrame,
+    *,
+    rh_min: float | None = None,
+    rh_max: float | None = None,
+    max_gap_s: float | Mapping[str, float] = math.inf,
+    uirevision: str | None = None,
+) -> go.Figure:
+    """Relative humidity over time, one line per logger, gaps as gaps, optional range band."""
+    fig = _base_layout(go.Figure(), height=260, uirevision=uirevision)
+    fig.update_yaxes(title_text="%RH", zeroline=False)
+    has_rh = not readings.empty and "rh" in readings.columns and readings["rh"].notna().any()
+    if not has_rh:
+        return _empty(fig, "No humidity readings")
+    for i, (device, group) in enumerate(readings.groupby("device_id", sort=True)):
+        data = with_gaps(group, max_gap_s=_max_gap_for(str(device), max_gap_s), values=("rh",))
+        fig.add_trace(
+            go.Scatter(
+                x=data["ts"],
+                y=_none_for_nan(data["rh"]),
+                mode="lines",
+                line={"color": _DEVICE_COLORS[i % len(_DEVICE_COLORS)], "width": 1.5},
+                name=str(device),
+                connectgaps=False,
+                hovertemplate="%{y:.0f} %RH<extra>" + str(device) + "</extra>",
+            )
+        )
+    _add_limits(fig, low=rh_min, high=rh_max, unit="%RH", name="rh-range")
+    return fig
+
+
+_MAP_TILE_PX = 512  # MapLibre's world is 512 px wide at zoom 0
+
+
+def _mercator_y(lat: float) -> float:
+    lat = max(-85.0, min(85.0, lat))
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def map_view(
+    lats: Sequence[float], lons: Sequence[float], *, width_px: int = 800, height_px: int = 360
+) -> tuple[dict[str, float], float]:
+    """Center and zoom that fit the points into a map of about ``width_px`` × ``height_px``.
+
+    Web Mercator: at zoom z the world is 512·2^z px wide, longitude is linear, latitude goes
+    through the Mercator y; half a zoom level of margin keeps markers off the edges.
+    """
+    if not lats:
+        return {"lat": 48.0, "lon": 10.0}, 2.5
+    y_lo, y_hi = _mercator_y(min(lats)), _mercator_y(max(lats))
+    y_mid = (y_lo + y_hi) / 2
+    center = {
+        "lat": math.degrees(2 * math.atan(math.exp(y_mid)) - math.pi / 2),
+        "lon": (min(lons) + max(lons)) / 2,
+    }
+    lon_span = max(max(lons) - min(lons), 1e-6)
+    y_span = max(y_hi - y_lo, 1e-6)
+    zoom_x = math.log2(width_px * 360 / (_MAP_TILE_PX * lon_span))
+    zoom_y = math.log2(height_px * 2 * math.pi / (_MAP_TILE_PX * y_span))
+    return center, max(0.5, min(9.0, min(zoom_x, zoom_y) - 0.6))
+
+
+def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = OSM_TILES) -> go.Figure:
+    """Shipments on a map, coloured by condition; ``shipments`` has ``reference, lane,
+    condition, current_temp_c, lat, lon``. Rows without a position are left out."""
+    located = shipments.dropna(subset=["lat", "lon"]) if not shipments.empty else shipments
+    fig = go.Figure()
+    for condition in CONDITION_ORDER:
+        sub = located[located["condition"] == condition] if not located.empty else located
+        if sub.empty:
+            continue
+        temps = [
+            "no reading" if pd.isna(t) else f"{t:.1f} °C" for t in sub["current_temp_c"].tolist()
+        ]
+        fig.add_trace(
+            go.Scattermap(
+                lat=sub["lat"].tolist(),
+                lon=sub["lon"].tolist(),
+                mode="markers",
+                marker={"size": 13, "color": CONDITION_COLORS[condition], "opacity": 0.9},
+                name=CONDITION_LABELS[condition],
+                text=sub["reference"].tolist(),
+                customdata=list(zip(sub["lane"].tolist(), temps, strict=True)),
+                hovertemplate="<b>%{text}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+            )
+        )
+    if not fig.data:  # an empty trace keeps the map (and its frame) on screen
+        fig.add_trace(go.Scattermap(lat=[], lon=[], mode="markers", showlegend=False))
+    center, zoom = map_view(
+        [] if located.empty else [float(v) for v in located["lat"]],
+        [] if located.empty else [float(v) for v in located["lon"]],
+    )
+    layers = (
+        [
+            {
+                "below": "traces",
+                "sourcetype": "raster",
+                "sourceattribution": OSM_ATTRIBUTION,
+                "source": [tiles],
+            }
+        ]
+        if tiles
+        else []
+    )
+    fig.update_layout(
+        map={"style": "white-bg", "layers": layers, "center": center, "zoom": zoom},
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=360,
+        font={"family": _FONT, "size": 12},
+        legend={"orientation": "h", "x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.85)"},
+        uirevision="fleet-map",
+    )
+    return fig
+
+
+def severity_bars(alerts: pd.DataFrame) -> go.Figure:
+    """Unresolved alerts per severity, split by age (under 1 h, 1–24 h, over 24 h).
+
+    ``alerts`` has ``severity`` and ``age_s``.
+    """
+    order = ["critical", "major", "warning", "info"]
+    buckets = [("< 1 h", 0, 3600), ("1–24 h", 3600, 86400), ("> 24 h", 86400, math.inf)]
+    colours = ["#fbbf24", "#f97316", "#b91c1c"]
+    fig = _base_layout(go.Figure(), height=220, uirevision="alert-ages")
+    fig.update_layout(barmode="stack", hovermode="closest")
+    for (label, lo, hi), colour in zip(buckets, colours, strict=True):
+        if alerts.empty:
+            counts = [0] * len(order)
+        else:
+            in_bucket = alerts[(alerts["age_s"] >= lo) & (alerts["age_s"] < hi)]
+            counts = [int((in_bucket["severity"] == s).sum()) for s in order]
+        fig.add_trace(go.Bar(x=order, y=counts, name=label, marker_color=colour))
+    fig.update_yaxes(title_text="alerts", rangemode="tozero", dtick=1)
+    return fig

@@ -1,0 +1,66 @@
+"""Component ids and the CSS classes that tests and stylesheets rely on, in one place.
+
+Browser tests find things through these: e.g. the fleet row of a shipment is
+``#fleet-table tr.fleet-row[data-reference="SHP-1"]`` and its temperature cell ``td.cell-temp``;
+an alert row is ``#alerts-table tr.alert-row[data-alert-id="7"]`` with ``button.btn-ack``.
+"""
+
+from __future__ import annotations
+
+# The shell
+URL = "url"
+PAGE = "page-content"
+NAVBAR = "navbar"
+NAV_FLEET = "nav-fleet"
+NAV_ALERTS = "nav-alerts"
+
+# Fleet page "/"
+FLEET_INTERVAL = "fleet-interval"
+FLEET_SEARCH = "fleet-search"
+FLEET_CONDITION = "fleet-condition"
+FLEET_SORT = "fleet-sort"  # dcc.Store: {"col": ..., "desc": ...}
+FLEET_SORT_BUTTON = "fleet-sort-button"  # pattern-matching type, {"type": ..., "col": key}
+FLEET_SUMMARY = "fleet-summary"
+FLEET_MAP = "fleet-map"
+FLEET_TABLE = "fleet-table"
+FLEET_TBODY = "fleet-tbody"
+FLEET_COUNT = "fleet-count"
+FLEET_UPDATED = "fleet-updated"
+
+# Shipment page "/shipments/<reference>"
+SHIPMENT_INTERVAL = "shipment-interval"
+SHIPMENT_KEY = "shipment-key"  # dcc.Store holding the reference from the URL
+SHIPMENT_HEADER = "shipment-header"
+SHIPMENT_TEMP_GRAPH = "shipment-temp-graph"
+SHIPMENT_RH_GRAPH = "shipment-rh-graph"
+SHIPMENT_EXCURSIONS = "shipment-excursions"
+SHIPMENT_ALERTS = "shipment-alerts"
+SHIPMENT_DEVICES = "shipment-devices"
+SHIPMENT_UNITS = "shipment-units"
+SHIPMENT_LEGS = "shipment-legs"
+SHIPMENT_UPDATED = "shipment-updated"
+
+# Alerts page "/alerts"
+ALERTS_INTERVAL = "alerts-interval"
+ALERTS_STATE = "alerts-state"
+ALERTS_SEVERITY = "alerts-severity"
+ALERTS_ACTOR = "alerts-actor"
+ALERTS_COMMENT = "alerts-comment"
+ALERTS_ACTION = "alert-action"  # pattern-matching type, {"type": ..., "alert": id, "action": ...}
+ALERTS_FEEDBACK = "alerts-feedback"
+ALERTS_CHANGED = "alerts-changed"  # dcc.Store bumped after an action, to refresh at once
+ALERTS_SUMMARY = "alerts-summary"
+ALERTS_AGE_GRAPH = "alerts-age-graph"
+ALERTS_TABLE = "alerts-table"
+ALERTS_TBODY = "alerts-tbody"
+ALERTS_UPDATED = "alerts-updated"
+
+# CSS classes with a meaning for tests
+FLEET_ROW = "fleet-row"  # <tr> with data-reference and data-condition
+CELL_REFERENCE = "cell-reference"
+CELL_TEMP = "cell-temp"
+CELL_LAST_SEEN = "cell-last-seen"
+CELL_ALERTS = "cell-alerts"
+ALERT_ROW = "alert-row"  # <tr> with data-alert-id, data-state and data-severity
+BTN_ACK = "btn-ack"
+BTN_RESOLVE = "btn-resolve"

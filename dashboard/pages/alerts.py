@@ -1,0 +1,314 @@
+"""Alerts page ("/alerts"): open alerts by severity and age; acknowledge or resolve them.
+
+There is no login yet: whoever acts types their name (kept in the browser) and a comment. The
+actions go through the same query functions as the API, so the alert row and its event are
+written in one transaction and the same state rules apply.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from pydantic import ValidationError
+
+from api.schemas import AcknowledgeIn, ResolveIn
+from coldchain.errors import NotFoundError
+from dashboard import figures, ids
+from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
+from db.queries import web
+
+STATE_FILTERS = [
+    {"label": "Needs action", "value": "open"},
+    {"label": "Unresolved", "value": "unresolved"},
+    {"label": "Acknowledged", "value": "acknowledged"},
+    {"label": "Resolved", "value": "resolved"},
+    {"label": "All", "value": "all"},
+]
+_STATES = {
+    "open": ["open"],
+    "unresolved": ["open", "acknowledged"],
+    "acknowledged": ["acknowledged"],
+    "resolved": ["resolved"],
+    "all": None,
+}
+SEVERITY_FILTERS = [{"label": s.capitalize(), "value": s} for s in web.SEVERITIES]
+MAX_ALERTS = 500
+HEADERS = ["Severity", "Shipment", "Alert", "Since", "State", "Acknowledged", "Actions"]
+
+
+def layout(page: PageContext) -> html.Div:
+    """The alerts page's components; the callbacks fill them and refresh them live."""
+    return html.Div(
+        className="page page-alerts",
+        children=[
+            dcc.Interval(id=ids.ALERTS_INTERVAL, interval=page.refresh_ms),
+            dcc.Store(id=ids.ALERTS_CHANGED, data=0),
+            html.Div(
+                className="page-header",
+                children=[html.H1("Alerts"), html.Span(id=ids.ALERTS_UPDATED, className="updated")],
+            ),
+            html.Div(
+                className="grid-2 grid-summary",
+                children=[
+                    html.Div(id=ids.ALERTS_SUMMARY, className="summary-cards"),
+                    html.Div(
+                        className="card",
+                        children=[
+                            html.H2("Unresolved by severity and age"),
+                            dcc.Graph(id=ids.ALERTS_AGE_GRAPH, config={"displayModeBar": False}),
+                        ],
+                    ),
+                ],
+            ),
+            html.Div(
+                className="card action-panel",
+                children=[
+                    html.H2("Act on an alert"),
+                    html.P(
+                        "Type your name and a comment, then press Acknowledge or Resolve on the "
+                        "alert's row. Both are recorded in the alert's history.",
+                        className="muted",
+                    ),
+                    html.Div(
+                        className="form-row",
+                        children=[
+                            html.Label(
+                                [
+                                    html.Span("Your name"),
+                                    dcc.Input(
+                                        id=ids.ALERTS_ACTOR,
+                                        type="text",
+                                        placeholder="e.g. Ana Ruiz",
+                                        maxLength=200,
+                                        persistence=True,
+                                        persistence_type="local",
+                                    ),
+                                ]
+                            ),
+                            html.Label(
+                                [
+                                    html.Span("Comment"),
+                                    dcc.Input(
+                                        id=ids.ALERTS_COMMENT,
+                                        type="text",
+                                        placeholder="What was done, or why",
+                                        maxLength=2000,
+                                        className="wide",
+                                    ),
+                                ],
+                                className="grow",
+                            ),
+                        ],
+                    ),
+                    html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
+                ],
+            ),
+            html.Div(
+                className="card",
+                children=[
+                    html.Div(
+                        className="toolbar",
+                        children=[
+                            dcc.RadioItems(
+                                id=ids.ALERTS_STATE,
+                                options=STATE_FILTERS,
+                                value="unresolved",
+                                inline=True,
+                                className="segmented",
+                            ),
+                            dcc.Checklist(
+                                id=ids.ALERTS_SEVERITY,
+                                options=SEVERITY_FILTERS,
+                                value=list(web.SEVERITIES),
+                                inline=True,
+                                className="checks",
+                            ),
+                        ],
+                    ),
+                    html.Div(
+                        className="table-wrap",
+                        children=html.Table(
+                            id=ids.ALERTS_TABLE,
+                            className="data-table alerts-table",
+                            children=[
+                                html.Thead(html.Tr([html.Th(h) for h in HEADERS])),
+                                html.Tbody(id=ids.ALERTS_TBODY),
+                            ],
+                        ),
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def _action_button(alert_id: int, action: str, label: str, className: str) -> html.Button:
+    return html.Button(
+        label,
+        id={"type": ids.ALERTS_ACTION, "alert": alert_id, "action": action},
+        className=f"btn {className}",
+        n_clicks=0,
+    )
+
+
+def alert_row(row: dict[str, Any], now: datetime) -> html.Tr:
+    """One alert as a table row with its action buttons."""
+    actions = []
+    if row["state"] == "open":
+        actions.append(_action_button(row["id"], "acknowledge", "Acknowledge", ids.BTN_ACK))
+    if row["state"] != "resolved":
+        actions.append(_action_button(row["id"], "resolve", "Resolve", ids.BTN_RESOLVE))
+    if row["acked_by"]:
+        acked: list[Any] = [html.Div(row["acked_by"])]
+        if row["ack_comment"]:
+            acked.append(html.Div(row["ack_comment"], className="sub"))
+    else:
+        acked = ["—"]
+    if row["state"] == "resolved" and row["resolved_by"]:
+        acked.append(html.Div(f"resolved by {row['resolved_by']}", className="sub"))
+    return html.Tr(
+        className=f"{ids.ALERT_ROW} state-{row['state']}",
+        **data_attrs(alert_id=str(row["id"]), state=row["state"], severity=row["severity"]),
+        children=[
+            html.Td(badge(row["severity"], row["severity"])),
+            html.Td(
+                dcc.Link(row["shipment_reference"], href=shipment_href(row["shipment_reference"]))
+            ),
+            html.Td(
+                [
+                    html.Div(row["title"]),
+                    html.Div(row["device_id"] or "", className="sub"),
+                ],
+                className="wrap",
+            ),
+            html.Td(fmt_age(row["triggered_at"], now), title=fmt_ts(row["triggered_at"])),
+            html.Td(badge(row["state"], row["state"]), className="cell-state"),
+            html.Td(acked, className="cell-acked wrap"),
+            html.Td(actions, className="cell-actions"),
+        ],
+    )
+
+
+def summary_cards(rows: list[dict[str, Any]], now: datetime) -> list[html.Div]:
+    """Unresolved alerts per severity, with the age of the oldest."""
+    cards = []
+    for severity in web.SEVERITIES:
+        mine = [r for r in rows if r["severity"] == severity]
+        oldest = min((r["triggered_at"] for r in mine), default=None)
+        cards.append(
+            html.Div(
+                className=f"summary-card summary-{severity}",
+                children=[
+                    html.Div(str(len(mine)), className="summary-value"),
+                    html.Div(severity.capitalize(), className="summary-label"),
+                    html.Div(
+                        f"oldest {fmt_age(oldest, now)}" if oldest else "none",
+                        className="summary-sub",
+                    ),
+                ],
+            )
+        )
+    return cards
+
+
+def perform(
+    conn: web.Conn, *, alert_id: int, action: str, actor: str | None, comment: str | None
+) -> tuple[bool, str]:
+    """Acknowledge or resolve an alert for the page; ``(ok, message)`` for the person acting."""
+    body_cls = AcknowledgeIn if action == "acknowledge" else ResolveIn
+    try:
+        body = body_cls.model_validate({"by": actor or "", "comment": comment or None})
+    except ValidationError:
+        return False, "Type your name (and a comment) before acknowledging or resolving."
+    try:
+        if action == "acknowledge":
+            web.acknowledge_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
+        else:
+            web.resolve_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
+    except (web.AlertConflictError, NotFoundError) as exc:
+        return False, str(exc)
+    done = "acknowledged" if action == "acknowledge" else "resolved"
+    return True, f"Alert {alert_id} {done} by {body.by}."
+
+
+def register(app: Dash, page: PageContext) -> None:
+    """The alerts page's callbacks: live list, and the acknowledge/resolve actions."""
+
+    @app.callback(
+        Output(ids.ALERTS_FEEDBACK, "children"),
+        Output(ids.ALERTS_FEEDBACK, "className"),
+        Output(ids.ALERTS_CHANGED, "data"),
+        Output(ids.ALERTS_COMMENT, "value"),
+        Input({"type": ids.ALERTS_ACTION, "alert": ALL, "action": ALL}, "n_clicks"),
+        State(ids.ALERTS_ACTOR, "value"),
+        State(ids.ALERTS_COMMENT, "value"),
+        State(ids.ALERTS_CHANGED, "data"),
+        prevent_initial_call=True,
+    )
+    def act(
+        _clicks: list[int | None], actor: str | None, comment: str | None, changed: int | None
+    ) -> tuple[Any, ...]:
+        target = ctx.triggered_id
+        # Re-rendered rows bring new buttons with no clicks: only a real click acts.
+        if not isinstance(target, dict) or not ctx.triggered[0].get("value"):
+            raise PreventUpdate
+        with page.connection() as conn:
+            ok, message = perform(
+                conn,
+                alert_id=int(target["alert"]),
+                action=str(target["action"]),
+                actor=actor,
+                comment=comment,
+            )
+        if not ok:
+            return message, "feedback error", no_update, no_update
+        return message, "feedback ok", (changed or 0) + 1, ""
+
+    @app.callback(
+        Output(ids.ALERTS_TBODY, "children"),
+        Output(ids.ALERTS_SUMMARY, "children"),
+        Output(ids.ALERTS_AGE_GRAPH, "figure"),
+        Output(ids.ALERTS_UPDATED, "children"),
+        Input(ids.ALERTS_INTERVAL, "n_intervals"),
+        Input(ids.ALERTS_STATE, "value"),
+        Input(ids.ALERTS_SEVERITY, "value"),
+        Input(ids.ALERTS_CHANGED, "data"),
+    )
+    def refresh(
+        _n: int | None, state: str | None, severities: list[str] | None, _changed: int | None
+    ) -> tuple[Any, ...]:
+        now = datetime.now(UTC)
+        with page.connection() as conn:
+            shown = (
+                web.list_alerts(
+                    conn=conn,
+                    states=_STATES.get(state or "unresolved", ["open", "acknowledged"]),
+                    severities=severities,
+                    limit=MAX_ALERTS,
+                ).items
+                if severities  # every box unticked: nothing to show
+                else []
+            )
+            unresolved = web.list_alerts(
+                conn=conn, states=["open", "acknowledged"], limit=MAX_ALERTS
+            ).items
+        body: list[html.Tr] | html.Tr = [alert_row(r, now) for r in shown] or html.Tr(
+            html.Td("No alerts here.", colSpan=len(HEADERS), className="muted")
+        )
+        ages = pd.DataFrame(
+            [
+                {"severity": r["severity"], "age_s": (now - r["triggered_at"]).total_seconds()}
+                for r in unresolved
+            ],
+            columns=["severity", "age_s"],
+        )
+        return (
+            body,
+            summary_cards(unresolved, now),
+            figures.severity_bars(ages),
+            f"Updated {now:%H:%M:%S} UTC",
+        )

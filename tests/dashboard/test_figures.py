@@ -1,0 +1,208 @@
+"""The dashboard's figure functions: plain data frames in, Plotly figures out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from dashboard.figures import (
+    fleet_map,
+    humidity_figure,
+    severity_bars,
+    temperature_figure,
+    with_gaps,
+)
+from dashboard.pages import fmt_age, fmt_range
+from dashboard.pages.fleet import next_sort, sort_rows
+from dashboard.pages.shipment import reference_from_path
+
+T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+def _series(minutes: list[int], temps: list[float], device: str = "LOG-1") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "device_id": device,
+            "ts": [T0 + timedelta(minutes=m) for m in minutes],
+            "temp_c": temps,
+            "rh": [50.0] * len(minutes),
+        }
+    )
+
+
+def _shape_names(fig) -> list[str]:
+    return [s.name for s in fig.layout.shapes]
+
+
+def test_range_is_a_band_between_the_limits() -> None:
+    fig = temperature_figure(_series([0, 1, 2], [4, 5, 6]), temp_min_c=2.0, temp_max_c=8.0)
+    (band,) = [s for s in fig.layout.shapes if s.name == "range"]
+    assert (band.y0, band.y1) == (2.0, 8.0)
+    assert band.xref == "x domain" and (band.x0, band.x1) == (0, 1)  # across the whole chart
+    assert band.layer == "below"
+
+
+def test_one_bound_is_a_line_not_a_band() -> None:
+    fig = temperature_figure(_series([0, 1], [20, 21]), temp_min_c=None, temp_max_c=25.0)
+    assert "range" not in _shape_names(fig)
+    assert "range-max" in _shape_names(fig)
+
+
+def test_each_excursion_is_shaded() -> None:
+    excursions = pd.DataFrame(
+        [
+            {
+                "id": 7,
+                "direction": "high",
+                "start_ts": T0 + timedelta(minutes=10),
+                "end_ts": T0 + timedelta(minutes=30),
+                "last_out_ts": T0 + timedelta(minutes=29),
+            },
+            {  # still open: shaded up to the last reading out of range
+                "id": 8,
+                "direction": "low",
+                "start_ts": T0 + timedelta(minutes=50),
+                "end_ts": None,
+                "last_out_ts": T0 + timedelta(minutes=55),
+            },
+        ]
+    )
+    fig = temperature_figure(
+        _series(list(range(60)), [5.0] * 60),
+        temp_min_c=2.0,
+        temp_max_c=8.0,
+        excursions=excursions,
+    )
+    shaded = {s.name: s for s in fig.layout.shapes if s.name.startswith("excursion-")}
+    assert set(shaded) == {"excursion-7", "excursion-8"}
+    assert pd.Timestamp(shaded["excursion-7"].x0) == T0 + timedelta(minutes=10)
+    assert pd.Timestamp(shaded["excursion-7"].x1) == T0 + timedelta(minutes=30)
+    assert pd.Timestamp(shaded["excursion-8"].x1) == T0 + timedelta(minutes=55)
+    assert shaded["excursion-7"].yref == "y domain"  # full height
+    assert shaded["excursion-7"].fillcolor != shaded["excursion-8"].fillcolor  # high vs low
+
+
+@pytest.mark.parametrize(
+    ("minutes", "gap_s", "expected"),
+    [
+        ([0, 1, 2, 3], 120, [1.0, 2.0, 3.0, 4.0]),  # regular: no gap
+        ([0, 1, 10, 11], 120, [1.0, 2.0, None, 3.0, 4.0]),  # 9 min > 2 min: a gap
+        ([0, 2, 4], 120, [1.0, 2.0, 3.0]),  # exactly 2 × the interval: still no gap
+        ([0, 10, 20], 120, [1.0, None, 2.0, None, 3.0]),
+    ],
+)
+def test_none_is_inserted_at_a_gap(minutes: list[int], gap_s: float, expected: list) -> None:
+    df = _series(minutes, [float(i + 1) for i in range(len(minutes))])
+    fig = temperature_figure(df, temp_min_c=2.0, temp_max_c=8.0, max_gap_s=gap_s)
+    (trace,) = fig.data
+    assert list(trace.y) == expected
+    assert trace.connectgaps is False
+
+
+def test_gap_row_sits_between_its_neighbours_and_input_order_does_not_matter() -> None:
+    df = _series([11, 0, 10, 1], [4.0, 1.0, 3.0, 2.0])
+    out = with_gaps(df, max_gap_s=120)
+    assert out["ts"].is_monotonic_increasing
+    assert out["temp_c"].tolist()[2] is None
+    assert out["ts"].iloc[2] == T0 + timedelta(minutes=5, seconds=30)
+
+
+def test_gaps_are_judged_per_device() -> None:
+    df = pd.concat([_series([0, 5, 10], [5, 5, 5], "SLOW"), _series([0, 5, 10], [6, 6, 6], "FAST")])
+    fig = temperature_figure(
+        df, temp_min_c=2, temp_max_c=8, max_gap_s={"SLOW": 600.0, "FAST": 120.0}
+    )
+    by_name = {t.name: list(t.y) for t in fig.data}
+    assert None not in by_name["SLOW"]
+    assert by_name["FAST"].count(None) == 2
+
+
+def test_bucketed_readings_draw_an_envelope() -> None:
+    df = _series([0, 10, 20], [5.0, 5.5, 6.0])
+    df["temp_min_c"] = [4.0, 5.0, 5.5]
+    df["temp_max_c"] = [6.0, 6.5, 7.0]
+    fig = temperature_figure(df, temp_min_c=2, temp_max_c=8)
+    fills = [t for t in fig.data if t.fill == "tonexty"]
+    assert len(fills) == 1 and list(fills[0].y) == [4.0, 5.0, 5.5]
+
+
+def test_empty_data_still_makes_a_figure() -> None:
+    fig = temperature_figure(pd.DataFrame(), temp_min_c=2, temp_max_c=8)
+    assert fig.layout.annotations[0].text == "No readings yet"
+    assert humidity_figure(pd.DataFrame()).layout.annotations[0].text == "No humidity readings"
+
+
+def test_humidity_has_gaps_too() -> None:
+    fig = humidity_figure(_series([0, 1, 30], [5, 5, 5]), rh_min=30, rh_max=60, max_gap_s=120)
+    assert list(fig.data[0].y) == [50.0, 50.0, None, 50.0]
+    assert "rh-range" in _shape_names(fig)
+
+
+def test_fleet_map_colours_by_condition_and_skips_unknown_positions() -> None:
+    df = pd.DataFrame(
+        [
+            {
+                "reference": "A",
+                "lane": "x → y",
+                "condition": "alarm",
+                "current_temp_c": 9.1,
+                "lat": 52.0,
+                "lon": 4.0,
+            },
+            {
+                "reference": "B",
+                "lane": "x → y",
+                "condition": "ok",
+                "current_temp_c": 5.0,
+                "lat": 48.0,
+                "lon": 11.0,
+            },
+            {
+                "reference": "C",
+                "lane": "x → y",
+                "condition": "ok",
+                "current_temp_c": None,
+                "lat": None,
+                "lon": None,
+            },
+        ]
+    )
+    fig = fleet_map(df)
+    assert [t.name for t in fig.data] == ["Alarm", "OK"]
+    assert [list(t.text) for t in fig.data] == [["A"], ["B"]]
+    assert fig.data[0].marker.color != fig.data[1].marker.color
+    assert fig.layout.map.style == "white-bg"  # markers render without a tile server
+    assert fleet_map(pd.DataFrame()).data  # an empty fleet still draws a map
+
+
+def test_severity_bars_split_by_age() -> None:
+    df = pd.DataFrame(
+        {"severity": ["critical", "critical", "warning"], "age_s": [60.0, 90_000.0, 7200.0]}
+    )
+    fig = severity_bars(df)
+    counts = {t.name: dict(zip(t.x, t.y, strict=True)) for t in fig.data}
+    assert counts["< 1 h"]["critical"] == 1
+    assert counts["> 24 h"]["critical"] == 1
+    assert counts["1–24 h"]["warning"] == 1
+
+
+def test_small_pure_helpers() -> None:
+    assert fmt_range(2, 8) == "2–8 °C" and fmt_range(None, 25) == "≤ 25 °C"
+    assert fmt_age(T0 - timedelta(minutes=3), T0) == "3 min ago"
+    assert fmt_age(None, T0) == "never"
+    assert reference_from_path("/shipments/SHP%201") == "SHP 1"
+    assert reference_from_path("/alerts") is None
+    assert next_sort({"col": "reference", "desc": False}, "reference") == {
+        "col": "reference",
+        "desc": True,
+    }
+    rows: list[dict[str, Any]] = [
+        {"reference": "B", "current_temp_c": None},
+        {"reference": "A", "current_temp_c": 3.0},
+        {"reference": "C", "current_temp_c": 9.0},
+    ]
+    assert [r["reference"] for r in sort_rows(rows, col="temp", desc=True)] == ["C", "A", "B"]
+    assert [r["reference"] for r in sort_rows(rows, col="temp", desc=False)] == ["A", "C", "B"]
