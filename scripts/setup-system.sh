@@ -48,7 +48,8 @@ PG_CONFIG="$PG_BIN/pg_config"
 [ -x "$PG_CONFIG" ] || PG_CONFIG=/usr/bin/pg_config
 EXT_DIR="$("$PG_CONFIG" --sharedir)/extension"
 
-if ls "$EXT_DIR"/timescaledb.control >/dev/null 2>&1; then
+# TSDB_CHECK_BUILD=1 rebuilds into a scratch DESTDIR (nothing installed): proves the build path.
+if [ -z "${TSDB_CHECK_BUILD:-}" ] && ls "$EXT_DIR"/timescaledb.control >/dev/null 2>&1; then
   log "TimescaleDB already installed for PostgreSQL $PG_MAJOR"
 else
   log "building TimescaleDB from Debian's source package (trixie) for PostgreSQL $PG_MAJOR"
@@ -73,9 +74,15 @@ SRC
       -DLINTER=OFF -DENABLE_DEBUG_UTILS=OFF -DPG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
     cd build
     make -j"$(nproc)" >/dev/null
-    $SUDO make install >/dev/null
+    if [ -n "${TSDB_CHECK_BUILD:-}" ]; then
+      make install DESTDIR="$BUILD_DIR/dest" >/dev/null
+      ls "$BUILD_DIR/dest$EXT_DIR"/timescaledb.control
+    else
+      $SUDO make install >/dev/null
+    fi
   )
   rm -rf "$BUILD_DIR"
-  log "TimescaleDB installed into $EXT_DIR"
+  if [ -n "${TSDB_CHECK_BUILD:-}" ]; then log "TimescaleDB build checked (not installed)"; else
+    log "TimescaleDB installed into $EXT_DIR"; fi
 fi
 log "system ready (PostgreSQL $PG_MAJOR, Mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'))"
