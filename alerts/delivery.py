@@ -278,8 +278,17 @@ class DeliveryWorker:
             claimed = await self._claim()
             if not claimed:
                 return attempts
-            await asyncio.gather(*(self._attempt(item) for item in claimed))
+            # Targets in parallel, but each target's notifications one after the other in the
+            # order they were made: nobody should read "cleared" before "opened".
+            by_target: dict[tuple[str, str], list[Outgoing]] = {}
+            for item in sorted(claimed, key=lambda o: o.notification_id):
+                by_target.setdefault((item.channel, item.target), []).append(item)
+            await asyncio.gather(*(self._attempt_in_order(items) for items in by_target.values()))
             attempts += len(claimed)
+
+    async def _attempt_in_order(self, items: list[Outgoing]) -> None:
+        for item in items:
+            await self._attempt(item)
 
     async def _claim(self) -> list[Outgoing]:
         lease = self._settings.webhook_timeout_s + LEASE_MARGIN_S
