@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import psycopg
@@ -120,10 +121,8 @@ async def test_walking_skeleton(
     screenshot(browser, "end_to_end_fleet")
 
 
-def _items(payload: object) -> list[dict]:
-    if isinstance(payload, dict):
-        return list(payload.get("items", []))
-    return list(payload)  # type: ignore[arg-type]
+def _items(payload: Any) -> list[dict[str, Any]]:
+    return list(payload["items"]) if isinstance(payload, dict) else list(payload)
 
 
 async def test_faulty_scenario_matches_the_ground_truth(settings: Settings, db_dsn: str) -> None:

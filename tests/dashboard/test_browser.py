@@ -82,7 +82,7 @@ def _open(driver: WebDriver, url: str) -> None:
     """Load a page with a clean console (the previous test's page may have logged errors
     while its server was stopping)."""
     driver.get("about:blank")
-    driver.get_log("browser")
+    driver.get_log("browser")  # type: ignore[attr-defined]  # Chrome-only API
     driver.get(url)
 
 
@@ -94,7 +94,7 @@ def _console_errors(driver: WebDriver) -> list[str]:
     """Errors the page logged (failed callbacks, JavaScript exceptions), minus offline noise."""
     return [
         entry["message"]
-        for entry in driver.get_log("browser")
+        for entry in driver.get_log("browser")  # type: ignore[attr-defined]  # Chrome-only API
         if entry["level"] == "SEVERE"
         and not any(noise in entry["message"] for noise in _OFFLINE_NOISE)
     ]
