@@ -13,6 +13,9 @@ COPY dashboard ./dashboard
 COPY simulator ./simulator
 COPY db ./db
 COPY api ./api
+COPY traceability ./traceability
+COPY security ./security
+COPY reports ./reports
 RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 coldchain
 USER coldchain
 

@@ -9,6 +9,12 @@
 One synchronous psycopg pool serves both: it is created closed here, opened in the lifespan and
 waited for, so a wrong DSN fails at start-up instead of at the first request. API handlers are
 plain ``def`` (FastAPI runs them in its thread pool); Dash callbacks run in a2wsgi's threads.
+
+Security (README "Security"): every router included under ``/api/v1`` requires authentication
+and the permission its routes declare (:func:`api.deps.authorize`, added to each router in the
+include loop, so a router added later is closed by default); only ``POST /api/v1/auth/login``,
+``/healthz`` and ``/metrics`` are open. Request bodies are limited in size before any handler
+reads them; the dashboard has its own login (:mod:`dashboard.pages.login`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import psycopg
 from a2wsgi import WSGIMiddleware
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, APIRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
@@ -32,12 +40,42 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import WebPool
-from api.routers import alerts, devices, excursions, health, products, readings, shipments
+from api.deps import WebPool, authorize, route_permission
+from api.routers import (
+    alerts,
+    audit,
+    auth,
+    devices,
+    dispositions,
+    epcis,
+    excursions,
+    health,
+    products,
+    readings,
+    reports,
+    shipments,
+    units,
+    users,
+)
 from coldchain.errors import NotFoundError, SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
 from db.queries.web import AlertConflictError
+from reports.service import (
+    InvalidDispositionError,
+    ReportChangedError,
+    ReportSettings,
+    SignatureConflictError,
+)
+from security.errors import (
+    AccountError,
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    WeakPasswordError,
+)
+from security.ratelimit import LoginLimiter
+from security.roles import roles_with
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +204,88 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
+class PayloadTooLargeError(HTTPException):
+    """A request body over the limit (raised while it streams in, when it has no length)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body larger than {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over a size limit (413) before a handler reads them: at once when
+    the declared Content-Length is too large, else as soon as the streamed body passes it.
+    ``larger`` gives path prefixes a limit of their own (document uploads)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, larger: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.limit = limit
+        self.larger = larger or {}
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.larger.items():
+            if path.startswith(prefix):
+                return limit
+        return self.limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope.get("path", ""))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = True  # a length we cannot read is not a length we accept
+            if too_large:
+                response = JSONResponse(
+                    status_code=413, content={"detail": f"request body larger than {limit} bytes"}
+                )
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLargeError(limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
     async def conflict(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"}
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
+        return JSONResponse(status_code=401, content={"detail": str(exc)}, headers=headers)
+
+    async def forbidden(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+    async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot take (out of range, a NUL character…): the client's
+        # mistake, not a server error; the database's own words stay in the log.
+        log.info("refused value on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            status_code=422,
+            content={"detail": "a value in the request is out of range or cannot be stored"},
+        )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
@@ -188,7 +302,33 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(AlertConflictError, conflict)
+    app.add_exception_handler(AuthenticationError, unauthenticated)
+    app.add_exception_handler(PermissionDeniedError, forbidden)
+    app.add_exception_handler(AccountError, conflict)
+    app.add_exception_handler(WeakPasswordError, unprocessable)
+    app.add_exception_handler(ReportChangedError, conflict)
+    app.add_exception_handler(SignatureConflictError, conflict)
+    app.add_exception_handler(InvalidDispositionError, unprocessable)
+    app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _document_permissions(router: APIRouter) -> None:
+    """Show every route's permission and roles in the OpenAPI document, including the routes
+    that rely on the default (read for GET, admin otherwise). Done before the router is
+    included: the app copies each route's settings when it includes it."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        method = sorted(route.methods or {"GET"})[0]
+        permission = route_permission(route, method)
+        # The route belongs to a module-level router: the values are the same for every app,
+        # so writing them again is harmless.
+        route.openapi_extra = {
+            **(route.openapi_extra or {}),
+            "x-permission": permission,
+            "x-roles": list(roles_with(permission)),
+        }
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -218,13 +358,28 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.pool = pool
     app.state.metrics = metrics
+    # One limiter for API and dashboard logins (and signature passwords) of this process.
+    limiter = LoginLimiter(
+        max_failures=settings.security.login_max_failures,
+        window_s=settings.security.login_window_s,
+    )
+    app.state.login_limiter = limiter
+    app.state.report_settings = ReportSettings.from_settings(settings)
     labels = RouteLabels(
         lambda: [*app.openapi()["paths"], app.docs_url or "", app.openapi_url or ""]
+    )
+    # Added before the metrics middleware, which therefore wraps it: refused bodies are counted.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.security.max_body_bytes,
+        larger={f"{API_PREFIX}/epcis/": settings.security.max_upload_bytes},
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics, labels=labels)
     _install_error_handlers(app)
 
     app.include_router(health.router)
+    app.include_router(auth.router, prefix=API_PREFIX)  # login is open; /me and /logout check
+    # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
         readings.router,
@@ -232,8 +387,15 @@ def create_app(settings: Settings) -> FastAPI:
         alerts.router,
         devices.router,
         products.router,
+        units.router,
+        epcis.router,
+        reports.router,
+        dispositions.router,
+        users.router,
+        audit.router,
     ):
-        app.include_router(router, prefix=API_PREFIX)
+        _document_permissions(router)
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
 
     # Unknown /api paths answer in JSON instead of falling through to the dashboard's HTML.
     @app.api_route(
@@ -247,6 +409,6 @@ def create_app(settings: Settings) -> FastAPI:
             content={"detail": f"no API route {request.method} {request.url.path}"},
         )
 
-    dash_app = create_dash(settings, pool)
+    dash_app = create_dash(settings, pool, limiter=limiter)
     app.mount("/", WSGIMiddleware(dash_app.server), name="dashboard")  # type: ignore[arg-type]
     return app

@@ -11,11 +11,14 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from coldchain.settings import Settings
+
+if TYPE_CHECKING:
+    from db.queries.web import Conn
 
 app = typer.Typer(
     help="Cold-chain telemetry for pharmaceutical shipments.",
@@ -57,7 +60,8 @@ def db_migrate() -> None:
     from db.migrate import migrate
 
     settings = _settings()
-    applied = migrate(settings.db.dsn)
+    # As the schema owner when one is set (COLDCHAIN_DB__OWNER_USER), else as the services' role.
+    applied = migrate(settings.db.migration_dsn)
     typer.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
@@ -208,6 +212,364 @@ def up(
 
     settings = _settings()
     raise typer.Exit(run_stack(settings, simulator=simulator, scenario=scenario))
+
+
+# --- track and trace --------------------------------------------------------------------------
+
+epcis_app = typer.Typer(help="EPCIS 2.0 documents: import and export.", no_args_is_help=True)
+app.add_typer(epcis_app, name="epcis")
+
+
+def _trace_conn(settings: Settings) -> Conn:
+    """A dict-row connection for the track-and-trace commands (imports open their own
+    transaction)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    return psycopg.connect(
+        settings.db.dsn, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
+    )
+
+
+@epcis_app.command("import")
+def epcis_import(
+    files: Annotated[list[Path], typer.Argument(help="EPCIS 2.0 JSON / JSON-LD documents.")],
+) -> None:
+    """Import EPCIS documents: each is validated against the official schema and stored whole,
+    or refused with every reason and nothing stored. Importing again changes nothing."""
+    from traceability.epcis_import import EPCISRejected, import_document, load_document
+
+    settings = _settings()
+    refused = 0
+    with _trace_conn(settings) as conn:
+        for path in files:
+            try:
+                document = load_document(path.read_bytes())
+                result = import_document(
+                    conn, document, source=path.name, today=datetime.now(UTC).date()
+                )
+            except EPCISRejected as error:
+                refused += 1
+                typer.echo(f"{path}: refused, nothing stored", err=True)
+                for problem in error.problems:
+                    typer.echo(f"  {problem}", err=True)
+                continue
+            except OSError as error:
+                refused += 1
+                typer.echo(f"{path}: cannot read: {error}", err=True)
+                continue
+            untracked = (
+                f", {len(result.untracked)} identifier(s) not tracked" if result.untracked else ""
+            )
+            typer.echo(
+                f"{path}: {result.n_new} new event(s), {result.n_known} already known, "
+                f"{result.units_created} unit(s) created{untracked}"
+            )
+    if refused:
+        raise typer.Exit(1)
+
+
+@epcis_app.command("export")
+def epcis_export(
+    shipment: Annotated[str | None, typer.Option(help="Shipment id or reference.")] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="SGTIN or SSCC in any form (EPC URI, Digital Link, ...).")
+    ] = None,
+    interval_min: Annotated[int, typer.Option(help="Sensor report interval, minutes.")] = 60,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Export a shipment or a unit as an EPCIS 2.0 JSON-LD document."""
+    import json
+
+    from coldchain.errors import NotFoundError
+    from coldchain.gs1 import IdentifierError
+    from traceability.epcis_export import build_document, gather_shipment, gather_unit
+
+    if (shipment is None) == (unit is None):
+        raise typer.BadParameter("give exactly one of --shipment or --unit")
+    settings = _settings()
+    now = datetime.now(UTC)
+    try:
+        with _trace_conn(settings) as conn:
+            if shipment is not None:
+                data = gather_shipment(conn, shipment, bucket_s=interval_min * 60)
+            else:
+                assert unit is not None
+                data = gather_unit(conn, unit, today=now.date(), bucket_s=interval_min * 60)
+    except (NotFoundError, IdentifierError) as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    text = json.dumps(build_document(data, now=now), indent=2, ensure_ascii=False)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def passport(
+    identifier: Annotated[
+        str, typer.Argument(help="SGTIN or SSCC: EPC URI, Digital Link, scanned element string.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="The full passport as JSON.")] = False,
+) -> None:
+    """A unit's temperature passport: verdict, custody, excursions, budget use and MKT."""
+    import json
+
+    from coldchain.errors import NotFoundError
+    from coldchain.gs1 import IdentifierError
+    from traceability import lookup
+    from traceability.passport import passport_json
+    from traceability.report import passport_text
+
+    settings = _settings()
+    now = datetime.now(UTC)
+    with _trace_conn(settings) as conn:
+        verification = lookup.verify(conn, identifier, today=now.date())
+        try:
+            result = lookup.load_passport(
+                conn, identifier, today=now.date(), now=now, gap_factor=settings.alerts.gap_factor
+            )
+        except (NotFoundError, IdentifierError) as error:
+            typer.echo(f"{verification.status}: {error}", err=True)
+            raise typer.Exit(1) from None
+    if as_json:
+        body = passport_json(result, include_readings=True)
+        body["verification"] = {
+            "status": verification.status,
+            "reasons": list(verification.reasons),
+        }
+        typer.echo(json.dumps(body, indent=2, default=str, ensure_ascii=False))
+    else:
+        typer.echo(passport_text(result, verification))
+
+
+# --- security: people, API keys, device credentials, the audit trail --------------------------
+
+users_app = typer.Typer(
+    help="People who log in to the API and the dashboard (roles: viewer, operator, qa, admin).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+apikeys_app = typer.Typer(help="API keys of machine clients.", no_args_is_help=True)
+app.add_typer(apikeys_app, name="apikeys")
+devices_app = typer.Typer(help="Loggers' MQTT credentials.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _connect(settings: Settings) -> Any:
+    """An autocommit, dict-row connection as the services' role (what the audit records)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    return psycopg.connect(
+        settings.db.dsn, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
+    )
+
+
+def _cli_context(reason: str | None = None) -> Any:
+    """Who acts from the command line: the operating-system user, on this host."""
+    import getpass
+    import socket
+
+    from security.audit import AuditContext
+
+    return AuditContext(f"cli:{getpass.getuser()}", "admin", f"cli@{socket.gethostname()}", reason)
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Log-in name (lower case).")],
+    role: Annotated[str, typer.Option(help="viewer, operator, qa or admin.")],
+    name: Annotated[str, typer.Option(help="Printed name, shown with signatures.")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input instead of generating one.")
+    ] = False,
+) -> None:
+    """Create a person (the first admin comes from here). Prints a generated password once."""
+    from security import accounts, passwords
+    from security.errors import SecurityError
+
+    settings = _settings()
+    generated = not password_stdin
+    password = passwords.generate_password() if generated else sys.stdin.readline().rstrip("\n")
+    try:
+        with _connect(settings) as conn:
+            row = accounts.create_user(
+                conn,
+                username=username,
+                full_name=name,
+                role=role,
+                password=password,
+                min_length=settings.security.password_min_length,
+                ctx=_cli_context("user created"),
+            )
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {row['username']} ({row['role']}, {row['full_name']}) created")
+    if generated:
+        typer.echo(f"password: {password}")
+        typer.echo("(shown once; the database keeps only its argon2 hash)")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Everyone, active or not."""
+    from db.queries import security as q
+
+    settings = _settings()
+    with _connect(settings) as conn:
+        rows = q.list_users(conn=conn)
+    for r in rows:
+        state = "active" if r["active"] else f"deactivated {r['deactivated_at']:%Y-%m-%d}"
+        typer.echo(f"{r['username']:<24} {r['role']:<9} {state:<22} {r['full_name']}")
+
+
+@users_app.command("revoke")
+def users_revoke(
+    username: Annotated[str, typer.Argument(help="The person to deactivate.")],
+    reason: Annotated[str | None, typer.Option(help="Why (goes into the audit trail).")] = None,
+) -> None:
+    """Deactivate a person and revoke every token and session they hold."""
+    from security import accounts
+    from security.errors import SecurityError
+
+    settings = _settings()
+    try:
+        with _connect(settings) as conn:
+            accounts.deactivate_user(
+                conn, username=username, ctx=_cli_context(reason or "user deactivated")
+            )
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {username} deactivated; their tokens and sessions are revoked")
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    name: Annotated[str, typer.Argument(help="A name for the client (unique, never reused).")],
+    role: Annotated[str, typer.Option(help="viewer, operator or admin.")] = "viewer",
+    days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+) -> None:
+    """Create an API key; prints it once (send it as the X-API-Key header)."""
+    from datetime import timedelta
+
+    from security import accounts
+    from security.errors import SecurityError
+
+    settings = _settings()
+    expires = None if days is None else datetime.now(UTC) + timedelta(days=days)
+    try:
+        with _connect(settings) as conn:
+            secret, row = accounts.create_api_key(
+                conn, name=name, role=role, expires_at=expires, ctx=_cli_context("API key created")
+            )
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"API key {row['name']} ({row['role']}) created")
+    typer.echo(f"key: {secret}")
+    typer.echo("(shown once; the database keeps only its SHA-256)")
+
+
+@apikeys_app.command("revoke")
+def apikeys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke an API key at once."""
+    from security import accounts
+    from security.errors import SecurityError
+
+    settings = _settings()
+    try:
+        with _connect(settings) as conn:
+            accounts.revoke_api_key(conn, name=name, ctx=_cli_context("API key revoked"))
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"API key {name} revoked")
+
+
+@devices_app.command("provision")
+def devices_provision(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write Mosquitto's passwd and acl (default: the local stack's)."
+        ),
+    ] = None,
+    rotate: Annotated[bool, typer.Option(help="New passwords for every logger.")] = False,
+    ingest_account: Annotated[
+        bool, typer.Option(help="Create or re-key the ingester's service account.")
+    ] = False,
+    simulator_account: Annotated[
+        bool,
+        typer.Option(help="Create or re-key the simulator's account (test fleets only)."),
+    ] = False,
+) -> None:
+    """Issue MQTT passwords to registered loggers and write the broker's password file and ACL.
+
+    New logger passwords go to a credentials file (owner-readable only) in the same folder;
+    Mosquitto reloads both files on SIGHUP.
+    """
+    from security import devices
+
+    settings = _settings()
+    folder = out or settings.stack.data_dir / "mosquitto"
+    services = [
+        account
+        for account, wanted in (
+            (devices.INGEST_ACCOUNT, ingest_account),
+            (devices.SIMULATOR_ACCOUNT, simulator_account),
+        )
+        if wanted
+    ]
+    with _connect(settings) as conn:
+        result = devices.provision(
+            conn,
+            topic_root=settings.mqtt.topic_root,
+            out_dir=folder,
+            rotate=rotate,
+            services=services,
+            ctx=_cli_context("MQTT credentials provisioned"),
+        )
+    typer.echo(f"password file: {result.password_file}")
+    typer.echo(f"ACL:           {result.acl_file}")
+    typer.echo(
+        f"{result.devices_with_credentials} logger(s) with credentials, "
+        f"{len(result.issued)} new password(s)"
+    )
+    if result.credentials_file is not None:
+        typer.echo(f"new logger passwords: {result.credentials_file} (load them, then delete it)")
+    for user, password in result.services.items():
+        typer.echo(f"service account {user}: password {password} (shown once)")
+    for device_id in result.skipped:
+        typer.echo(f"skipped {device_id!r}: not usable as an MQTT user name (':' or too long)")
+    typer.echo("reload the broker (SIGHUP) or restart it to apply")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the whole hash chain; exit 1 and name the first broken entry if any."""
+    import contextlib
+
+    from db.queries import security as q
+    from security.audit import verify_chain
+
+    settings = _settings()
+    with (
+        _connect(settings) as conn,
+        contextlib.closing(q.iter_audit_entries(conn=conn)) as entries,
+    ):
+        verdict = verify_chain(entries)
+    typer.echo(verdict.summary())
+    if not verdict.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -183,17 +183,36 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def ensure_database(
-        self, name: str, owner: str, password: str, *, template: str | None = None
+        self,
+        name: str,
+        owner: str,
+        password: str,
+        *,
+        template: str | None = None,
+        app_user: str | None = None,
+        app_password: str | None = None,
     ) -> None:
-        """Create the role and the database with TimescaleDB in it, unless they exist."""
+        """Create the roles and the database with TimescaleDB in it, unless they exist.
+
+        ``owner`` owns the database and runs the migrations. With ``app_user``, the services
+        connect as that second role, a member of ``coldchain_app`` (the group the migrations
+        grant to) that owns nothing: the database then refuses it any change of the audit
+        trail and of signed records. A database the app role owned before (an older
+        ``.coldchain``) is handed over to ``owner``.
+        """
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(
-                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-                    sql.SQL(verb), sql.Identifier(owner), sql.Literal(password)
+            _ensure_login_role(conn, owner, password)
+            if not conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_GROUP,)
+            ).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(APP_GROUP)))
+            if app_user is not None and app_user != owner:
+                _ensure_login_role(conn, app_user, app_password or password)
+                conn.execute(
+                    sql.SQL("GRANT {} TO {}").format(
+                        sql.Identifier(APP_GROUP), sql.Identifier(app_user)
+                    )
                 )
-            )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 stmt = sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(name), sql.Identifier(owner)
@@ -201,10 +220,47 @@ class PostgresCluster:
                 if template:
                     stmt = stmt + sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
                 conn.execute(stmt)
+            else:
+                conn.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                        sql.Identifier(name), sql.Identifier(owner)
+                    )
+                )
         with psycopg.connect(self.superuser_dsn(name), autocommit=True) as conn:
             # Extensions need a superuser; the migrations then run as the owner.
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+            if app_user is not None and app_user != owner:
+                owns = conn.execute(
+                    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) = %s LIMIT 1",
+                    (app_user,),
+                ).fetchone()
+                if owns:
+                    log.info("handing the tables of %s over from %s to %s", name, app_user, owner)
+                    conn.execute(
+                        sql.SQL("REASSIGN OWNED BY {} TO {}").format(
+                            sql.Identifier(app_user), sql.Identifier(owner)
+                        )
+                    )
+
+
+#: The group role the migrations grant the services' privileges to (db/migrations/0006).
+APP_GROUP = "coldchain_app"
+
+
+def _ensure_login_role(
+    conn: psycopg.Connection[tuple[object, ...]], role: str, password: str
+) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    # Never a superuser, never able to create roles or databases: the app role must not be
+    # able to lift its own limits.
+    conn.execute(
+        sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {}").format(
+            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+        )
+    )
 
 
 @dataclass
@@ -215,6 +271,11 @@ class MosquittoBroker:
     port: int
     password_file: Path | None = None
     acl_file: Path | None = None
+    # TLS on the listener (PEM files); clients then connect with TLS and the CA that signed it.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    # Larger MQTT packets are refused by the broker itself (the client is disconnected).
+    max_packet_size: int | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -228,8 +289,10 @@ class MosquittoBroker:
     def write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "persist").mkdir(exist_ok=True)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
+        lines = [f"listener {self.port} 127.0.0.1"]
+        if self.certfile is not None and self.keyfile is not None:
+            lines += [f"certfile {self.certfile}", f"keyfile {self.keyfile}"]
+        lines += [
             "persistence true",
             f"persistence_location {self.data_dir / 'persist'}/",
             "autosave_interval 30",
@@ -254,6 +317,8 @@ class MosquittoBroker:
             lines.append("allow_anonymous true")
         if self.acl_file is not None:
             lines.append(f"acl_file {self.acl_file}")
+        if self.max_packet_size is not None:
+            lines.append(f"max_packet_size {self.max_packet_size}")
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 15.0) -> None:
@@ -289,3 +354,60 @@ class MosquittoBroker:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+
+@dataclass(frozen=True)
+class LocalTls:
+    """A local certificate authority and a server certificate it signed (PEM files)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def make_local_tls(
+    folder: Path, *, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> LocalTls:
+    """A CA and a server certificate for ``hosts`` in ``folder`` (openssl), unless they exist.
+
+    For the local broker only: a real deployment uses certificates from its own CA. The CA's key
+    stays in ``folder`` (owner-readable), so clients trust exactly this CA's certificates.
+    """
+    tls = LocalTls(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+    if tls.ca_file.exists() and tls.cert_file.exists() and tls.key_file.exists():
+        return tls
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise SetupError("openssl not found: install it (apt-get install openssl) for MQTT TLS")
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    sans = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
+    ca_key, csr = folder / "ca.key", folder / "server.csr"
+    steps = [
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+         "-subj", "/CN=coldchain local CA", "-keyout", str(ca_key), "-out", str(tls.ca_file),
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={hosts[0]}",
+         "-keyout", str(tls.key_file), "-out", str(csr)],
+    ]  # fmt: skip
+    for step in steps:
+        _openssl(step)
+    ext = folder / "server.ext"
+    ext.write_text(
+        f"subjectAltName={sans}\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        [openssl, "x509", "-req", "-in", str(csr), "-CA", str(tls.ca_file), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "825", "-out", str(tls.cert_file), "-extfile", str(ext)]
+    )  # fmt: skip
+    for path in (ca_key, tls.key_file):
+        path.chmod(0o600)
+    return tls
+
+
+def _openssl(args: list[str]) -> None:
+    res = subprocess.run(args, check=False, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SetupError(f"openssl failed: {res.stderr.strip() or res.stdout.strip()}")

@@ -25,12 +25,27 @@ class DbSettings(BaseModel):
     password: SecretStr = SecretStr("coldchain")
     pool_min: int = Field(default=1, ge=1)
     pool_max: int = Field(default=8, ge=1)
+    # The schema owner that runs migrations. Unset: migrations run as ``user`` (one role for
+    # everything, so the database cannot keep the services from editing the audit trail; see
+    # README "Security"). ``coldchain up`` creates a separate owner for its local database.
+    owner_user: str | None = None
+    owner_password: SecretStr | None = None
 
     @property
     def dsn(self) -> str:
-        """A libpq connection URI."""
-        pw = quote(self.password.get_secret_value(), safe="")
-        return f"postgresql://{quote(self.user, safe='')}:{pw}@{self.host}:{self.port}/{self.name}"
+        """A libpq connection URI for the services' role."""
+        return self._uri(self.user, self.password)
+
+    @property
+    def migration_dsn(self) -> str:
+        """A libpq connection URI for the schema owner (``dsn`` when no owner is set)."""
+        if self.owner_user is None:
+            return self.dsn
+        return self._uri(self.owner_user, self.owner_password or self.password)
+
+    def _uri(self, user: str, password: SecretStr) -> str:
+        pw = quote(password.get_secret_value(), safe="")
+        return f"postgresql://{quote(user, safe='')}:{pw}@{self.host}:{self.port}/{self.name}"
 
 
 class MqttSettings(BaseModel):
@@ -110,11 +125,32 @@ class SimulatorSettings(BaseModel):
     seed: int | None = None  # None: the scenario's own seed
 
 
+class SecuritySettings(BaseModel):
+    """Logins, tokens, request limits (README "Security")."""
+
+    token_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
+    session_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
+    # Failed logins (and failed signature passwords) per user name within the window; the
+    # same client address may fail ``login_max_failures`` × 4 times.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=900.0, gt=0)
+    password_min_length: int = Field(default=12, ge=8)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # EPCIS documents (POST /api/v1/epcis/…) may be larger.
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    cookie_secure: bool = False
+
+
 class StackSettings(BaseModel):
     """The project-owned local PostgreSQL and Mosquitto that ``coldchain up`` starts."""
 
     data_dir: Path = Path(".coldchain")
     manage_services: bool = True
+    # Per-logger passwords and an ACL on the local broker (README "Security").
+    mqtt_auth: bool = True
+    # TLS on the local broker: ``coldchain up`` makes a local CA and server certificate (openssl)
+    # in {data_dir}/mosquitto/tls and points its stages at them.
+    mqtt_tls: bool = False
 
 
 class Settings(BaseSettings):
@@ -134,4 +170,5 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     stack: StackSettings = Field(default_factory=StackSettings)

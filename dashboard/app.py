@@ -5,6 +5,9 @@ registers pages and ``dash.callback`` callbacks in process-wide registries that 
 consumes, so a second app built by :func:`create_dash` in the same process (tests, workers)
 would come up without them. Here every app gets its own callbacks through ``app.callback``,
 bound to the pool and settings it was given.
+
+Every page but the login page needs a session (:mod:`dashboard.pages.login`); the navigation bar
+shows who is logged in, and each page shows only the actions the person's role allows.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
 from dashboard import ids
-from dashboard.pages import PageContext, alerts, fleet, shipment
+from dashboard.pages import PageContext, alerts, fleet, login, passport, qa, shipment
 from db.queries.web import Conn
+from security.accounts import Principal
+from security.ratelimit import LoginLimiter
 
 ASSETS = Path(__file__).with_name("assets")
 TITLE = "Cold chain · control tower"
 
 
-def navbar() -> html.Header:
-    """The top bar: brand and the links to the fleet and the alerts."""
+def navbar(principal: Principal | None = None) -> html.Header:
+    """The top bar: brand, the links to the fleet, the alerts and QA review, and who is logged
+    in (no links before logging in)."""
     return html.Header(
         id=ids.NAVBAR,
         className="navbar",
@@ -41,20 +47,26 @@ def navbar() -> html.Header:
                 children=[
                     dcc.Link("Fleet", href="/", id=ids.NAV_FLEET, className="nav-link"),
                     dcc.Link("Alerts", href="/alerts", id=ids.NAV_ALERTS, className="nav-link"),
+                    dcc.Link(
+                        "Passport", href=passport.PATH, id=ids.NAV_PASSPORT, className="nav-link"
+                    ),
+                    dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
                 ],
+                style=None if principal is not None else {"display": "none"},
             ),
+            login.user_menu(principal),
         ],
     )
 
 
-def shell() -> html.Div:
+def shell(principal: Principal | None = None) -> html.Div:
     """The layout every page renders into."""
     return html.Div(
         className="app",
         children=[
             dcc.Location(id=ids.URL, refresh=False),
-            navbar(),
+            navbar(principal),
             html.Main(id=ids.PAGE, className="container"),
         ],
     )
@@ -72,24 +84,42 @@ def not_found(pathname: str) -> html.Div:
     )
 
 
-def render(pathname: str | None, page: PageContext) -> tuple[Any, str, str]:
-    """The page for a path, and the navigation links' classes (the active one marked)."""
+def render(
+    pathname: str | None, page: PageContext, principal: Principal | None = None
+) -> tuple[Any, str, str]:
+    """The page for a path, and the navigation links' classes (the active one marked). Without
+    a session, every path shows the login page."""
     path = pathname or "/"
     active, plain = "nav-link active", "nav-link"
+    if principal is None:
+        return login.layout(), plain, plain
+    if path.rstrip("/") == login.LOGIN_PATH:
+        return dcc.Location(id="login-done", href="/"), plain, plain
+    if path.rstrip("/") == qa.PATH or path.startswith(qa.PATH + "/"):
+        return qa.layout(page, qa.reference_from_path(path), principal), plain, plain
     if path in ("/", ""):
         return fleet.layout(page), active, plain
     if path.rstrip("/") == "/alerts":
-        return alerts.layout(page), plain, active
+        return alerts.layout(page, principal), plain, active
+    if path.rstrip("/") == passport.PATH:
+        return passport.layout(page), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.layout(page, reference), active, plain
     return not_found(path), plain, plain
 
 
-def create_dash(settings: Settings, pool: ConnectionPool[Conn]) -> dash.Dash:
+def create_dash(
+    settings: Settings, pool: ConnectionPool[Conn], *, limiter: LoginLimiter | None = None
+) -> dash.Dash:
     """A Dash app showing the data behind ``pool`` (opened by the caller, e.g. the FastAPI
-    lifespan), to be served as a WSGI app (``app.server``)."""
+    lifespan), to be served as a WSGI app (``app.server``). ``limiter`` counts failed logins
+    (share the API's, so both count against the same limit)."""
     page = PageContext(settings=settings, pool=pool)
+    limiter = limiter or LoginLimiter(
+        max_failures=settings.security.login_max_failures,
+        window_s=settings.security.login_window_s,
+    )
     app = dash.Dash(
         __name__,
         assets_folder=str(ASSETS),
@@ -100,14 +130,27 @@ def create_dash(settings: Settings, pool: ConnectionPool[Conn]) -> dash.Dash:
         suppress_callback_exceptions=False,
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
-    app.layout = shell()
+    # A function: built per page load, so the navigation bar shows who is logged in.
+    app.layout = lambda: shell(login.current_principal())
     # Every component any page can show, so Dash can check the callbacks against them.
     app.validation_layout = html.Div(  # type: ignore[assignment]  # typed None in Dash
-        [shell(), fleet.layout(page), shipment.layout(page, "_"), alerts.layout(page)]
+        [
+            shell(),
+            fleet.layout(page),
+            shipment.layout(page, "_"),
+            alerts.layout(page),
+            login.layout(),
+            passport.layout(page),
+            *qa.validation_layouts(page),
+        ]
     )
+    login.install(app.server, pool=pool, settings=settings, limiter=limiter)
     fleet.register(app, page)
     shipment.register(app, page)
     alerts.register(app, page)
+    passport.register(app, page)
+    login.register(app)
+    qa.register(app, page, limiter=limiter)
 
     @app.callback(
         Output(ids.PAGE, "children"),
@@ -116,6 +159,6 @@ def create_dash(settings: Settings, pool: ConnectionPool[Conn]) -> dash.Dash:
         Input(ids.URL, "pathname"),
     )
     def route(pathname: str | None) -> tuple[Any, str, str]:
-        return render(pathname, page)
+        return render(pathname, page, login.current_principal())
 
     return app

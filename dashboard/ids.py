@@ -13,6 +13,7 @@ PAGE = "page-content"
 NAVBAR = "navbar"
 NAV_FLEET = "nav-fleet"
 NAV_ALERTS = "nav-alerts"
+NAV_PASSPORT = "nav-passport"
 
 # Fleet page "/"
 FLEET_INTERVAL = "fleet-interval"
@@ -54,6 +55,15 @@ ALERTS_AGE_GRAPH = "alerts-age-graph"
 ALERTS_TABLE = "alerts-table"
 ALERTS_TBODY = "alerts-tbody"
 ALERTS_UPDATED = "alerts-updated"
+
+# Passport page "/passport"
+PASSPORT_LOCATION = "passport-location"  # dcc.Location reading ?id=
+PASSPORT_INPUT = "passport-input"
+PASSPORT_BUTTON = "passport-button"
+PASSPORT_RESULT = "passport-result"
+PASSPORT_STATUS = "passport-status"  # <span> with data-status (ok, exposed, recalled...)
+PASSPORT_GRAPH = "passport-temp-graph"
+PASSPORT_CUSTODY = "passport-custody"  # rows tr.custody-row with data-shipment
 
 # CSS classes with a meaning for tests
 FLEET_ROW = "fleet-row"  # <tr> with data-reference and data-condition

@@ -1,14 +1,29 @@
 """The ingester's long-running loop: subscribe, parse, batch, commit, then acknowledge.
 
 Acknowledge after commit: the MQTT client runs with manual acknowledgement, and a message's
-PUBACK is sent only once the transaction holding its readings (or its dead letter) committed.
-A SIGKILL at any moment therefore loses nothing: the broker keeps unacknowledged messages in the
-persistent session (clean start off, session expiry set) and delivers them again; the primary
-key on (device, measurement time) makes the re-delivery a no-op.
+PUBACK is sent only once the transaction holding its readings (or its dead letter) committed,
+in the order the messages arrived. A SIGKILL at any moment therefore loses nothing: the broker
+keeps unacknowledged messages in the persistent session (clean start off, session expiry set)
+and delivers them again; the primary key on (device, measurement time) makes the re-delivery a
+no-op.
 
-Flow control comes from the broker: the client announces an MQTT 5 receive maximum, so at most
-that many unacknowledged messages are ever in our hands, whatever the backlog. Batches flush on
-size or age, whichever comes first; one batch is written while the next one fills.
+Flow control: the client announces an MQTT 5 receive maximum, and the ingester stops reading
+its socket while it holds that many unacknowledged messages, or four batches' worth of parsed
+readings, until a commit frees room. (Mosquitto 2.0.11 honours the receive maximum only until
+the first PUBACK; see ``IngestClient.pause_reading``.) What the ingester holds is therefore
+bounded whatever the backlog; the rest waits in the broker.
+
+The data path, all on one event loop:
+
+- the MQTT client (:class:`ingest.mqtt.IngestClient`) hands each PUBLISH synchronously to
+  :meth:`Ingester._on_publish`, which parses it into the batch that is filling (no queue and no
+  task per message; see ``ingest/mqtt.py`` for why);
+- a batch is sealed when it holds ``batch_max_readings`` items;
+- writer tasks take sealed batches in order, and the filling one once its first message is
+  ``batch_max_age_ms`` old, or at once when the broker can send nothing more (we hold as many
+  unacknowledged messages as the receive maximum); while they commit, the next batch fills;
+- after each commit, that batch's messages are acknowledged in one write, batches strictly in
+  the order they were taken, so PUBACKs go out in arrival order.
 """
 
 from __future__ import annotations
@@ -16,10 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -27,9 +46,16 @@ from paho.mqtt.properties import Properties
 
 from coldchain.settings import Settings
 from coldchain.telemetry import Limits, parse_payload
+from ingest.mqtt import IngestClient
 from ingest.sink import Batch, DeadLetter, Sink
 
 log = logging.getLogger(__name__)
+
+#: A device we do not know triggers a reload of the registry at most this often.
+REGISTRY_RELOAD_S = 0.0
+#: Batches in the database at once. Two overlap one batch's encoding with the previous one's
+#: statement; ``coldchain ingest`` opens a pool of two connections for them.
+WRITERS = 2
 
 
 def utcnow() -> datetime:
@@ -50,11 +76,18 @@ class IngestStats:
     last_commit_ms: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
+    """One transaction's worth of messages, and what acknowledges them."""
+
     batch: Batch = field(default_factory=Batch)
-    acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) in arrival order
-    started: float = 0.0
+    mids: list[int] = field(default_factory=list)  # QoS 1 packet ids, in arrival order
+    messages: int = 0
+    items: int = 0  # len(batch), as last counted
+    started: float = 0.0  # time.monotonic() of the first message
+
+
+_Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
 
 
 class Ingester:
@@ -72,25 +105,45 @@ class Ingester:
         self._clock = clock
         self.stats = IngestStats()
         cfg = settings.ingest
-        self._max_readings = cfg.batch_max_readings
+        self._root = settings.mqtt.topic_root
+        self._max_items = cfg.batch_max_readings
         self._max_age = cfg.batch_max_age_ms / 1000.0
         # Twice the batch size keeps one batch filling while the previous one commits.
         self._receive_maximum = cfg.receive_maximum or min(
             65535, max(2 * cfg.batch_max_readings, 100)
         )
-        self._limits = Limits(
+        self._require_known = cfg.require_known_device
+        self._base_limits = Limits(
             max_payload_bytes=cfg.max_payload_bytes,
             max_batch_readings=cfg.max_batch_readings,
             max_future=timedelta(seconds=cfg.max_future_s),
         )
+        self._limits = self._base_limits
         self._known: frozenset[str] | None = None
         self._known_loaded = 0.0
         self.connected = asyncio.Event()
+        # Per-session state, reset by _new_session().
+        self._pending = _Pending()
+        self._sealed: deque[_Pending] = deque()
+        self._unacked = 0  # QoS 1 messages received this session and not yet acknowledged
+        self._held = 0  # readings, dead letters and statuses parsed and not yet committed
+        # One batch in each writer, one ready and one filling: parsing further ahead only costs memory
+        # (and garbage-collector time) when uploads carry many readings a message.
+        self._max_held = (WRITERS + 2) * cfg.batch_max_readings
+        self._accepting = False
+        self._draining = False
+        self._gate: list[_Raw] | None = None  # messages waiting for the device registry
+        self._gate_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._mqtt: IngestClient | None = None
+        self._taken = self._acked_seq = 0  # batches handed to writers / acknowledged, in order
+        self._ack_blocked = False
+        self._ack_turn = asyncio.Condition()
 
     # --- topics ----------------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        root, group = self._s.mqtt.topic_root, self._s.mqtt.shared_group
+        root, group = self._root, self._s.mqtt.shared_group
         return [
             f"$share/{group}/{root}/devices/+/telemetry",
             f"$share/{group}/{root}/devices/+/status",
@@ -99,7 +152,7 @@ class Ingester:
     # --- the loop --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set; then flush, commit and acknowledge what is held, and return."""
+        """Run until ``stop`` is set; then commit and acknowledge what is held, and return."""
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -121,7 +174,7 @@ class Ingester:
             self.stats.dead_letters,
         )
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> IngestClient:
         m = self._s.mqtt
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = m.session_expiry_s
@@ -129,9 +182,10 @@ class Ingester:
         tls = (
             aiomqtt.TLSParameters(ca_certs=str(m.ca_file) if m.ca_file else None) if m.tls else None
         )
-        client = aiomqtt.Client(
+        return IngestClient(
             m.host,
             m.port,
+            on_publish=self._on_publish,
             identifier=m.client_id,
             username=m.username,
             password=m.password.get_secret_value() if m.password else None,
@@ -141,114 +195,250 @@ class Ingester:
             keepalive=m.keepalive_s,
             tls_params=tls,
         )
-        # aiomqtt 2.5 acknowledges on receipt; paho (underneath) can leave it to us.
-        client._client.manual_ack_set(True)
-        return client
+
+    def _new_session(self) -> None:
+        self._pending = _Pending()
+        self._sealed.clear()
+        self._unacked = self._held = 0
+        self._accepting = self._draining = False
+        self._gate = None
+        self._wake = asyncio.Event()
+        self._taken = self._acked_seq = 0
+        self._ack_blocked = False
+        self._ack_turn = asyncio.Condition()
 
     async def _session(self, stop: asyncio.Event) -> None:
-        client = self._client()
+        if self._require_known and self._known is None:
+            # Before connecting: a backlog follows the CONNACK at once, and would otherwise
+            # pile up unparsed behind the first message while the registry loads.
+            load = asyncio.create_task(self._load_registry(), name="ingest-registry")
+            stopped = asyncio.create_task(stop.wait(), name="ingest-stop")
+            await asyncio.wait({load, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            load.cancel()
+            stopped.cancel()
+            if self._known is None:
+                return  # asked to stop first
+        self._new_session()
+        client = self._mqtt = self._client()
+        # A persistent session's queued messages follow the CONNACK at once, before SUBSCRIBE
+        # is even answered: take them from the first byte (one we dropped would stay in
+        # flight, unacknowledged, until the next reconnect).
+        self._accepting = True
         async with client:
-            for topic in self.subscriptions():
-                await client.subscribe(topic, qos=1)
-            self.connected.set()
-            log.info("ingester subscribed to %s", ", ".join(self.subscriptions()))
-            writes: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=2)
-            pending = _Pending()
-
-            async def hand_over() -> None:
-                nonlocal pending
-                if len(pending.acks) or len(pending.batch):
-                    full, pending = pending, _Pending()
-                    await writes.put(full)
-
-            async def read() -> None:
-                nonlocal pending
-                async for message in client.messages:
-                    if not pending.acks:
-                        pending.started = time.monotonic()
-                    await self._absorb(message, pending)
-                    if len(pending.batch.readings) >= self._max_readings:
-                        await hand_over()
-
-            async def tick() -> None:
-                while True:
-                    await asyncio.sleep(self._max_age / 2)
-                    if pending.acks and time.monotonic() - pending.started >= self._max_age:
-                        await hand_over()
-
-            async def write() -> None:
-                while (item := await writes.get()) is not None:
-                    if not await self._commit(item.batch, stop):
-                        continue  # not committed, so not acknowledged: the broker keeps it
-                    paho_client = client._client
-                    for mid, qos in item.acks:
-                        if qos > 0:
-                            paho_client.ack(mid, qos)
-
-            writer = asyncio.create_task(write(), name="ingest-writer")
-            reader = asyncio.create_task(read(), name="ingest-reader")
-            ticker = asyncio.create_task(tick(), name="ingest-ticker")
+            # The writers start first: a backlog can fill the receive maximum before the SUBACK
+            # arrives, and then only a commit (and its PUBACKs) lets us read on to the SUBACK.
+            writers = [
+                asyncio.create_task(self._write(client, stop), name=f"ingest-writer-{i}")
+                for i in range(WRITERS)
+            ]
             stopper = asyncio.create_task(stop.wait(), name="ingest-stop")
+            subscriber = asyncio.create_task(self._subscribe(client), name="ingest-subscribe")
             try:
-                done, _ = await asyncio.wait(
-                    {reader, writer, stopper}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in (reader, writer):
-                    if task in done and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                waited: set[asyncio.Future[Any]] = {*writers, stopper, client.closed, subscriber}
+                while True:
+                    done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+                    if subscriber in done:
+                        subscriber.result()  # a refused subscription ends the session
+                        waited.discard(subscriber)
+                    if done - {subscriber}:
+                        break
+                for writer in writers:
+                    if writer.done():
+                        writer.result()  # a writer only ends early by failing: raise that
+                if client.closed.done():
+                    self.connected.clear()
+                # Stopping, or the connection is gone: take nothing new, and commit what we
+                # hold. On a graceful stop its PUBACKs are queued ahead of aiomqtt's
+                # DISCONNECT. On a lost connection they cannot be sent: the broker delivers
+                # those messages again (a no-op for the primary key), unless it crashed and lost
+                # them, and then our commit is the copy that survives.
+                self._accepting = False
+                self._draining = True
+                self._seal()
+                self._wake.set()
+                await asyncio.gather(*writers)
+                if client.closed.done():
+                    client.closed.result()  # connection lost: raises MqttError, we reconnect
             finally:
-                reader.cancel()
-                ticker.cancel()
-                stopper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
-                if not writer.done():
-                    # Graceful stop: what we hold is committed and acknowledged before we leave.
-                    await hand_over()
-                    await writes.put(None)
-                    await writer
-                # Let the PUBACKs reach the socket before DISCONNECT.
-                await asyncio.sleep(0)
+                # On any other way out (an error), what we hold is dropped unacknowledged:
+                # the broker delivers it again to the next session.
+                self._accepting = False
+                for task in (stopper, subscriber, *writers, self._gate_task):
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(stopper, subscriber, *writers, return_exceptions=True)
+                if self._gate_task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await self._gate_task
+                    self._gate_task = None
 
-    async def _absorb(self, message: aiomqtt.Message, pending: _Pending) -> None:
-        self.stats.messages += 1
-        topic = message.topic.value
-        payload = (
-            message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-        )
-        limits = self._limits
-        if self._s.ingest.require_known_device:
-            limits = Limits(
-                limits.max_payload_bytes,
-                limits.max_batch_readings,
-                limits.max_future,
-                await self._known_devices_for(topic),
+    async def _subscribe(self, client: IngestClient) -> None:
+        """Subscribe (again: the session may have the subscriptions already), then report it.
+
+        A persistent session's backlog is delivered ahead of the SUBACK, so the SUBACK can take
+        as long as reading that backlog (a million messages: most of a minute). Messages flow
+        meanwhile, so this waits without a timeout, beside the session rather than before it;
+        a dead connection ends the session through ``client.closed``.
+        """
+        for topic in self.subscriptions():
+            await client.subscribe(topic, qos=1, timeout=math.inf)
+        self.connected.set()
+        log.info("ingester subscribed to %s", ", ".join(self.subscriptions()))
+
+    # --- receiving (called by the MQTT client, synchronously, for every PUBLISH) ------------
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        if not self._accepting:
+            return  # stopping or disconnected: not acknowledged, so the broker keeps it
+        if qos:
+            self._unacked += 1
+            if self._unacked >= self._receive_maximum:
+                # We hold all the broker may send: commit what we have now, and read no more
+                # until a commit frees room (see IngestClient.pause_reading for why we must).
+                self._wake.set()
+                if self._mqtt is not None:
+                    self._mqtt.pause_reading()
+        self._route((topic, payload, mid, qos))
+
+    def _route(self, raw: _Raw) -> None:
+        if self._gate is not None:
+            self._gate.append(raw)  # keep arrival order behind the message that waits
+            return
+        if self._require_known and self._registry_stale_for(raw[0]):
+            self._gate = [raw]
+            self._gate_task = asyncio.get_running_loop().create_task(
+                self._reload_registry(), name="ingest-registry"
             )
+            return
+        self._absorb(*raw)
+
+    def _absorb(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        pending = self._pending
+        if not pending.messages:
+            pending.started = time.monotonic()
+            self._wake.set()  # the writer starts this batch's age clock
+        pending.messages += 1
+        self.stats.messages += 1
         parsed = parse_payload(
-            topic, payload, root=self._s.mqtt.topic_root, now=self._clock(), limits=limits
+            topic, payload, root=self._root, now=self._clock(), limits=self._limits
         )
-        pending.batch.readings.extend(parsed.readings)
+        batch = pending.batch
+        if parsed.readings:
+            batch.readings.extend(parsed.readings)
         if parsed.status is not None:
-            pending.batch.statuses.append(parsed.status)
+            batch.statuses.append(parsed.status)
         for rej in parsed.rejections:
-            pending.batch.dead_letters.append(
+            batch.dead_letters.append(
                 DeadLetter(topic, rej.reason, payload, rej.device_id, rej.index)
             )
             log.info("dead letter from %s: %s", topic, rej.reason)
-        pending.acks.append((message.mid, message.qos))
+        if qos:
+            pending.mids.append(mid)
+        size = len(batch)
+        self._held += size - pending.items
+        pending.items = size
+        if size >= self._max_items:
+            self._seal()
+        if self._held >= self._max_held and self._mqtt is not None:
+            self._mqtt.pause_reading()  # resumed by a writer once a commit frees room
 
-    async def _known_devices_for(self, topic: str) -> frozenset[str]:
-        """The device registry, reloaded when a device we do not know shows up (at most every 5 s)."""
-        now = time.monotonic()
-        device = topic.split("/")[-2] if topic.count("/") >= 2 else ""
-        stale = self._known is None or (
-            device not in self._known and now - self._known_loaded > 5.0
+    def _seal(self) -> None:
+        """Close the filling batch and queue it for the writer."""
+        if self._pending.messages:
+            self._sealed.append(self._pending)
+            self._pending = _Pending()
+            self._wake.set()
+
+    # --- the device registry -----------------------------------------------------------------
+
+    def _registry_stale_for(self, topic: str) -> bool:
+        """True when the registry must be (re)loaded before this message can be judged."""
+        if self._known is None:
+            return True
+        parts = topic.rsplit("/", 2)
+        device = parts[1] if len(parts) == 3 else ""
+        return (
+            device not in self._known and time.monotonic() - self._known_loaded > REGISTRY_RELOAD_S
         )
-        if stale:
-            self._known = await self._sink.known_devices()
-            self._known_loaded = now
-        assert self._known is not None
-        return self._known
+
+    async def _load_registry(self) -> None:
+        """Load the device registry, retrying while the database is away."""
+        backoff = 0.2
+        while True:
+            try:
+                known = await self._sink.known_devices()
+                break
+            except Exception as exc:  # database down or restarting: the messages wait
+                log.warning(
+                    "loading the device registry failed (%s); retry in %.1f s", exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self._known = known
+        self._known_loaded = time.monotonic()
+        base = self._base_limits
+        self._limits = Limits(
+            base.max_payload_bytes, base.max_batch_readings, base.max_future, known
+        )
+
+    async def _reload_registry(self) -> None:
+        """Reload the registry, then release the messages that waited for it, in order."""
+        await self._load_registry()
+        gate, self._gate = self._gate or [], None
+        for raw in gate:
+            if self._accepting:
+                self._route(raw)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def _write(self, client: IngestClient, stop: asyncio.Event) -> None:
+        """Take batches in arrival order, commit, and acknowledge them in that same order.
+
+        Several of these run at once (:data:`WRITERS`): while one batch's statement runs in the
+        database, the next one is encoded and sent, so neither side waits for the other. A
+        batch committed ahead of its predecessor waits for it before its PUBACKs go out.
+        """
+        while (item := await self._next_batch()) is not None:
+            seq = self._taken = self._taken + 1
+            committed = await self._commit(item.batch, stop)
+            async with self._ack_turn:
+                await self._ack_turn.wait_for(partial(self._acks_reached, seq - 1))
+                if not committed:
+                    # Asked to stop while the database is away: this batch and every later one
+                    # stay unacknowledged, and the broker delivers them again.
+                    self._ack_blocked = True
+                if not self._ack_blocked:
+                    client.ack_in_order(item.mids)
+                    self._unacked -= len(item.mids)
+                if committed:
+                    self._held -= item.items
+                if self._unacked < self._receive_maximum and self._held < self._max_held:
+                    client.resume_reading()
+                self._acked_seq = seq
+                self._ack_turn.notify_all()
+            if not committed:
+                return
+
+    def _acks_reached(self, seq: int) -> bool:
+        return self._acked_seq == seq
+
+    async def _next_batch(self) -> _Pending | None:
+        """The next batch to commit; None once draining and nothing is left."""
+        while True:
+            if self._sealed:
+                return self._sealed.popleft()
+            pending = self._pending
+            timeout: float | None = None
+            if pending.messages:
+                timeout = self._max_age - (time.monotonic() - pending.started)
+                if timeout <= 0 or self._draining or self._unacked >= self._receive_maximum:
+                    self._seal()
+                    continue
+            elif self._draining:
+                return None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _commit(self, batch: Batch, stop: asyncio.Event) -> bool:
         """Commit, retrying with backoff while the database is away; never drop the batch.
@@ -271,7 +461,8 @@ class Ingester:
                 log.warning(
                     "commit of %d items failed (%s); retrying in %.1f s", len(batch), exc, backoff
                 )
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             self.stats.last_commit_ms = (time.perf_counter() - started) * 1000

@@ -1,16 +1,16 @@
-"""Where the ingester puts a batch: TimescaleDB for real, a list for unit tests."""
+"""Where the ingester puts a batch: TimescaleDB for real, a dict for unit tests."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from coldchain.telemetry import DeviceStatus, Reading
 from db.queries import ingest as q
+from ingest.pgarrays import float4_array, float8_array, text_array, timestamptz_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,26 +45,28 @@ class Sink(Protocol):
 
 
 class TimescaleSink:
-    """Writes batches through binary COPY into a staging table, then one merge statement."""
+    """Writes a batch with one statement (db/queries/ingest.py, ``MERGE_BATCH``).
+
+    Without status messages the statement runs in autocommit mode: one round trip, one
+    transaction. Status messages (rare) update ``device_state`` rows that the merge may touch
+    too, which one statement cannot do twice, so then both run in one explicit transaction.
+    The pool's connections are put in autocommit mode: give the sink a pool of its own.
+    """
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
     async def write(self, batch: Batch) -> int:
-        async with self._pool.connection() as conn, conn.transaction():
-            inserted = 0
-            if batch.readings:
-                inserted = await self._write_readings(conn, batch.readings)
-            if batch.dead_letters:
-                async with conn.cursor() as cur:
-                    await cur.executemany(
-                        q.INSERT_DEAD_LETTER,
-                        [
-                            (d.topic, d.device_id, d.reason, d.index, d.payload)
-                            for d in batch.dead_letters
-                        ],
-                    )
-            if batch.statuses:
+        params = self._params(batch)
+        async with self._pool.connection() as conn:
+            if not conn.autocommit:
+                # Left so: every statement of ours is its own transaction, or runs in an
+                # explicit one (conn.transaction() issues BEGIN/COMMIT in autocommit mode too).
+                await conn.set_autocommit(True)
+            if not batch.statuses:
+                return await self._merge(conn, params)
+            async with conn.transaction():
+                inserted = await self._merge(conn, params)
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         q.UPSERT_STATUS,
@@ -79,24 +81,33 @@ class TimescaleSink:
                             for s in batch.statuses
                         ],
                     )
-            if inserted:
-                # Delivered at commit: wakes the rules engine without polling.
-                await conn.execute(q.NOTIFY_CHANGES, (json.dumps({"n": inserted}),))
-        return inserted
+            return inserted
 
     @staticmethod
-    async def _write_readings(conn: AsyncConnection, readings: list[Reading]) -> int:
-        await conn.execute(q.STAGING_CREATE)
-        async with conn.cursor() as cur:
-            async with cur.copy(q.STAGING_COPY) as copy:
-                copy.set_types(q.STAGING_TYPES)
-                for r in readings:
-                    await copy.write_row(
-                        (r.device_id, r.ts, r.temp_c, r.rh, r.lat, r.lon, r.battery)
-                    )
-            await cur.execute(q.MERGE_STAGED)
-            row = await cur.fetchone()
+    async def _merge(conn: AsyncConnection, params: dict[str, Any]) -> int:
+        row = await (await conn.execute(q.MERGE_BATCH, params, binary=True)).fetchone()
         return int(row[0]) if row else 0
+
+    @staticmethod
+    def _params(batch: Batch) -> dict[str, Any]:
+        """The batch as column arrays, the shape ``unnest`` takes them in."""
+        rs = batch.readings
+        dls = batch.dead_letters
+        return {
+            "device_id": text_array([r.device_id for r in rs]),
+            "ts": timestamptz_array([r.ts for r in rs]),
+            "temp_c": float8_array([r.temp_c for r in rs]),
+            "rh": float8_array([r.rh for r in rs]),
+            "lat": float8_array([r.lat for r in rs]),
+            "lon": float8_array([r.lon for r in rs]),
+            "battery": float4_array([r.battery for r in rs]),
+            # Dead letters are few: psycopg's own list dumper is fine for them.
+            "dl_topic": [d.topic for d in dls],
+            "dl_device_id": [d.device_id for d in dls],
+            "dl_reason": [d.reason for d in dls],
+            "dl_index": [d.index for d in dls],
+            "dl_payload": [d.payload for d in dls],
+        }
 
     async def known_devices(self) -> frozenset[str]:
         async with self._pool.connection() as conn:

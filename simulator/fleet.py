@@ -16,7 +16,7 @@ loggers. Times are integer milliseconds since the Unix epoch, exactly what the p
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
@@ -39,7 +39,7 @@ from simulator.physics import (
     with_noise,
 )
 from simulator.routes import LegInput, RoutePlan, plan_route
-from simulator.scenario import DEFAULT_EVENT_MIN, EXPOSURE_EVENTS, Scenario
+from simulator.scenario import DEFAULT_EVENT_MIN, EXPOSURE_EVENTS, RepackSpec, Scenario
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -419,6 +419,7 @@ def build_fleet(
             s,
         )
 
+    aggregations = _repack(aggregations, shipment_units, shipments, fl.repacks, start, end)
     events = _event_windows(scenario, seed, depart_ms, plans)
     devices = _with_deaths(devices, events, start_ms, scenario.physics.battery_drain_per_day)
     return Fleet(
@@ -505,6 +506,42 @@ def _serialise(
             item_epc = SGTIN(gtin, serial).epc_uri(cp_len)
             unit_rows.append(Unit(item_epc, "sgtin", product.gtin, serial, None, lot, expiry, made))
             aggregations.append(Aggregation(case_epc, item_epc, packed, None))
+
+
+def _repack(
+    aggregations: list[Aggregation],
+    shipment_units: list[ShipmentUnit],
+    shipments: list[Shipment],
+    repacks: Sequence[RepackSpec],
+    start: datetime,
+    end: datetime,
+) -> list[Aggregation]:
+    """Move cases between pallets (scenario ``fleet.repacks``): the case leaves its pallet at
+    ``start + at_min`` and joins the other shipment's pallet at that instant. A case is named by
+    its position among the cases on the source pallet at that time."""
+    out = list(aggregations)
+    pallet_of = {su.shipment_reference: su.epc for su in shipment_units}
+    for i, r in enumerate(sorted(repacks, key=lambda r: r.at_min)):
+        at = start + timedelta(minutes=r.at_min)
+        if not start < at < end:
+            raise ConfigError(f"fleet.repacks[{i}].at_min falls outside the scenario's duration")
+        source = pallet_of[shipments[r.from_shipment - 1].reference]
+        target = pallet_of[shipments[r.to_shipment - 1].reference]
+        on_source = [
+            k
+            for k, a in enumerate(out)
+            if a.parent_epc == source and a.start <= at and (a.end is None or at < a.end)
+        ]
+        if r.case > len(on_source):
+            raise ConfigError(
+                f"fleet.repacks[{i}]: shipment {r.from_shipment}'s pallet holds "
+                f"{len(on_source)} case(s) then, not {r.case}"
+            )
+        k = on_source[r.case - 1]
+        moved = out[k]
+        out[k] = replace(moved, end=at)
+        out.append(Aggregation(target, moved.child_epc, at, None))
+    return out
 
 
 def _event_windows(

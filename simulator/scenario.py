@@ -179,6 +179,22 @@ class RouteSpec(_Strict):
         return self
 
 
+class RepackSpec(_Strict):
+    """A case taken off one shipment's pallet and put on another's mid-journey (a cross-dock
+    hand-over), so its items' passports span both shipments and both loggers."""
+
+    from_shipment: int = Field(ge=1)  # numbered from 1
+    to_shipment: int = Field(ge=1)
+    case: int = Field(default=1, ge=1)  # which case of the source pallet, from 1
+    at_min: NonNeg  # minutes after the scenario start
+
+    @model_validator(mode="after")
+    def _different(self) -> RepackSpec:
+        if self.from_shipment == self.to_shipment:
+            raise ValueError("from_shipment and to_shipment must differ")
+        return self
+
+
 class FleetSpec(_Strict):
     """How many shipments and loggers, and how the loggers log."""
 
@@ -190,6 +206,21 @@ class FleetSpec(_Strict):
     logger_model: str = "SIM-TL1"
     cases_per_pallet: int = Field(default=2, ge=1, le=50)
     items_per_case: int = Field(default=3, ge=1, le=100)
+    repacks: list[RepackSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _repacks_fit(self) -> FleetSpec:
+        for i, r in enumerate(self.repacks):
+            if max(r.from_shipment, r.to_shipment) > self.shipments:
+                raise ValueError(
+                    f"repacks[{i}] names shipment {max(r.from_shipment, r.to_shipment)} but the "
+                    f"fleet has {self.shipments}"
+                )
+            if r.case > self.cases_per_pallet:
+                raise ValueError(
+                    f"repacks[{i}].case is {r.case} but a pallet holds {self.cases_per_pallet}"
+                )
+        return self
 
 
 class EventSpec(_Strict):

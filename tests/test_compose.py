@@ -96,5 +96,16 @@ def test_services_wait_for_what_they_need() -> None:
 
 def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("coldchain", "ingest", "alerts", "dashboard", "simulator", "db", "api"):
+    for package in (
+        "coldchain",
+        "ingest",
+        "alerts",
+        "dashboard",
+        "simulator",
+        "db",
+        "api",
+        "traceability",
+        "security",
+        "reports",
+    ):
         assert f"COPY {package} ./{package}" in dockerfile

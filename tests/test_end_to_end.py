@@ -26,6 +26,7 @@ from ingest.sink import TimescaleSink
 from simulator.groundtruth import GroundTruth
 from simulator.scenario import load_scenario
 from simulator.service import run_simulation
+from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, screenshot
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,8 @@ async def test_walking_skeleton(
     db_dsn: str,
     web_server: LiveServer,
     browser,
+    people: dict[str, Person],
+    session_cookie,
 ) -> None:
     # The demo fleet: a 2–8 °C vaccine; shipment 1's reefer fails and it reaches ~12 °C.
     scenario = load_scenario("demo").model_copy(update={"duration_h": 2.0, "history_h": None})
@@ -103,7 +106,11 @@ async def test_walking_skeleton(
     assert abs(triggered - true_alarm) <= timedelta(seconds=2 * result.fleet.interval_s)
 
     # The API returns the shipment with its latest reading and the open alert.
-    async with httpx.AsyncClient(base_url=web_server.url, timeout=20) as http:
+    # The API and the dashboard need a login: a logistics viewer's token and session.
+    viewer = people["viewer"]
+    async with httpx.AsyncClient(
+        base_url=web_server.url, timeout=20, headers=viewer.headers
+    ) as http:
         detail = (await http.get(f"/api/v1/shipments/{hot}")).json()
         open_alerts = (await http.get("/api/v1/alerts", params={"state": "open"})).json()
     assert detail["reference"] == hot
@@ -114,6 +121,10 @@ async def test_walking_skeleton(
     assert any(a["shipment_reference"] == hot for a in _items(open_alerts))
 
     # The dashboard's fleet page lists the shipment.
+    browser.get("about:blank")
+    browser.delete_all_cookies()
+    browser.get(web_server.url + "/_dash-dependencies")
+    browser.add_cookie({"name": "coldchain_session", "value": session_cookie(viewer), "path": "/"})
     browser.get(web_server.url + "/")
     WebDriverWait(browser, 30).until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), hot))
     for s in result.fleet.shipments:

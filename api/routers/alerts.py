@@ -1,27 +1,31 @@
 """Alerts: list, one with its timeline, and the lifecycle actions (acknowledge, resolve, assign).
 
 Each action writes the alert row and an ``alert_events`` row in one transaction; an action the
-alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why.
+alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why. Who acts
+is the authenticated caller (operators and admins), never a name in the body; the comment is
+also the "why" of the audit entry.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict
 
-from api.deps import ConnDep
+from api.deps import AuditedConnDep, ClientDep, ConnDep, PrincipalDep, requires
 from api.schemas import (
-    AcknowledgeIn,
+    Actor,
     AlertDetail,
     AlertPage,
     AlertState,
-    AssignIn,
+    Comment,
     ErrorOut,
-    ResolveIn,
     Severity,
 )
+from db.queries import security as security_q
 from db.queries import web
+from security.audit import apply_context
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -64,22 +68,77 @@ def get_alert(alert_id: AlertId, conn: ConnDep) -> AlertDetail:
     return AlertDetail.model_validate(web.get_alert(conn=conn, alert_id=alert_id))
 
 
-@router.post("/{alert_id}/acknowledge", responses=_ACTION_ERRORS)
-def acknowledge(alert_id: AlertId, body: AcknowledgeIn, conn: ConnDep) -> AlertDetail:
-    """Acknowledge an open alert: who, and a comment."""
-    row = web.acknowledge_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
+class ActionIn(BaseModel):
+    """Why (the actor is the authenticated caller)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Comment | None = None
+
+
+class AssignToIn(BaseModel):
+    """Who takes the alert: an active user's name (the assigner is the caller)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: Actor
+    comment: Comment | None = None
+
+
+_ACT = requires("alerts.act")
+
+
+@router.post("/{alert_id}/acknowledge", responses=_ACTION_ERRORS, openapi_extra=_ACT)
+def acknowledge(
+    alert_id: AlertId,
+    body: ActionIn,
+    conn: AuditedConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+) -> AlertDetail:
+    """Acknowledge an open alert, with a comment; the caller is recorded as who."""
+    apply_context(conn, principal.context(client, body.comment or None))
+    row = web.acknowledge_alert(
+        conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment
+    )
     return AlertDetail.model_validate(row)
 
 
-@router.post("/{alert_id}/resolve", responses=_ACTION_ERRORS)
-def resolve(alert_id: AlertId, body: ResolveIn, conn: ConnDep) -> AlertDetail:
-    """Resolve an open or acknowledged alert: who, and a comment."""
-    row = web.resolve_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
+@router.post("/{alert_id}/resolve", responses=_ACTION_ERRORS, openapi_extra=_ACT)
+def resolve(
+    alert_id: AlertId,
+    body: ActionIn,
+    conn: AuditedConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+) -> AlertDetail:
+    """Resolve an open or acknowledged alert, with a comment; the caller is recorded as who."""
+    apply_context(conn, principal.context(client, body.comment or None))
+    row = web.resolve_alert(conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment)
     return AlertDetail.model_validate(row)
 
 
-@router.post("/{alert_id}/assign", responses=_ACTION_ERRORS)
-def assign(alert_id: AlertId, body: AssignIn, conn: ConnDep) -> AlertDetail:
-    """Assign an unresolved alert to someone."""
-    row = web.assign_alert(conn=conn, alert_id=alert_id, assignee=body.assignee, by=body.by)
+@router.post(
+    "/{alert_id}/assign",
+    responses={
+        **_ACTION_ERRORS,
+        422: {"model": ErrorOut, "description": "the assignee is not an active user"},
+    },
+    openapi_extra=_ACT,
+)
+def assign(
+    alert_id: AlertId,
+    body: AssignToIn,
+    conn: AuditedConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+) -> AlertDetail:
+    """Assign an unresolved alert to an active user; the caller is recorded as who assigned."""
+    assignee = security_q.user_for_login(conn=conn, username=body.assignee.lower())
+    if assignee is None or not assignee["active"]:
+        raise HTTPException(status_code=422, detail=f"{body.assignee!r} is not an active user")
+    apply_context(conn, principal.context(client, body.comment or None))
+    row = web.assign_alert(
+        conn=conn, alert_id=alert_id, assignee=assignee["username"], by=principal.actor
+    )
     return AlertDetail.model_validate(row)

@@ -1,8 +1,9 @@
 """Alerts page ("/alerts"): open alerts by severity and age; acknowledge or resolve them.
 
-There is no login yet: whoever acts types their name (kept in the browser) and a comment. The
-actions go through the same query functions as the API, so the alert row and its event are
-written in one transaction and the same state rules apply.
+Who acts is the logged-in person (operators and admins; viewers and QA see no action buttons),
+and the comment is their "why". The actions go through the same query functions as the API, so
+the alert row and its event are written in one transaction, the same state rules apply, and the
+audit trail records the person, their role and their address.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import flask
 import pandas as pd
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from api.schemas import AcknowledgeIn, ResolveIn
+from api.schemas import Comment
 from coldchain.errors import NotFoundError
 from dashboard import figures, ids
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
+from dashboard.pages.login import current_principal
 from db.queries import web
+from security.accounts import Principal
+from security.audit import audit_context
 
 STATE_FILTERS = [
     {"label": "Needs action", "value": "open"},
@@ -40,7 +45,56 @@ MAX_ALERTS = 500
 HEADERS = ["Severity", "Shipment", "Alert", "Since", "State", "Acknowledged", "Actions"]
 
 
-def layout(page: PageContext) -> html.Div:
+def _action_panel(principal: Principal | None) -> list[Any]:
+    """Who acts and the comment box, or why this person cannot act."""
+    if principal is None or not principal.can("alerts.act"):
+        role = principal.role if principal is not None else "none"
+        return [
+            html.H2("Acting on alerts"),
+            html.P(
+                f"Your role ({role}) can follow alerts here; operators and administrators "
+                "acknowledge and resolve them.",
+                className="muted",
+            ),
+            html.Span(id=ids.ALERTS_ACTOR, hidden=True),
+            dcc.Input(id=ids.ALERTS_COMMENT, type="hidden"),
+            html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
+        ]
+    return [
+        html.H2("Act on an alert"),
+        html.P(
+            [
+                "You act as ",
+                html.Strong(principal.display_name, id=ids.ALERTS_ACTOR),
+                f" ({principal.name}, {principal.role}). Type a comment, then press "
+                "Acknowledge or Resolve on the alert's row; both go into the alert's history "
+                "and the audit trail.",
+            ],
+            className="muted",
+        ),
+        html.Div(
+            className="form-row",
+            children=[
+                html.Label(
+                    [
+                        html.Span("Comment"),
+                        dcc.Input(
+                            id=ids.ALERTS_COMMENT,
+                            type="text",
+                            placeholder="What was done, or why",
+                            maxLength=2000,
+                            className="wide",
+                        ),
+                    ],
+                    className="grow",
+                ),
+            ],
+        ),
+        html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
+    ]
+
+
+def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
     """The alerts page's components; the callbacks fill them and refresh them live."""
     return html.Div(
         className="page page-alerts",
@@ -64,49 +118,7 @@ def layout(page: PageContext) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="card action-panel",
-                children=[
-                    html.H2("Act on an alert"),
-                    html.P(
-                        "Type your name and a comment, then press Acknowledge or Resolve on the "
-                        "alert's row. Both are recorded in the alert's history.",
-                        className="muted",
-                    ),
-                    html.Div(
-                        className="form-row",
-                        children=[
-                            html.Label(
-                                [
-                                    html.Span("Your name"),
-                                    dcc.Input(
-                                        id=ids.ALERTS_ACTOR,
-                                        type="text",
-                                        placeholder="e.g. Ana Ruiz",
-                                        maxLength=200,
-                                        persistence=True,
-                                        persistence_type="local",
-                                    ),
-                                ]
-                            ),
-                            html.Label(
-                                [
-                                    html.Span("Comment"),
-                                    dcc.Input(
-                                        id=ids.ALERTS_COMMENT,
-                                        type="text",
-                                        placeholder="What was done, or why",
-                                        maxLength=2000,
-                                        className="wide",
-                                    ),
-                                ],
-                                className="grow",
-                            ),
-                        ],
-                    ),
-                    html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
-                ],
-            ),
+            html.Div(className="card action-panel", children=_action_panel(principal)),
             html.Div(
                 className="card",
                 children=[
@@ -155,12 +167,12 @@ def _action_button(alert_id: int, action: str, label: str, className: str) -> ht
     )
 
 
-def alert_row(row: dict[str, Any], now: datetime) -> html.Tr:
-    """One alert as a table row with its action buttons."""
+def alert_row(row: dict[str, Any], now: datetime, *, can_act: bool = True) -> html.Tr:
+    """One alert as a table row, with its action buttons when the person may act."""
     actions = []
-    if row["state"] == "open":
+    if can_act and row["state"] == "open":
         actions.append(_action_button(row["id"], "acknowledge", "Acknowledge", ids.BTN_ACK))
-    if row["state"] != "resolved":
+    if can_act and row["state"] != "resolved":
         actions.append(_action_button(row["id"], "resolve", "Resolve", ids.BTN_RESOLVE))
     if row["acked_by"]:
         acked: list[Any] = [html.Div(row["acked_by"])]
@@ -216,23 +228,36 @@ def summary_cards(rows: list[dict[str, Any]], now: datetime) -> list[html.Div]:
 
 
 def perform(
-    conn: web.Conn, *, alert_id: int, action: str, actor: str | None, comment: str | None
+    conn: web.Conn,
+    *,
+    alert_id: int,
+    action: str,
+    principal: Principal | None,
+    comment: str | None,
+    source: str | None = None,
 ) -> tuple[bool, str]:
-    """Acknowledge or resolve an alert for the page; ``(ok, message)`` for the person acting."""
-    body_cls = AcknowledgeIn if action == "acknowledge" else ResolveIn
+    """Acknowledge or resolve an alert as ``principal``; ``(ok, message)`` for the person."""
+    if principal is None:
+        return False, "Log in again: your session has ended."
+    if not principal.can("alerts.act"):
+        return False, f"Your role ({principal.role}) cannot acknowledge or resolve alerts."
     try:
-        body = body_cls.model_validate({"by": actor or "", "comment": comment or None})
+        text = TypeAdapter(Comment | None).validate_python(comment or None)
     except ValidationError:
-        return False, "Type your name (and a comment) before acknowledging or resolving."
+        return False, "The comment is too long (2000 characters at most)."
+    text = text or None
     try:
-        if action == "acknowledge":
-            web.acknowledge_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
-        else:
-            web.resolve_alert(conn=conn, alert_id=alert_id, by=body.by, comment=body.comment)
+        with audit_context(conn, principal.context(source, text)):
+            if action == "acknowledge":
+                web.acknowledge_alert(
+                    conn=conn, alert_id=alert_id, by=principal.actor, comment=text
+                )
+            else:
+                web.resolve_alert(conn=conn, alert_id=alert_id, by=principal.actor, comment=text)
     except (web.AlertConflictError, NotFoundError) as exc:
         return False, str(exc)
     done = "acknowledged" if action == "acknowledge" else "resolved"
-    return True, f"Alert {alert_id} {done} by {body.by}."
+    return True, f"Alert {alert_id} {done} by {principal.display_name} ({principal.name})."
 
 
 def register(app: Dash, page: PageContext) -> None:
@@ -244,14 +269,11 @@ def register(app: Dash, page: PageContext) -> None:
         Output(ids.ALERTS_CHANGED, "data"),
         Output(ids.ALERTS_COMMENT, "value"),
         Input({"type": ids.ALERTS_ACTION, "alert": ALL, "action": ALL}, "n_clicks"),
-        State(ids.ALERTS_ACTOR, "value"),
         State(ids.ALERTS_COMMENT, "value"),
         State(ids.ALERTS_CHANGED, "data"),
         prevent_initial_call=True,
     )
-    def act(
-        _clicks: list[int | None], actor: str | None, comment: str | None, changed: int | None
-    ) -> tuple[Any, ...]:
+    def act(_clicks: list[int | None], comment: str | None, changed: int | None) -> tuple[Any, ...]:
         target = ctx.triggered_id
         # Re-rendered rows bring new buttons with no clicks: only a real click acts.
         if not isinstance(target, dict) or not ctx.triggered[0].get("value"):
@@ -261,8 +283,9 @@ def register(app: Dash, page: PageContext) -> None:
                 conn,
                 alert_id=int(target["alert"]),
                 action=str(target["action"]),
-                actor=actor,
+                principal=current_principal(),
                 comment=comment,
+                source=flask.request.remote_addr if flask.has_request_context() else None,
             )
         if not ok:
             return message, "feedback error", no_update, no_update
@@ -282,6 +305,8 @@ def register(app: Dash, page: PageContext) -> None:
         _n: int | None, state: str | None, severities: list[str] | None, _changed: int | None
     ) -> tuple[Any, ...]:
         now = datetime.now(UTC)
+        principal = current_principal()
+        can_act = principal is not None and principal.can("alerts.act")
         with page.connection() as conn:
             shown = (
                 web.list_alerts(
@@ -296,9 +321,9 @@ def register(app: Dash, page: PageContext) -> None:
             unresolved = web.list_alerts(
                 conn=conn, states=["open", "acknowledged"], limit=MAX_ALERTS
             ).items
-        body: list[html.Tr] | html.Tr = [alert_row(r, now) for r in shown] or html.Tr(
-            html.Td("No alerts here.", colSpan=len(HEADERS), className="muted")
-        )
+        body: list[html.Tr] | html.Tr = [
+            alert_row(r, now, can_act=can_act) for r in shown
+        ] or html.Tr(html.Td("No alerts here.", colSpan=len(HEADERS), className="muted"))
         ages = pd.DataFrame(
             [
                 {"severity": r["severity"], "age_s": (now - r["triggered_at"]).total_seconds()}

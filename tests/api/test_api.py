@@ -1,4 +1,7 @@
-"""The HTTP API against a real TimescaleDB: rows go in with psycopg, answers come out as JSON."""
+"""The HTTP API against a real TimescaleDB: rows go in with psycopg, answers come out as JSON.
+
+The client acts as the on-call operator (a bearer token); tests/security covers the other roles.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from coldchain.errors import SetupError
 from coldchain.gs1 import check_digit
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
+from tests.fixtures.auth import Person
 from tests.fixtures.web import (
     add_alert,
     add_device,
@@ -38,8 +42,9 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def client(app: FastAPI, people: dict[str, Person]) -> Iterator[TestClient]:
     with TestClient(app) as c:  # the context runs the lifespan: the pool opens and closes
+        c.headers.update(people["operator"].headers)
         yield c
 
 
@@ -234,28 +239,37 @@ def test_readings_are_downsampled_with_time_bucket(client: TestClient, db_dsn: s
 def test_acknowledge_records_who_and_why(client: TestClient, db_dsn: str) -> None:
     ids = _fleet(db_dsn)
     alert = ids["alert"]
-    r = client.post(
-        f"/api/v1/alerts/{alert}/acknowledge", json={"by": " Ana Ruiz ", "comment": "Reefer reset"}
-    )
+    r = client.post(f"/api/v1/alerts/{alert}/acknowledge", json={"comment": "Reefer reset"})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "acknowledged"
-    assert r.json()["acked_by"] == "Ana Ruiz"
+    assert r.json()["acked_by"] == "ana.ruiz"  # the caller, from the token
     detail = client.get(f"/api/v1/alerts/{alert}").json()
     assert detail["ack_comment"] == "Reefer reset" and detail["acked_at"].endswith("Z")
     assert [e["kind"] for e in detail["events"]] == ["opened", "acknowledged"]
     event = detail["events"][-1]
-    assert (event["actor"], event["comment"]) == ("Ana Ruiz", "Reefer reset")
+    assert (event["actor"], event["comment"]) == ("ana.ruiz", "Reefer reset")
     with psycopg.connect(db_dsn) as conn:
         row = conn.execute(
             "SELECT actor, comment FROM alert_events WHERE alert_id = %s AND kind = 'acknowledged'",
             (alert,),
         ).fetchone()
-    assert row == ("Ana Ruiz", "Reefer reset")
+        audit = conn.execute(
+            "SELECT actor, actor_role, reason, before->>'state', after->>'state' FROM audit_log"
+            " WHERE entity = 'alerts' AND entity_id = %s AND action = 'update'",
+            (str(alert),),
+        ).fetchall()
+    assert row == ("ana.ruiz", "Reefer reset")
+    assert audit == [("ana.ruiz", "operator", "Reefer reset", "open", "acknowledged")]
 
-    assert client.post(f"/api/v1/alerts/{alert}/acknowledge", json={"by": ""}).status_code == 422
-    r = client.post(f"/api/v1/alerts/{alert}/assign", json={"assignee": "Ben", "by": "Ana Ruiz"})
-    assert r.json()["assignee"] == "Ben"
-    assert r.json()["events"][-1]["data"] == {"assignee": "Ben", "previous": None}
+    # The actor comes from the token: a name in the body is refused, not believed.
+    r = client.post(f"/api/v1/alerts/{alert}/acknowledge", json={"by": "Someone Else"})
+    assert r.status_code == 422
+    r = client.post(f"/api/v1/alerts/{alert}/assign", json={"assignee": "Ben"})
+    assert r.status_code == 422 and "not an active user" in r.json()["detail"]
+    r = client.post(f"/api/v1/alerts/{alert}/assign", json={"assignee": "Adam.Admin"})
+    assert r.json()["assignee"] == "adam.admin"
+    assert r.json()["events"][-1]["data"] == {"assignee": "adam.admin", "previous": None}
+    assert r.json()["events"][-1]["actor"] == "ana.ruiz"
 
     listed = client.get("/api/v1/alerts", params={"state": "acknowledged"}).json()
     assert [a["id"] for a in listed["items"]] == [alert]
@@ -267,14 +281,14 @@ def test_acknowledge_records_who_and_why(client: TestClient, db_dsn: str) -> Non
 def test_acknowledging_a_resolved_alert_is_a_conflict(client: TestClient, db_dsn: str) -> None:
     ids = _fleet(db_dsn)
     alert = ids["alert"]
-    r = client.post(f"/api/v1/alerts/{alert}/resolve", json={"by": "Ben", "comment": "Delivered"})
+    r = client.post(f"/api/v1/alerts/{alert}/resolve", json={"comment": "Delivered"})
     assert r.status_code == 200 and r.json()["state"] == "resolved"
-    r = client.post(f"/api/v1/alerts/{alert}/acknowledge", json={"by": "Ana", "comment": "late"})
+    r = client.post(f"/api/v1/alerts/{alert}/acknowledge", json={"comment": "late"})
     assert r.status_code == 409
-    assert "already resolved" in r.json()["detail"] and "Ben" in r.json()["detail"]
+    assert "already resolved" in r.json()["detail"] and "ana.ruiz" in r.json()["detail"]
     events = client.get(f"/api/v1/alerts/{alert}").json()["events"]
     assert [e["kind"] for e in events] == ["opened", "resolved"]  # the refused action left no trace
-    assert client.post(f"/api/v1/alerts/{alert}/resolve", json={"by": "Ana"}).status_code == 409
+    assert client.post(f"/api/v1/alerts/{alert}/resolve", json={}).status_code == 409
 
 
 def test_excursions_devices_products(client: TestClient, db_dsn: str) -> None:

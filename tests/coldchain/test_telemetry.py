@@ -185,3 +185,111 @@ def test_status_payload_round_trip() -> None:
     s = DeviceStatus("LOG-000123", False, NOW, 0.3, "2.0")
     parsed = parse(status_payload(s), topic=status_topic(ROOT, "LOG-000123")).status
     assert parsed == s
+
+
+# --- the fast path agrees with the full validator ---------------------------------------------
+
+_NUMBER = (
+    st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-(10**20), 10**20)
+    | st.booleans()
+    | st.sampled_from(["4.5", "", "warm", "NaN"])
+    | st.just([1.0])
+)
+_TS = (
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ).map(lambda d: d.isoformat().replace("+00:00", "Z"))
+    | st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())
+    | st.datetimes().map(lambda d: d.isoformat())  # no offset: refused
+    | st.integers(-(10**18), 10**18)
+    | st.floats()
+    | st.booleans()
+    | st.none()
+    | st.sampled_from(["yesterday", " 2026-11-26T02:00:00Z ", "2026-11-26T02:00:00z", ""])
+)
+_READING = st.fixed_dictionaries(
+    {},
+    optional={
+        "ts": _TS,
+        "temp_c": _NUMBER,
+        "rh": _NUMBER,
+        "lat": _NUMBER,
+        "lon": _NUMBER,
+        "battery": _NUMBER,
+        "device_id": st.sampled_from(["LOG-000123", "LOG-9", "LOG-000123\n", ""]) | st.none(),
+        "extra": st.integers(),
+    },
+)
+
+
+@given(
+    item=_READING | st.integers() | st.lists(st.integers(), max_size=2),
+    index=st.none() | st.integers(0, 5),
+)
+def test_fast_path_accepts_only_what_the_validator_accepts_and_builds_the_same(
+    item: object, index: int | None
+) -> None:
+    from coldchain.telemetry import _fast_reading, _validate_reading
+
+    latest = NOW + timedelta(minutes=5)
+    slow = _validate_reading(item, "LOG-000123", index, latest)
+    fast = _fast_reading(item, "LOG-000123", latest)
+    if fast is not None:
+        assert fast == slow
+        assert type(slow) is Reading
+        assert (fast.temp_c, fast.rh, fast.lat, fast.lon, fast.battery) == (
+            slow.temp_c, slow.rh, slow.lat, slow.lon, slow.battery,
+        )  # fmt: skip
+        for value in (fast.temp_c, fast.rh, fast.lat, fast.lon, fast.battery):
+            assert value is None or type(value) is float
+        assert fast.ts.utcoffset() == timedelta(0)
+
+
+@given(
+    payload=st.one_of(
+        _READING.map(lambda d: json.dumps(d)),
+        st.lists(_READING, max_size=4).map(lambda rs: json.dumps({"readings": rs})),
+        st.binary(max_size=64).map(lambda b: b.decode("latin-1")),
+    )
+)
+def test_parse_payload_is_the_same_with_and_without_the_fast_path(payload: str) -> None:
+    import coldchain.telemetry as telemetry
+
+    fast = parse(payload)
+    telemetry._FAST_PATH = False
+    try:
+        slow = parse(payload)
+    finally:
+        telemetry._FAST_PATH = True
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ('{"ts": 1e30}', "out of range"),
+        ('{"ts": -1e20}', "out of range"),
+        ('{"ts": 1' + "0" * 400 + "}", "out of range"),
+        ('{"ts": "0001-01-01T00:00:00+01:00"}', "out of range"),
+        ('{"ts": "9999-12-31T23:59:59-01:00"}', "out of range"),
+        ("[" * 100_000, "nested too deeply"),
+        ('[{"bn": "LOG-000123/", "u": "Cel", "v": 1, "bt": 1e300}]', "out of range"),
+        ('[{"bn": "LOG-000123/", "u": "Cel", "v": 1, "bt": 1' + "0" * 400 + "}]", "SenML"),
+    ],
+)
+def test_hostile_numbers_and_nesting_are_refused_not_raised(payload: str, reason: str) -> None:
+    msg = parse(payload)
+    assert msg.readings == ()
+    assert reason in msg.rejections[0].reason
+
+
+def test_a_device_id_with_a_trailing_newline_is_malformed() -> None:
+    msg = parse('{"ts": "2026-11-26T02:00:00Z"}', topic=telemetry_topic(ROOT, "LOG-1\n"))
+    assert "malformed" in msg.rejections[0].reason
+
+
+@given(payload=st.binary(max_size=300))
+def test_parse_payload_never_raises(payload: bytes) -> None:
+    parse(payload)

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium against the real app (uvicorn) and TimescaleDB.
 
 Each test waits for what a person would see (explicit waits, 20 s at most); a screenshot of each
-page goes to artifacts/screenshots/.
+page goes to artifacts/screenshots/. Every page needs a login: most tests start with a session
+cookie of the right person (:func:`_login_as`); one logs in through the form.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from coldchain.telemetry import Reading
+from tests.fixtures.auth import PASSWORD, Person
 from tests.fixtures.web import (
     LiveServer,
     add_alert,
@@ -90,6 +92,15 @@ def _open(driver: WebDriver, url: str) -> None:
 _OFFLINE_NOISE = ("tile.openstreetmap.org", "Map error")
 
 
+def _login_as(driver: WebDriver, server: LiveServer, session: str) -> None:
+    """Start a browser session as a person: their dashboard session in the cookie. The browser
+    is shared by the session's tests, and cookies do not tell ports apart: clear them first."""
+    driver.get("about:blank")
+    driver.delete_all_cookies()
+    driver.get(server.url + "/_dash-dependencies")  # any page of the site, to set its cookie
+    driver.add_cookie({"name": "coldchain_session", "value": session, "path": "/"})
+
+
 def _console_errors(driver: WebDriver) -> list[str]:
     """Errors the page logged (failed callbacks, JavaScript exceptions), minus offline noise."""
     return [
@@ -146,8 +157,11 @@ def test_fleet_row_updates_live_without_a_reload(
     web_server: LiveServer,
     browser: WebDriver,
     db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
 ) -> None:
     seeded = _seed(db_dsn)
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
     _open(browser, web_server.url + "/")
     row = '#fleet-table tr.fleet-row[data-reference="SHP-COOL"]'
     _wait(browser).until(lambda d: _text_of(d, f"{row} td.cell-temp") == "4.5 °C")
@@ -184,15 +198,24 @@ def test_acknowledging_on_the_alerts_page_reaches_the_api(
     web_server: LiveServer,
     browser: WebDriver,
     db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
 ) -> None:
     seeded = _seed(db_dsn)
     alert = seeded["alert"]
-    _open(browser, web_server.url + "/alerts")
     row = f'#alerts-table tr.alert-row[data-alert-id="{alert}"]'
+    # A viewer follows alerts but has no buttons to act on them.
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
+    _open(browser, web_server.url + "/alerts")
+    _wait(browser).until(lambda d: _attr_of(d, row, "data-state") == "open")
+    assert not browser.find_elements(By.CSS_SELECTOR, f"{row} button.btn-ack")
+    assert "operators and administrators" in (_text_of(browser, ".action-panel") or "")
+
+    # The on-call operator acts as themself: no name to type, the session says who.
+    _login_as(browser, web_server, session_cookie(people["operator"]))
+    _open(browser, web_server.url + "/alerts")
     _wait(browser).until(lambda d: _text_of(d, f"{row} button.btn-ack") == "Acknowledge")
-    name = browser.find_element(By.ID, "alerts-actor")
-    name.clear()
-    name.send_keys("Ana Ruiz")
+    assert _text_of(browser, "#alerts-actor") == "Ana Ruiz"
     browser.find_element(By.ID, "alerts-comment").send_keys("Reefer door closed, cooling")
     screenshot(browser, "alerts")
     assert _click(browser, f"{row} button.btn-ack")
@@ -201,12 +224,102 @@ def test_acknowledging_on_the_alerts_page_reaches_the_api(
         lambda d: "acknowledged by Ana Ruiz" in (_text_of(d, "#alerts-feedback") or "")
     )
     _wait(browser).until(lambda d: _attr_of(d, row, "data-state") == "acknowledged")
-    body = httpx.get(f"{web_server.url}/api/v1/alerts/{alert}", timeout=10).json()
+    body = httpx.get(
+        f"{web_server.url}/api/v1/alerts/{alert}", headers=people["viewer"].headers, timeout=10
+    ).json()
     assert body["state"] == "acknowledged"
-    assert body["acked_by"] == "Ana Ruiz"
+    assert body["acked_by"] == "ana.ruiz"
     assert body["ack_comment"] == "Reefer door closed, cooling"
     assert body["events"][-1]["kind"] == "acknowledged"
     screenshot(browser, "alerts-acknowledged")
+    assert _console_errors(browser) == []
+
+
+def test_logging_in_through_the_form_and_out(
+    web_server: LiveServer, browser: WebDriver, people: dict[str, Person]
+) -> None:
+    browser.get("about:blank")
+    browser.delete_all_cookies()
+    _open(browser, web_server.url + "/alerts")
+    _wait(browser).until(lambda d: "/login" in d.current_url)
+    assert "next=/alerts" in browser.current_url
+    # no data for a browser that has not logged in
+    r = httpx.post(
+        f"{web_server.url}/_dash-update-component",
+        json={"output": "alerts-tbody.children", "outputs": {}, "inputs": [], "changedPropIds": []},
+        timeout=10,
+    )
+    assert r.status_code == 401
+
+    def submit(user: str, password: str) -> None:
+        _wait(browser).until(lambda d: d.find_elements(By.ID, "login-username"))
+        browser.find_element(By.ID, "login-username").send_keys(user)
+        browser.find_element(By.ID, "login-password").send_keys(password)
+        browser.find_element(By.ID, "login-submit").click()
+
+    submit("quinn.qa", "not-the-password")
+    _wait(browser).until(
+        lambda d: "Wrong user name or password" in (_text_of(d, "#login-message") or "")
+    )
+    screenshot(browser, "login")
+    submit("quinn.qa", PASSWORD)
+    _wait(browser).until(lambda d: d.current_url.endswith("/alerts"))
+    _wait(browser).until(lambda d: _attr_of(d, "#nav-user", "data-role") == "qa")
+    assert "Quinn Quality" in (_text_of(browser, "#nav-user") or "")
+    cookie = browser.get_cookie("coldchain_session")
+    assert cookie is not None and cookie["httpOnly"] is True
+    browser.find_element(By.ID, "nav-logout").click()
+    _wait(browser).until(lambda d: d.current_url.endswith("/login"))
+    assert browser.get_cookie("coldchain_session") is None
+    _open(browser, web_server.url + "/")
+    _wait(browser).until(lambda d: "/login" in d.current_url)
+
+
+def test_qa_signs_a_disposition_on_the_review_page(
+    web_server: LiveServer,
+    browser: WebDriver,
+    db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
+) -> None:
+    _seed(db_dsn)
+    # A viewer reads the review but has no signature form.
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
+    _open(browser, web_server.url + "/qa/SHP-HOT")
+    _wait(browser).until(lambda d: len(_text_of(d, "#qa-content-hash") or "") == 64)
+    assert not browser.find_element(By.ID, "qa-sign-panel").is_displayed()
+
+    _login_as(browser, web_server, session_cookie(people["qa"]))
+    _open(browser, web_server.url + "/qa/SHP-HOT")
+    _wait(browser).until(lambda d: len(_text_of(d, "#qa-content-hash") or "") == 64)
+    shown = _text_of(browser, "#qa-content-hash")
+    assert "excursions: 1 (1 alarmed)" in (_text_of(browser, "#qa-summary") or "").lower()
+    assert browser.find_element(By.ID, "qa-sign-panel").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#qa-decision input[value='release']").click()
+    browser.find_element(By.ID, "qa-reason").send_keys(
+        "Within the stability data for 1 h at 9.4 °C"
+    )
+    browser.find_element(By.ID, "qa-password").send_keys("not-my-password")
+    browser.find_element(By.ID, "qa-sign").click()
+    _wait(browser).until(lambda d: "Wrong password" in (_text_of(d, "#qa-feedback") or ""))
+    browser.find_element(By.ID, "qa-password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "qa-sign").click()
+    _wait(browser).until(lambda d: "Signed #1" in (_text_of(d, "#qa-feedback") or ""))
+    feedback = _text_of(browser, "#qa-feedback") or ""
+    assert "Signed by Quinn Quality (quinn.qa, qa) on " in feedback
+    assert "Approval: the product is released for sale or use" in feedback
+    _wait(browser).until(
+        lambda d: _attr_of(d, '.disposition[data-disposition-id="1"]', "data-current") == "true"
+    )
+    assert _text_of(browser, "#qa-content-hash") == shown  # the report signed is the one shown
+    screenshot(browser, "qa-review")
+    listed = httpx.get(
+        f"{web_server.url}/api/v1/shipments/SHP-HOT/dispositions",
+        headers=people["viewer"].headers,
+        timeout=10,
+    ).json()
+    (record,) = listed["items"]
+    assert record["report_hash"] == shown and record["signer_name"] == "Quinn Quality"
     assert _console_errors(browser) == []
 
 
@@ -214,8 +327,11 @@ def test_shipment_page_shades_the_excursion_and_shows_the_gap(
     web_server: LiveServer,
     browser: WebDriver,
     db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
 ) -> None:
     seeded = _seed(db_dsn)
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
     _open(browser, web_server.url + "/shipments/SHP-HOT")
     plot = "document.querySelector('#shipment-temp-graph .js-plotly-plot')"
     _wait(browser).until(

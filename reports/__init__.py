@@ -1,0 +1,12 @@
+"""The per-shipment excursion report: pure assembly from plain values, and its renderers.
+
+- :mod:`reports.model`     the report's inputs, as loaded from the database (plain values)
+- :mod:`reports.assemble`  inputs → evidence (a JSON-ready dict) and its content hash (pure)
+- :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
+- :mod:`reports.canonical` canonical JSON and SHA-256, shared with the signatures
+
+The *evidence* is everything the report says about what happened (product, shipment, loggers,
+readings, rules and thresholds, excursions, MKT, budget, alerts) as of one instant. Its content
+hash is SHA-256 over its canonical JSON; a signed disposition names that hash, and the evidence
+is frozen in the database when it is signed, so the signed report renders again byte for byte.
+"""

@@ -1,0 +1,139 @@
+"""MQTT credentials of the loggers and the service accounts, and Mosquitto's files from them.
+
+:func:`provision` issues a password to every registered logger that has none (or to all, with
+``rotate``), creates or re-keys the service accounts asked for, and writes the broker's password
+file and ACL from what the database holds (:mod:`security.mosquitto` for the formats). New
+plaintext passwords are returned once (and written, for loggers, to a credentials file readable
+by its owner only): the database keeps Mosquitto's hashes only.
+
+Mosquitto reads both files at start and again on SIGHUP; ``coldchain up`` provisions before it
+starts the broker.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from db.queries import security as q
+from db.queries.web import Conn
+from security.audit import AuditContext, audit_context
+from security.errors import AccountError
+from security.mosquitto import (
+    ServiceAccount,
+    acl_file,
+    check_topic_root,
+    mosquitto_hash,
+    new_device_password,
+    password_file,
+    valid_username,
+    write_private,
+)
+
+PASSWORD_FILE = "passwd"
+ACL_FILE = "acl"
+
+#: The service accounts ``coldchain up`` runs its stages with.
+INGEST_ACCOUNT = ServiceAccount("coldchain-ingest", "ingest")
+SIMULATOR_ACCOUNT = ServiceAccount("coldchain-sim", "simulator")
+
+
+@dataclass
+class ProvisionResult:
+    """What :func:`provision` did; the plaintext passwords are the only copy."""
+
+    password_file: Path
+    acl_file: Path
+    devices_with_credentials: int
+    issued: dict[str, str] = field(default_factory=dict)  # device id -> new password
+    services: dict[str, str] = field(default_factory=dict)  # service user -> new password
+    skipped: list[str] = field(default_factory=list)  # ids that cannot be MQTT user names
+    credentials_file: Path | None = None
+
+
+def provision(
+    conn: Conn,
+    *,
+    topic_root: str,
+    out_dir: Path,
+    ctx: AuditContext,
+    rotate: bool = False,
+    services: Sequence[ServiceAccount] = (),
+    now: datetime | None = None,
+) -> ProvisionResult:
+    """Issue missing (or, with ``rotate``, all) logger passwords, (re-)key ``services``, and
+    write the password file and the ACL into ``out_dir``."""
+    check_topic_root(topic_root)
+    issued: dict[str, str] = {}
+    skipped: list[str] = []
+    new_services: dict[str, str] = {}
+    with audit_context(conn, ctx), conn.transaction():
+        devices = q.devices_for_credentials(conn=conn)
+        device_ids = {d["device_id"] for d in devices}
+        for account in services:
+            if account.username in device_ids:
+                raise AccountError(
+                    f"service account {account.username!r} has the name of a registered logger"
+                )
+            password = new_device_password()
+            q.set_service_account(
+                conn=conn,
+                username=account.username,
+                kind=account.kind,
+                password_hash=mosquitto_hash(password),
+            )
+            new_services[account.username] = password
+        for d in devices:
+            device_id = d["device_id"]
+            if not valid_username(device_id):
+                skipped.append(device_id)
+                continue
+            if rotate or d["password_hash"] is None or d["revoked_at"] is not None:
+                password = new_device_password()
+                q.set_device_credential(
+                    conn=conn, device_id=device_id, password_hash=mosquitto_hash(password)
+                )
+                issued[device_id] = password
+        active = q.active_device_credentials(conn=conn)
+        accounts = q.active_service_accounts(conn=conn)
+    entries = [(r["device_id"], r["password_hash"]) for r in active]
+    entries += [(a["username"], a["password_hash"]) for a in accounts]
+    result = ProvisionResult(
+        password_file=write_private(out_dir / PASSWORD_FILE, password_file(entries)),
+        acl_file=write_private(
+            out_dir / ACL_FILE,
+            acl_file(topic_root, [ServiceAccount(a["username"], a["kind"]) for a in accounts]),
+        ),
+        devices_with_credentials=len(active),
+        issued=issued,
+        services=new_services,
+        skipped=skipped,
+    )
+    if issued:
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        result.credentials_file = write_private(
+            out_dir / f"device-credentials-{stamp}.csv", credentials_csv(topic_root, issued)
+        )
+    return result
+
+
+def credentials_csv(topic_root: str, issued: dict[str, str]) -> str:
+    """What to load into each logger: user name, password, and the topic it may publish to."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["device_id", "mqtt_username", "mqtt_password", "telemetry_topic", "status_topic"])
+    for device_id, password in sorted(issued.items()):
+        w.writerow(
+            [
+                device_id,
+                device_id,
+                password,
+                f"{topic_root}/devices/{device_id}/telemetry",
+                f"{topic_root}/devices/{device_id}/status",
+            ]
+        )
+    return out.getvalue()

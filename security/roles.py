@@ -1,0 +1,58 @@
+"""The roles and what each may do: the one place the permission matrix is written down.
+
+========  =======================================================================
+viewer    logistics: reads everything (fleet, shipments, alerts, reports)
+operator  on-call: viewer + acknowledge, comment, assign and resolve alerts
+qa        quality: viewer + sign dispositions, read the audit trail
+admin     viewer + act on alerts + users, API keys, products, rules, devices,
+          read and verify the audit trail
+========  =======================================================================
+
+No role signs *and* administers: an administrator cannot create a QA account and sign with it
+without leaving two audited steps, and signing always needs a person's password.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+Role = Literal["viewer", "operator", "qa", "admin"]
+Permission = Literal["read", "alerts.act", "dispositions.sign", "audit.read", "admin"]
+
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
+
+#: What each role may do.
+GRANTS: Final[dict[Role, frozenset[Permission]]] = {
+    "viewer": frozenset({"read"}),
+    "operator": frozenset({"read", "alerts.act"}),
+    "qa": frozenset({"read", "dispositions.sign", "audit.read"}),
+    "admin": frozenset({"read", "alerts.act", "audit.read", "admin"}),
+}
+
+#: Roles an API key may carry: machines never sign.
+API_KEY_ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
+
+DESCRIPTIONS: Final[dict[Role, str]] = {
+    "viewer": "logistics: reads everything",
+    "operator": "on-call: acknowledges, comments, assigns and resolves alerts",
+    "qa": "quality assurance: reviews reports and signs dispositions",
+    "admin": "administrator: users, API keys, products, rules, devices",
+}
+
+
+def can(role: str, permission: Permission) -> bool:
+    """Whether ``role`` has ``permission`` (an unknown role has none)."""
+    grants = GRANTS.get(role)  # type: ignore[call-overload]
+    return grants is not None and permission in grants
+
+
+def roles_with(permission: Permission) -> tuple[Role, ...]:
+    """The roles that have ``permission``, in the order of :data:`ROLES`."""
+    return tuple(r for r in ROLES if permission in GRANTS[r])
+
+
+def default_permission(method: str) -> Permission:
+    """What an API route needs when it declares nothing: reading for GET/HEAD/OPTIONS, else
+    administration. New routes are therefore closed to writes until they say who may write."""
+    return "read" if method.upper() in ("GET", "HEAD", "OPTIONS") else "admin"

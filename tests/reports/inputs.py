@@ -1,0 +1,110 @@
+"""A small, explicit report input: a 2–8 °C vaccine, one logger at 5 min, an excursion, a gap."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from reports.assemble import LoggerInput, ReportInputs
+
+T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
+AS_OF = T0 + timedelta(hours=6)
+
+
+def readings(
+    temps: list[float] | None = None, *, gap: bool = True
+) -> tuple[tuple[datetime, float], ...]:
+    """6 h at 5 min: 5 °C, 9.5 °C from 2:00 to 2:40, nothing from 4:00 to 4:30 (a gap)."""
+    out = []
+    for i in range(72):
+        ts = T0 + timedelta(minutes=5 * i)
+        if gap and timedelta(hours=4) < ts - T0 < timedelta(hours=4, minutes=30):
+            continue
+        temp = 9.5 if timedelta(hours=2) <= ts - T0 < timedelta(hours=2, minutes=40) else 5.0
+        out.append((ts, temps[i] if temps else temp))
+    return tuple(out)
+
+
+def make_inputs(**overrides: Any) -> ReportInputs:
+    values: dict[str, Any] = {
+        "as_of": AS_OF,
+        "shipment": {
+            "shipment_id": 7,
+            "reference": "SHP-7",
+            "origin": "Rotterdam",
+            "destination": "Basel",
+            "status": "delivered",
+            "carrier": "Frigo Express",
+            "planned_departure": T0,
+            "planned_arrival": AS_OF,
+        },
+        "product": {
+            "gtin": "09521234543213",
+            "name": "Vaccine X 10 ml",
+            "temp_min_c": 2.0,
+            "temp_max_c": 8.0,
+            "freeze_limit_c": 0.0,
+            "alarm_delay_s": 900,
+            "stability_budget_s": 72 * 3600,
+            "mkt_delta_h_j_mol": 83144.0,
+            "mkt_limit_c": 8.0,
+        },
+        "legs": [
+            {
+                "seq": 1,
+                "mode": "road",
+                "origin": "Rotterdam",
+                "destination": "Basel",
+                "carrier": "Frigo Express",
+                "planned_departure": T0,
+                "planned_arrival": AS_OF,
+            }
+        ],
+        "loggers": [
+            LoggerInput(
+                device_id="LOG-1",
+                model="TL-300",
+                calibration_cert="CAL-1",
+                calibration_due=date(2027, 6, 30),
+                interval_s=300,
+                assigned_from=T0,
+                assigned_to=None,
+                readings=readings(),
+            )
+        ],
+        "units": [
+            {"epc": "urn:epc:id:sscc:0950600.0000000017", "kind": "sscc", "gtin": None,
+             "serial": None, "sscc": "009506000000000017", "lot": None, "expiry": None},
+            {"epc": "urn:epc:id:sgtin:0952123.454321.1", "kind": "sgtin", "gtin": "09521234543213",
+             "serial": "1", "sscc": None, "lot": "L42", "expiry": date(2027, 1, 31)},
+            {"epc": "urn:epc:id:sgtin:0952123.454321.2", "kind": "sgtin", "gtin": "09521234543213",
+             "serial": "2", "sscc": None, "lot": "L42", "expiry": date(2027, 1, 31)},
+        ],
+        "excursions": [
+            {
+                "id": 1, "device_id": "LOG-1", "direction": "high",
+                "start_ts": T0 + timedelta(hours=2), "end_ts": T0 + timedelta(hours=2, minutes=40),
+                "last_out_ts": T0 + timedelta(hours=2, minutes=35), "ended_by_gap": False,
+                "min_c": 9.5, "max_c": 9.5, "degree_minutes": 60.0, "n_readings": 8,
+                "readings_over_40": 0, "readings_freezing": 0, "alarm": True,
+                "alarm_at": T0 + timedelta(hours=2, minutes=15), "freeze_alarm": False,
+                "rule_key": "temp_high", "thresholds": {"high_c": 8.0, "alarm_delay_min": 15.0},
+            }
+        ],
+        "alerts": [
+            {
+                "id": 3, "rule_key": "temp_high", "severity": "major", "state_as_of": "acknowledged",
+                "title": "Temperature above 8 °C", "device_id": "LOG-1",
+                "triggered_at": T0 + timedelta(hours=2, minutes=15), "value": 9.5,
+                "thresholds": {"high_c": 8.0},
+                "events": [
+                    {"at": T0 + timedelta(hours=2, minutes=15), "kind": "opened", "actor": "engine", "comment": None},
+                    {"at": T0 + timedelta(hours=2, minutes=20), "kind": "acknowledged", "actor": "ana.ruiz", "comment": "door closed"},
+                ],
+            }
+        ],
+        "rules": {},
+        "gap_factor": 2.0,
+    }  # fmt: skip
+    values.update(overrides)
+    return ReportInputs(**values)

@@ -1,0 +1,172 @@
+"""The audit trail in the real database: what it records, what the app role may not do, and
+what `audit verify` finds after a superuser edits a row behind the application's back."""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from db.queries import security as q
+from security import accounts
+from security.audit import AuditContext, audit_context, verify_chain
+from tests.fixtures.web import add_device, add_product
+
+pytestmark = pytest.mark.integration
+
+CTX = AuditContext("adam.admin", "admin", "10.1.2.3", "new logger for lane 4")
+
+
+def _verify(dsn: str):  # -> ChainVerdict
+    with (
+        psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn,
+        contextlib.closing(q.iter_audit_entries(conn=conn)) as entries,
+    ):
+        return verify_chain(entries)
+
+
+def test_changes_are_recorded_with_who_what_when_why_and_where(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        with audit_context(conn, CTX):
+            add_device(conn, "LOG-9")
+            conn.execute("UPDATE devices SET interval_s = 120 WHERE device_id = 'LOG-9'")
+            conn.execute("UPDATE devices SET interval_s = 120 WHERE device_id = 'LOG-9'")  # no-op
+        add_product(conn)  # without a context: the database role is recorded
+        rows = conn.execute(
+            "SELECT seq, actor, actor_role, action, entity, entity_id, before, after, reason,"
+            " source, at FROM audit_log ORDER BY seq"
+        ).fetchall()
+        # the context was cleared: a later change is not attributed to the admin
+        assert conn.execute("SELECT current_setting('coldchain.actor', true) AS a").fetchone() == {
+            "a": ""
+        }
+    assert [(r["action"], r["entity"], r["entity_id"]) for r in rows] == [
+        ("insert", "devices", "LOG-9"),
+        ("update", "devices", "LOG-9"),
+        ("insert", "products", rows[2]["entity_id"]),
+    ]
+    insert, update, product = rows
+    assert (insert["actor"], insert["actor_role"], insert["reason"], insert["source"]) == (
+        "adam.admin",
+        "admin",
+        "new logger for lane 4",
+        "10.1.2.3",
+    )
+    assert insert["before"] is None and insert["after"]["interval_s"] == 60
+    assert (update["before"]["interval_s"], update["after"]["interval_s"]) == (60, 120)
+    assert product["actor"] == "db:coldchain" and product["actor_role"] is None
+    assert [r["seq"] for r in rows] == [1, 2, 3]
+    assert rows[0]["at"] <= rows[1]["at"] <= rows[2]["at"]
+    assert _verify(db_dsn).ok
+
+
+def test_secrets_never_enter_the_trail(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        row = accounts.create_user(
+            conn,
+            username="ana.ruiz",
+            full_name="Ana Ruiz",
+            role="operator",
+            password="correct-horse-battery-staple",
+            min_length=12,
+            ctx=CTX,
+        )
+        stored = conn.execute(
+            "SELECT password_hash FROM app_users WHERE user_id = %s", (row["user_id"],)
+        ).fetchone()
+        entry = conn.execute("SELECT after FROM audit_log WHERE entity = 'app_users'").fetchone()
+    assert stored is not None and entry is not None
+    after = entry["after"]
+    assert after["username"] == "ana.ruiz"
+    assert after["password_hash"].startswith("redacted:")
+    assert stored["password_hash"][:20] not in str(after)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET actor = 'mallory'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "DROP TRIGGER audit_log_append_only ON audit_log",
+        "DROP TABLE audit_log",
+        "ALTER TABLE devices DISABLE TRIGGER devices_audit",
+        "SET session_replication_role = replica",
+        "UPDATE dispositions SET reason = 'x'",
+        "DELETE FROM report_snapshots",
+        "GRANT UPDATE ON audit_log TO coldchain; UPDATE audit_log SET actor = 'm'",
+    ],
+)
+def test_the_app_role_cannot_change_or_unprotect_the_trail(db_dsn: str, statement: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        add_device(conn, "LOG-9")  # one entry to aim at
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+        (n,) = conn.execute("SELECT count(*) FROM audit_log").fetchone() or (0,)
+    assert n == 1
+
+
+def test_the_owner_cannot_edit_it_either_without_disabling_the_trigger(owner_dsn: str) -> None:
+    with psycopg.connect(owner_dsn, autocommit=True) as conn:
+        add_device(conn, "LOG-9")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("UPDATE audit_log SET actor = 'mallory'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            conn.execute("DELETE FROM audit_log")
+
+
+def test_a_temporary_table_cannot_capture_the_entries(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE audit_log (LIKE public.audit_log INCLUDING DEFAULTS)"
+        )  # an attempt to shadow the real table for this session
+        add_device(conn, "LOG-9")
+        (shadowed,) = conn.execute("SELECT count(*) FROM pg_temp.audit_log").fetchone() or (0,)
+        (real,) = conn.execute("SELECT count(*) FROM public.audit_log").fetchone() or (0,)
+    assert (shadowed, real) == (0, 1)
+
+
+def test_inserted_hashes_and_numbers_are_the_trigger_s_not_the_caller_s(db_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        add_device(conn, "LOG-9")
+        conn.execute(
+            "INSERT INTO audit_log (actor, action, entity, at, seq, prev_hash, hash)"
+            " VALUES ('forger', 'note', 'x', '2000-01-01', 1, 'abc', 'def')"
+        )
+        row = conn.execute(
+            "SELECT seq, at, prev_hash, hash FROM audit_log WHERE actor = 'forger'"
+        ).fetchone()
+    assert row is not None
+    assert row["seq"] == 2 and row["at"].year > 2000 and row["hash"] != "def"
+    assert _verify(db_dsn).ok
+
+
+def test_verify_names_the_entry_a_superuser_edited(db_dsn: str, superuser_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for i in range(5):
+            add_device(conn, f"LOG-{i}")
+    assert _verify(db_dsn).ok
+    # Behind the application's back: a superuser switches the protection off and edits entry 3.
+    with psycopg.connect(superuser_dsn, autocommit=True) as su:
+        su.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        su.execute(
+            "UPDATE audit_log SET after = jsonb_set(after, '{interval_s}', '5') WHERE seq = 3"
+        )
+        su.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+    verdict = _verify(db_dsn)
+    assert not verdict.ok and verdict.broken_seq == 3
+    assert "edited" in (verdict.problem or "")
+
+
+def test_verify_names_the_entry_after_a_deleted_one(db_dsn: str, superuser_dsn: str) -> None:
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        for i in range(4):
+            add_device(conn, f"LOG-{i}")
+    with psycopg.connect(superuser_dsn, autocommit=True) as su:
+        su.execute("SET session_replication_role = replica")  # the other way to silence triggers
+        su.execute("DELETE FROM audit_log WHERE seq = 2")
+    verdict = _verify(db_dsn)
+    assert not verdict.ok and verdict.broken_seq == 3 and "missing" in (verdict.problem or "")

@@ -1,0 +1,118 @@
+"""Password hashing and policy, token secrets, and the failed-login limiter (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from security import passwords, tokens
+from security.errors import WeakPasswordError
+from security.ratelimit import LoginLimiter
+from security.roles import GRANTS, ROLES, can, default_permission, roles_with
+
+
+def test_argon2id_hash_verifies_only_the_right_password() -> None:
+    h = passwords.hash_password("correct-horse-battery-staple")
+    assert h.startswith("$argon2id$")
+    assert passwords.verify_password(h, "correct-horse-battery-staple")
+    assert not passwords.verify_password(h, "correct-horse-battery-stapl")
+    assert not passwords.verify_password("not a hash", "anything")
+    assert not passwords.verify_password(h, "x" * (passwords.MAX_LENGTH + 1))
+    assert not passwords.needs_rehash(h)
+    assert passwords.needs_rehash("$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
+    assert passwords.hash_password("same") != passwords.hash_password("same")  # salted
+
+
+@pytest.mark.parametrize(
+    ("password", "rule"),
+    [
+        ("short", "at least 12"),
+        ("aaaaaaaaaaaaaaaa", "repeated"),
+        ("xx-ana.ruiz-xx-1", "user name"),
+        ("y" * 2000, "at most"),
+    ],
+)
+def test_policy_says_which_rule_a_password_breaks(password: str, rule: str) -> None:
+    with pytest.raises(WeakPasswordError, match=rule):
+        passwords.check_policy(password, min_length=12, username="ana.ruiz")
+
+
+def test_generated_passwords_pass_the_policy_and_differ() -> None:
+    made = {passwords.generate_password() for _ in range(50)}
+    assert len(made) == 50
+    for p in made:
+        passwords.check_policy(p, min_length=12, username="admin")
+        assert len(p) == 23
+
+
+def test_token_secrets_are_random_prefixed_and_stored_as_sha256() -> None:
+    a, b = tokens.new_secret("person"), tokens.new_secret("api_key")
+    assert a.startswith("cct_") and b.startswith("cck_") and len(a) > 40
+    assert tokens.kind_of(a) == "person" and tokens.kind_of(b) == "api_key"
+    assert tokens.kind_of("Bearer x") is None and tokens.kind_of("cct_" + "x" * 300) is None
+    assert tokens.secret_hash(a) != a and len(tokens.secret_hash(a)) == 64
+    assert tokens.same(tokens.secret_hash(a), tokens.secret_hash(a))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_limiter_blocks_a_user_name_after_the_failures_and_forgets_with_time() -> None:
+    clock = Clock()
+    lim = LoginLimiter(max_failures=3, window_s=60, clock=clock)
+    for _ in range(3):
+        assert lim.retry_after(user="ana", client="10.0.0.1") is None
+        lim.failed(user="ana", client="10.0.0.1")
+    wait = lim.retry_after(user="ANA", client="10.0.0.2")  # names are case-insensitive
+    assert wait == pytest.approx(60)
+    clock.t += 30
+    assert lim.retry_after(user="ana", client=None) == pytest.approx(30)
+    assert lim.retry_after(user="ben", client="10.0.0.1") is None  # the client is under its limit
+    clock.t += 30.001
+    assert lim.retry_after(user="ana", client="10.0.0.1") is None
+
+
+def test_limiter_blocks_one_client_trying_many_names_and_success_clears_the_name() -> None:
+    clock = Clock()
+    lim = LoginLimiter(max_failures=2, window_s=60, client_factor=3, clock=clock)
+    for i in range(6):
+        lim.failed(user=f"user{i}", client="10.0.0.9")
+    assert lim.retry_after(user="someone", client="10.0.0.9") is not None
+    assert lim.retry_after(user="someone", client="10.0.0.8") is None
+    lim.failed(user="ana", client=None)
+    lim.succeeded(user="ana")
+    lim.failed(user="ana", client=None)
+    assert lim.retry_after(user="ana", client=None) is None  # one failure since the success
+
+
+@settings(max_examples=50)
+@given(st.lists(st.floats(min_value=0, max_value=200), max_size=30))
+def test_limiter_never_allows_more_than_max_failures_in_a_window(gaps: list[float]) -> None:
+    clock = Clock()
+    lim = LoginLimiter(max_failures=4, window_s=100, clock=clock)
+    accepted: list[float] = []
+    for gap in gaps:
+        clock.t += gap
+        if lim.retry_after(user="x", client=None) is None:
+            accepted.append(clock.t)
+            lim.failed(user="x", client=None)
+    for t in accepted:
+        assert sum(1 for u in accepted if t - 100 < u <= t) <= 4
+
+
+def test_roles_matrix() -> None:
+    assert ROLES == ("viewer", "operator", "qa", "admin")
+    assert all(can(r, "read") for r in ROLES)
+    assert roles_with("alerts.act") == ("operator", "admin")
+    assert roles_with("dispositions.sign") == ("qa",)
+    assert roles_with("admin") == ("admin",)
+    assert not can("nobody", "read")
+    assert default_permission("GET") == "read" and default_permission("DELETE") == "admin"
+    # no role both signs and administers
+    assert not any({"dispositions.sign", "admin"} <= grants for grants in GRANTS.values())

@@ -1,0 +1,325 @@
+"""The edge between the database and the pure core: identifier → unit → passport, verification,
+recall and impact, counterfeit signals. The API, the CLI and the dashboard all call these.
+
+Every function takes the connection and ``today``/``now`` from its caller (no clock reads), so
+answers are reproducible; an unknown unit or excursion raises NotFoundError and an unreadable
+identifier IdentifierError (a ValueError), which the callers turn into a 404 or a 422.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from coldchain.errors import NotFoundError
+from coldchain.gs1 import IdentifierError
+from db.queries import trace as sql
+from db.queries.web import Conn, Row
+from traceability.identifiers import UnitKey, parse_unit
+from traceability.passport import (
+    Containment,
+    Inherited,
+    Passport,
+    Piece,
+    Profile,
+    RecordedExcursion,
+    Ride,
+    UnitInfo,
+    build_passport,
+    merge_windows,
+)
+from traceability.verify import Sighting, TravelFlag, Verification, impossible_travel, verdict
+
+__all__ = [
+    "Signals",
+    "exposures",
+    "find_unit",
+    "load_passport",
+    "lot_impact",
+    "pieces_from_rows",
+    "recall",
+    "signals",
+    "verify",
+]
+
+
+def find_unit(conn: Conn, text: str, *, today: date) -> tuple[UnitKey, str | None]:
+    """Parse ``text`` and find the stored EPC by prefix-free key (None when unknown).
+
+    IdentifierError when ``text`` is not an SGTIN or SSCC in any form we read.
+    """
+    key = parse_unit(text, today=today)
+    if key.kind == "sgtin":
+        assert key.gtin is not None and key.serial is not None
+        found = sql.units_by_key(conn=conn, sgtins=[(key.gtin, key.serial)], ssccs=[])
+    else:
+        assert key.sscc is not None
+        found = sql.units_by_key(conn=conn, sgtins=[], ssccs=[key.sscc])
+    return key, found.get(key.key)
+
+
+def _profile(row: Row | None, gtin: str | None) -> Profile | None:
+    if row is None or gtin is None or row.get("product_name") is None:
+        return None
+    return Profile(
+        gtin=gtin,
+        name=row["product_name"],
+        temp_min_c=row["temp_min_c"],
+        temp_max_c=row["temp_max_c"],
+        freeze_limit_c=row["freeze_limit_c"],
+        alarm_delay_s=int(row["alarm_delay_s"] or 0),
+        stability_budget_s=row["stability_budget_s"],
+        mkt_delta_h_j_mol=float(row["mkt_delta_h_j_mol"]),
+        mkt_limit_c=row["mkt_limit_c"],
+    )
+
+
+def _legs_overlapping(
+    legs: list[Row], shipment_id: int, start: datetime | None, end: datetime | None
+) -> tuple[dict[str, Any], ...]:
+    """The shipment's legs whose planned window overlaps [start, end) (all when unplanned)."""
+    out = []
+    for leg in legs:
+        if leg["shipment_id"] != shipment_id:
+            continue
+        dep, arr = leg["planned_departure"], leg["planned_arrival"]
+        if (end is None or dep is None or dep < end) and (
+            start is None or arr is None or arr > start
+        ):
+            out.append({k: leg[k] for k in ("seq", "mode", "origin", "destination", "carrier")})
+    return tuple(out)
+
+
+def _recorded(rows: list[Row]) -> list[RecordedExcursion]:
+    return [
+        RecordedExcursion(
+            id=int(r["id"]),
+            shipment_id=int(r["shipment_id"]),
+            shipment_reference=r["shipment_reference"],
+            device_id=r["device_id"],
+            direction=r["direction"],
+            start_ts=r["start_ts"],
+            end_ts=r["end_ts"],
+            min_c=float(r["min_c"]),
+            max_c=float(r["max_c"]),
+            degree_minutes=float(r["degree_minutes"]),
+            alarm=bool(r["alarm"]),
+            exposed_from=r["exposed_from"],
+            exposed_to=r["exposed_to"],
+            review_disposition=r["review_disposition"],
+            reviewed_by=r["reviewed_by"],
+            reviewed_at=r["reviewed_at"],
+        )
+        for r in rows
+    ]
+
+
+def pieces_from_rows(rows: list[Row]) -> list[Piece]:
+    """Pieces from :func:`db.queries.trace.containment` rows."""
+    return [
+        Piece(
+            device_id=r["device_id"],
+            interval_s=int(r["interval_s"]),
+            shipment_id=int(r["shipment_id"]),
+            shipment_reference=r["shipment_reference"],
+            container=r["node"],
+            chain=tuple(r["chain"]),
+            start=r["starts"],
+            end=r["ends"],
+        )
+        for r in rows
+    ]
+
+
+def exposures(conn: Conn, epc: str) -> list[RecordedExcursion]:
+    """The recorded excursions the unit was exposed to, with QA's latest review of each."""
+    pieces = pieces_from_rows(sql.containment(conn=conn, epcs=[epc])["pieces"])
+    return _recorded(
+        sql.piece_excursions(
+            conn=conn, pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces]
+        )
+    )
+
+
+def load_passport(
+    conn: Conn, text: str, *, today: date, now: datetime, gap_factor: float
+) -> Passport:
+    """The passport of the unit ``text`` names (any identifier form); NotFoundError if unknown."""
+    key, epc = find_unit(conn, text, today=today)
+    if epc is None:
+        raise NotFoundError(f"no unit {key.epc} on record")
+    unit = sql.get_unit(conn=conn, epc=epc)
+    found = sql.containment(conn=conn, epcs=[epc])
+    pieces = pieces_from_rows(found["pieces"])
+    product = _profile(unit, unit["gtin"])
+    if product is None and unit["gtin"] is None:
+        # A logistic unit has no GTIN of its own: judge it by the product its shipment carries.
+        gtin = next((r["product_gtin"] for r in found["rides"] if r["product_gtin"]), None)
+        if gtin is not None:
+            product = _profile(sql.get_product(conn=conn, gtin=gtin), gtin)
+    readings = [
+        Inherited(r["device_id"], r["ts"], r["temp_c"], r["rh"], r["lat"], r["lon"])
+        for r in sql.window_readings(conn=conn, windows=merge_windows(pieces))
+    ]
+    recorded = _recorded(
+        sql.piece_excursions(
+            conn=conn, pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces]
+        )
+    )
+    return build_passport(
+        unit=UnitInfo(
+            epc=unit["epc"],
+            kind=unit["kind"],
+            gtin=unit["gtin"],
+            serial=unit["serial"],
+            sscc=unit["sscc"],
+            lot=unit["lot"],
+            expiry=unit["expiry"],
+            commissioned_at=unit["commissioned_at"],
+        ),
+        product=product,
+        path=[
+            Containment(
+                container=r["node"],
+                kind=r["kind"],
+                depth=int(r["depth"]),
+                chain=tuple(r["chain"]),
+                start=r["starts"],
+                end=r["ends"],
+            )
+            for r in found["path"]
+        ],
+        rides=[
+            Ride(
+                container=r["node"],
+                chain=tuple(r["chain"]),
+                shipment_id=int(r["shipment_id"]),
+                shipment_reference=r["shipment_reference"],
+                start=r["starts"],
+                end=r["ends"],
+                legs=_legs_overlapping(
+                    found["legs"], int(r["shipment_id"]), r["starts"], r["ends"]
+                ),
+            )
+            for r in found["rides"]
+        ],
+        pieces=pieces,
+        readings=readings,
+        recorded=recorded,
+        gap_factor=gap_factor,
+        now=now,
+    )
+
+
+def _sightings(rows: list[Row]) -> list[Sighting]:
+    return [
+        Sighting(
+            epc=r["epc"],
+            event_key=r["event_key"],
+            at=r["event_time"],
+            place=r["place"],
+            lat=r["lat"],
+            lon=r["lon"],
+            biz_step=r["biz_step"],
+        )
+        for r in rows
+    ]
+
+
+def verify(conn: Conn, text: str, *, today: date) -> Verification:
+    """Judge a scanned identifier (see :func:`traceability.verify.verdict`)."""
+    try:
+        key, epc = find_unit(conn, text, today=today)
+    except IdentifierError as error:
+        return verdict(
+            text=text,
+            key=None,
+            parse_error=str(error),
+            unit=None,
+            recalls=[],
+            excursions=[],
+            sightings=[],
+            today=today,
+        )
+    if epc is None:
+        return verdict(
+            text=text,
+            key=key,
+            parse_error=None,
+            unit=None,
+            recalls=[],
+            excursions=[],
+            sightings=[],
+            today=today,
+        )
+    unit = sql.get_unit(conn=conn, epc=epc)
+    return verdict(
+        text=text,
+        key=key,
+        parse_error=None,
+        unit=dict(unit),
+        recalls=sql.recalls_for(conn=conn, gtin=unit["gtin"], lot=unit["lot"]),
+        excursions=exposures(conn, epc),
+        sightings=_sightings(sql.observations(conn=conn, epcs=[epc])),
+        today=today,
+    )
+
+
+def recall(conn: Conn, excursion_id: int) -> dict[str, Any]:
+    """The units (SSCCs and SGTINs) and lots exposed to one excursion."""
+    excursion = sql.get_excursion(conn=conn, excursion_id=excursion_id)
+    units = sql.exposed_units(conn=conn, excursion_id=excursion_id)
+    lots: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for u in units:
+        if u["kind"] != "sgtin":
+            continue
+        lot = lots.setdefault(
+            (u["gtin"], u["lot"]),
+            {"gtin": u["gtin"], "lot": u["lot"], "expiry": u["expiry"], "units": 0},
+        )
+        lot["units"] += 1
+    return {
+        "excursion": dict(excursion),
+        "units": [
+            {k: u[k] for k in ("epc", "kind", "gtin", "serial", "sscc", "lot", "expiry")}
+            | {"exposed_from": u["exposed_from"], "exposed_to": u["exposed_to"]}
+            for u in units
+        ],
+        "lots": sorted(lots.values(), key=lambda lot: (lot["gtin"], lot["lot"] or "")),
+    }
+
+
+def lot_impact(conn: Conn, gtin: str, lot: str) -> dict[str, Any]:
+    """Every excursion the lot's units were exposed to; NotFoundError for a lot with no units."""
+    n, rows = sql.lot_excursions(conn=conn, gtin=gtin, lot=lot)
+    if n == 0:
+        raise NotFoundError(f"no units of GTIN {gtin} lot {lot!r} on record")
+    return {
+        "gtin": gtin,
+        "lot": lot,
+        "units": n,
+        "excursions": [dict(r) | {"cleared": r["review_disposition"] == "release"} for r in rows],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """Counterfeit signals over a time window."""
+
+    since: datetime
+    impossible_travel: tuple[TravelFlag, ...]
+    uncommissioned: tuple[Row, ...]
+
+
+def signals(conn: Conn, *, now: datetime, days: float = 30.0) -> Signals:
+    """Impossible travel and never/late commissioned units among the events of the last
+    ``days`` days."""
+    since = now - timedelta(days=days)
+    epcs = sql.recently_observed(conn=conn, since=since)
+    travel = impossible_travel(_sightings(sql.observations(conn=conn, epcs=epcs)))
+    return Signals(
+        since=since,
+        impossible_travel=tuple(t for t in travel if t.second.at >= since),
+        uncommissioned=tuple(sql.uncommissioned_sightings(conn=conn, since=since)),
+    )
