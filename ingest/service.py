@@ -51,8 +51,11 @@ from ingest.sink import Batch, DeadLetter, Sink
 
 log = logging.getLogger(__name__)
 
-#: A device we do not know triggers a reload of the registry at most this often.
-REGISTRY_RELOAD_S = 0.0
+#: A message from a device we do not know waits for a fresh load of the device registry (a logger
+#: registered a moment ago is let in, not dead-lettered); loads happen at most this often, so a
+#: flood of forged device ids costs at most a few queries a second and delays the messages behind
+#: it by at most this long.
+REGISTRY_RELOAD_S = 0.5
 #: Batches in the database at once. Two overlap one batch's encoding with the previous one's
 #: statement; ``coldchain ingest`` opens a pool of two connections for them.
 WRITERS = 2
@@ -304,7 +307,7 @@ class Ingester:
         if self._gate is not None:
             self._gate.append(raw)  # keep arrival order behind the message that waits
             return
-        if self._require_known and self._registry_stale_for(raw[0]):
+        if self._require_known and self._unknown_device(raw[0]):
             self._gate = [raw]
             self._gate_task = asyncio.get_running_loop().create_task(
                 self._reload_registry(), name="ingest-registry"
@@ -351,20 +354,18 @@ class Ingester:
 
     # --- the device registry -----------------------------------------------------------------
 
-    def _registry_stale_for(self, topic: str) -> bool:
-        """True when the registry must be (re)loaded before this message can be judged."""
+    def _unknown_device(self, topic: str) -> bool:
+        """True when the registry (if loaded) does not list this message's device."""
         if self._known is None:
             return True
         parts = topic.rsplit("/", 2)
-        device = parts[1] if len(parts) == 3 else ""
-        return (
-            device not in self._known and time.monotonic() - self._known_loaded > REGISTRY_RELOAD_S
-        )
+        return (parts[1] if len(parts) == 3 else "") not in self._known
 
     async def _load_registry(self) -> None:
         """Load the device registry, retrying while the database is away."""
         backoff = 0.2
         while True:
+            began = time.monotonic()
             try:
                 known = await self._sink.known_devices()
                 break
@@ -375,19 +376,41 @@ class Ingester:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
         self._known = known
-        self._known_loaded = time.monotonic()
+        self._known_loaded = began  # the snapshot is as of the query's start
         base = self._base_limits
         self._limits = Limits(
             base.max_payload_bytes, base.max_batch_readings, base.max_future, known
         )
 
     async def _reload_registry(self) -> None:
-        """Reload the registry, then release the messages that waited for it, in order."""
-        await self._load_registry()
-        gate, self._gate = self._gate or [], None
-        for raw in gate:
-            if self._accepting:
-                self._route(raw)
+        """Reload the registry, then release the messages that waited for it, in order.
+
+        A message that was waiting before the load began is judged by the fresh registry (an
+        unknown device is dead-lettered). One that arrived while the query ran may come from a
+        device registered after the query's snapshot: if it is still unknown, it and those
+        behind it wait for the next load.
+        """
+        while True:
+            wait = self._known_loaded + REGISTRY_RELOAD_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            gate = self._gate or []
+            judged = len(gate)
+            await self._load_registry()
+            gate = self._gate or []
+            for i, raw in enumerate(gate):
+                if not self._accepting:
+                    break  # unacknowledged: the broker delivers these again
+                if i >= judged and self._unknown_device(raw[0]):
+                    self._gate = gate[i:]
+                    break
+                self._absorb(*raw)
+            else:
+                self._gate = None
+                return
+            if not self._accepting:
+                self._gate = None
+                return
 
     # --- writing ---------------------------------------------------------------------------
 

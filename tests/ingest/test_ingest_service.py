@@ -96,3 +96,50 @@ async def _reasons(dsn: str) -> list[str]:
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         rows = await (await conn.execute("SELECT reason FROM dead_letters")).fetchall()
     return [r[0] for r in rows]
+
+
+async def test_a_device_registered_while_running_is_let_in_and_forged_ids_are_cheap(
+    settings: Settings, db_dsn: str
+) -> None:
+    """A logger registered after the ingester loaded its registry is stored, not dead-lettered;
+    a flood of unknown device ids is dead-lettered without one registry query per message."""
+    _add_devices(db_dsn, "EARLY")
+    root = settings.mqtt.topic_root
+    t0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    async with AsyncConnectionPool(db_dsn, open=False) as pool:
+        await pool.wait()
+        sink = TimescaleSink(pool)
+        loads = 0
+        real_known = sink.known_devices
+
+        async def counting_known() -> frozenset[str]:
+            nonlocal loads
+            loads += 1
+            return await real_known()
+
+        sink.known_devices = counting_known  # type: ignore[method-assign]
+        ingester = Ingester(settings, sink)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingester.run(stop))
+        await asyncio.wait_for(ingester.connected.wait(), 10)
+        loads_at_start = loads
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as pub:
+            for i in range(200):
+                forged = Reading(f"FORGED-{i}", t0, 5.0, None)
+                await pub.publish(telemetry_topic(root, forged.device_id), reading_payload(forged))
+            _add_devices(db_dsn, "LATE")
+            late = Reading("LATE", t0, 5.0, None)
+            await pub.publish(telemetry_topic(root, "LATE"), reading_payload(late), qos=1)
+        await _until(lambda: _count(db_dsn, "SELECT count(*) FROM readings WHERE device_id='LATE'"))
+        await _until(lambda: _has(db_dsn, "SELECT count(*) >= 200 FROM dead_letters"))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    reasons = await _reasons(db_dsn)
+    assert sum("unknown device 'FORGED-" in r for r in reasons) == 200
+    assert not any("LATE" in r for r in reasons)
+    # 200 forged messages published in well under the reload interval's multiples
+    assert loads - loads_at_start < 50, f"{loads - loads_at_start} registry loads"
+
+
+async def _has(dsn: str, sql: str) -> bool:
+    return bool(await _count(dsn, sql))
