@@ -657,11 +657,21 @@ def offline_state(
     now: datetime,
     previous: ConditionState | None,
     alerted_since: datetime | None,
+    arrived_ago: timedelta | None = None,
+    watched_for: timedelta | None = None,
 ) -> ConditionState:
     """No reading for the rule's threshold: ``minutes``, else ``factor`` × the logger's interval.
 
     Silence is counted from the latest reading, or from the start of the assignment for a logger
-    that has not reported since it was assigned.
+    that has not reported since it was assigned; the episode is stamped on that reading time.
+
+    Silence in reading time alone is not enough while a backlog is being delivered (the broker
+    draining after a restart, a logger uploading its buffer): the readings are old but they are
+    arriving. So the logger is silent only if, besides, nothing of it has *arrived* for the
+    threshold either (``arrived_ago``: since its latest reading was received, None when unknown),
+    and a logger that never reported raises "no data" only once the engine itself has watched
+    for the threshold (``watched_for``, None: long enough), not in its first seconds, before
+    the ingester has caught up.
     """
     threshold = (
         timedelta(minutes=rule.minutes)
@@ -670,7 +680,14 @@ def offline_state(
     )
     silent_from = max(last_reading, assigned_since) if last_reading is not None else assigned_since
     silence = now - silent_from
-    if silence > threshold:
+    arriving = arrived_ago is not None and arrived_ago <= threshold
+    just_started = (
+        last_reading is None
+        and watched_for is not None
+        and watched_for <= threshold
+        and not (previous is not None and previous.holding)
+    )
+    if silence > threshold and not arriving and not just_started:
         episode = Episode(
             start=silent_from,
             alarm_at=silent_from + threshold,

@@ -174,6 +174,7 @@ class RulesEngine:
             log.warning("e-mail recipients are configured but COLDCHAIN_ALERTS__SMTP_HOST is not")
         self._reported: set[str] = set()
         self._notify_pending = False
+        self._watching_since: datetime | None = None  # the first offline check
         self.stats = EngineStats()
 
     @property
@@ -240,6 +241,8 @@ class RulesEngine:
     async def check_offline(self) -> None:
         """Raise and clear "no data" for loggers in transit, then settle every unresolved alert."""
         now = self._clock()
+        if self._watching_since is None:
+            self._watching_since = now
         async with self._pool.connection() as conn, conn.transaction():
             candidates = await (await conn.execute(q.OFFLINE_CANDIDATES, {"now": now})).fetchall()
             holding = {
@@ -258,7 +261,7 @@ class RulesEngine:
                 rule = ctx[shipment_id].rules.offline if shipment_id in ctx else None
                 cand = by_pair.get(pair)
                 if cand is not None and rule is not None and (cand[3] or cand[4]) is not None:
-                    _s, _d, interval_s, assigned_since, last_ts = cand
+                    _s, _d, interval_s, assigned_since, last_ts, arrived_s = cand
                     new = conditions.offline_state(
                         last_ts,
                         assigned_since or last_ts,  # an assignment open to the past
@@ -267,6 +270,8 @@ class RulesEngine:
                         now=now,
                         previous=old.state if old else None,
                         alerted_since=old.alerted_since if old else None,
+                        arrived_ago=None if arrived_s is None else timedelta(seconds=arrived_s),
+                        watched_for=now - self._watching_since,
                     )
                 elif old is not None and old.state.holding:
                     # No longer expected to report (delivered, unassigned, rule switched off).

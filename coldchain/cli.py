@@ -397,7 +397,11 @@ def users_add(
 
     settings = _settings()
     generated = not password_stdin
-    password = passwords.generate_password() if generated else sys.stdin.readline().rstrip("\n")
+    password = (
+        passwords.generate_password(username=username)
+        if generated
+        else sys.stdin.readline().rstrip("\n")
+    )
     try:
         with _connect(settings) as conn:
             row = accounts.create_user(

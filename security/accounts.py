@@ -324,7 +324,7 @@ def ensure_demo_user(
     For ``coldchain up``'s demo only: every start prints working passwords, so nobody needs to
     remember the last ones.
     """
-    password = passwords.generate_password()
+    password = passwords.generate_password(username=username)
     row = q.user_for_login(conn=conn, username=username)
     if row is None:
         create_user(

@@ -67,6 +67,18 @@ def check_policy(password: str, *, min_length: int, username: str | None = None)
         raise WeakPasswordError("the password must not be one or two characters repeated")
 
 
-def generate_password(groups: int = 4, size: int = 5) -> str:
-    """A random password like ``xK7pq-M2nbt-9YzrE-a4TvH`` (about 115 bits for the default)."""
-    return "-".join("".join(secrets.choice(_ALPHABET) for _ in range(size)) for _ in range(groups))
+def generate_password(groups: int = 4, size: int = 5, *, username: str | None = None) -> str:
+    """A random password like ``xK7pq-M2nbt-9YzrE-a4TvH`` (about 115 bits for the default).
+
+    Drawn again until it passes :func:`check_policy` for ``username`` (a short name such as
+    ``qa`` turns up inside a random password about once in fifty).
+    """
+    while True:
+        password = "-".join(
+            "".join(secrets.choice(_ALPHABET) for _ in range(size)) for _ in range(groups)
+        )
+        try:
+            check_policy(password, min_length=len(password), username=username)
+        except WeakPasswordError:
+            continue
+        return password

@@ -108,7 +108,11 @@ def create_user(
 ) -> NewUser:
     """Create a person with a role."""
     generated = body.password is None
-    password = passwords.generate_password() if body.password is None else body.password
+    password = (
+        passwords.generate_password(username=body.username)
+        if body.password is None
+        else body.password
+    )
     row = accounts.create_user(
         conn,
         username=body.username,

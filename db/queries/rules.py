@@ -198,10 +198,11 @@ UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = %s, cle
 WHERE alert_id = %s
 """
 
-# Loggers that should be reporting now: assigned at ``now`` to a shipment in transit. Also the
-# ones whose "no data" still holds although they are not any more (the shipment was delivered).
+# Loggers that should be reporting now: assigned at ``now`` to a shipment in transit, with how
+# long ago (seconds, on the database's clock) their latest reading was received.
 OFFLINE_CANDIDATES = """
-SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300), lower(a.during), ds.ts
+SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300), lower(a.during), ds.ts,
+       extract(epoch FROM clock_timestamp() - ds.received_at)::float8
 FROM device_assignments a
 JOIN shipments s ON s.shipment_id = a.shipment_id AND s.status = 'in_transit'
 LEFT JOIN devices d ON d.device_id = a.device_id

@@ -404,6 +404,14 @@ async def test_an_offline_device_raises_and_then_clears_no_data(
     await rules.check_offline()
     assert rows(db_dsn, "SELECT 1 FROM alerts") == []
 
+    # Old readings that have only just arrived (a backlog being delivered) are not silence.
+    set_clock(rules, T0 + timedelta(minutes=45))
+    await rules.check_offline()
+    assert rows(db_dsn, "SELECT 1 FROM alerts") == []
+    # They arrived as they were measured: minute 29's reading arrived 16 minutes before minute 45.
+    with psycopg.connect(db_dsn) as conn:
+        conn.execute("UPDATE device_state SET received_at = now() - interval '16 minutes'")
+
     set_clock(rules, T0 + timedelta(minutes=45))
     await rules.check_offline()
     alert = rows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -194,12 +195,12 @@ def test_bundled_scenarios_load_and_build(name: str) -> None:
         assert fleet.interval_s == 60
 
 
-def test_demo_has_one_reefer_failure_that_alarms_and_recovers_early() -> None:
+def test_demo_has_an_early_reefer_failure_and_one_that_alarms_live() -> None:
     sc = load_scenario("demo")
     assert sc.fleet.interval_s == 60 and 5 <= sc.fleet.shipments <= 8
     _, _, truth = simulate(sc, start=START)
     with_excursions = [s for s in truth.shipments if s.excursions]
-    assert len(with_excursions) == 1
+    assert len(with_excursions) == 2
     (_, exc), *rest = with_excursions[0].excursions
     assert not rest
     assert exc.direction == "high"
@@ -208,3 +209,11 @@ def test_demo_has_one_reefer_failure_that_alarms_and_recovers_early() -> None:
     assert exc.duration_s > 15 * 60  # longer than the 15 min alarm delay
     assert exc.alarm
     assert exc.end is not None and (exc.end - START).total_seconds() < 90 * 60  # it recovers
+    # The second one's alarm (15 min after it leaves the range) falls in the first two minutes
+    # after the fast-played history: a new user sees it raised live.
+    (_, live), *rest = with_excursions[1].excursions
+    assert not rest and live.alarm
+    history = timedelta(hours=sc.history_h or 0)
+    alarm_at = live.start + timedelta(minutes=15) - START
+    assert history < alarm_at < history + timedelta(minutes=2)
+    assert live.end is not None and live.end - START > history + timedelta(minutes=20)
