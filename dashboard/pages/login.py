@@ -14,6 +14,7 @@ The gate (a Flask ``before_request`` hook) resolves the cookie for every request
 - a page without a session redirects to ``/login?next=…``.
 
 Callbacks find the person with :func:`current_principal`; each action checks the role again.
+A POST whose ``Origin`` is not the dashboard's own (a forged cross-site request) is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import flask
 from dash import Dash, Input, Output, dcc, html
@@ -71,6 +72,18 @@ def current_principal() -> accounts.Principal | None:
         return None
     principal: accounts.Principal | None = flask.g.get("principal")
     return principal
+
+
+def same_origin(origin: str | None, host: str) -> bool:
+    """True when a request's ``Origin`` header is absent (browsers send it on every POST, so
+    this is not a browser's cross-site request) or names the host the request was sent to.
+
+    Hosts, not schemes, are compared: behind a TLS-terminating proxy the browser's origin is
+    ``https`` while the request reaches us as ``http``, with the same ``Host``.
+    """
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 def safe_next(target: str | None) -> str:
@@ -211,6 +224,13 @@ def install(
     @server.before_request
     def gate() -> Any:
         path = flask.request.path
+        if flask.request.method == "POST" and not same_origin(
+            flask.request.headers.get("Origin"), flask.request.host
+        ):
+            # Cross-site request forgery: the SameSite=Lax cookie already stays home on a
+            # cross-site POST; this also refuses one from a sibling site (another port or
+            # subdomain), which SameSite counts as the same site.
+            return flask.jsonify(detail="cross-origin request refused"), 403
         if path.startswith(_PUBLIC_PREFIXES) or path in (LOGIN_POST, LOGOUT_POST):
             return None
         secret = flask.request.cookies.get(COOKIE)

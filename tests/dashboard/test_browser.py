@@ -236,7 +236,7 @@ def test_acknowledging_on_the_alerts_page_reaches_the_api(
 
 
 def test_logging_in_through_the_form_and_out(
-    web_server: LiveServer, browser: WebDriver, people: dict[str, Person]
+    web_server: LiveServer, browser: WebDriver, people: dict[str, Person], session_cookie: Any
 ) -> None:
     browser.get("about:blank")
     browser.delete_all_cookies()
@@ -250,6 +250,15 @@ def test_logging_in_through_the_form_and_out(
         timeout=10,
     )
     assert r.status_code == 401
+    # A forged request from another origin is refused even with a session cookie.
+    forged = httpx.post(
+        f"{web_server.url}/_dash-update-component",
+        json={"output": "alerts-tbody.children", "outputs": {}, "inputs": [], "changedPropIds": []},
+        headers={"Origin": "http://evil.example"},
+        cookies={"coldchain_session": session_cookie(people["operator"])},
+        timeout=10,
+    )
+    assert forged.status_code == 403 and "cross-origin" in forged.text
 
     def submit(user: str, password: str) -> None:
         _wait(browser).until(lambda d: d.find_elements(By.ID, "login-username"))
