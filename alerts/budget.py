@@ -88,6 +88,34 @@ def budget_usage(
 
     ``max_gap`` defaults to ``limits.max_gap``; the range is ``limits``' (low, high, freeze).
     """
+    t_us, temp_c = to_sorted_arrays(points)
+    return budget_from_arrays(
+        t_us,
+        temp_c,
+        limits,
+        budget,
+        max_gap=max_gap,
+        count_gaps_as_out=count_gaps_as_out,
+        carried_over=carried_over,
+        warning_share=warning_share,
+        now=now,
+    )
+
+
+def budget_from_arrays(
+    t_us: NDArray[np.int64],
+    temp_c: NDArray[np.float64],
+    limits: TempLimits,
+    budget: timedelta,
+    *,
+    max_gap: timedelta | None = None,
+    count_gaps_as_out: bool = True,
+    carried_over: timedelta = timedelta(0),
+    warning_share: float = DEFAULT_WARNING_SHARE,
+    now: datetime | None = None,
+) -> BudgetUsage:
+    """:func:`budget_usage` of a strictly increasing series given as arrays (µs since the epoch,
+    °C): the rules engine's form, without building a point per reading."""
     require_positive(budget, "budget")
     if carried_over < timedelta(0):
         raise ValueError(f"carried_over must not be negative, got {carried_over}")
@@ -95,8 +123,6 @@ def budget_usage(
         raise ValueError(f"warning_share must be in (0, 1], got {warning_share}")
     gap_limit = limits.max_gap if max_gap is None else max_gap
     require_positive(gap_limit, "max_gap")
-
-    t_us, temp_c = to_sorted_arrays(points)
     if now is not None:
         require_aware(now, "now")
         now_us = to_us(now - EPOCH)

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from alerts.budget import BudgetStatus, BudgetUsage, _crossing
+from alerts.budget import budget_from_arrays
 from alerts.excursions import DEFAULT_FREEZING_C, OVER_40_C, Excursion, TempLimits
 from alerts.forecast import forecast_breach
 from alerts.mkt import Weighting, rolling_mkt
@@ -62,7 +62,6 @@ from alerts.series import (
     Point,
     datetime_from_us,
     hold_us,
-    require_positive,
     to_us,
 )
 
@@ -222,66 +221,6 @@ def excursions_from_arrays(
             )
         )
     return found
-
-
-def budget_from_arrays(
-    t_us: NDArray[np.int64],
-    temp_c: NDArray[np.float64],
-    limits: TempLimits,
-    budget: timedelta,
-    *,
-    count_gaps_as_out: bool = True,
-    warning_share: float = 0.8,
-    now: datetime | None = None,
-) -> BudgetUsage:
-    """:func:`alerts.budget.budget_usage` of a strictly increasing series (nothing carried over)."""
-    require_positive(budget, "budget")
-    if not 0 < warning_share <= 1:
-        raise ValueError(f"warning_share must be in (0, 1], got {warning_share}")
-    gap_us = to_us(limits.max_gap)
-    now_us = None if now is None else _us(now)
-    if now_us is not None:
-        keep = t_us <= now_us
-        t_us, temp_c = t_us[keep], temp_c[keep]
-    dt = np.diff(t_us)
-    high, low = limits.out_masks(temp_c[:-1])
-    is_gap = dt > gap_us
-    is_out = (high | low) & ~is_gap
-    starts_us = t_us[:-1]
-    if now_us is not None and len(t_us) and now_us - int(t_us[-1]) > gap_us:
-        dt = np.append(dt, now_us - int(t_us[-1]))
-        is_gap = np.append(is_gap, True)
-        is_out = np.append(is_out, False)
-        starts_us = t_us.copy()
-    time_out = int(dt[is_out].sum())
-    time_gap = int(dt[is_gap].sum())
-    time_in = int(dt[~is_out & ~is_gap].sum())
-    counted_mask = is_out | is_gap if count_gaps_as_out else is_out
-    counted = time_out + (time_gap if count_gaps_as_out else 0)
-    budget_us = to_us(budget)
-    share = counted / budget_us
-    contribution = np.where(counted_mask, dt, 0)
-    first_us = int(t_us[0]) if len(t_us) else None
-    warning_at = _crossing(warning_share * budget_us, 0, starts_us, contribution, first_us)
-    exhausted_at = _crossing(float(budget_us), 0, starts_us, contribution, first_us)
-    status: BudgetStatus = (
-        "exhausted" if share >= 1 else ("warning" if share >= warning_share else "ok")
-    )
-    return BudgetUsage(
-        budget=budget,
-        carried_over=timedelta(0),
-        time_in=timedelta(microseconds=time_in),
-        time_out=timedelta(microseconds=time_out),
-        time_gap=timedelta(microseconds=time_gap),
-        counted=timedelta(microseconds=counted),
-        remaining=timedelta(microseconds=max(budget_us - counted, 0)),
-        share_used=share,
-        status=status,
-        warning_share=warning_share,
-        count_gaps_as_out=count_gaps_as_out,
-        warning_at=warning_at,
-        exhausted_at=exhausted_at,
-    )
 
 
 # --------------------------------------------------------------------------------------------

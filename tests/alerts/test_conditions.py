@@ -203,18 +203,31 @@ def test_offline_raises_after_its_threshold_and_clears_when_data_resumes() -> No
 def test_offline_waits_for_a_backlog_and_for_the_engine_to_have_watched() -> None:
     rule = OfflineRule(factor=10)
     assigned = t(-60)
-    args = {"now": t(15), "previous": None, "alerted_since": None}
+
+    def judge(
+        last: datetime | None,
+        arrived_ago: timedelta | None = None,
+        watched_for: timedelta | None = None,
+    ) -> ConditionState:
+        return offline_state(
+            last,
+            assigned,
+            60,
+            rule,
+            now=t(15),
+            previous=None,
+            alerted_since=None,
+            arrived_ago=arrived_ago,
+            watched_for=watched_for,
+        )
+
     # Minute 0's reading is old, but it arrived a minute ago: a backlog is being delivered.
-    arriving = offline_state(t(0), assigned, 60, rule, arrived_ago=timedelta(minutes=1), **args)
-    assert not arriving.holding
-    arrived_long_ago = offline_state(
-        t(0), assigned, 60, rule, arrived_ago=timedelta(minutes=15), **args
-    )
+    assert not judge(t(0), arrived_ago=timedelta(minutes=1)).holding
+    arrived_long_ago = judge(t(0), arrived_ago=timedelta(minutes=15))
     assert arrived_long_ago.holding and arrived_long_ago.trigger_at == t(10)  # reading time
     # A logger that never reported, judged by an engine that started a minute ago: not yet.
-    started = offline_state(None, assigned, 60, rule, watched_for=timedelta(minutes=1), **args)
-    assert not started.holding
-    watched = offline_state(None, assigned, 60, rule, watched_for=timedelta(minutes=11), **args)
+    assert not judge(None, watched_for=timedelta(minutes=1)).holding
+    watched = judge(None, watched_for=timedelta(minutes=11))
     assert watched.holding and watched.since == assigned
     # The start-up wait does not clear "no data" that already holds (an engine restart).
     kept = offline_state(
