@@ -11,6 +11,9 @@ field (so a shipment override ``temperature = { alarm_delay_min = 5 }`` changes 
 5. ``[shipments."<reference>"]`` of the rules file, then the shipment's rules stored through
    the API.
 
+:func:`rule_layers` stacks them in this order, named as each alert's ``sources`` lists them; the
+engine, the reports and the API all take their layers from it.
+
 A rules file is TOML (or YAML, by its suffix). Every table is ``extra="forbid"``: a misspelt key
 is a :class:`~coldchain.errors.ConfigError` that names the file and the field, with a suggestion::
 
@@ -45,6 +48,7 @@ the exact rule each excursion and alert stores ("as it was when evaluated").
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -70,18 +74,21 @@ __all__ = [
     "EscalationTier",
     "ForecastRule",
     "HumidityRule",
+    "Layer",
     "MKTRule",
     "OfflineRule",
     "ProductRow",
     "RuleSet",
     "RulesFile",
     "Severity",
+    "StoredRules",
     "TemperatureRule",
     "load_rules_file",
     "merge",
     "parse_definition",
     "product_rules",
     "resolve",
+    "rule_layers",
     "rules_from_dict",
     "rules_from_text",
     "settings_rules",
@@ -107,7 +114,8 @@ RULE_KEYS = (
 class _Section(BaseModel):
     """One rule's fields; every field has a default so that a layer can set only some."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinity or NaN (``inf`` in TOML, ``1e400`` in JSON): no threshold means "not set".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
     clear_delay_min: Minutes | None = None  # None: the engine's COLDCHAIN_ALERTS__CLEAR_DELAY_S
@@ -441,6 +449,22 @@ class ProductRow:
     rh_min: float | None = None
     rh_max: float | None = None
 
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> ProductRow:
+        """The fields of a ``products`` row read by column name (extra columns ignored)."""
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRules:
+    """The version in force of a product's or a shipment's rules stored through the API."""
+
+    version: int
+    definition: Any  # as stored (JSON); validated when it is stacked
+
+
+Layer = tuple[str, RuleSet | None]
+
 
 def product_rules(row: ProductRow) -> RuleSet:
     """The default rules of a product, from its row: only what the row says is set."""
@@ -496,6 +520,52 @@ def settings_rules(
             "forecast": clear,
         }
     )
+
+
+def rule_layers(
+    base: RuleSet,
+    rules_file: RulesFile,
+    file_name: str,
+    *,
+    product: ProductRow | None,
+    product_stored: StoredRules | None,
+    shipment: str | None,
+    shipment_stored: StoredRules | None,
+    on_error: Callable[[str, ConfigError], None] | None = None,
+) -> list[Layer]:
+    """The layers of a shipment's rules (or, with ``shipment`` None, of a product's), bottom
+    first, for :func:`resolve`; a layer that is not there is ``(name, None)``. Without a
+    ``product`` row there are no product layers (``product_stored`` is not looked at).
+
+    A product row or a stored definition that does not parse raises ConfigError; with
+    ``on_error`` it is reported there with the layer's name and left out (``None``) instead.
+    """
+
+    def parsed(name: str, parse: Callable[[], RuleSet]) -> Layer:
+        try:
+            return (name, parse())
+        except ConfigError as exc:
+            if on_error is None:
+                raise
+            on_error(name, exc)
+            return (name, None)
+
+    def stored(scope: str, key: str, rules: StoredRules | None) -> Layer:
+        if rules is None:
+            return (f"stored {scope} rules {key}", None)
+        name = f"stored {scope} rules {key} v{rules.version}"
+        return parsed(name, lambda: parse_definition(rules.definition, source=name))
+
+    layers: list[Layer] = [("settings", base), (f"{file_name}: defaults", rules_file.defaults)]
+    if product is not None:
+        gtin = str(product.gtin)
+        layers.append(parsed(f"product {gtin} (row)", lambda: product_rules(product)))
+        layers.append((f"{file_name}: products.{gtin}", rules_file.products.get(gtin)))
+        layers.append(stored("product", gtin, product_stored))
+    if shipment is not None:
+        layers.append((f"{file_name}: shipments.{shipment}", rules_file.shipments.get(shipment)))
+        layers.append(stored("shipment", shipment, shipment_stored))
+    return layers
 
 
 def merge(base: RuleSet, override: RuleSet, *, source: str = "override") -> RuleSet:

@@ -54,10 +54,10 @@ from alerts.rules import (
     EscalationTier,
     ProductRow,
     RulesFile,
+    StoredRules,
     load_rules_file,
-    parse_definition,
-    product_rules,
     resolve,
+    rule_layers,
     settings_rules,
 )
 from alerts.series import EPOCH, datetime_from_us, to_us
@@ -401,48 +401,27 @@ class RulesEngine:
                 q.CURRENT_RULE_DEFINITIONS, {"shipments": list(shipment_ids), "gtins": gtins}
             )
         ).fetchall()
-        by_product = {d[0]: (d[2], d[3]) for d in definitions if d[0] is not None}
-        by_shipment = {int(d[1]): (d[2], d[3]) for d in definitions if d[1] is not None}
+        by_product = {d[0]: StoredRules(d[2], d[3]) for d in definitions if d[0] is not None}
+        by_shipment = {int(d[1]): StoredRules(d[2], d[3]) for d in definitions if d[1] is not None}
+        file_name = str(self._rules_path) if self._rules_path else "rules file"
         found: dict[int, ShipmentContext] = {}
         for r in rows:
             shipment_id, reference, gtin = int(r[0]), str(r[1]), r[2]
-            layers: list[tuple[str, Any]] = [("settings", self._base)]
-            file_name = str(self._rules_path) if self._rules_path else "rules file"
-            layers.append((f"{file_name}: defaults", self._rules.defaults))
-            if gtin is not None:
-                row = ProductRow(gtin, *r[3:])
-                layers.append((f"product {gtin} (row)", self._product_layer(row)))
-                layers.append((f"{file_name}: products.{gtin}", self._rules.products.get(gtin)))
-                layers.append(self._stored_layer("product", gtin, by_product.get(gtin)))
-            layers.append(
-                (f"{file_name}: shipments.{reference}", self._rules.shipments.get(reference))
+            layers = rule_layers(
+                self._base,
+                self._rules,
+                file_name,
+                product=None if gtin is None else ProductRow(gtin, *r[3:]),
+                product_stored=by_product.get(gtin),
+                shipment=reference,
+                shipment_stored=by_shipment.get(shipment_id),
+                on_error=self._report_rules_error,
             )
-            layers.append(self._stored_layer("shipment", reference, by_shipment.get(shipment_id)))
             rules = resolve(layers, on_error=self._report_rules_error)
             found[shipment_id] = ShipmentContext(
                 shipment_id, reference, gtin, r[3] if gtin is not None else None, rules
             )
         return found
-
-    def _product_layer(self, row: ProductRow) -> Any:
-        try:
-            return product_rules(row)
-        except ConfigError as exc:
-            self._report_rules_error(f"product {row.gtin}", exc)
-            return None
-
-    def _stored_layer(
-        self, scope: str, key: str, stored: tuple[int, Any] | None
-    ) -> tuple[str, Any]:
-        if stored is None:
-            return (f"stored {scope} rules {key}", None)
-        version, definition = stored
-        source = f"stored {scope} rules {key} v{version}"
-        try:
-            return (source, parse_definition(definition, source=source))
-        except ConfigError as exc:
-            self._report_rules_error(source, exc)
-            return (source, None)
 
     def _report_rules_error(self, source: str, exc: ConfigError) -> None:
         # Once per problem: the same bad layer is met at every round.

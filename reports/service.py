@@ -20,14 +20,14 @@ from typing import Any
 
 import psycopg
 
-from alerts.rules import ProductRow as RulesProductRow
 from alerts.rules import (
+    ProductRow,
     RuleSet,
     RulesFile,
+    StoredRules,
     load_rules_file,
-    parse_definition,
-    product_rules,
     resolve,
+    rule_layers,
     settings_rules,
 )
 from coldchain.errors import ColdchainError, ConfigError, NotFoundError
@@ -93,6 +93,11 @@ class ReportSettings:
         )
 
 
+def stored_rules(row: Row | None) -> StoredRules | None:
+    """A ``rule_definitions`` row (or None) as the stored layer :func:`rule_layers` takes."""
+    return None if row is None else StoredRules(row["version"], row["definition"])
+
+
 def _rules_in_force(
     conn: Conn, cfg: ReportSettings, shipment: Row, product: Row | None, as_of: datetime
 ) -> dict[str, Any]:
@@ -103,44 +108,16 @@ def _rules_in_force(
     )
     by_product = {d["product_gtin"]: d for d in stored if d["product_gtin"] is not None}
     by_shipment = [d for d in stored if d["shipment_id"] is not None]
-    name = cfg.rules_file_name
-    layers: list[tuple[str, RuleSet | None]] = [
-        ("settings", cfg.base_rules),
-        (f"{name}: defaults", cfg.rules_file.defaults),
-    ]
-
-    def stored_layer(scope: str, key: str, row: Row | None) -> tuple[str, RuleSet | None]:
-        if row is None:
-            return (f"stored {scope} rules {key}", None)
-        source = f"stored {scope} rules {key} v{row['version']}"
-        try:
-            return (source, parse_definition(row["definition"], source=source))
-        except ConfigError:
-            return (source, None)
-
-    if product is not None:
-        row = RulesProductRow(
-            product["gtin"],
-            product["name"],
-            product["temp_min_c"],
-            product["temp_max_c"],
-            product["freeze_limit_c"],
-            product["alarm_delay_s"],
-            product["stability_budget_s"],
-            product["mkt_delta_h_j_mol"],
-            product["mkt_limit_c"],
-            product["rh_min"],
-            product["rh_max"],
-        )
-        try:
-            layers.append((f"product {gtin} (row)", product_rules(row)))
-        except ConfigError:
-            layers.append((f"product {gtin} (row)", None))
-        layers.append((f"{name}: products.{gtin}", cfg.rules_file.products.get(str(gtin))))
-        layers.append(stored_layer("product", str(gtin), by_product.get(gtin)))
-    reference = shipment["reference"]
-    layers.append((f"{name}: shipments.{reference}", cfg.rules_file.shipments.get(reference)))
-    layers.append(stored_layer("shipment", reference, by_shipment[0] if by_shipment else None))
+    layers = rule_layers(
+        cfg.base_rules,
+        cfg.rules_file,
+        cfg.rules_file_name,
+        product=None if product is None else ProductRow.from_columns(product),
+        product_stored=stored_rules(by_product.get(gtin)),
+        shipment=shipment["reference"],
+        shipment_stored=stored_rules(by_shipment[0] if by_shipment else None),
+        on_error=lambda source, exc: None,  # left out, as the engine leaves it out
+    )
     rules = resolve(layers, on_error=lambda source, exc: None)
     out: dict[str, Any] = {}
     for section in ("temperature", "budget", "mkt", "humidity", "offline", "battery", "forecast"):

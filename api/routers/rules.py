@@ -31,8 +31,8 @@ from alerts.rules import (
     RuleSet,
     TemperatureRule,
     parse_definition,
-    product_rules,
     resolve,
+    rule_layers,
 )
 from api.deps import (
     AuditedConnDep,
@@ -47,7 +47,7 @@ from api.schemas import ErrorOut
 from coldchain.errors import ConfigError
 from db.queries import web
 from db.queries.web import Conn, Row
-from reports.service import ReportSettings
+from reports.service import ReportSettings, stored_rules
 from security.audit import apply_context
 
 router = APIRouter(tags=["rules"])
@@ -257,54 +257,27 @@ def _validated(definition: dict[str, Any], *, below: Layers) -> dict[str, Any]:
 def _layers(
     conn: Conn, cfg: ReportSettings, *, product: Row | None, shipment: Row | None = None
 ) -> tuple[Layers, Row | None]:
-    """The layers of a product's (or a shipment's) rules, bottom first, named as the engine
-    names them (alerts.service.RulesEngine._load_context), and the stored version in force of
-    that scope, which is the last layer."""
-    name = cfg.rules_file_name
-    stored: Row | None = None
-    layers: Layers = [("settings", cfg.base_rules), (f"{name}: defaults", cfg.rules_file.defaults)]
+    """The layers of a product's (or a shipment's) rules, bottom first, as the engine stacks
+    them (:func:`alerts.rules.rule_layers`), and the stored version in force of that scope,
+    which is the last layer."""
+    product_stored = shipment_stored = None
     if product is not None:
-        gtin = str(product["gtin"])
-        layers.append((f"product {gtin} (row)", _product_layer(product)))
-        layers.append((f"{name}: products.{gtin}", cfg.rules_file.products.get(gtin)))
-        stored = web.current_rule_version(conn=conn, gtin=gtin)
-        layers.append(_stored_layer(f"product rules {gtin}", stored))
+        product_stored = web.current_rule_version(conn=conn, gtin=str(product["gtin"]))
     if shipment is not None:
-        reference = str(shipment["reference"])
-        layers.append((f"{name}: shipments.{reference}", cfg.rules_file.shipments.get(reference)))
-        stored = web.current_rule_version(conn=conn, shipment_id=shipment["shipment_id"])
-        layers.append(_stored_layer(f"shipment rules {reference}", stored))
-    return layers, stored
-
-
-def _product_layer(product: Row) -> RuleSet | None:
-    row = ProductRow(
-        product["gtin"],
-        product["name"],
-        product["temp_min_c"],
-        product["temp_max_c"],
-        product["freeze_limit_c"],
-        product["alarm_delay_s"],
-        product["stability_budget_s"],
-        product["mkt_delta_h_j_mol"],
-        product["mkt_limit_c"],
-        product["rh_min"],
-        product["rh_max"],
+        shipment_stored = web.current_rule_version(conn=conn, shipment_id=shipment["shipment_id"])
+    layers = rule_layers(
+        cfg.base_rules,
+        cfg.rules_file,
+        cfg.rules_file_name,
+        product=None if product is None else ProductRow.from_columns(product),
+        product_stored=stored_rules(product_stored),
+        shipment=None if shipment is None else str(shipment["reference"]),
+        shipment_stored=stored_rules(shipment_stored),
+        # A product row the engine cannot read, or a definition stored before validation
+        # existed (or by hand): left out, as the engine leaves it out.
+        on_error=lambda source, exc: None,
     )
-    try:
-        return product_rules(row)
-    except ConfigError:
-        return None  # the engine leaves a product row it cannot read out, and logs it
-
-
-def _stored_layer(label: str, stored: Row | None) -> tuple[str, RuleSet | None]:
-    if stored is None:
-        return (f"stored {label}", None)
-    source = f"stored {label} v{stored['version']}"
-    try:
-        return (source, parse_definition(stored["definition"], source=source))
-    except ConfigError:
-        return (source, None)  # stored before validation existed, or by hand: left out
+    return layers, product_stored if shipment is None else shipment_stored
 
 
 def _product_of(conn: Conn, shipment: Row) -> Row | None:

@@ -329,10 +329,16 @@ async def test_the_running_engine_is_not_held_up_by_a_hanging_receiver(
                 await _wait_for(lambda: rows(db_dsn, "SELECT 1 FROM alerts"), 10)
                 latency = time.monotonic() - committed
                 await _wait_for(lambda: rx.received and box.messages, 15)
-            assert latency < 2.0, f"alert stored {latency:.2f} s after its reading"
-            attempts = rows(db_dsn, "SELECT channel, ok FROM deliveries ORDER BY id")
-            assert ("webhook", False) in attempts and ("webhook", True) in attempts
-            assert ("email", True) in attempts
+            # The receiver hangs for 5 s on the first call: an engine that waited for it would
+            # store the alert no sooner than that (the margin is for a busy machine).
+            assert latency < 4.0, f"alert stored {latency:.2f} s after its reading"
+            expected = {("webhook", False), ("webhook", True), ("email", True)}
+
+            def attempts() -> set[tuple[str, bool]]:
+                return set(rows(db_dsn, "SELECT channel, ok FROM deliveries"))
+
+            # A delivery is logged once its answer is in, just after the receiver has it.
+            await _wait_for(lambda: expected <= attempts(), 10)
         finally:
             stop.set()
             await asyncio.wait_for(service, 20)

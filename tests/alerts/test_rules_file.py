@@ -10,10 +10,12 @@ import pytest
 from alerts.rules import (
     ProductRow,
     RuleSet,
+    StoredRules,
     load_rules_file,
     parse_definition,
     product_rules,
     resolve,
+    rule_layers,
     rules_from_dict,
     rules_from_text,
     settings_rules,
@@ -96,6 +98,18 @@ def test_invalid_values_are_errors_naming_the_field(
     assert text in message
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_infinity_and_nan_are_errors_naming_the_field(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(f"[defaults]\ntemperature = {{ high_c = {value} }}\n")
+    with pytest.raises(ConfigError) as err:
+        load_rules_file(path)
+    assert f"{path}: defaults.temperature.high_c: " in str(err.value)
+    assert "finite number" in str(err.value)
+    with pytest.raises(ConfigError, match=r"api: mkt\.limit_c: .*finite"):
+        parse_definition({"mkt": {"limit_c": float(value)}}, source="api")
+
+
 def test_yaml_and_toml_read_the_same(tmp_path: Path) -> None:
     yml = tmp_path / "rules.yaml"
     yml.write_text(f'products:\n  "{GTIN}":\n    temperature: {{high_c: 8.0}}\n')
@@ -176,3 +190,117 @@ def test_api_definitions_are_validated_the_same_way() -> None:
         parse_definition({"battery": {"belwo": 0.3}}, source="api product 1")
     with pytest.raises(ConfigError, match="must be an object"):
         parse_definition([1], source="api")
+
+
+def test_rule_layers_are_stacked_and_named_as_the_alerts_list_them() -> None:
+    base = settings_rules(offline_factor=10, battery_threshold=0.2, clear_delay_s=300)
+    file = load_rules_file(EXAMPLE)
+    row = ProductRow(GTIN, "Vaccine", 2.0, 8.0, 0.0, 900, 72 * 3600, 83144.0, None, None, None)
+    product_stored = StoredRules(3, {"temperature": {"alarm_delay_min": 20}})
+    shipment_stored = StoredRules(2, {"temperature": {"alarm_delay_min": 5}})
+
+    def stack(*, shipment: str | None = "SHP-0001") -> list[tuple[str, RuleSet | None]]:
+        return rule_layers(
+            base,
+            file,
+            "rules.toml",
+            product=row,
+            product_stored=product_stored,
+            shipment=shipment,
+            shipment_stored=shipment_stored,
+        )
+
+    layers = stack()
+    assert [name for name, _ in layers] == [
+        "settings",
+        "rules.toml: defaults",
+        f"product {GTIN} (row)",
+        f"rules.toml: products.{GTIN}",
+        f"stored product rules {GTIN} v3",
+        "rules.toml: shipments.SHP-0001",
+        "stored shipment rules SHP-0001 v2",
+    ]
+    assert layers[0][1] is base and layers[1][1] == file.defaults
+    assert layers[2][1] == product_rules(row)
+    assert layers[3][1] == file.products[GTIN] and layers[5][1] == file.shipments["SHP-0001"]
+    assert layers[4][1] == parse_definition(product_stored.definition, source="x")
+    assert layers[6][1] == parse_definition(shipment_stored.definition, source="x")
+    # Later layers win: the stored shipment rules set the delay last.
+    assert resolve(layers).temperature.alarm_delay_min == 5  # type: ignore[union-attr]
+
+    # A product's own rules end with its stored layer; absent pieces are named, and None.
+    assert [name for name, _ in stack(shipment=None)][-1] == f"stored product rules {GTIN} v3"
+    bare = rule_layers(
+        base,
+        file,
+        "rules file",
+        product=None,
+        product_stored=product_stored,  # without a product row: not stacked
+        shipment="SHP-9",
+        shipment_stored=None,
+    )
+    assert bare == [
+        ("settings", base),
+        ("rules file: defaults", file.defaults),
+        ("rules file: shipments.SHP-9", None),
+        ("stored shipment rules SHP-9", None),
+    ]
+
+
+def test_a_broken_stored_layer_is_reported_and_left_out_or_raises() -> None:
+    base = settings_rules(offline_factor=10, battery_threshold=0.2, clear_delay_s=300)
+    row = ProductRow(GTIN, "Vaccine", 2.0, 8.0)
+    broken = StoredRules(4, {"temperature": {"hihg_c": 9}})
+    errors: list[tuple[str, str]] = []
+    layers = rule_layers(
+        base,
+        rules_from_dict({}),
+        "rules.toml",
+        product=row,
+        product_stored=None,
+        shipment="SHP-1",
+        shipment_stored=broken,
+        on_error=lambda source, exc: errors.append((source, str(exc))),
+    )
+    assert layers[-1] == ("stored shipment rules SHP-1 v4", None)
+    assert [name for name, _ in layers][:5] == [
+        "settings",
+        "rules.toml: defaults",
+        f"product {GTIN} (row)",
+        f"rules.toml: products.{GTIN}",
+        f"stored product rules {GTIN}",
+    ]
+    [(source, message)] = errors
+    assert source == "stored shipment rules SHP-1 v4"
+    assert "stored shipment rules SHP-1 v4: temperature.hihg_c: unknown field" in message
+    rules = resolve(layers)
+    assert rules.temperature is not None and rules.temperature.high_c == 8.0
+    assert rules.sources == ("settings", "rules.toml: defaults", f"product {GTIN} (row)")
+
+    with pytest.raises(ConfigError, match="stored shipment rules SHP-1 v4"):
+        rule_layers(
+            base,
+            rules_from_dict({}),
+            "rules.toml",
+            product=row,
+            product_stored=None,
+            shipment="SHP-1",
+            shipment_stored=broken,
+        )
+
+
+def test_a_broken_product_row_is_reported_with_its_layer_name() -> None:
+    base = settings_rules(offline_factor=10, battery_threshold=0.2, clear_delay_s=300)
+    backwards = ProductRow(GTIN, "odd", 8.0, 2.0)  # range upside down: not a valid rule
+    errors: list[str] = []
+    layers = rule_layers(
+        base,
+        rules_from_dict({}),
+        "rules.toml",
+        product=backwards,
+        product_stored=None,
+        shipment="SHP-1",
+        shipment_stored=None,
+        on_error=lambda source, _exc: errors.append(source),
+    )
+    assert (f"product {GTIN} (row)", None) in layers and errors == [f"product {GTIN} (row)"]

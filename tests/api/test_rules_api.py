@@ -179,10 +179,11 @@ def test_a_reason_is_required_and_unknown_scopes_are_404(
     r = client.put(url, params={"reason": "   "}, json=ok)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "reason"]
     assert client.put(url, params={"reason": WHY}, json=[ok]).status_code == 422
-    # JSON that Python reads as infinity: valid to the models, not storable as jsonb
+    # JSON that Python reads as infinity: refused by the models, naming the field
     infinite = '{"temperature": {"high_c": 1e400}}'
     r = client.put(url, params={"reason": WHY}, content=infinite, headers=JSON)
     assert r.status_code == 422, r.text
+    assert "request body: temperature.high_c: Input should be a finite number" in r.text
     assert _stored(db_dsn) == [] and _audit(db_dsn) == []
 
     missing = "/api/v1/products/99999999999999/rules"
