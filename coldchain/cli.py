@@ -55,16 +55,50 @@ def _run_until_signal(main: object) -> None:
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(
+    ensure_app_role: Annotated[
+        bool,
+        typer.Option(
+            help="First create (or update) the services' login role COLDCHAIN_DB__USER with "
+            "COLDCHAIN_DB__PASSWORD, a member of coldchain_app that owns nothing; run as the "
+            "owner COLDCHAIN_DB__OWNER_USER, who may create roles."
+        ),
+    ] = False,
+) -> None:
     """Apply pending database migrations (idempotent)."""
     from db.migrate import migrate
 
     settings = _settings()
+    if ensure_app_role:
+        _ensure_app_role(settings)
     # As the schema owner when one is set (COLDCHAIN_DB__OWNER_USER), else as the services' role.
     applied = migrate(settings.db.migration_dsn)
     typer.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )
+
+
+def _ensure_app_role(settings: Settings) -> None:
+    """The services' role for a deployment without ``coldchain up`` (Docker Compose)."""
+    import psycopg
+
+    from db.roles import APP_GROUP, ensure_app_role
+
+    db = settings.db
+    if not db.owner_user or db.owner_user == db.user:
+        typer.echo(
+            "error: --ensure-app-role needs a schema owner other than the services' role: set "
+            "COLDCHAIN_DB__OWNER_USER (and …OWNER_PASSWORD) to a role that may create roles",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        with psycopg.connect(db.migration_dsn, autocommit=True) as conn:
+            ensure_app_role(conn, db.user, db.password.get_secret_value())
+    except psycopg.errors.InsufficientPrivilege as exc:
+        typer.echo(f"error: {db.owner_user} may not create the role {db.user}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"role {db.user}: login, member of {APP_GROUP}, password set")
 
 
 @app.command()
@@ -347,6 +381,106 @@ def passport(
         typer.echo(passport_text(result, verification))
 
 
+recalls_app = typer.Typer(
+    help="Product recalls: lots that must not be sold (recorded by QA, never edited).",
+    no_args_is_help=True,
+)
+app.add_typer(recalls_app, name="recalls")
+
+
+@recalls_app.command("add")
+def recalls_add(
+    gtin: Annotated[str, typer.Argument(help="GTIN-8/12/13/14, with its check digit.")],
+    reason: Annotated[str, typer.Option(help="Why; shown with every recalled unit, and audited.")],
+    user: Annotated[str, typer.Option(help="Your user name: a person with the qa role.")],
+    lot: Annotated[
+        str | None, typer.Option(help="The lot, as printed; omitted: every lot of the GTIN.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read your password from standard input instead of asking.")
+    ] = False,
+) -> None:
+    """Record a recall as yourself, a QA person (your password is asked).
+
+    From then on every unit of the lot (or of the GTIN) verifies as recalled.
+    """
+    import socket
+
+    from security.accounts import Principal, authenticate
+    from security.errors import SecurityError
+    from security.ratelimit import LoginLimiter
+    from traceability.recalls import parse_recall, record_recall
+
+    try:
+        recall = parse_recall(gtin=gtin, lot=lot, reason=reason)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    settings = _settings()
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt(f"password of {user}", hide_input=True)
+    )
+    source = f"cli@{socket.gethostname()}"
+    limiter = LoginLimiter(
+        max_failures=settings.security.login_max_failures,
+        window_s=settings.security.login_window_s,
+    )
+    try:
+        with _trace_conn(settings) as conn:
+            person = authenticate(
+                conn, username=user, password=password, limiter=limiter, client=source
+            )
+            principal = Principal(
+                kind="user",
+                id=int(person["user_id"]),
+                name=person["username"],
+                display_name=person["full_name"],
+                role=person["role"],
+            )
+            row = record_recall(conn, recall, principal=principal, source=source)
+    except SecurityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    scope = f"lot {row['lot']}" if row["lot"] else "every lot"
+    product = f" ({row['product_name']})" if row["product_name"] else " (not a known product)"
+    typer.echo(
+        f"recall {row['recall_id']} recorded by {row['recalled_by']}: GTIN {row['gtin']}"
+        f"{product}, {scope}; {row['units_on_record']} serialised item(s) on record"
+    )
+
+
+@recalls_app.command("list")
+def recalls_list(
+    gtin: Annotated[str | None, typer.Option(help="Only this product's recalls.")] = None,
+    lot: Annotated[
+        str | None, typer.Option(help="Only those covering this lot (whole-GTIN ones too).")
+    ] = None,
+) -> None:
+    """Every recall, oldest first."""
+    from coldchain.gs1 import IdentifierError, check_lot, normalize_gtin
+    from db.queries import trace as sql
+
+    try:
+        gtin = None if gtin is None else normalize_gtin(gtin.strip())
+        lot = None if lot is None else check_lot(lot)
+    except IdentifierError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    settings = _settings()
+    with _trace_conn(settings) as conn:
+        rows = sql.list_recalls(conn=conn, gtin=gtin, lot=lot)
+    for r in rows:
+        typer.echo(
+            f"{r['recall_id']:>5} {r['recalled_at']:%Y-%m-%d %H:%M} {r['gtin']} "
+            f"{r['lot'] or '(every lot)':<20} {r['recalled_by']:<16} "
+            f"{r['units_on_record']:>6} item(s)  {r['reason']}"
+        )
+    if not rows:
+        typer.echo("no recalls")
+
+
 # --- security: people, API keys, device credentials, the audit trail --------------------------
 
 users_app = typer.Typer(
@@ -515,24 +649,54 @@ def devices_provision(
         bool,
         typer.Option(help="Create or re-key the simulator's account (test fleets only)."),
     ] = False,
+    ingest_password_env: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VAR",
+            help="Give the ingester's account the password held in this environment variable "
+            "instead of a new one (implies --ingest-account; for Docker Compose).",
+        ),
+    ] = None,
+    simulator_password_env: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VAR",
+            help="The same for the simulator's account (implies --simulator-account).",
+        ),
+    ] = None,
 ) -> None:
     """Issue MQTT passwords to registered loggers and write the broker's password file and ACL.
 
     New logger passwords go to a credentials file (owner-readable only) in the same folder;
     Mosquitto reloads both files on SIGHUP.
     """
+    import os
+
     from security import devices
 
     settings = _settings()
     folder = out or settings.stack.data_dir / "mosquitto"
-    services = [
-        account
-        for account, wanted in (
-            (devices.INGEST_ACCOUNT, ingest_account),
-            (devices.SIMULATOR_ACCOUNT, simulator_account),
-        )
-        if wanted
-    ]
+    services = []
+    from_env: dict[str, str] = {}  # service user -> the variable its password came from
+    passwords: dict[str, str] = {}
+    for account, wanted, var in (
+        (devices.INGEST_ACCOUNT, ingest_account, ingest_password_env),
+        (devices.SIMULATOR_ACCOUNT, simulator_account, simulator_password_env),
+    ):
+        if not (wanted or var):
+            continue
+        services.append(account)
+        if var:
+            password = os.environ.get(var, "")
+            if len(password) < settings.security.password_min_length:
+                typer.echo(
+                    f"error: the environment variable {var} must hold the password of "
+                    f"{account.username} (at least {settings.security.password_min_length} "
+                    "characters)",
+                    err=True,
+                )
+                raise typer.Exit(2)
+            from_env[account.username], passwords[account.username] = var, password
     with _connect(settings) as conn:
         result = devices.provision(
             conn,
@@ -540,6 +704,7 @@ def devices_provision(
             out_dir=folder,
             rotate=rotate,
             services=services,
+            service_passwords=passwords,
             ctx=_cli_context("MQTT credentials provisioned"),
         )
     typer.echo(f"password file: {result.password_file}")
@@ -551,7 +716,10 @@ def devices_provision(
     if result.credentials_file is not None:
         typer.echo(f"new logger passwords: {result.credentials_file} (load them, then delete it)")
     for user, password in result.services.items():
-        typer.echo(f"service account {user}: password {password} (shown once)")
+        if user in from_env:
+            typer.echo(f"service account {user}: password from ${from_env[user]}")
+        else:
+            typer.echo(f"service account {user}: password {password} (shown once)")
     for device_id in result.skipped:
         typer.echo(f"skipped {device_id!r}: not usable as an MQTT user name (':' or too long)")
     typer.echo("reload the broker (SIGHUP) or restart it to apply")

@@ -42,6 +42,7 @@ __all__ = [
     "ParsedIdentifier",
     "canonical_epc",
     "check_digit",
+    "check_lot",
     "is_valid_gtin",
     "is_valid_sscc",
     "normalize_gtin",
@@ -207,6 +208,12 @@ def _check_x20(value: str, name: str) -> None:
             )
     if len(value) > _MAX_X20:
         raise IdentifierError(f"{name} is {len(value)} characters long; at most {_MAX_X20}")
+
+
+def check_lot(text: str) -> str:
+    """Validate a lot or batch number (AI 10: 1–20 characters of set 82) and return it."""
+    _check_x20(text, "lot")
+    return text
 
 
 def _check_prefix_length(company_prefix_length: int) -> None:

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from coldchain.errors import SetupError
+from db import roles
 
 log = logging.getLogger(__name__)
 
@@ -201,18 +202,10 @@ class PostgresCluster:
         ``.coldchain``) is handed over to ``owner``.
         """
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
-            _ensure_login_role(conn, owner, password)
-            if not conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_GROUP,)
-            ).fetchone():
-                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(APP_GROUP)))
+            roles.ensure_login_role(conn, owner, password)
+            roles.ensure_app_group(conn)
             if app_user is not None and app_user != owner:
-                _ensure_login_role(conn, app_user, app_password or password)
-                conn.execute(
-                    sql.SQL("GRANT {} TO {}").format(
-                        sql.Identifier(APP_GROUP), sql.Identifier(app_user)
-                    )
-                )
+                roles.ensure_app_role(conn, app_user, app_password or password)
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 stmt = sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(name), sql.Identifier(owner)
@@ -243,24 +236,6 @@ class PostgresCluster:
                             sql.Identifier(app_user), sql.Identifier(owner)
                         )
                     )
-
-
-#: The group role the migrations grant the services' privileges to (db/migrations/0006).
-APP_GROUP = "coldchain_app"
-
-
-def _ensure_login_role(
-    conn: psycopg.Connection[tuple[object, ...]], role: str, password: str
-) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
-    # Never a superuser, never able to create roles or databases: the app role must not be
-    # able to lift its own limits.
-    conn.execute(
-        sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB PASSWORD {}").format(
-            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
-        )
-    )
 
 
 @dataclass

@@ -7,14 +7,14 @@ plaintext passwords are returned once (and written, for loggers, to a credential
 by its owner only): the database keeps Mosquitto's hashes only.
 
 Mosquitto reads both files at start and again on SIGHUP; ``coldchain up`` provisions before it
-starts the broker.
+starts the broker, and so does docker-compose.yml's ``provision`` service.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,7 @@ class ProvisionResult:
     acl_file: Path
     devices_with_credentials: int
     issued: dict[str, str] = field(default_factory=dict)  # device id -> new password
-    services: dict[str, str] = field(default_factory=dict)  # service user -> new password
+    services: dict[str, str] = field(default_factory=dict)  # service user -> its password
     skipped: list[str] = field(default_factory=list)  # ids that cannot be MQTT user names
     credentials_file: Path | None = None
 
@@ -63,10 +63,16 @@ def provision(
     ctx: AuditContext,
     rotate: bool = False,
     services: Sequence[ServiceAccount] = (),
+    service_passwords: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> ProvisionResult:
     """Issue missing (or, with ``rotate``, all) logger passwords, (re-)key ``services``, and
-    write the password file and the ACL into ``out_dir``."""
+    write the password file and the ACL into ``out_dir``.
+
+    A service account gets the password ``service_passwords`` gives for its user name (a
+    deployment that hands it to the service itself, as Docker Compose does from its
+    environment), else a new random one.
+    """
     check_topic_root(topic_root)
     issued: dict[str, str] = {}
     skipped: list[str] = []
@@ -79,7 +85,7 @@ def provision(
                 raise AccountError(
                     f"service account {account.username!r} has the name of a registered logger"
                 )
-            password = new_device_password()
+            password = (service_passwords or {}).get(account.username) or new_device_password()
             q.set_service_account(
                 conn=conn,
                 username=account.username,

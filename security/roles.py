@@ -3,13 +3,15 @@
 ========  =======================================================================
 viewer    logistics: reads everything (fleet, shipments, alerts, reports)
 operator  on-call: viewer + acknowledge, comment, assign and resolve alerts
-qa        quality: viewer + sign dispositions, read the audit trail
+qa        quality: viewer + sign dispositions, record recalls, read the audit trail
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
           read and verify the audit trail
 ========  =======================================================================
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
-without leaving two audited steps, and signing always needs a person's password.
+without leaving two audited steps, and signing always needs a person's password. Recording a
+recall is a quality decision too (it stops every unit of the lot from being sold), so it is
+QA's alone, and never a machine's: no API key carries the qa role.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 Role = Literal["viewer", "operator", "qa", "admin"]
-Permission = Literal["read", "alerts.act", "dispositions.sign", "audit.read", "admin"]
+Permission = Literal[
+    "read", "alerts.act", "dispositions.sign", "recalls.record", "audit.read", "admin"
+]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
@@ -26,7 +30,7 @@ PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "alerts.act"}),
-    "qa": frozenset({"read", "dispositions.sign", "audit.read"}),
+    "qa": frozenset({"read", "dispositions.sign", "recalls.record", "audit.read"}),
     "admin": frozenset({"read", "alerts.act", "audit.read", "admin"}),
 }
 
@@ -36,7 +40,7 @@ API_KEY_ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
 DESCRIPTIONS: Final[dict[Role, str]] = {
     "viewer": "logistics: reads everything",
     "operator": "on-call: acknowledges, comments, assigns and resolves alerts",
-    "qa": "quality assurance: reviews reports and signs dispositions",
+    "qa": "quality assurance: reviews reports, signs dispositions, records recalls",
     "admin": "administrator: users, API keys, products, rules, devices",
 }
 

@@ -402,7 +402,8 @@ def gather_unit(
             e.min_c,
             e.max_c,
         )
-        for e in exposures(conn, epc)
+        # Alarm conditions are exported whatever QA decided, so no lot is needed for clearance.
+        for e in exposures(conn, epc, lot=None)
     )
     buckets = _buckets(rows, lambda _device, _first, _last: (epc,))
     return ExportData(packing=packing, rides=rides, buckets=tuple(buckets), alarms=alarms)

@@ -28,6 +28,8 @@ from traceability.passport import (
     UnitInfo,
     build_passport,
     merge_windows,
+    qa_cleared,
+    qa_state,
 )
 from traceability.verify import Sighting, TravelFlag, Verification, impossible_travel, verdict
 
@@ -110,6 +112,9 @@ def _recorded(rows: list[Row]) -> list[RecordedExcursion]:
             review_disposition=r["review_disposition"],
             reviewed_by=r["reviewed_by"],
             reviewed_at=r["reviewed_at"],
+            disposition_id=r["disposition_id"],
+            disposition_lot=r["disposition_lot"],
+            review_covers=bool(r["review_covers"]),
         )
         for r in rows
     ]
@@ -132,12 +137,15 @@ def pieces_from_rows(rows: list[Row]) -> list[Piece]:
     ]
 
 
-def exposures(conn: Conn, epc: str) -> list[RecordedExcursion]:
-    """The recorded excursions the unit was exposed to, with QA's latest review of each."""
+def exposures(conn: Conn, epc: str, *, lot: str | None) -> list[RecordedExcursion]:
+    """The recorded excursions the unit (of ``lot``) was exposed to, each with the signed QA
+    disposition deciding its clearance for that lot."""
     pieces = pieces_from_rows(sql.containment(conn=conn, epcs=[epc])["pieces"])
     return _recorded(
         sql.piece_excursions(
-            conn=conn, pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces]
+            conn=conn,
+            pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces],
+            lot=lot,
         )
     )
 
@@ -164,7 +172,9 @@ def load_passport(
     ]
     recorded = _recorded(
         sql.piece_excursions(
-            conn=conn, pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces]
+            conn=conn,
+            pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces],
+            lot=unit["lot"],
         )
     )
     return build_passport(
@@ -260,7 +270,7 @@ def verify(conn: Conn, text: str, *, today: date) -> Verification:
         parse_error=None,
         unit=dict(unit),
         recalls=sql.recalls_for(conn=conn, gtin=unit["gtin"], lot=unit["lot"]),
-        excursions=exposures(conn, epc),
+        excursions=exposures(conn, epc, lot=unit["lot"]),
         sightings=_sightings(sql.observations(conn=conn, epcs=[epc])),
         today=today,
     )
@@ -291,16 +301,20 @@ def recall(conn: Conn, excursion_id: int) -> dict[str, Any]:
 
 
 def lot_impact(conn: Conn, gtin: str, lot: str) -> dict[str, Any]:
-    """Every excursion the lot's units were exposed to; NotFoundError for a lot with no units."""
+    """Every excursion the lot's units were exposed to, with QA's clearance for that lot;
+    NotFoundError for a lot with no units."""
     n, rows = sql.lot_excursions(conn=conn, gtin=gtin, lot=lot)
     if n == 0:
         raise NotFoundError(f"no units of GTIN {gtin} lot {lot!r} on record")
-    return {
-        "gtin": gtin,
-        "lot": lot,
-        "units": n,
-        "excursions": [dict(r) | {"cleared": r["review_disposition"] == "release"} for r in rows],
-    }
+    excursions = [
+        dict(r)
+        | {
+            "cleared": qa_cleared(r["review_disposition"], r["review_covers"]),
+            "qa_state": qa_state(r["review_disposition"], r["review_covers"]),
+        }
+        for r in rows
+    ]
+    return {"gtin": gtin, "lot": lot, "units": n, "excursions": excursions}
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ __all__ = [
     "compute_figures",
     "merge_windows",
     "passport_json",
+    "qa_cleared",
+    "qa_state",
     "split_tracks",
     "track_points",
 ]
@@ -151,7 +153,14 @@ class Inherited:
 @dataclass(frozen=True, slots=True)
 class RecordedExcursion:
     """An excursion the rules engine recorded on a logger while the unit was in its shipment,
-    with when the unit was exposed and QA's latest review of it."""
+    with when the unit was exposed and the signed QA disposition that decides its clearance.
+
+    ``review_*`` and ``disposition_*`` describe the disposition in force for the unit (the
+    later signed of its shipment's whole-shipment record and its lot's record; None: nobody
+    signed one); ``review_covers`` says it was signed on a report that held this excursion row.
+    Cleared means released *and* covered: a release signed before late data superseded the row
+    QA saw does not clear the new row.
+    """
 
     id: int
     shipment_id: int
@@ -169,11 +178,37 @@ class RecordedExcursion:
     review_disposition: str | None = None
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
+    disposition_id: int | None = None
+    disposition_lot: str | None = None
+    review_covers: bool = False
 
     @property
     def cleared(self) -> bool:
-        """QA released it (the latest review's disposition is ``release``)."""
-        return self.review_disposition == "release"
+        """QA released it (see :func:`qa_cleared`)."""
+        return qa_cleared(self.review_disposition, self.review_covers)
+
+    @property
+    def qa_state(self) -> str:
+        """QA's position in a few words (see :func:`qa_state`)."""
+        return qa_state(self.review_disposition, self.review_covers)
+
+
+def qa_cleared(decision: str | None, covers: bool) -> bool:
+    """An excursion is cleared when the disposition in force is ``release`` and was signed on a
+    report that held the excursion row (``covers``)."""
+    return decision == "release" and covers
+
+
+def qa_state(decision: str | None, covers: bool) -> str:
+    """QA's position on an excursion in a few words: ``released``, ``not reviewed``, the
+    decision in force (``quarantine``, ``reject``, ``return``), or a release that predates it."""
+    if decision is None:
+        return "not reviewed"
+    if qa_cleared(decision, covers):
+        return "released"
+    if decision == "release":
+        return "released before this excursion was recorded; needs a new review"
+    return decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,7 +641,11 @@ def passport_json(p: Passport, *, include_readings: bool = True) -> dict[str, An
                 "review_disposition": e.review_disposition,
                 "reviewed_by": e.reviewed_by,
                 "reviewed_at": e.reviewed_at,
+                "disposition_id": e.disposition_id,
+                "disposition_lot": e.disposition_lot,
+                "review_covers": e.review_covers,
                 "cleared": e.cleared,
+                "qa_state": e.qa_state,
             }
             for e in p.recorded_excursions
         ],

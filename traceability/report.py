@@ -70,7 +70,7 @@ def passport_text(p: Passport, v: Verification) -> str:
         lines.append("  none")
     lines.append("Recorded excursions exposed to")
     for r in p.recorded_excursions:
-        qa = "released" if r.cleared else (r.review_disposition or "not reviewed")
+        qa = r.qa_state
         lines.append(
             f"  #{r.id} {r.shipment_reference} {r.device_id} {_ts(r.exposed_from)} "
             f"max {r.max_c:.1f} °C  QA: {qa}"

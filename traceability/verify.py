@@ -20,6 +20,11 @@ triangle inequality), so nothing is missed beyond the tolerance.
     ok         none of the above
 
 and lists every finding in ``reasons`` (so "recalled" does not hide "also expired").
+
+QA releases an excursion with a signed disposition of its shipment (whole, or the unit's lot):
+:attr:`traceability.passport.RecordedExcursion.cleared`. An exposed unit's reason says what QA
+decided instead (not reviewed, quarantine, reject, return, or a release signed before this
+version of the excursion was recorded) and which signed record says so.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from traceability.identifiers import UnitKey
@@ -153,6 +158,24 @@ class Verification:
 _SEVERITY: tuple[Status, ...] = ("recalled", "suspect", "expired", "exposed")
 
 
+def _recall_reason(recall: Mapping[str, object]) -> str:
+    scope = f"lot {recall['lot']}" if recall.get("lot") else "every lot"
+    by = f" by {recall['recalled_by']}" if recall.get("recalled_by") else ""
+    at = recall.get("recalled_at")
+    on = f" on {at.astimezone(UTC):%Y-%m-%d}" if isinstance(at, datetime) else ""
+    return f"recalled ({scope}){by}{on}: {recall.get('reason')}"
+
+
+def _qa_reason(e: RecordedExcursion) -> str:
+    """What QA decided about an excursion that is not cleared, and which record says so."""
+    if e.disposition_id is None:
+        return e.qa_state
+    scope = f"lot {e.disposition_lot}" if e.disposition_lot else "whole shipment"
+    at = e.reviewed_at
+    signed = f" on {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if at is not None else ""
+    return f"{e.qa_state} (disposition {e.disposition_id}, {scope}, by {e.reviewed_by}{signed})"
+
+
 def verdict(
     *,
     text: str,
@@ -193,8 +216,7 @@ def verdict(
     expiry = unit.get("expiry")
     commissioned = unit.get("commissioned_at")
     for r in recalls:
-        scope = f"lot {r['lot']}" if r.get("lot") else "every lot"
-        add("recalled", "recalled", f"recalled ({scope}): {r.get('reason')}")
+        add("recalled", "recalled", _recall_reason(r))
     if commissioned is None:
         add("suspect", "never_commissioned", "never commissioned: no commissioning on record")
     else:
@@ -231,12 +253,11 @@ def verdict(
     uncleared = tuple(e for e in excursions if not e.cleared)
     cleared = tuple(e for e in excursions if e.cleared)
     for e in uncleared:
-        state = "not reviewed" if e.review_disposition is None else e.review_disposition
         add(
             "exposed",
             "excursion_not_cleared",
             f"exposed to excursion {e.id} ({e.direction}, max {e.max_c:.1f} °C, "
-            f"{e.shipment_reference}, logger {e.device_id}); QA: {state}",
+            f"{e.shipment_reference}, logger {e.device_id}); QA: {_qa_reason(e)}",
         )
     status: Status = next((s for s in _SEVERITY if s in found), "ok")
     reasons = tuple(r for s in _SEVERITY for r in found.get(s, []))

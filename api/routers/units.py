@@ -181,7 +181,8 @@ class FiguresOut(_Out):
 
 
 class RecordedExcursionOut(_Out):
-    """An excursion the rules engine recorded while the unit was in the logger's shipment."""
+    """An excursion the rules engine recorded while the unit was in the logger's shipment, with
+    the signed QA disposition that decides its clearance for the unit (docs/TRACE.md)."""
 
     id: int
     shipment_id: int
@@ -196,10 +197,20 @@ class RecordedExcursionOut(_Out):
     alarm: bool
     exposed_from: AwareDatetime
     exposed_to: AwareDatetime | None
-    review_disposition: str | None
-    reviewed_by: str | None
-    reviewed_at: AwareDatetime | None
-    cleared: bool
+    review_disposition: str | None = Field(
+        description="the decision of the disposition in force for the unit (the later signed of "
+        "the shipment's and the unit's lot's records); None: none signed"
+    )
+    reviewed_by: str | None = Field(description="who signed it (user name)")
+    reviewed_at: AwareDatetime | None = Field(description="when it was signed")
+    disposition_id: int | None
+    disposition_lot: str | None = Field(description="the lot it is about; None: whole shipment")
+    review_covers: bool = Field(
+        description="it was signed on a report that held this excursion row (a release signed "
+        "before late data superseded the row QA saw does not clear the new row)"
+    )
+    cleared: bool = Field(description="released, and review_covers")
+    qa_state: str
 
 
 class ReadingOut(_Out):
@@ -317,7 +328,13 @@ class LotExcursionOut(_Out):
     alarm: bool
     units_exposed: int
     review_disposition: str | None
+    reviewed_by: str | None
+    reviewed_at: AwareDatetime | None
+    disposition_id: int | None
+    disposition_lot: str | None
+    review_covers: bool
     cleared: bool
+    qa_state: str
 
 
 class LotImpactOut(_Out):

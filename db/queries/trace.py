@@ -176,9 +176,35 @@ JOIN readings r
 ORDER BY r.ts, r.device_id
 """
 
-# The current excursions of (logger, shipment) pieces that overlap the piece, with the latest
-# QA review of each.
-SELECT_PIECE_EXCURSIONS = """
+# QA clearance of excursion `e` for a unit of lot %(lot)s (NULL: a unit without a lot, such as
+# an SSCC) comes from the signed dispositions of the excursion's shipment. Of the records in
+# force (nobody superseded them), the whole-shipment one (lot NULL) and the one of that lot,
+# the one signed last decides: a lot released after a whole-shipment quarantine is released,
+# and a whole-shipment quarantine signed after a lot's release holds the lot again.
+# `covers`: the disposition was signed on a report that held this excursion row (the row
+# existed when it was signed, and by the as_of of the report signed). A row created later (late
+# data superseded the one QA saw) is not covered, so a release does not clear it.
+_DISPOSITION_IN_FORCE = """
+LEFT JOIN LATERAL (
+    SELECT d.disposition_id, d.lot, d.decision, d.signer_username, d.signed_at,
+           (e.created_at <= d.signed_at AND e.created_at <= rs.as_of) AS covers
+    FROM dispositions d
+    JOIN report_snapshots rs ON rs.snapshot_id = d.snapshot_id
+    WHERE d.shipment_id = e.shipment_id
+      AND (d.lot IS NULL OR d.lot = %(lot)s::text)
+      AND NOT EXISTS (SELECT 1 FROM dispositions n WHERE n.supersedes = d.disposition_id)
+    ORDER BY d.signed_at DESC, d.disposition_id DESC
+    LIMIT 1
+) qa ON true
+"""
+
+_DISPOSITION_COLUMNS = """qa.decision AS review_disposition, qa.signer_username AS reviewed_by,
+       qa.signed_at AS reviewed_at, qa.disposition_id, qa.lot AS disposition_lot,
+       coalesce(qa.covers, false) AS review_covers"""
+
+# The current excursions of (logger, shipment) pieces that overlap the piece, with the signed
+# disposition that decides their clearance for the unit (its lot is %(lot)s).
+SELECT_PIECE_EXCURSIONS = f"""
 SELECT e.excursion_id AS id, e.shipment_id, s.reference AS shipment_reference, e.device_id,
        e.direction, e.start_ts, e.end_ts, e.last_out_ts, (e.end_ts IS NULL) AS open,
        e.min_c, e.max_c, e.degree_minutes, e.alarm, e.rule_key,
@@ -186,7 +212,7 @@ SELECT e.excursion_id AS id, e.shipment_id, s.reference AS shipment_reference, e
        max(CASE WHEN upper(w.window) IS NULL THEN coalesce(e.end_ts, e.last_out_ts)
                 ELSE least(upper(w.window), coalesce(e.end_ts, e.last_out_ts)) END)
            AS exposed_to,
-       rev.disposition AS review_disposition, rev.reviewed_by, rev.reviewed_at
+       {_DISPOSITION_COLUMNS}
 FROM unnest(%(devices)s::text[], %(shipment_ids)s::bigint[], %(starts)s::timestamptz[],
             %(ends)s::timestamptz[]) AS p(device_id, shipment_id, starts, ends)
 CROSS JOIN LATERAL (SELECT tstzrange(p.starts, p.ends) AS window) w
@@ -194,12 +220,9 @@ JOIN excursions e
   ON e.device_id = p.device_id AND e.shipment_id = p.shipment_id AND e.superseded_at IS NULL
  AND excursion_exposure(e.start_ts, e.end_ts) && w.window
 JOIN shipments s ON s.shipment_id = e.shipment_id
-LEFT JOIN LATERAL (
-    SELECT r.disposition, r.reviewed_by, r.reviewed_at FROM excursion_reviews r
-    WHERE r.excursion_id = e.excursion_id
-    ORDER BY r.reviewed_at DESC, r.review_id DESC LIMIT 1
-) rev ON true
-GROUP BY e.excursion_id, s.reference, rev.disposition, rev.reviewed_by, rev.reviewed_at
+{_DISPOSITION_IN_FORCE}
+GROUP BY e.excursion_id, s.reference, qa.disposition_id, qa.lot, qa.decision,
+         qa.signer_username, qa.signed_at, qa.covers
 ORDER BY e.start_ts, e.device_id
 """
 
@@ -238,10 +261,13 @@ def window_readings(
 
 
 def piece_excursions(
-    *, conn: Conn, pieces: Sequence[tuple[str, int, datetime | None, datetime | None]]
+    *,
+    conn: Conn,
+    pieces: Sequence[tuple[str, int, datetime | None, datetime | None]],
+    lot: str | None,
 ) -> list[Row]:
     """Current excursions overlapping (device, shipment, from, to) pieces, with when the unit
-    was exposed and the latest QA review."""
+    was exposed and the signed disposition deciding their clearance for a unit of ``lot``."""
     if not pieces:
         return []
     return conn.execute(
@@ -251,6 +277,7 @@ def piece_excursions(
             "shipment_ids": [p[1] for p in pieces],
             "starts": [p[2] for p in pieces],
             "ends": [p[3] for p in pieces],
+            "lot": lot,
         },
     ).fetchall()
 
@@ -347,15 +374,11 @@ SELECT e.excursion_id AS id, e.shipment_id, s.reference AS shipment_reference, e
        e.direction, e.start_ts, e.end_ts, e.last_out_ts, (e.end_ts IS NULL) AS open,
        e.min_c, e.max_c, e.degree_minutes, e.alarm,
        x.units_exposed,
-       rev.disposition AS review_disposition, rev.reviewed_by, rev.reviewed_at
+       {_DISPOSITION_COLUMNS}
 FROM (SELECT excursion_id, count(*) AS units_exposed FROM exposed GROUP BY excursion_id) x
 JOIN excursions e ON e.excursion_id = x.excursion_id
 JOIN shipments s ON s.shipment_id = e.shipment_id
-LEFT JOIN LATERAL (
-    SELECT r.disposition, r.reviewed_by, r.reviewed_at FROM excursion_reviews r
-    WHERE r.excursion_id = e.excursion_id
-    ORDER BY r.reviewed_at DESC, r.review_id DESC LIMIT 1
-) rev ON true
+{_DISPOSITION_IN_FORCE}
 ORDER BY e.start_ts, e.device_id
 """
 
@@ -381,7 +404,7 @@ def exposed_units(*, conn: Conn, excursion_id: int) -> list[Row]:
 
 def lot_excursions(*, conn: Conn, gtin: str, lot: str) -> tuple[int, list[Row]]:
     """How many units the lot has, and every current excursion any of them was exposed to, with
-    how many of the lot's units were."""
+    how many of the lot's units were and the signed disposition deciding its clearance."""
     size = conn.execute(LOT_SIZE, {"gtin": gtin, "lot": lot}).fetchone()
     n = int(size["n"]) if size else 0
     if n == 0:
@@ -442,6 +465,51 @@ def recalls_for(*, conn: Conn, gtin: str | None, lot: str | None) -> list[Row]:
     if gtin is None:
         return []
     return conn.execute(SELECT_RECALLS, {"gtin": gtin, "lot": lot}).fetchall()
+
+
+# --------------------------------------------------------------------------------------------
+# Recalls: recorded (never edited) and listed
+# --------------------------------------------------------------------------------------------
+
+_RECALL_COLUMNS = """r.recall_id, r.gtin, r.lot, r.reason, r.recalled_by, r.recalled_at,
+       p.name AS product_name,
+       (SELECT count(*) FROM units u
+        WHERE u.kind = 'sgtin' AND u.gtin = r.gtin AND (r.lot IS NULL OR u.lot = r.lot))
+           AS units_on_record"""
+
+INSERT_RECALL = f"""
+WITH r AS (
+    INSERT INTO recalls (gtin, lot, reason, recalled_by)
+    VALUES (%(gtin)s, %(lot)s, %(reason)s, %(recalled_by)s)
+    RETURNING *
+)
+SELECT {_RECALL_COLUMNS}
+FROM r LEFT JOIN products p ON p.gtin = r.gtin
+"""
+
+# A filter on a lot also lists the GTIN's whole-product recalls: they cover that lot too.
+LIST_RECALLS = f"""
+SELECT {_RECALL_COLUMNS}
+FROM recalls r LEFT JOIN products p ON p.gtin = r.gtin
+WHERE (%(gtin)s::char(14) IS NULL OR r.gtin = %(gtin)s::char(14))
+  AND (%(lot)s::text IS NULL OR r.lot IS NULL OR r.lot = %(lot)s::text)
+ORDER BY r.recall_id
+"""
+
+
+def insert_recall(*, conn: Conn, gtin: str, lot: str | None, reason: str, recalled_by: str) -> Row:
+    """Record a recall of a GTIN's lot (``lot`` None: every lot); returns it with its product's
+    name and how many serialised items on record it covers."""
+    row = conn.execute(
+        INSERT_RECALL, {"gtin": gtin, "lot": lot, "reason": reason, "recalled_by": recalled_by}
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def list_recalls(*, conn: Conn, gtin: str | None = None, lot: str | None = None) -> list[Row]:
+    """Recalls, oldest first; of one GTIN, and those covering one lot (whole-GTIN included)."""
+    return conn.execute(LIST_RECALLS, {"gtin": gtin, "lot": lot}).fetchall()
 
 
 def observations(*, conn: Conn, epcs: Sequence[str]) -> list[Row]:

@@ -28,6 +28,7 @@ from coldchain.gs1 import (
     ParsedIdentifier,
     canonical_epc,
     check_digit,
+    check_lot,
     is_valid_gtin,
     is_valid_sscc,
     normalize_gtin,
@@ -835,3 +836,16 @@ def test_epcis_links_with_other_gs1_keys_are_refused_by_name() -> None:
             IdentifierError, match=r"primary key /\d+/ \(\w[\w ]*\) is not supported"
         ):
             parse_identifier(link, today=TODAY)
+
+
+def test_a_lot_is_one_to_twenty_characters_of_set_82() -> None:
+    assert check_lot("LOT-A/2025_03") == "LOT-A/2025_03"
+    assert check_lot("x" * 20) == "x" * 20
+    for bad, words in (
+        ("", "empty"),
+        ("LOT A", "set 82"),
+        ("L" * 21, "at most 20"),
+        ("LÖT", "set 82"),
+    ):
+        with pytest.raises(IdentifierError, match=words):
+            check_lot(bad)

@@ -3,12 +3,21 @@ what `audit verify` finds after a superuser edits a row behind the application's
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterator, Mapping
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
+from typer.testing import CliRunner
 
+from coldchain.cli import app
+from coldchain.localstack import PostgresCluster
 from db.queries import security as q
 from security import accounts
 from security.audit import AuditContext, audit_context, verify_chain
@@ -84,22 +93,23 @@ def test_secrets_never_enter_the_trail(db_dsn: str) -> None:
     assert stored["password_hash"][:20] not in str(after)
 
 
-@pytest.mark.parametrize(
-    "statement",
-    [
-        "UPDATE audit_log SET actor = 'mallory'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
-        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
-        "DROP TRIGGER audit_log_append_only ON audit_log",
-        "DROP TABLE audit_log",
-        "ALTER TABLE devices DISABLE TRIGGER devices_audit",
-        "SET session_replication_role = replica",
-        "UPDATE dispositions SET reason = 'x'",
-        "DELETE FROM report_snapshots",
-        "GRANT UPDATE ON audit_log TO coldchain; UPDATE audit_log SET actor = 'm'",
-    ],
-)
+#: What the services' role may not do to the trail and the signed records.
+UNPROTECTING_STATEMENTS = [
+    "UPDATE audit_log SET actor = 'mallory'",
+    "DELETE FROM audit_log",
+    "TRUNCATE audit_log",
+    "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+    "DROP TRIGGER audit_log_append_only ON audit_log",
+    "DROP TABLE audit_log",
+    "ALTER TABLE devices DISABLE TRIGGER devices_audit",
+    "SET session_replication_role = replica",
+    "UPDATE dispositions SET reason = 'x'",
+    "DELETE FROM report_snapshots",
+    "GRANT UPDATE ON audit_log TO coldchain; UPDATE audit_log SET actor = 'm'",
+]
+
+
+@pytest.mark.parametrize("statement", UNPROTECTING_STATEMENTS)
 def test_the_app_role_cannot_change_or_unprotect_the_trail(db_dsn: str, statement: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         add_device(conn, "LOG-9")  # one entry to aim at
@@ -170,3 +180,100 @@ def test_verify_names_the_entry_after_a_deleted_one(db_dsn: str, superuser_dsn: 
         su.execute("DELETE FROM audit_log WHERE seq = 2")
     verdict = _verify(db_dsn)
     assert not verdict.ok and verdict.broken_seq == 3 and "missing" in (verdict.problem or "")
+
+
+# --- `coldchain db migrate --ensure-app-role`: the services' role where `coldchain up` is not ---
+
+
+@pytest.fixture
+def bare_database(pg_cluster: PostgresCluster) -> Iterator[tuple[str, str]]:
+    """An empty database owned by the superuser, as the TimescaleDB image makes POSTGRES_DB,
+    and a role name nobody uses yet; both dropped afterwards."""
+    token = secrets.token_hex(3)
+    name, role = f"t_compose_{token}", f"compose_app_{token}"
+    with psycopg.connect(pg_cluster.superuser_dsn(), autocommit=True) as su:
+        su.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield name, role
+    with psycopg.connect(pg_cluster.superuser_dsn(), autocommit=True) as su:
+        su.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        su.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _scram_matches(verifier: str, password: str) -> bool:
+    """Whether PostgreSQL's SCRAM-SHA-256 verifier is that of ``password`` (RFC 5802): this
+    cluster trusts loopback logins, so the password is checked here instead."""
+    iterations_salt, keys = verifier.removeprefix("SCRAM-SHA-256$").split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key = base64.b64decode(keys.split(":")[0])
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+
+
+def _migrate_ensuring_the_app_role(env: Mapping[str, str | None]) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["db", "migrate", "--ensure-app-role"], env=env)
+    return result.exit_code, result.output
+
+
+def test_migrate_ensure_app_role_makes_a_role_that_cannot_touch_the_trail(
+    pg_cluster: PostgresCluster, bare_database: tuple[str, str]
+) -> None:
+    """What docker-compose.yml's migrate service does: the image's superuser migrates and
+    creates the services' role; that role then cannot change or unprotect the trail."""
+    name, role = bare_database
+    env = {
+        "COLDCHAIN_DB__PORT": str(pg_cluster.port),
+        "COLDCHAIN_DB__NAME": name,
+        "COLDCHAIN_DB__USER": role,
+        "COLDCHAIN_DB__PASSWORD": "app-password-1",
+        "COLDCHAIN_DB__OWNER_USER": "postgres",
+        "COLDCHAIN_DB__OWNER_PASSWORD": "trusted-on-loopback",
+        "COLDCHAIN_LOG_LEVEL": "WARNING",
+    }
+    code, out = _migrate_ensuring_the_app_role(env)
+    assert code == 0, out
+    assert f"role {role}: login, member of coldchain_app" in out
+    assert "applied 0 migration(s)" not in out
+
+    def stored_role() -> dict[str, object]:
+        with psycopg.connect(pg_cluster.superuser_dsn(name), row_factory=dict_row) as su:
+            row = su.execute(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolpassword,"
+                " pg_has_role(rolname, 'coldchain_app', 'MEMBER') AS member,"
+                " (SELECT count(*) FROM pg_class WHERE relowner = r.oid) AS owns"
+                " FROM pg_authid r WHERE rolname = %s",
+                (role,),
+            ).fetchone()
+        assert row is not None
+        return row
+
+    row = stored_role()
+    assert (row["rolsuper"], row["rolcreaterole"], row["rolcreatedb"]) == (False, False, False)
+    assert (row["rolcanlogin"], row["member"], row["owns"]) == (True, True, 0)
+    assert _scram_matches(str(row["rolpassword"]), "app-password-1")
+
+    app_dsn = f"postgresql://{role}:app-password-1@127.0.0.1:{pg_cluster.port}/{name}"
+    with psycopg.connect(app_dsn, autocommit=True) as conn:
+        add_device(conn, "LOG-9")  # the services' work goes on, and is audited
+        for statement in UNPROTECTING_STATEMENTS:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        (n,) = conn.execute("SELECT count(*) FROM audit_log").fetchone() or (0,)
+    assert n == 1
+    assert _verify(app_dsn).ok
+
+    # Run again with a new password (compose's migrate runs at every `up`): it is updated.
+    code, out = _migrate_ensuring_the_app_role({**env, "COLDCHAIN_DB__PASSWORD": "app-password-2"})
+    assert code == 0 and "applied 0 migration(s)" in out, out
+    row = stored_role()
+    assert _scram_matches(str(row["rolpassword"]), "app-password-2") and not row["rolsuper"]
+
+
+def test_ensure_app_role_needs_a_separate_owner() -> None:
+    for owner in (None, "coldchain"):  # None: unset
+        code, out = _migrate_ensuring_the_app_role(
+            {"COLDCHAIN_DB__USER": "coldchain", "COLDCHAIN_DB__OWNER_USER": owner}
+        )
+        assert code == 2 and "COLDCHAIN_DB__OWNER_USER" in out, out

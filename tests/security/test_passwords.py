@@ -120,6 +120,7 @@ def test_roles_matrix() -> None:
     assert all(can(r, "read") for r in ROLES)
     assert roles_with("alerts.act") == ("operator", "admin")
     assert roles_with("dispositions.sign") == ("qa",)
+    assert roles_with("recalls.record") == ("qa",)  # a quality decision, never an admin's
     assert roles_with("admin") == ("admin",)
     assert not can("nobody", "read")
     assert default_permission("GET") == "read" and default_permission("DELETE") == "admin"

@@ -23,6 +23,7 @@ WHO: dict[str, set[str]] = {
     "read": ALL,
     "alerts.act": {"operator", "admin"},
     "dispositions.sign": {"qa"},
+    "recalls.record": {"qa"},
     "audit.read": {"qa", "admin"},
     "admin": {"admin"},
 }
@@ -50,6 +51,14 @@ MATRIX: list[tuple[str, str, str, Any]] = [
         },
     ),
     ("GET", "/api/v1/excursions?shipment={shipment}", "read", None),
+    ("GET", "/api/v1/recalls", "read", None),
+    ("GET", "/api/v1/recalls?gtin={gtin}&lot=L1", "read", None),
+    (
+        "POST",
+        "/api/v1/recalls",
+        "recalls.record",
+        {"gtin": "{gtin}", "lot": "L-{role}", "reason": "stability failure"},
+    ),
     ("GET", "/api/v1/devices", "read", None),
     ("GET", "/api/v1/devices/{device}", "read", None),
     ("GET", "/api/v1/devices/{device}/readings", "read", None),

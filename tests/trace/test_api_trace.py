@@ -5,7 +5,6 @@ recall, lot impact and counterfeit signals."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
 
-from api.app import create_app
-from coldchain.settings import Settings
 from tests.fixtures.auth import Person
 from tests.trace.scenario import (
     LOT,
@@ -26,7 +23,6 @@ from tests.trace.scenario import (
     document,
     event,
     scenario_document,
-    seed_rows,
 )
 from tests.trace.test_epcis_import import REFERENCE
 from traceability.epcis_schema import format_checker
@@ -34,31 +30,6 @@ from traceability.epcis_schema import format_checker
 pytestmark = pytest.mark.integration
 
 LD = {"content-type": "application/ld+json"}
-
-
-@pytest.fixture
-def client(settings: Settings, people: dict[str, Person]) -> Iterator[TestClient]:
-    """The API as a viewer (logistics, a pharmacy's scanner): reads and verifies."""
-    with TestClient(create_app(settings)) as c:
-        c.headers.update(people["viewer"].headers)
-        yield c
-
-
-@pytest.fixture
-def admin(people: dict[str, Person]) -> dict[str, str]:
-    """Headers of the administrator, who may import EPCIS documents."""
-    return people["admin"].headers
-
-
-@pytest.fixture
-def seeded(db_dsn: str, client: TestClient, admin: dict[str, str]) -> Scenario:
-    s = seed_rows(db_dsn)
-    r = client.post(
-        "/api/v1/epcis/events", content=json.dumps(scenario_document(s)), headers=LD | admin
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["n_new"] == 11
-    return s
 
 
 def official_validator() -> Draft7Validator:
@@ -130,13 +101,16 @@ def test_passport_endpoint_for_a_scanned_item(seeded: Scenario, client: TestClie
     assert garbage.status_code == 422 and garbage.json()["detail"][0]["loc"] == ["query", "id"]
 
 
-def test_verification_cases(seeded: Scenario, client: TestClient, db_dsn: str) -> None:
+def test_verification_cases(
+    seeded: Scenario, client: TestClient, people: dict[str, Person]
+) -> None:
     s = seeded
-    with psycopg.connect(db_dsn) as conn:
-        conn.execute(
-            "INSERT INTO recalls (gtin, lot, reason, recalled_by) VALUES (%s, 'LOT-R', %s, 'QA')",
-            (s.gtin, "sub-potent after a freezer failure"),
-        )
+    r = client.post(
+        "/api/v1/recalls",
+        json={"gtin": s.gtin, "lot": "LOT-R", "reason": "sub-potent after a freezer failure"},
+        headers=people["qa"].headers,
+    )
+    assert r.status_code == 201, r.text
 
     def check(identifier: str, *, post: bool = False) -> dict[str, Any]:
         r = (
@@ -169,25 +143,7 @@ def test_verification_cases(seeded: Scenario, client: TestClient, db_dsn: str) -
     ]
     # The label lies about the lot: a counterfeit signal, worse than the exposure.
     assert check(scanned(s, "S1", lot="LOT-X"))["status"] == "suspect"
-
-    with psycopg.connect(db_dsn) as conn:
-        for key, disposition in (("L1@1h", "release"), ("L2@6h", "quarantine")):
-            conn.execute(
-                "INSERT INTO excursion_reviews (excursion_id, disposition, reviewed_by)"
-                " VALUES (%s, %s, 'QA Lead')",
-                (s.excursions[key], disposition),
-            )
-    still = check(s.epc("S1"))
-    assert still["status"] == "exposed"
-    assert [e["id"] for e in still["uncleared_excursions"]] == [s.excursions["L2@6h"]]
-    assert [e["id"] for e in still["cleared_excursions"]] == [s.excursions["L1@1h"]]
-    with psycopg.connect(db_dsn) as conn:
-        conn.execute(
-            "INSERT INTO excursion_reviews (excursion_id, disposition, reviewed_by, reviewed_at)"
-            " VALUES (%s, 'release', 'QA Lead', now() + interval '1 minute')",
-            (s.excursions["L2@6h"],),
-        )
-    assert check(s.epc("S1"))["status"] == "ok"
+    # QA clears exposures with signed dispositions: test_qa_clearance.py.
 
 
 def test_recall_and_lot_impact_endpoints(seeded: Scenario, client: TestClient) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from coldchain.cli import app
 from coldchain.settings import Settings
+from tests.fixtures.auth import PASSWORD, add_user
 from tests.trace.scenario import LOT, T0, document, event, scenario_document, seed_rows
 from tests.trace.test_api_trace import official_validator
 from tests.trace.test_epcis_import import official_documents
@@ -82,3 +85,36 @@ def test_import_export_and_passport_commands(
     assert len(as_json["pieces"]) == 1
     missing = runner.invoke(app, ["passport", s.epc("NOPE")])
     assert missing.exit_code == 1 and "unknown" in missing.output
+
+
+def test_recalls_add_as_an_authenticated_qa_person_and_list(runner: CliRunner, db_dsn: str) -> None:
+    gtin = seed_rows(db_dsn).gtin
+    add_user(db_dsn, "quinn.qa", "qa", full_name="Quinn Quality")
+    add_user(db_dsn, "adam.admin", "admin", full_name="Adam Admin")
+
+    def add(*args: str, stdin: str = f"{PASSWORD}\n") -> Any:
+        return runner.invoke(
+            app, ["recalls", "add", *args, "--password-stdin"], input=stdin, catch_exceptions=False
+        )
+
+    ok = add(gtin, "--lot", LOT, "--reason", "Sub-potent", "--user", "quinn.qa")
+    assert ok.exit_code == 0, ok.output
+    assert f"recorded by quinn.qa: GTIN {gtin} (Vaxigrip 10 x 0.5 ml), lot {LOT}" in ok.output
+    wrong = add(gtin, "--reason", "x", "--user", "quinn.qa", stdin="not-my-password\n")
+    assert wrong.exit_code == 1 and "wrong user name or password" in wrong.output
+    admin = add(gtin, "--reason", "x", "--user", "adam.admin")
+    assert admin.exit_code == 1 and "qa role" in admin.output
+    bad = add(gtin[:-1] + "0", "--reason", "x", "--user", "quinn.qa")
+    assert bad.exit_code == 1 and "check digit" in bad.output
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute("SELECT gtin, lot, reason, recalled_by FROM recalls").fetchall()
+        actor = conn.execute("SELECT actor FROM audit_log WHERE entity = 'recalls'").fetchall()
+    assert rows == [(gtin, LOT, "Sub-potent", "quinn.qa")]  # only the first one went in
+    assert actor == [("quinn.qa",)]
+
+    listed = runner.invoke(app, ["recalls", "list", "--lot", LOT])
+    assert listed.exit_code == 0, listed.output
+    (line,) = listed.stdout.splitlines()
+    assert gtin in line and LOT in line and "quinn.qa" in line and line.endswith("Sub-potent")
+    none = runner.invoke(app, ["recalls", "list", "--lot", "OTHER"])
+    assert none.stdout.strip() == "no recalls"

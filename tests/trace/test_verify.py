@@ -79,7 +79,9 @@ UNIT = {
 }
 
 
-def excursion(review: str | None) -> RecordedExcursion:
+def excursion(review: str | None, *, covers: bool = True) -> RecordedExcursion:
+    """Excursion 7 with a signed disposition ``review`` (None: nobody signed one) that was, or
+    was not (``covers``), signed on a report holding this excursion row."""
     return RecordedExcursion(
         id=7,
         shipment_id=1,
@@ -95,6 +97,10 @@ def excursion(review: str | None) -> RecordedExcursion:
         exposed_from=T,
         exposed_to=T + timedelta(hours=1),
         review_disposition=review,
+        reviewed_by=None if review is None else "quinn.qa",
+        reviewed_at=None if review is None else T + timedelta(days=1),
+        disposition_id=None if review is None else 3,
+        review_covers=review is not None and covers,
     )
 
 
@@ -119,6 +125,8 @@ def test_verdicts_in_order_of_severity() -> None:
     assert judge(excursions=[excursion(None)]) == "exposed"
     assert judge(excursions=[excursion("quarantine")]) == "exposed"
     assert judge(excursions=[excursion("release")]) == "ok"
+    # A release signed before late data superseded the row QA saw does not clear the new row.
+    assert judge(excursions=[excursion("release", covers=False)]) == "exposed"
     assert judge(today=date(2030, 2, 1)) == "expired"
     assert judge(today=date(2030, 1, 31)) == "ok"  # the expiry day itself is still good
     assert judge(unit=UNIT | {"commissioned_at": None}) == "suspect"
@@ -137,3 +145,51 @@ def test_verdicts_in_order_of_severity() -> None:
     )
     assert v.flags == ("recalled", "expired", "excursion_not_cleared")  # nothing hidden
     assert not v.sellable
+
+
+def test_an_exposed_unit_says_what_qa_decided_and_which_record_says_so() -> None:
+    def reasons(e: RecordedExcursion) -> str:
+        v = verdict(
+            text="scan",
+            key=KEY,
+            parse_error=None,
+            unit=UNIT,
+            recalls=[],
+            excursions=[e],
+            sightings=[],
+            today=date(2026, 1, 1),
+        )
+        assert v.status == "exposed" and v.uncleared_excursions == (e,)
+        (reason,) = v.reasons
+        return reason
+
+    assert reasons(excursion(None)).endswith("QA: not reviewed")
+    quarantined = reasons(replace(excursion("quarantine"), disposition_lot="L1"))
+    assert quarantined.endswith(
+        "QA: quarantine (disposition 3, lot L1, by quinn.qa on 2025-05-02 08:00 UTC)"
+    )
+    assert "QA: reject (disposition 3, whole shipment" in reasons(excursion("reject"))
+    stale = reasons(excursion("release", covers=False))
+    assert "QA: released before this excursion was recorded; needs a new review" in stale
+    assert excursion("release").qa_state == "released" and excursion("release").cleared
+
+
+def test_a_recall_reason_names_the_scope_who_and_when() -> None:
+    recall = {
+        "lot": None,
+        "reason": "sterility",
+        "recalled_by": "quinn.qa",
+        "recalled_at": T,
+    }
+    v = verdict(
+        text="scan",
+        key=KEY,
+        parse_error=None,
+        unit=UNIT,
+        recalls=[recall],
+        excursions=[],
+        sightings=[],
+        today=date(2026, 1, 1),
+    )
+    assert v.status == "recalled"
+    assert v.reasons == ("recalled (every lot) by quinn.qa on 2025-05-01: sterility",)
