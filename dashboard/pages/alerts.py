@@ -13,7 +13,7 @@ from typing import Any
 
 import flask
 import pandas as pd
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pydantic import TypeAdapter, ValidationError
 
@@ -101,6 +101,10 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
         children=[
             dcc.Interval(id=ids.ALERTS_INTERVAL, interval=page.refresh_ms),
             dcc.Store(id=ids.ALERTS_CHANGED, data=0),
+            # The action buttons live in a table that re-renders every few seconds; their clicks
+            # are caught in the browser (assets/actions.js) and put here, outside the table, so
+            # a click that meets a re-render is not lost with the button it was made on.
+            dcc.Store(id=ids.ALERTS_CLICK),
             html.Div(
                 className="page-header",
                 children=[html.H1("Alerts"), html.Span(id=ids.ALERTS_UPDATED, className="updated")],
@@ -161,9 +165,9 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
 def _action_button(alert_id: int, action: str, label: str, className: str) -> html.Button:
     return html.Button(
         label,
-        id={"type": ids.ALERTS_ACTION, "alert": alert_id, "action": action},
         className=f"btn {className}",
-        n_clicks=0,
+        type="button",
+        **data_attrs(alert_id=str(alert_id), alert_action=action),
     )
 
 
@@ -268,21 +272,21 @@ def register(app: Dash, page: PageContext) -> None:
         Output(ids.ALERTS_FEEDBACK, "className"),
         Output(ids.ALERTS_CHANGED, "data"),
         Output(ids.ALERTS_COMMENT, "value"),
-        Input({"type": ids.ALERTS_ACTION, "alert": ALL, "action": ALL}, "n_clicks"),
+        Input(ids.ALERTS_CLICK, "data"),
         State(ids.ALERTS_COMMENT, "value"),
         State(ids.ALERTS_CHANGED, "data"),
         prevent_initial_call=True,
     )
-    def act(_clicks: list[int | None], comment: str | None, changed: int | None) -> tuple[Any, ...]:
-        target = ctx.triggered_id
-        # Re-rendered rows bring new buttons with no clicks: only a real click acts.
-        if not isinstance(target, dict) or not ctx.triggered[0].get("value"):
-            raise PreventUpdate
+    def act(click: Any, comment: str | None, changed: int | None) -> tuple[Any, ...]:
+        try:
+            alert_id, action = int(click["alert"]), str(click["action"])
+        except (TypeError, KeyError, ValueError):
+            raise PreventUpdate from None
         with page.connection() as conn:
             ok, message = perform(
                 conn,
-                alert_id=int(target["alert"]),
-                action=str(target["action"]),
+                alert_id=alert_id,
+                action=action,
                 principal=current_principal(),
                 comment=comment,
                 source=flask.request.remote_addr if flask.has_request_context() else None,

@@ -36,6 +36,14 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """"Now" as each test starts, not as the module was collected: a reading "a minute ago"
+    must not have aged into "offline" by the time a long suite reaches the test."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 @pytest.fixture
 def app(settings: Settings) -> FastAPI:
     return create_app(settings)
