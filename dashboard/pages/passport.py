@@ -184,11 +184,7 @@ def excursions_table(p: Passport) -> html.Div:
                 html.Td(fmt_ts(e.exposed_from)),
                 html.Td("open" if e.exposed_to is None else fmt_ts(e.exposed_to)),
                 html.Td(f"{e.min_c:.1f} / {e.max_c:.1f} °C"),
-                html.Td(
-                    badge("released", "ok")
-                    if e.cleared
-                    else badge(e.review_disposition or "not reviewed", "warning")
-                ),
+                html.Td(badge("released", "ok") if e.cleared else badge(e.qa_state, "warning")),
             ],
         )
         for e in p.recorded_excursions
