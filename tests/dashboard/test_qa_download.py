@@ -36,7 +36,7 @@ def test_qa_downloads_the_pdf_report_of_the_hot_shipment(
     tmp_path: Path,
 ) -> None:
     _seed(db_dsn)
-    browser.execute_cdp_cmd(  # type: ignore[attr-defined]  # Chrome-only API
+    browser.execute_cdp_cmd(  # Chrome-only API
         "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
     )
     _login_as(browser, web_server, session_cookie(people["qa"]))
