@@ -136,13 +136,20 @@ def web(
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
 ) -> None:
     """Serve the HTTP API and the dashboard on one port."""
+    import gc
+
     import uvicorn
 
     from api.app import create_app
 
     settings = _settings()
+    web_app = create_app(settings)
+    # What is loaded by now (Dash, Plotly, pandas: about a million objects) lives as long as
+    # the process: keep it out of the collector's full passes, which otherwise add ~100 ms to
+    # every other request that allocates a lot (bench/web_pages.py: the MKT/budget callback).
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        web_app,
         host=host or settings.web.host,
         port=port or settings.web.port,
         log_level=settings.log_level.lower(),

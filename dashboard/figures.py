@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -98,45 +99,74 @@ def _max_gap_for(device: str, max_gap_s: float | Mapping[str, float]) -> float:
     return float(max_gap_s)
 
 
-def _add_limits(
-    fig: go.Figure,
+# Shapes and their labels are collected as plain dicts and set in one layout update:
+# fig.add_hrect/add_hline/add_vrect validate the whole layout again on every call, which made
+# the shapes the slowest part of a shipment's chart (~25 ms for six; bench/web_pages.py).
+
+
+def _limit_shapes(
     *,
     low: float | None,
     high: float | None,
     unit: str,
     name: str = "range",
-) -> None:
-    """The labelled range as a band (both bounds) or a line (one bound)."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The labelled range as a band (both bounds) or a line (one bound): shapes, annotations."""
     colour = "#2e7d32"
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     if low is not None and high is not None:
-        fig.add_hrect(
-            y0=low,
-            y1=high,
-            fillcolor=colour,
-            opacity=0.09,
-            line_width=0,
-            layer="below",
-            name=name,
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x domain",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": low,
+                "y1": high,
+                "fillcolor": colour,
+                "opacity": 0.09,
+                "line": {"width": 0},
+                "layer": "below",
+                "name": name,
+            }
         )
-        fig.add_annotation(
-            text=f"range {low:g}–{high:g} {unit}",
-            xref="paper",
-            yref="y",
-            x=1,
-            y=high,
-            xanchor="right",
-            yanchor="bottom",
-            showarrow=False,
-            font={"size": 11, "color": colour},
+        annotations.append(
+            {
+                "text": f"range {low:g}–{high:g} {unit}",
+                "xref": "paper",
+                "yref": "y",
+                "x": 1,
+                "y": high,
+                "xanchor": "right",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 11, "color": colour},
+            }
         )
     for bound, label in ((low, "min"), (high, "max")):
         if bound is not None:
-            fig.add_hline(
-                y=bound,
-                line={"color": colour, "width": 1, "dash": "dot"},
-                layer="below",
-                name=f"{name}-{label}",
+            shapes.append(
+                _hline(bound, {"color": colour, "width": 1, "dash": "dot"}, f"{name}-{label}")
+                | {"layer": "below"}
             )
+    return shapes, annotations
+
+
+def _hline(y: float, line: dict[str, Any], name: str) -> dict[str, Any]:
+    """A horizontal line across the plot at ``y`` (what ``fig.add_hline`` draws)."""
+    return {
+        "type": "line",
+        "xref": "x domain",
+        "x0": 0,
+        "x1": 1,
+        "yref": "y",
+        "y0": y,
+        "y1": y,
+        "line": line,
+        "name": name,
+    }
 
 
 def temperature_figure(
@@ -208,37 +238,51 @@ def temperature_figure(
                 hovertemplate="%{y:.1f} °C<extra>" + str(device) + "</extra>",
             )
         )
-    _add_limits(fig, low=temp_min_c, high=temp_max_c, unit="°C")
+    shapes, annotations = _limit_shapes(low=temp_min_c, high=temp_max_c, unit="°C")
     if freeze_limit_c is not None:
-        fig.add_hline(
-            y=freeze_limit_c,
-            line={"color": "#1565c0", "width": 1, "dash": "dash"},
-            name="freeze-limit",
-            annotation_text="freeze limit",
-            annotation_position="bottom right",
+        shapes.append(
+            _hline(freeze_limit_c, {"color": "#1565c0", "width": 1, "dash": "dash"}, "freeze-limit")
+        )
+        annotations.append(
+            {
+                "text": "freeze limit",
+                "xref": "x domain",
+                "yref": "y",
+                "x": 1,
+                "y": freeze_limit_c,
+                "xanchor": "right",
+                "yanchor": "top",
+                "showarrow": False,
+            }
         )
     if excursions is not None:
-        for exc in excursions.itertuples(index=False):
-            _add_excursion(fig, exc)
+        shapes += [_excursion_shape(exc) for exc in excursions.itertuples(index=False)]
+    fig.update_layout(shapes=shapes, annotations=[*fig.layout.annotations, *annotations])
     return fig
 
 
-def _add_excursion(fig: go.Figure, exc: Any) -> None:
+def _excursion_shape(exc: Any) -> dict[str, Any]:
+    """An excursion as a shaded band over its duration (what ``fig.add_vrect`` draws)."""
     end = getattr(exc, "end_ts", None)
     if end is None or pd.isna(end):
         end = getattr(exc, "last_out_ts", None)
     if end is None or pd.isna(end):
         end = exc.start_ts
     colour = "#c62828" if getattr(exc, "direction", "high") == "high" else "#1565c0"
-    fig.add_vrect(
-        x0=exc.start_ts,
-        x1=end,
-        fillcolor=colour,
-        opacity=0.16,
-        line_width=0,
-        layer="below",
-        name=f"excursion-{exc.id}",
-    )
+    return {
+        "type": "rect",
+        "xref": "x",
+        "x0": exc.start_ts,
+        "x1": end,
+        "yref": "y domain",
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": colour,
+        "opacity": 0.16,
+        "line": {"width": 0},
+        "layer": "below",
+        "name": f"excursion-{exc.id}",
+    }
 
 
 def humidity_figure(
@@ -268,7 +312,86 @@ def humidity_figure(
                 hovertemplate="%{y:.0f} %RH<extra>" + str(device) + "</extra>",
             )
         )
-    _add_limits(fig, low=rh_min, high=rh_max, unit="%RH", name="rh-range")
+    shapes, annotations = _limit_shapes(low=rh_min, high=rh_max, unit="%RH", name="rh-range")
+    fig.update_layout(shapes=shapes, annotations=[*fig.layout.annotations, *annotations])
+    return fig
+
+
+def stability_gauges(
+    *,
+    mkt_c: float | None,
+    mkt_limit_c: float | None,
+    temp_min_c: float | None = None,
+    temp_max_c: float | None = None,
+    share_used: float | None,
+    warning_share: float = 0.8,
+) -> go.Figure:
+    """Two gauges side by side: the MKT against its limit, and the share of the stability
+    budget used (100 % is the whole budget). A value that is None leaves its gauge out with a
+    note; the values are computed elsewhere (:func:`reports.assemble.logger_evidence`)."""
+    fig = go.Figure()
+    fig.update_layout(
+        height=210,
+        margin={"l": 36, "r": 40, "t": 36, "b": 8},
+        font={"family": _FONT, "size": 12, "color": "#1f2937"},
+        paper_bgcolor="rgba(0,0,0,0)",
+    )
+    if mkt_c is not None:
+        ceiling = next((v for v in (mkt_limit_c, temp_max_c) if v is not None), mkt_c)
+        low = min(temp_min_c if temp_min_c is not None else 0.0, mkt_c) - 2.0
+        high = max(ceiling, mkt_c) + 4.0
+        above = mkt_limit_c is not None and mkt_c > mkt_limit_c
+        fig.add_trace(
+            go.Indicator(
+                mode="gauge+number",
+                value=mkt_c,
+                number={"suffix": " °C", "valueformat": ".2f"},
+                title={"text": "MKT", "font": {"size": 13}},
+                domain={"x": [0.0, 0.46], "y": [0.0, 1.0]},
+                gauge={
+                    "axis": {"range": [low, high]},
+                    "bar": {"color": CONDITION_COLORS["alarm" if above else "ok"]},
+                    "threshold": {
+                        "line": {"color": CONDITION_COLORS["alarm"], "width": 3},
+                        "value": mkt_limit_c if mkt_limit_c is not None else high,
+                        "thickness": 0.85,
+                    },
+                },
+                name="mkt",
+            )
+        )
+    if share_used is not None:
+        percent = 100.0 * share_used
+        status = "alarm" if share_used >= 1 else "warning" if share_used >= warning_share else "ok"
+        fig.add_trace(
+            go.Indicator(
+                mode="gauge+number",
+                value=percent,
+                number={"suffix": " %", "valueformat": ".1f"},
+                title={"text": "Stability budget used", "font": {"size": 13}},
+                domain={"x": [0.54, 1.0], "y": [0.0, 1.0]},
+                gauge={
+                    "axis": {"range": [0, max(100.0, percent)]},
+                    "bar": {"color": CONDITION_COLORS[status]},
+                    "steps": [
+                        {"range": [100 * warning_share, 100], "color": "rgba(224, 138, 0, 0.18)"}
+                    ],
+                    "threshold": {
+                        "line": {"color": CONDITION_COLORS["alarm"], "width": 3},
+                        "value": 100,
+                        "thickness": 0.85,
+                    },
+                },
+                name="budget",
+            )
+        )
+    for x, missing, note in ((0.23, mkt_c is None, "No MKT yet"),
+                             (0.77, share_used is None, "No stability budget")):  # fmt: skip
+        if missing:
+            fig.add_annotation(
+                text=note, x=x, y=0.5, xref="paper", yref="paper", showarrow=False,
+                font={"size": 13, "color": "#6b7280"},
+            )  # fmt: skip
     return fig
 
 
@@ -312,19 +435,22 @@ def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = OSM_TILES) -> go.F
         sub = located[located["condition"] == condition] if not located.empty else located
         if sub.empty:
             continue
-        temps = [
-            "no reading" if pd.isna(t) else f"{t:.1f} °C" for t in sub["current_temp_c"].tolist()
+        # Arrays and one hover text per marker, not per-point tuples: a fleet of thousands is
+        # built and serialised in milliseconds (plotly validates lists of tuples one by one).
+        hover = [
+            f"{lane}<br>{'no reading' if pd.isna(t) else f'{t:.1f} °C'}"
+            for lane, t in zip(sub["lane"], sub["current_temp_c"], strict=True)
         ]
         fig.add_trace(
             go.Scattermap(
-                lat=sub["lat"].tolist(),
-                lon=sub["lon"].tolist(),
+                lat=sub["lat"].to_numpy(dtype=float).round(5),
+                lon=sub["lon"].to_numpy(dtype=float).round(5),
                 mode="markers",
                 marker={"size": 13, "color": CONDITION_COLORS[condition], "opacity": 0.9},
                 name=CONDITION_LABELS[condition],
-                text=sub["reference"].tolist(),
-                customdata=list(zip(sub["lane"].tolist(), temps, strict=True)),
-                hovertemplate="<b>%{text}</b><br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+                text=sub["reference"].to_numpy(dtype=object),
+                hovertext=np.array(hover, dtype=object),
+                hovertemplate="<b>%{text}</b><br>%{hovertext}<extra></extra>",
             )
         )
     if not fig.data:  # an empty trace keeps the map (and its frame) on screen

@@ -26,6 +26,9 @@ FLEET_MAP = "fleet-map"
 FLEET_TABLE = "fleet-table"
 FLEET_TBODY = "fleet-tbody"
 FLEET_COUNT = "fleet-count"
+FLEET_PAGE = "fleet-page"  # dcc.Store: the table page shown, from 0
+FLEET_PREV = "fleet-prev"
+FLEET_NEXT = "fleet-next"
 FLEET_UPDATED = "fleet-updated"
 
 # Shipment page "/shipments/<reference>"
@@ -40,6 +43,11 @@ SHIPMENT_DEVICES = "shipment-devices"
 SHIPMENT_UNITS = "shipment-units"
 SHIPMENT_LEGS = "shipment-legs"
 SHIPMENT_UPDATED = "shipment-updated"
+SHIPMENT_STABILITY_INTERVAL = "shipment-stability-interval"
+SHIPMENT_STABILITY = "shipment-stability"  # the MKT and budget figures, one row per logger
+SHIPMENT_STABILITY_GRAPH = "shipment-stability-graph"  # the two gauges
+SHIPMENT_MKT = "shipment-mkt"  # <dd>: the highest MKT over the window, e.g. "5.22 °C"
+SHIPMENT_BUDGET = "shipment-budget"  # <dd>: the most budget used, e.g. "1.9 %"
 
 # Alerts page "/alerts"
 ALERTS_INTERVAL = "alerts-interval"

@@ -24,6 +24,7 @@ What the figures mean (the same contracts the rules engine uses):
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,10 @@ def budget_settings(inputs: ReportInputs) -> JsonDict | None:
     }
 
 
+def _point_ts(point: Point) -> datetime:
+    return point.ts
+
+
 def _mkt_block(points: list[Point], settings: JsonDict, max_gap: timedelta) -> JsonDict:
     weighting = Weighting(settings["weighting"])
     delta_h = float(settings["delta_h_j_mol"])
@@ -180,8 +185,10 @@ def _mkt_block(points: list[Point], settings: JsonDict, max_gap: timedelta) -> J
         return out
     end = points[-1].ts
     window = timedelta(hours=float(settings["window_h"]))
+    # ``points`` is sorted by time and ends at ``end``: the window is the suffix from end - window.
+    first = bisect.bisect_left(points, end - window, key=_point_ts)
     windows = {
-        "window": [p for p in points if end - window <= p.ts <= end],
+        "window": points[first:],
         "whole_trip": points,
     }
     for name, pts in windows.items():
@@ -356,17 +363,25 @@ def _lots(units: Sequence[Mapping[str, Any]]) -> list[JsonDict]:
     return [lots[k] for k in sorted(lots, key=lambda k: (k[0] or "", k[1]))]
 
 
-def assemble(inputs: ReportInputs) -> JsonDict:
-    """The report's evidence (JSON values only; see the module docstring for the figures)."""
-    shipment = inputs.shipment
+def logger_evidence(inputs: ReportInputs) -> list[JsonDict]:
+    """The report's ``loggers`` section: per logger, in assignment order, its readings count,
+    completeness, gaps, MKT and stability budget use (the shipment page shows these too)."""
     mkt_cfg = mkt_settings(inputs)
     budget_cfg = budget_settings(inputs)
-    loggers = [
+    return [
         _logger_block(lg, inputs, mkt_cfg, budget_cfg)
         for lg in sorted(
             inputs.loggers, key=lambda lg: (lg.assigned_from or inputs.as_of, lg.device_id)
         )
     ]
+
+
+def assemble(inputs: ReportInputs) -> JsonDict:
+    """The report's evidence (JSON values only; see the module docstring for the figures)."""
+    shipment = inputs.shipment
+    mkt_cfg = mkt_settings(inputs)
+    budget_cfg = budget_settings(inputs)
+    loggers = logger_evidence(inputs)
     excursions = [
         _excursion(r)
         for r in sorted(inputs.excursions, key=lambda r: (r["start_ts"], r["device_id"], r["id"]))

@@ -1,7 +1,17 @@
-"""Fleet page ("/"): every shipment on a map and in a table, the ones that need action first."""
+"""Fleet page ("/"): every shipment on a map and in a table, the ones that need action first.
+
+The summary cards and the map show the whole fleet (:func:`db.queries.web.fleet_overview`, a
+few columns per shipment); the table shows one page of :data:`PAGE_SIZE` rows of the shipments
+that match the search and the condition filter, sorted and paged by the database. Each has its
+own callback, so turning a page or sorting does not send the map again. A fleet of
+thousands is never sent to the browser as table rows: the Dash renderer's cost grows faster
+than linearly with the number of components it inserts at once (bench/web_pages.py: 100 rows
+of this table took over 4 s to draw in headless Chromium, 25 rows a few hundred ms).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,32 +51,8 @@ CONDITION_FILTERS = [
     {"label": "Offline", "value": "offline"},
     {"label": "OK", "value": "ok"},
 ]
-MAX_SHIPMENTS = 1000
-
-
-def _sort_key(col: str) -> Any:
-    def key(row: dict[str, Any]) -> Any:
-        if col == "attention":
-            return (row["attention"], row.get("worst_rank") or 0, row["unacknowledged_alerts"])
-        if col == "product":
-            return (row["product"] or {}).get("name") or ""
-        if col == "temp":
-            return row["current_temp_c"]
-        if col == "alerts":
-            return row["open_alerts"]
-        return row.get(col)
-
-    return key
-
-
-def sort_rows(rows: list[dict[str, Any]], *, col: str, desc: bool) -> list[dict[str, Any]]:
-    """Rows ordered by a column; rows without a value go last whichever the direction."""
-    if col == "attention" and desc:
-        return list(rows)  # the query's own order: needs-action first, then severity, reference
-    key = _sort_key(col)
-    present = [r for r in rows if key(r) is not None]
-    missing = [r for r in rows if key(r) is None]
-    return sorted(present, key=key, reverse=desc) + missing
+#: Rows in one page of the table.
+PAGE_SIZE = 25
 
 
 def next_sort(current: dict[str, Any] | None, clicked: str) -> dict[str, Any]:
@@ -75,6 +61,25 @@ def next_sort(current: dict[str, Any] | None, clicked: str) -> dict[str, Any]:
     if current.get("col") == clicked:
         return {"col": clicked, "desc": not current.get("desc", False)}
     return {"col": clicked, "desc": clicked in _DESC_FIRST}
+
+
+def page_bounds(n_rows: int, page: int | None, size: int = PAGE_SIZE) -> tuple[int, int, int]:
+    """``(page, start, end)``: the page (from 0) clamped to the rows there are, and the slice
+    ``rows[start:end]`` it shows."""
+    last = max(0, (n_rows - 1) // size)
+    page = min(max(0, page or 0), last)
+    return page, page * size, min(n_rows, (page + 1) * size)
+
+
+def next_page(current: int | None, trigger: str | None) -> int:
+    """The page after a click on Previous or Next; any other change (search, filter, sort)
+    goes back to the first page. The refresh clamps a page past the end."""
+    current = current or 0
+    if trigger == ids.FLEET_PREV:
+        return max(0, current - 1)
+    if trigger == ids.FLEET_NEXT:
+        return current + 1
+    return 0
 
 
 def _header_class(col: str, sort: dict[str, Any]) -> str:
@@ -104,6 +109,7 @@ def layout(page: PageContext) -> html.Div:
         children=[
             dcc.Interval(id=ids.FLEET_INTERVAL, interval=page.refresh_ms),
             dcc.Store(id=ids.FLEET_SORT, data=DEFAULT_SORT),
+            dcc.Store(id=ids.FLEET_PAGE, data=0),
             html.Div(
                 className="page-header",
                 children=[
@@ -151,17 +157,30 @@ def layout(page: PageContext) -> html.Div:
                             children=[html.Thead(header), html.Tbody(id=ids.FLEET_TBODY)],
                         ),
                     ),
+                    html.Div(
+                        className="pager",
+                        children=[
+                            html.Button(
+                                "‹ Previous",
+                                id=ids.FLEET_PREV,
+                                className="btn",
+                                n_clicks=0,
+                                disabled=True,
+                            ),
+                            html.Button("Next ›", id=ids.FLEET_NEXT, className="btn", n_clicks=0),
+                        ],
+                    ),
                 ],
             ),
         ],
     )
 
 
-def summary_cards(rows: list[dict[str, Any]]) -> list[html.Div]:
-    """One card per condition with its count of shipments."""
+def summary_cards(conditions: Iterable[str]) -> list[html.Div]:
+    """One card per condition with its count of shipments (``conditions``: one per shipment)."""
     counts = {c: 0 for c in figures.CONDITION_ORDER}
-    for r in rows:
-        counts[r["condition"]] += 1
+    for condition in conditions:
+        counts[condition] += 1
     return [
         html.Div(
             className=f"summary-card summary-{c}",
@@ -183,10 +202,14 @@ def _out_of_range(row: dict[str, Any]) -> bool:
 
 
 def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
-    """One shipment as a table row; ``data-reference`` and the ``cell-*`` classes are stable."""
+    """One shipment as a table row; ``data-reference`` and the ``cell-*`` classes are stable.
+
+    Text goes in as plain strings wherever it can: the Dash renderer's cost is per component
+    (see the module docstring), and a page of rows is drawn on every refresh.
+    """
     cond = row["condition"]
     product = row["product"] or {}
-    alerts_cell: list[Any] = [html.Span(str(row["open_alerts"]), className="alert-count")]
+    alerts_cell: list[Any] = [str(row["open_alerts"])]
     if row["worst_severity"]:
         alerts_cell.append(badge(row["worst_severity"], row["worst_severity"]))
     if row["unacknowledged_alerts"]:
@@ -200,15 +223,15 @@ def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
             html.Td(
                 [
                     dcc.Link(row["reference"], href=shipment_href(row["reference"])),
-                    html.Div(row["status"].replace("_", " "), className="sub"),
+                    html.Span(row["status"].replace("_", " "), className="sub"),
                 ],
                 className=ids.CELL_REFERENCE,
             ),
             html.Td(row["lane"], className="cell-lane"),
             html.Td(
                 [
-                    html.Div(product.get("name") or "—"),
-                    html.Div(
+                    product.get("name") or "—",
+                    html.Span(
                         fmt_range(product.get("temp_min_c"), product.get("temp_max_c")),
                         className="sub",
                     ),
@@ -227,7 +250,7 @@ def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
 
 
 def register(app: Dash, page: PageContext) -> None:
-    """The fleet page's callbacks: sorting, and the live data refresh."""
+    """The fleet page's callbacks: sorting, paging, and the live data refresh."""
 
     @app.callback(
         Output(ids.FLEET_SORT, "data"),
@@ -244,61 +267,88 @@ def register(app: Dash, page: PageContext) -> None:
         return sort, [_header_class(key, sort) for key, _ in COLUMNS]
 
     @app.callback(
+        Output(ids.FLEET_PAGE, "data"),
+        Input(ids.FLEET_PREV, "n_clicks"),
+        Input(ids.FLEET_NEXT, "n_clicks"),
+        Input(ids.FLEET_SEARCH, "value"),
+        Input(ids.FLEET_CONDITION, "value"),
+        Input(ids.FLEET_SORT, "data"),
+        State(ids.FLEET_PAGE, "data"),
+        prevent_initial_call=True,
+    )
+    def turn_page(*args: Any) -> int:
+        trigger = ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
+        return next_page(args[-1], trigger)
+
+    @app.callback(
         Output(ids.FLEET_SUMMARY, "children"),
         Output(ids.FLEET_MAP, "figure"),
+        Input(ids.FLEET_INTERVAL, "n_intervals"),
+    )
+    def overview(_n: int | None) -> tuple[Any, ...]:
+        # The whole fleet, apart from the table: paging, sorting or searching the table does
+        # not send the map again (hundreds of KB for thousands of shipments).
+        with page.connection() as conn:
+            everyone = web.fleet_overview(conn=conn, offline_factor=page.offline_factor)
+        frame = pd.DataFrame(everyone, columns=list(web.FLEET_OVERVIEW_COLUMNS))
+        return summary_cards(frame["condition"]), figures.fleet_map(frame)
+
+    @app.callback(
         Output(ids.FLEET_TBODY, "children"),
         Output(ids.FLEET_COUNT, "children"),
         Output(ids.FLEET_UPDATED, "children"),
+        Output(ids.FLEET_PREV, "disabled"),
+        Output(ids.FLEET_NEXT, "disabled"),
         Input(ids.FLEET_INTERVAL, "n_intervals"),
+        Input(ids.FLEET_PAGE, "data"),
+        # Also inputs (not only state): a page already at 0 may not change, and the renderer
+        # holds this callback back until turn_page has answered, so it still runs once.
         Input(ids.FLEET_SEARCH, "value"),
         Input(ids.FLEET_CONDITION, "value"),
         Input(ids.FLEET_SORT, "data"),
     )
     def refresh(
-        _n: int | None, search: str | None, condition: str | None, sort: dict[str, Any] | None
+        _n: int | None,
+        page_no: int | None,
+        search: str | None,
+        condition: str | None,
+        sort: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
         now = datetime.now(UTC)
         condition = None if condition in (None, "all") else condition
-        with page.connection() as conn:
-            fleet = web.list_shipments(
-                conn=conn, offline_factor=page.offline_factor, limit=MAX_SHIPMENTS
-            )
-            matching = fleet
-            if search or condition:
-                matching = web.list_shipments(
-                    conn=conn,
-                    offline_factor=page.offline_factor,
-                    q=search,
-                    condition=condition,
-                    limit=MAX_SHIPMENTS,
-                )
-        everything, shown = fleet.items, matching.items
         sort = sort or DEFAULT_SORT
-        shown = sort_rows(shown, col=str(sort["col"]), desc=bool(sort["desc"]))
-        body: list[html.Tr] | html.Tr = [table_row(r, now) for r in shown] or html.Tr(
+        page_no = page_no or 0
+
+        def rows_page(conn: web.Conn, number: int) -> web.Page:
+            return web.list_shipments(
+                conn=conn,
+                offline_factor=page.offline_factor,
+                q=search,
+                condition=condition,
+                sort=str(sort["col"]),
+                descending=bool(sort["desc"]),
+                limit=PAGE_SIZE,
+                offset=number * PAGE_SIZE,
+            )
+
+        with page.connection() as conn:
+            matching = rows_page(conn, page_no)
+            if not matching.items and matching.total:  # past the end: the fleet shrank
+                page_no, _, _ = page_bounds(matching.total, page_no)
+                matching = rows_page(conn, page_no)
+        page_no, start, end = page_bounds(matching.total, page_no)
+        body: list[html.Tr] | html.Tr = [table_row(r, now) for r in matching.items] or html.Tr(
             html.Td("No shipments match.", colSpan=len(COLUMNS), className="muted")
         )
-        frame = pd.DataFrame(
-            [
-                {
-                    "reference": r["reference"],
-                    "lane": r["lane"],
-                    "condition": r["condition"],
-                    "current_temp_c": r["current_temp_c"],
-                    "lat": r["lat"],
-                    "lon": r["lon"],
-                }
-                for r in everything
-            ],
-            columns=["reference", "lane", "condition", "current_temp_c", "lat", "lon"],
-        )
-        count = f"{matching.total} of {fleet.total} shipments"
-        if matching.total > len(shown):
-            count += f" (first {len(shown)} shown)"
+        count = f"{matching.total:,} shipment{'' if matching.total == 1 else 's'}"
+        if search or condition:
+            count += " match"
+        if matching.total > len(matching.items):
+            count += f" · rows {start + 1:,}–{end:,}"
         return (
-            summary_cards(everything),
-            figures.fleet_map(frame),
             body,
             count,
             f"Updated {now:%H:%M:%S} UTC",
+            page_no == 0,
+            end >= matching.total,
         )

@@ -1,5 +1,11 @@
 """Shipment page ("/shipments/<reference>"): its temperature and humidity over the journey,
-its excursions and alerts, the loggers and units on board."""
+its MKT and stability budget use, its excursions and alerts, the loggers and units on board.
+
+The MKT and budget figures are the excursion report's own (:func:`reports.service.load_inputs`
+and :func:`reports.assemble.logger_evidence`, as of now): the numbers on this page are the ones
+the QA review signs. They come from a callback of their own, refreshed less often than the
+chart (:data:`STABILITY_REFRESH_MS`): they are computed over every reading of the trip.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from urllib.parse import unquote
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
+from alerts.budget import DEFAULT_WARNING_SHARE
 from coldchain.errors import NotFoundError
 from dashboard import figures, ids
 from dashboard.pages import (
@@ -24,9 +31,13 @@ from dashboard.pages import (
     table,
 )
 from db.queries import web
+from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
+from reports.service import ReportSettings, load_inputs
 
 PATH_PREFIX = "/shipments/"
 MAX_POINTS = 2000
+#: How often the MKT and budget figures are recomputed (at least).
+STABILITY_REFRESH_MS = 30_000
 
 
 def reference_from_path(pathname: str) -> str | None:
@@ -54,6 +65,25 @@ def layout(page: PageContext, reference: str) -> html.Div:
                 children=[dcc.Link("Fleet", href="/"), html.Span(" / "), html.Span(reference)],
             ),
             html.Div(id=ids.SHIPMENT_HEADER, className="shipment-header"),
+            dcc.Interval(
+                id=ids.SHIPMENT_STABILITY_INTERVAL,
+                interval=max(page.refresh_ms, STABILITY_REFRESH_MS),
+            ),
+            _card(
+                "MKT and stability budget",
+                html.Div(
+                    className="grid-2 grid-stability",
+                    children=[
+                        html.Div(id=ids.SHIPMENT_STABILITY),
+                        dcc.Graph(
+                            id=ids.SHIPMENT_STABILITY_GRAPH,
+                            config={"displayModeBar": False},
+                            style={"height": "210px"},
+                        ),
+                    ],
+                ),
+                className="card-stability",
+            ),
             _card(
                 "Temperature",
                 dcc.Graph(id=ids.SHIPMENT_TEMP_GRAPH, config=graph_config),
@@ -242,6 +272,105 @@ def units_table(rows: list[dict[str, Any]]) -> html.Div:
     return table(["EPC", "Kind", "Lot", "Expiry", "On board"], body, empty="No units recorded.")
 
 
+def worst_loggers(
+    loggers: list[JsonDict],
+) -> tuple[JsonDict | None, JsonDict | None]:
+    """The logger blocks with the highest MKT over the window and with the most budget used
+    (the conservative reading when a shipment carries several loggers)."""
+    with_mkt = [lg for lg in loggers if lg["mkt"]["window"] is not None]
+    with_budget = [lg for lg in loggers if lg["budget"] is not None]
+    hottest = max(with_mkt, key=lambda lg: lg["mkt"]["window"]["mkt_c"], default=None)
+    most_used = max(with_budget, key=lambda lg: lg["budget"]["share_used"], default=None)
+    return hottest, most_used
+
+
+def stability_panel(
+    loggers: list[JsonDict],
+    mkt_cfg: JsonDict,
+    product: dict[str, Any] | None,
+    *,
+    warning_share: float,
+) -> tuple[list[Any], Any]:
+    """The MKT and budget figures (per logger, and the worst as headline numbers) and their
+    gauges, from the report's ``loggers`` blocks."""
+    hottest, most_used = worst_loggers(loggers)
+    window_h = float(mkt_cfg["window_h"])
+    limit = mkt_cfg["limit_c"]
+    mkt_text = "—" if hottest is None else f"{hottest['mkt']['window']['mkt_c']:.2f} °C"
+    mkt_sub = "no readings over a window yet"
+    if hottest is not None:
+        verdict = ""
+        if limit is not None:
+            above = hottest["mkt"]["window"]["above_limit"]
+            verdict = " · above the limit" if above else " · within"
+        limit_text = "no limit" if limit is None else f"limit {limit:g} °C"
+        mkt_sub = f"over {window_h:g} h, {hottest['device_id']} · {limit_text}{verdict}"
+    budget_text, budget_sub = "—", "the product has no stability budget"
+    if most_used is not None:
+        b = most_used["budget"]
+        budget_text = f"{b['share_used'] * 100:.1f} %"
+        budget_sub = (
+            f"{fmt_duration(b['counted_s'])} of {fmt_duration(b['budget_s'])}"
+            f" · {b['status']} · {most_used['device_id']}"
+        )
+    headline = html.Dl(
+        className="facts",
+        children=[
+            html.Div(
+                [
+                    html.Dt(f"MKT ({window_h:g} h)"),
+                    html.Dd(mkt_text, id=ids.SHIPMENT_MKT),
+                    html.Div(mkt_sub, className="sub"),
+                ],
+                className="fact fact-mkt",
+            ),
+            html.Div(
+                [
+                    html.Dt("Stability budget used"),
+                    html.Dd(budget_text, id=ids.SHIPMENT_BUDGET),
+                    html.Div(budget_sub, className="sub"),
+                ],
+                className="fact fact-budget",
+            ),
+        ],
+    )
+    rows = []
+    for lg in loggers:
+        window, trip, b = lg["mkt"]["window"], lg["mkt"]["whole_trip"], lg["budget"]
+        rows.append(
+            html.Tr(
+                className="stability-row",
+                **data_attrs(device_id=lg["device_id"]),
+                children=[
+                    html.Td(lg["device_id"]),
+                    html.Td("—" if window is None else f"{window['mkt_c']:.2f} °C"),
+                    html.Td("—" if trip is None else f"{trip['mkt_c']:.2f} °C"),
+                    html.Td("—" if b is None else f"{b['share_used'] * 100:.1f} %"),
+                    html.Td("—" if b is None else fmt_duration(b["counted_s"])),
+                    html.Td("—" if b is None else badge(b["status"], _BUDGET_BADGE[b["status"]])),
+                ],
+            )
+        )
+    per_logger = table(
+        ["Logger", f"MKT {window_h:g} h", "MKT trip", "Budget used", "Counted", "Status"],
+        rows,
+        empty="No logger readings yet.",
+    )
+    product = product or {}
+    gauges = figures.stability_gauges(
+        mkt_c=None if hottest is None else hottest["mkt"]["window"]["mkt_c"],
+        mkt_limit_c=limit,
+        temp_min_c=product.get("temp_min_c"),
+        temp_max_c=product.get("temp_max_c"),
+        share_used=None if most_used is None else most_used["budget"]["share_used"],
+        warning_share=warning_share,
+    )
+    return [headline, per_logger], gauges
+
+
+_BUDGET_BADGE = {"ok": "ok", "warning": "warning", "exhausted": "alarm"}
+
+
 def max_gaps(
     devices: list[dict[str, Any]], *, gap_factor: float, bucket_s: int | None
 ) -> dict[str, float]:
@@ -267,7 +396,31 @@ def _not_found(reference: str) -> tuple[Any, ...]:
 
 
 def register(app: Dash, page: PageContext) -> None:
-    """The shipment page's live refresh."""
+    """The shipment page's live refresh, and its MKT and budget figures."""
+    report_cfg = ReportSettings.from_settings(page.settings)
+
+    @app.callback(
+        Output(ids.SHIPMENT_STABILITY, "children"),
+        Output(ids.SHIPMENT_STABILITY_GRAPH, "figure"),
+        Input(ids.SHIPMENT_STABILITY_INTERVAL, "n_intervals"),
+        State(ids.SHIPMENT_KEY, "data"),
+    )
+    def stability(_n: int | None, reference: str) -> tuple[Any, ...]:
+        as_of = datetime.now(UTC).replace(microsecond=0)  # as the QA review's report
+        with page.connection() as conn:
+            try:
+                shipment_id = web.find_shipment_id(conn=conn, key=reference)
+            except NotFoundError:
+                nothing = figures.stability_gauges(mkt_c=None, mkt_limit_c=None, share_used=None)
+                return html.P("—", className="muted"), nothing
+            inputs = load_inputs(conn, shipment_id=shipment_id, as_of=as_of, cfg=report_cfg)
+        budget_cfg = budget_settings(inputs) or {}
+        return stability_panel(
+            logger_evidence(inputs),
+            mkt_settings(inputs),
+            dict(inputs.product) if inputs.product else None,
+            warning_share=float(budget_cfg.get("warning_share") or DEFAULT_WARNING_SHARE),
+        )
 
     @app.callback(
         Output(ids.SHIPMENT_HEADER, "children"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from db.queries.web import SELECT_LEGS, Conn, Row
 
 SHIPMENT = """
@@ -175,10 +177,12 @@ def readings(
     as_of: datetime,
 ) -> list[tuple[datetime, float]]:
     """(ts, °C) of a logger in [lower, upper), measured and received by ``as_of``."""
-    rows = conn.execute(
-        READINGS, {"device_id": device_id, "lower": lower, "upper": upper, "as_of": as_of}
-    ).fetchall()
-    return [(r["ts"], float(r["temp_c"])) for r in rows]
+    # Tuples in binary format: a 30-day, one-minute logger is 43,200 rows, and parsing their
+    # timestamps from text into dicts took over half of the time (75 ms → 29 ms).
+    params = {"device_id": device_id, "lower": lower, "upper": upper, "as_of": as_of}
+    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        rows = cur.execute(READINGS, params).fetchall()
+    return [(ts, float(temp_c)) for ts, temp_c in rows]
 
 
 def units(*, conn: Conn, shipment_id: int) -> list[Row]:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from psycopg import Connection
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.types.json import Jsonb
 
 from coldchain.errors import ColdchainError, NotFoundError
@@ -82,48 +82,71 @@ _SEVERITY_RANK_SQL = """CASE {col} WHEN 'critical' THEN 4 WHEN 'major' THEN 3
     WHEN 'warning' THEN 2 WHEN 'info' THEN 1 END"""
 
 # One row per shipment with its live picture; the callers filter, order and page it.
+#
+# Set-based: the loggers assigned right now (with the reading to show) and the open alerts are
+# each computed for every shipment in one grouped pass and hash-joined to the shipments, rather
+# than by LATERAL subqueries per shipment (5,000 shipments: a few tens of ms instead of ~150, and
+# no JIT compilation). For one shipment (``shipment_id`` given) the planner pushes
+# ``shipment_id = …`` into both passes. Run it unprepared (``prepare=False``): a generic plan
+# cannot drop the ``IS NULL OR`` filters, expects one shipment, loops, and takes seconds.
 _SHIPMENT_SUMMARY = f"""
 WITH summary AS (
     SELECT
         s.shipment_id, s.reference, s.origin, s.destination, s.status, s.carrier,
         s.planned_departure, s.planned_arrival, s.created_at,
         s.product_gtin, p.name AS product_name, p.temp_min_c, p.temp_max_c,
-        cur.device_id AS current_device_id, cur.ts AS current_ts,
-        cur.temp_c AS current_temp_c, cur.rh AS current_rh, cur.lat, cur.lon,
-        dev.n_devices, dev.n_devices_offline, dev.last_seen,
-        al.open_alerts, al.unacknowledged_alerts, al.worst_rank
+        dev.current_device_id, dev.current_ts, dev.current_temp_c, dev.current_rh,
+        dev.lat, dev.lon,
+        coalesce(dev.n_devices, 0) AS n_devices,
+        coalesce(dev.n_devices_offline, 0) AS n_devices_offline, dev.last_seen,
+        coalesce(al.open_alerts, 0) AS open_alerts,
+        coalesce(al.unacknowledged_alerts, 0) AS unacknowledged_alerts, al.worst_rank
     FROM shipments s
     LEFT JOIN products p ON p.gtin = s.product_gtin
-    -- the loggers assigned right now, and how many of them are silent
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS n_devices,
-               count(*) FILTER (
-                   WHERE ds.device_id IS NULL OR NOT ds.online
-                      OR ds.ts < now() - make_interval(secs => d.interval_s * %(offline_factor)s)
-               ) AS n_devices_offline,
-               max(ds.ts) AS last_seen
-        FROM device_assignments a
-        JOIN devices d ON d.device_id = a.device_id
-        LEFT JOIN device_state ds ON ds.device_id = a.device_id AND a.during @> ds.ts
-        WHERE a.shipment_id = s.shipment_id AND a.during @> now()
-    ) dev
-    -- the current reading to show: the one furthest outside the range, then the newest
-    LEFT JOIN LATERAL (
-        SELECT ds.device_id, ds.ts, ds.temp_c, ds.rh, ds.lat, ds.lon
-        FROM device_assignments a
-        JOIN device_state ds ON ds.device_id = a.device_id AND a.during @> ds.ts
-        WHERE a.shipment_id = s.shipment_id AND a.during @> now() AND ds.temp_c IS NOT NULL
-        ORDER BY greatest(p.temp_min_c - ds.temp_c, ds.temp_c - p.temp_max_c, 0) DESC,
-                 ds.ts DESC
-        LIMIT 1
-    ) cur ON true
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS open_alerts,
+    -- the loggers assigned right now: how many, how many are silent, when one last reported,
+    -- and the current reading to show (``shown``: the one furthest outside the range, then
+    -- the newest)
+    LEFT JOIN (
+        SELECT shipment_id,
+               count(*) AS n_devices,
+               count(*) FILTER (WHERE silent) AS n_devices_offline,
+               max(ts) AS last_seen,
+               max(device_id) FILTER (WHERE shown) AS current_device_id,
+               max(ts) FILTER (WHERE shown) AS current_ts,
+               max(temp_c) FILTER (WHERE shown) AS current_temp_c,
+               max(rh) FILTER (WHERE shown) AS current_rh,
+               max(lat) FILTER (WHERE shown) AS lat,
+               max(lon) FILTER (WHERE shown) AS lon
+        FROM (
+            SELECT a.shipment_id, ds.device_id, ds.ts, ds.temp_c, ds.rh, ds.lat, ds.lon,
+                   (ds.device_id IS NULL OR NOT ds.online
+                    OR ds.ts < now() - make_interval(secs => d.interval_s * %(offline_factor)s)
+                   ) AS silent,
+                   ds.temp_c IS NOT NULL AND row_number() OVER (
+                       PARTITION BY a.shipment_id
+                       ORDER BY ds.temp_c IS NULL,
+                                greatest(pa.temp_min_c - ds.temp_c, ds.temp_c - pa.temp_max_c, 0)
+                                    DESC,
+                                ds.ts DESC
+                   ) = 1 AS shown
+            FROM device_assignments a
+            JOIN devices d ON d.device_id = a.device_id
+            JOIN shipments sa ON sa.shipment_id = a.shipment_id
+            LEFT JOIN products pa ON pa.gtin = sa.product_gtin
+            LEFT JOIN device_state ds ON ds.device_id = a.device_id AND a.during @> ds.ts
+            WHERE a.during @> now()
+        ) live
+        GROUP BY shipment_id
+    ) dev ON dev.shipment_id = s.shipment_id
+    LEFT JOIN (
+        SELECT x.shipment_id,
+               count(*) AS open_alerts,
                count(*) FILTER (WHERE x.state = 'open') AS unacknowledged_alerts,
                max({_SEVERITY_RANK_SQL.format(col="x.severity")}) AS worst_rank
         FROM alerts x
-        WHERE x.shipment_id = s.shipment_id AND x.state <> 'resolved'
-    ) al
+        WHERE x.state <> 'resolved'
+        GROUP BY x.shipment_id
+    ) al ON al.shipment_id = s.shipment_id
 ),
 judged AS (
     SELECT *,
@@ -152,16 +175,62 @@ filtered AS (
 )
 """
 
-LIST_SHIPMENTS = (
-    _SHIPMENT_SUMMARY
-    + """
+# Those needing action first (alarm, warning, offline), then by severity, then reference.
+_DEFAULT_ORDER = (
+    "attention DESC, coalesce(worst_rank, 0) DESC, unacknowledged_alerts DESC, reference"
+)
+
+
+def _list_sql(order: str) -> str:
+    return (
+        _SHIPMENT_SUMMARY
+        + f"""
 SELECT *, count(*) OVER () AS total
 FROM filtered
-ORDER BY attention DESC, coalesce(worst_rank, 0) DESC, unacknowledged_alerts DESC,
-         reference
+ORDER BY {order}
 LIMIT %(limit)s OFFSET %(offset)s
 """
+    )
+
+
+LIST_SHIPMENTS = _list_sql(_DEFAULT_ORDER)
+
+#: What a shipment list can be ordered by besides ``attention`` (the default): key → SQL.
+#: Rows without a value go last in either direction; ties keep the default order.
+SHIPMENT_SORTS: dict[str, str] = {
+    "reference": "reference",
+    "lane": "origin || ' → ' || destination",
+    "product": "coalesce(product_name, '')",
+    "temp": "current_temp_c",
+    "last_seen": "last_seen",
+    "alerts": "open_alerts",
+}
+
+#: The list statement for each (sort key, descending); built from the constants above only.
+LIST_SHIPMENTS_SORTED: dict[tuple[str, bool], str] = {
+    ("attention", True): LIST_SHIPMENTS,
+    ("attention", False): _list_sql(
+        "attention, coalesce(worst_rank, 0), unacknowledged_alerts, reference"
+    ),
+    **{
+        (key, descending): _list_sql(
+            f"{expr} {'DESC' if descending else 'ASC'} NULLS LAST, {_DEFAULT_ORDER}"
+        )
+        for key, expr in SHIPMENT_SORTS.items()
+        for descending in (True, False)
+    },
+}
+
+# The fleet map and its counts: every shipment, a few narrow columns, no order.
+FLEET_OVERVIEW = (
+    _SHIPMENT_SUMMARY
+    + """
+SELECT reference, origin || ' → ' || destination AS lane, condition, current_temp_c, lat, lon
+FROM filtered
+"""
 )
+#: The columns of :func:`fleet_overview`'s rows, in order.
+FLEET_OVERVIEW_COLUMNS = ("reference", "lane", "condition", "current_temp_c", "lat", "lon")
 
 COUNT_SHIPMENTS = _SHIPMENT_SUMMARY + "SELECT count(*) AS total FROM filtered"
 
@@ -234,13 +303,20 @@ def list_shipments(
     condition: str | None = None,
     q: str | None = None,
     has_open_alerts: bool | None = None,
+    sort: str = "attention",
+    descending: bool = True,
     limit: int = 50,
     offset: int = 0,
 ) -> Page:
     """Shipments with their live picture, the ones that need action first.
 
-    ``q`` searches reference, origin and destination (case-insensitive substring).
+    ``q`` searches reference, origin and destination (case-insensitive substring). ``sort``
+    is ``attention`` (the default order) or a key of :data:`SHIPMENT_SORTS`.
     """
+    statement = LIST_SHIPMENTS_SORTED.get((sort, descending))
+    if statement is None:
+        known = ", ".join(["attention", *SHIPMENT_SORTS])
+        raise ValueError(f"cannot sort shipments by {sort!r}: one of {known}")
     params: dict[str, Any] = {
         "offline_factor": offline_factor,
         "shipment_id": None,
@@ -251,15 +327,32 @@ def list_shipments(
         "limit": limit,
         "offset": offset,
     }
-    rows = conn.execute(LIST_SHIPMENTS, params).fetchall()
+    rows = conn.execute(statement, params, prepare=False).fetchall()
     if rows:
         total = int(rows[0]["total"])
     elif offset == 0:
         total = 0
     else:  # paged past the end: the window count is not there to read
-        found = conn.execute(COUNT_SHIPMENTS, params).fetchone()
+        found = conn.execute(COUNT_SHIPMENTS, params, prepare=False).fetchone()
         total = int(found["total"]) if found else 0
     return Page(items=[_shipment_row(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def fleet_overview(*, conn: Conn, offline_factor: float) -> list[tuple[Any, ...]]:
+    """Every shipment's reference, lane, condition, current temperature and position, as
+    tuples in :data:`FLEET_OVERVIEW_COLUMNS` order: what the fleet map and its counts need, for
+    thousands of shipments at once (plain tuples: a row dict per shipment costs more than the
+    query)."""
+    params: dict[str, Any] = {
+        "offline_factor": offline_factor,
+        "shipment_id": None,
+        "status": None,
+        "condition": None,
+        "pattern": None,
+        "has_open_alerts": None,
+    }
+    with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        return cur.execute(FLEET_OVERVIEW, params, prepare=False).fetchall()
 
 
 def _shipment_row(row: Row) -> Row:
@@ -308,7 +401,7 @@ def get_shipment_summary(*, conn: Conn, shipment_id: int, offline_factor: float)
         "limit": 1,
         "offset": 0,
     }
-    row = conn.execute(LIST_SHIPMENTS, params).fetchone()
+    row = conn.execute(LIST_SHIPMENTS, params, prepare=False).fetchone()
     if row is None:
         raise NotFoundError(f"shipment {shipment_id} not found")
     return _shipment_row(row)

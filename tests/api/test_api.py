@@ -38,7 +38,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 @pytest.fixture(autouse=True)
 def _now() -> None:
-    """"Now" as each test starts, not as the module was collected: a reading "a minute ago"
+    """ "Now" as each test starts, not as the module was collected: a reading "a minute ago"
     must not have aged into "offline" by the time a long suite reaches the test."""
     global NOW
     NOW = datetime.now(UTC).replace(microsecond=0)

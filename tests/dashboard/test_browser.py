@@ -365,3 +365,93 @@ def test_shipment_page_shades_the_excursion_and_shows_the_gap(
 
     browser.get(web_server.url + "/shipments/SHP-NOPE")
     _wait(browser).until(lambda d: _text_of(d, "#shipment-header h1") == "Shipment not found")
+
+
+def test_shipment_page_shows_mkt_and_budget_used_as_the_report_computes_them(
+    web_server: LiveServer,
+    browser: WebDriver,
+    db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
+) -> None:
+    # A known series: 30 h at one reading per 5 min, the first hour at 12 °C, then 5 °C. Over
+    # the 24 h MKT window (a 2–8 °C product) everything is 5 °C: MKT 5.00 °C. Against a 72 h
+    # stability budget the hour out of range is 1/72 = 1.4 %.
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=30)
+    with psycopg.connect(db_dsn) as conn:
+        product = add_product(conn)
+        conn.execute(
+            "UPDATE products SET stability_budget_s = 72 * 3600, mkt_limit_c = 8 WHERE gtin = %s",
+            (product,),
+        )
+        add_device(conn, "LOG-MKT", interval_s=300)
+        shipment_id = add_shipment(conn, "SHP-MKT", product=product)
+        assign(conn, "LOG-MKT", shipment_id, start - timedelta(minutes=1))
+    ingest(
+        db_dsn,
+        [
+            Reading("LOG-MKT", start + timedelta(minutes=5 * i), 12.0 if i < 12 else 5.0, 50.0)
+            for i in range(30 * 12)
+        ],
+    )
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
+    _open(browser, web_server.url + "/shipments/SHP-MKT")
+    _wait(browser).until(lambda d: _text_of(d, "#shipment-mkt") == "5.00 °C")
+    assert _text_of(browser, "#shipment-budget") == "1.4 %"
+    assert "1 h of 3 d" in (_text_of(browser, ".fact-budget") or "")
+    # the gauges are drawn: two dials
+    _wait(browser).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#shipment-stability-graph .angular")) == 2
+    )
+    # the same figures as the excursion report's (the QA review signs those)
+    report = httpx.get(
+        f"{web_server.url}/api/v1/shipments/SHP-MKT/report.json",
+        headers=people["viewer"].headers,
+        timeout=30,
+    ).json()
+    (logger,) = report["evidence"]["loggers"]
+    assert f"{logger['mkt']['window']['mkt_c']:.2f} °C" == "5.00 °C"
+    assert f"{logger['budget']['share_used'] * 100:.1f} %" == "1.4 %"
+    row = '#shipment-stability tr.stability-row[data-device-id="LOG-MKT"]'
+    assert (
+        _text_of(browser, f"{row} td:nth-child(3)")
+        == f"{logger['mkt']['whole_trip']['mkt_c']:.2f} °C"
+    )
+    screenshot(browser, "shipment-stability")
+    assert _console_errors(browser) == []
+
+
+def test_fleet_table_pages_through_a_large_fleet(
+    web_server: LiveServer,
+    browser: WebDriver,
+    db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
+) -> None:
+    with psycopg.connect(db_dsn) as conn:
+        product = add_product(conn)
+        for i in range(30):
+            add_shipment(conn, f"SHP-{i:02d}", product=product, status="planned")
+    _login_as(browser, web_server, session_cookie(people["viewer"]))
+    _open(browser, web_server.url + "/")
+    rows = (
+        "return [...document.querySelectorAll('#fleet-table tr.fleet-row')]"
+        ".map(r => r.dataset.reference);"
+    )
+    _wait(browser).until(lambda d: len(d.execute_script(rows)) == 25)
+    assert browser.execute_script(rows)[0] == "SHP-00"
+    assert _text_of(browser, "#fleet-count") == "30 shipments · rows 1–25"
+    assert _attr_of(browser, "#fleet-prev", "disabled") is not None
+    # every shipment is counted, not only the page shown
+    assert _text_of(browser, "#fleet-count-ok") == "30"
+
+    assert _click(browser, "#fleet-next")
+    _wait(browser).until(lambda d: d.execute_script(rows) == [f"SHP-{i}" for i in range(25, 30)])
+    assert _text_of(browser, "#fleet-count") == "30 shipments · rows 26–30"
+    assert _attr_of(browser, "#fleet-next", "disabled") is not None
+    # a search starts again from the first page
+    browser.find_element(By.CSS_SELECTOR, "#fleet-search").send_keys("SHP-1")
+    _wait(browser).until(lambda d: _text_of(d, "#fleet-count") == "10 shipments match")
+    assert browser.execute_script(rows)[0] == "SHP-10"
+    assert _console_errors(browser) == []

@@ -7,17 +7,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from dash import html
 
+from dashboard import ids
 from dashboard.figures import (
     fleet_map,
     humidity_figure,
     severity_bars,
+    stability_gauges,
     temperature_figure,
     with_gaps,
 )
 from dashboard.pages import fmt_age, fmt_range
-from dashboard.pages.fleet import next_sort, sort_rows
-from dashboard.pages.shipment import reference_from_path
+from dashboard.pages.fleet import next_page, next_sort, page_bounds
+from dashboard.pages.shipment import reference_from_path, stability_panel
 
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -175,7 +178,67 @@ def test_fleet_map_colours_by_condition_and_skips_unknown_positions() -> None:
     assert [list(t.text) for t in fig.data] == [["A"], ["B"]]
     assert fig.data[0].marker.color != fig.data[1].marker.color
     assert fig.layout.map.style == "white-bg"  # markers render without a tile server
+    assert list(fig.data[0].hovertext) == ["x → y<br>9.1 °C"]
     assert fleet_map(pd.DataFrame()).data  # an empty fleet still draws a map
+
+
+def _logger_block(device: str, *, mkt_c: float, share: float, status: str = "ok") -> dict[str, Any]:
+    """A logger's block of the report's evidence, with the fields the shipment page reads."""
+    return {
+        "device_id": device,
+        "mkt": {
+            "window": {"mkt_c": mkt_c, "above_limit": mkt_c > 8},
+            "whole_trip": {"mkt_c": mkt_c + 0.5, "above_limit": False},
+        },
+        "budget": {
+            "budget_s": 72 * 3600.0,
+            "counted_s": share * 72 * 3600,
+            "share_used": share,
+            "status": status,
+        },
+    }
+
+
+def _find(component: Any, component_id: str) -> Any:
+    """The component with ``component_id`` in a Dash component tree, or None."""
+    if getattr(component, "id", None) == component_id:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and not isinstance(child, str):
+            found = _find(child, component_id)
+            if found is not None:
+                return found
+    return None
+
+
+def test_stability_panel_shows_the_worst_loggers_mkt_and_budget_use() -> None:
+    loggers = [
+        _logger_block("LOG-A", mkt_c=5.0, share=0.0139),
+        _logger_block("LOG-B", mkt_c=6.456, share=0.005),
+    ]
+    children, fig = stability_panel(
+        loggers,
+        {"window_h": 24.0, "limit_c": 8.0},
+        {"temp_min_c": 2.0, "temp_max_c": 8.0},
+        warning_share=0.8,
+    )
+    panel = html.Div(children)
+    assert _find(panel, ids.SHIPMENT_MKT).children == "6.46 °C"  # the hottest logger
+    assert _find(panel, ids.SHIPMENT_BUDGET).children == "1.4 %"  # the most budget used
+    mkt_gauge, budget_gauge = fig.data
+    assert (mkt_gauge.value, mkt_gauge.gauge.threshold.value) == (6.456, 8.0)
+    assert budget_gauge.value == pytest.approx(1.39)
+    assert budget_gauge.gauge.threshold.value == 100
+
+
+def test_stability_gauges_leave_out_what_is_not_known() -> None:
+    fig = stability_gauges(mkt_c=None, mkt_limit_c=8.0, share_used=None)
+    assert not fig.data
+    assert [a.text for a in fig.layout.annotations] == ["No MKT yet", "No stability budget"]
+    over = stability_gauges(mkt_c=9.0, mkt_limit_c=8.0, share_used=1.25)
+    assert over.data[0].gauge.bar.color == over.data[1].gauge.bar.color  # both alarm red
+    assert over.data[1].gauge.axis.range == (0, 125.0)  # the bar stays on the dial
 
 
 def test_severity_bars_split_by_age() -> None:
@@ -199,10 +262,9 @@ def test_small_pure_helpers() -> None:
         "col": "reference",
         "desc": True,
     }
-    rows: list[dict[str, Any]] = [
-        {"reference": "B", "current_temp_c": None},
-        {"reference": "A", "current_temp_c": 3.0},
-        {"reference": "C", "current_temp_c": 9.0},
-    ]
-    assert [r["reference"] for r in sort_rows(rows, col="temp", desc=True)] == ["C", "A", "B"]
-    assert [r["reference"] for r in sort_rows(rows, col="temp", desc=False)] == ["A", "C", "B"]
+    # the fleet table's pages: clamped to the rows there are; a new filter or order restarts
+    assert page_bounds(60, 1, size=25) == (1, 25, 50)
+    assert page_bounds(60, 9, size=25) == (2, 50, 60)
+    assert page_bounds(0, 3, size=25) == (0, 0, 0)
+    assert next_page(2, ids.FLEET_NEXT) == 3 and next_page(0, ids.FLEET_PREV) == 0
+    assert next_page(4, ids.FLEET_SEARCH) == 0
