@@ -69,6 +69,7 @@ from coldchain.localstack import free_port, make_local_tls
 from coldchain.settings import Settings
 from security import accounts
 from security.audit import AuditContext
+from tests.fixtures.web import chromium_options
 
 GTIN = "09506000134352"
 LONG_REF = "LONG-30D"
@@ -410,24 +411,7 @@ def tile_server(folder: Path) -> Iterator[int]:
 def chromium(profile: Path, tile_port: int | None = None) -> Iterator[webdriver.Chrome]:
     """Headless Chromium with the same options as the browser tests, and :data:`WATCHER`;
     with ``tile_port``, map tiles come from :func:`tile_server`."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-unsafe-swiftshader",
-        "--window-size=1400,1000",
-        "--lang=en-US",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
+    options = chromium_options(profile)
     if tile_port is not None:
         options.add_argument(f"--host-resolver-rules=MAP {TILE_HOST} 127.0.0.1:{tile_port}")
         options.add_argument("--ignore-certificate-errors")  # the tile server's own CA
