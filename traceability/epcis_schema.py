@@ -1,8 +1,8 @@
 """The official EPCIS 2.0 JSON schema, and validation against it with URI and date-time checks.
 
-``schemas/EPCIS-JSON-Schema.json`` is a byte-for-byte copy of the file in
-``shared/reference/epcis/`` (GS1's ``gs1/EPCIS`` repository at commit 2b888bef; see PROVENANCE.md
-there; a test keeps the copy identical). It declares JSON Schema **draft-07** and is
+``schemas/EPCIS-JSON-Schema.json`` is a byte-for-byte copy of GS1's file (``gs1/EPCIS`` repository
+at commit 2b888bef; see ``tests/data/epcis/PROVENANCE.md``, with its licence; a test keeps the copy
+identical to the recorded hash). It declares JSON Schema **draft-07** and is
 self-contained (every ``$ref`` is internal), so it is validated with ``Draft7Validator`` and no
 network.
 

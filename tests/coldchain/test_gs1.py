@@ -2,7 +2,7 @@
 
 Known-good values are public examples: the GS1 Digital Link / barcode examples (GTIN
 09521234543213, SSCC 106141411234567897), the EPC Tag Data Standard (GTIN 80614141123458 ↔
-urn:epc:id:sgtin:0614141.812345.6789), the EPCIS 2.0 examples in shared/reference/epcis, and the
+urn:epc:id:sgtin:0614141.812345.6789), the EPCIS 2.0 examples in tests/data/epcis, and the
 well-known EAN-13 4006381333931, UPC-A 036000291452 and EAN-8 96385074.
 """
 
@@ -41,7 +41,8 @@ from coldchain.gs1 import (
 
 TODAY = date(2025, 6, 1)
 GS = "\x1d"
-EPCIS_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "epcis"
+#: GS1's EPCIS 2.0 examples, carried in the repository (tests/data/epcis/PROVENANCE.md).
+EPCIS_DIR = Path(__file__).resolve().parents[1] / "data" / "epcis"
 
 
 def sgtin(gtin: str, serial: str, **fields: Any) -> ParsedIdentifier:

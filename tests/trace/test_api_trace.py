@@ -1,5 +1,5 @@
 """The track-and-trace API against the real database: EPCIS import and export (validated with
-jsonschema against GS1's file in shared/reference/epcis/), passports, verification cases,
+jsonschema against GS1's schema file, traceability/schemas/), passports, verification cases,
 recall, lot impact and counterfeit signals."""
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from tests.trace.scenario import (
     event,
     scenario_document,
 )
-from tests.trace.test_epcis_import import REFERENCE
-from traceability.epcis_schema import format_checker
+from traceability.epcis_schema import SCHEMA_PATH, format_checker
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ LD = {"content-type": "application/ld+json"}
 
 def official_validator() -> Draft7Validator:
     """GS1's schema file itself (not our copy), with URI and date-time formats enforced."""
-    schema = json.loads((REFERENCE / "EPCIS-JSON-Schema.json").read_text())
+    schema = json.loads(SCHEMA_PATH.read_text())
     return Draft7Validator(schema, format_checker=format_checker())
 
 

@@ -4,6 +4,7 @@ broken document refused whole, idempotency; and the pure replay of packing and c
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +29,9 @@ from traceability.epcis_import import (
 )
 from traceability.epcis_schema import SCHEMA_PATH
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "epcis"
+#: GS1's own EPCIS 2.0 examples, carried in the repository (see its PROVENANCE.md).
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = REPO / "tests" / "data" / "epcis"
 TODAY = date(2025, 3, 10)
 
 # Every table an import may write, counted to prove "nothing changed".
@@ -74,8 +77,20 @@ def snapshot(conn: Conn) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def test_the_schema_shipped_is_the_official_file() -> None:
-    assert SCHEMA_PATH.read_bytes() == (REFERENCE / "EPCIS-JSON-Schema.json").read_bytes()
+def test_reference_files_match_their_provenance() -> None:
+    """The schema and the examples are byte for byte the files PROVENANCE.md describes."""
+    recorded = {}
+    for line in (REFERENCE / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        recorded[name] = digest
+    assert f"{SCHEMA_PATH.relative_to(REPO)}" in recorded
+    carried = {f"{p.relative_to(REPO)}" for p in REFERENCE.iterdir()} - {
+        "tests/data/epcis/PROVENANCE.md",
+        "tests/data/epcis/SHA256SUMS",
+    }
+    assert carried | {f"{SCHEMA_PATH.relative_to(REPO)}"} == set(recorded)
+    for name, digest in recorded.items():
+        assert hashlib.sha256((REPO / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_every_official_example_imports_and_twice_changes_nothing(conn: Conn) -> None:
