@@ -22,7 +22,7 @@ def test_the_first_crash_restarts_after_a_second() -> None:
 
 def test_crashes_in_quick_succession_back_off_and_then_give_up() -> None:
     crashes: tuple[float, ...] = ()
-    now, delays = 0.0, []
+    now, delays = 0.0, list[float]()
     for _ in range(POLICY.max_crashes):
         started = now
         now = started + 2.0  # ran 2 s, crashed
