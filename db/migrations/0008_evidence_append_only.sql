@@ -111,7 +111,11 @@ BEGIN
             RAISE EXCEPTION 'audit context: pg_temp.audit_principal was not made by the database'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
-        DELETE FROM pg_temp.audit_principal;
+        -- One row, updated in place (temporary tables are never vacuumed: a delete and insert
+        -- per request would grow it on a long-lived pooled connection; a HOT update does not).
+        UPDATE pg_temp.audit_principal
+        SET actor = NULL, actor_role = NULL, credential = NULL, authenticated_at = NULL
+        WHERE actor IS NOT NULL;
     END IF;
     IF secret IS NULL OR secret = '' THEN
         RETURN NULL;
@@ -132,14 +136,15 @@ BEGIN
     END IF;
     IF to_regclass('pg_temp.audit_principal') IS NULL THEN
         CREATE TEMPORARY TABLE audit_principal (
-            actor               text NOT NULL,
+            actor               text,             -- NULL: the session has proven nobody
             actor_role          text,
-            credential          text NOT NULL,    -- 'token <token_id>' or 'api key <key_id>'
-            authenticated_at    timestamptz NOT NULL DEFAULT now()
+            credential          text,             -- 'token <token_id>' or 'api key <key_id>'
+            authenticated_at    timestamptz
         );
+        INSERT INTO pg_temp.audit_principal VALUES (NULL, NULL, NULL, NULL);
     END IF;
-    INSERT INTO pg_temp.audit_principal (actor, actor_role, credential)
-    VALUES (who, who_role, cred);
+    UPDATE pg_temp.audit_principal
+    SET actor = who, actor_role = who_role, credential = cred, authenticated_at = now();
     RETURN who;
 END
 $$;
@@ -169,7 +174,7 @@ DECLARE
 BEGIN
     IF public.audit_principal_table() IS NOT NULL THEN
         SELECT p.actor, p.actor_role, p.credential INTO p_actor, p_role, p_credential
-        FROM pg_temp.audit_principal p;
+        FROM pg_temp.audit_principal p WHERE p.actor IS NOT NULL;
     END IF;
     IF p_actor IS NOT NULL THEN
         actor := p_actor;

@@ -6,6 +6,7 @@ still work."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +17,9 @@ from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
 from coldchain.telemetry import Reading
+from db.queries import security as security_q
 from security import accounts
-from security.audit import AuditContext, audit_context
+from security.audit import AuditContext, audit_context, verify_chain
 from tests.api.test_rules_api import WHY, client, scopes  # noqa: F401  # fixtures, registered here
 from tests.fixtures.auth import Person, add_api_key, add_user, issue_token
 from tests.fixtures.web import add_alert, add_device, add_excursion, add_shipment, ingest
@@ -171,6 +173,8 @@ def test_a_proven_caller_is_the_actor_whatever_the_connection_claims(
     # Cleared with the context: the next change on this (pooled) connection is not hers.
     add_device(conn, "LOG-3")
     assert _last_entry(conn)["actor"] == "db:coldchain"
+    with contextlib.closing(security_q.iter_audit_entries(conn=conn)) as entries:
+        assert verify_chain(entries).ok  # entries written by the database's functions chain
 
 
 def test_an_api_key_is_proven_too_and_a_dead_credential_is_refused(
