@@ -42,8 +42,11 @@ is a :class:`~coldchain.errors.ConfigError` that names the file and the field, w
 ``rules/example.toml`` documents every field. Rules stored through the API are validated with
 :func:`parse_definition` (same models, same messages). Each section has ``enabled`` (false
 switches the rule off at that layer) and ``severity``; durations are in minutes or hours as the
-field name says. :class:`EffectiveRules` is the merged result, and :meth:`EffectiveRules.snapshot`
-the exact rule each excursion and alert stores ("as it was when evaluated").
+field name says. Every number is bounded to what the engine can compute with (durations at
+most a year, temperature limits between -273.15 and 1000 °C, no infinity or NaN), so a stored
+rule can never make an evaluation overflow. :class:`EffectiveRules` is the merged result, and
+:meth:`EffectiveRules.snapshot` the exact rule each excursion and alert stores ("as it was when
+evaluated").
 """
 
 from __future__ import annotations
@@ -96,7 +99,14 @@ __all__ = [
 
 Severity = Literal["info", "warning", "major", "critical"]
 NonNeg = Annotated[float, Field(ge=0)]
-Minutes = Annotated[float, Field(ge=0, le=60 * 24 * 365)]
+# Bounds the engine can compute with: every duration becomes a ``timedelta`` and then int64
+# microseconds, so an unbounded one (``{"offline": {"minutes": 52447204075659910}}``) would
+# raise OverflowError at every evaluation. A year is longer than any shipment.
+MAX_MINUTES = 60 * 24 * 365
+MAX_HOURS = 24 * 365
+Minutes = Annotated[float, Field(ge=0, le=MAX_MINUTES)]
+#: A temperature limit: from absolute zero to well above anything a logger can measure.
+Celsius = Annotated[float, Field(ge=-273.15, le=1000)]
 
 #: The alert rule keys (one open alert per shipment and key).
 RULE_KEYS = (
@@ -128,9 +138,9 @@ class _Section(BaseModel):
 class TemperatureRule(_Section):
     """High/low limits with an alarm delay; freezing alarms at once and more severely."""
 
-    low_c: float | None = None
-    high_c: float | None = None
-    freeze_c: float | None = None
+    low_c: Celsius | None = None
+    high_c: Celsius | None = None
+    freeze_c: Celsius | None = None
     alarm_delay_min: Minutes = 0.0
     severity: Severity = "major"
     freeze_severity: Severity = "critical"
@@ -149,7 +159,7 @@ class TemperatureRule(_Section):
 class BudgetRule(_Section):
     """Cumulative time out of range (gaps counted as out) against the stability budget."""
 
-    hours: float | None = Field(default=None, gt=0)
+    hours: float | None = Field(default=None, gt=0, le=MAX_HOURS)
     warning_share: float = Field(default=0.8, gt=0, le=1)
     count_gaps_as_out: bool = True
     warning_severity: Severity = "warning"
@@ -160,9 +170,10 @@ class BudgetRule(_Section):
 class MKTRule(_Section):
     """Mean kinetic temperature over a trailing window above a limit."""
 
-    limit_c: float | None = None
+    limit_c: Celsius | None = None
     window_h: float = Field(default=24.0, gt=0, le=24 * 366)
-    delta_h_j_mol: float = Field(default=83_144.0, gt=0)
+    # Activation energies of drug degradation are 40–150 kJ/mol; a million keeps exp() finite.
+    delta_h_j_mol: float = Field(default=83_144.0, gt=0, le=1_000_000)
     weighting: Literal["step", "trapezoid"] = "step"
     # Windows covering less than this share of window_h (start of a shipment, long gaps) are not
     # judged: an MKT over ten minutes is a temperature reading, not a kinetic mean.
@@ -190,8 +201,8 @@ class HumidityRule(_Section):
 class OfflineRule(_Section):
     """No reading for ``minutes``, or for ``factor`` × the logger's own interval."""
 
-    factor: float | None = Field(default=None, gt=1)
-    minutes: float | None = Field(default=None, gt=0)
+    factor: float | None = Field(default=None, gt=1, le=1000)
+    minutes: float | None = Field(default=None, gt=0, le=MAX_MINUTES)
     severity: Severity = "major"
     # Operational: when readings resume the "no data" alert resolves by itself; the gap itself
     # stays visible in every report as unknown time.
@@ -212,11 +223,11 @@ class ForecastRule(_Section):
 
     horizon_min: float = Field(default=60.0, gt=0, le=24 * 60)
     lookback_min: float = Field(default=60.0, gt=0, le=24 * 60)
-    min_slope_c_per_h: float = Field(default=0.1, ge=0)
+    min_slope_c_per_h: float = Field(default=0.1, ge=0, le=1000)
     # Only when the latest reading is already within this of the limit the trend heads for: a
     # product cooling back to mid-range after an excursion falls steeply for a while, and a
     # line through that predicts freezing; a real drift toward a limit passes the margin first.
-    margin_c: float = Field(default=2.0, gt=0)
+    margin_c: float = Field(default=2.0, gt=0, le=1000)
     model: Literal["auto", "linear", "exponential"] = "auto"
     severity: Severity = "warning"
     # A prediction that did not come true, or that became an excursion (which has its own

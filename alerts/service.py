@@ -17,6 +17,12 @@ their notifications into the outbox in the same transaction; a second task, the
 :class:`~alerts.delivery.DeliveryWorker`, sends them, so a slow receiver never delays
 evaluation. A third task LISTENs and wakes the other two.
 
+One shipment cannot stop the others: a (shipment, device) pair whose judging raises is skipped
+and the rest of its batch written; a shipment whose alerts cannot be reconciled is rolled back
+to a savepoint and the others reconciled. Each such failure is counted
+(``EngineStats.pair_errors``) and logged with its traceback once per shipment and error, then
+at DEBUG, so a permanent fault does not fill the log every ``offline_check_interval_s``.
+
 Per round, reads and writes are set-oriented (arrays of pairs, one statement for the readings
 of up to :data:`PAIRS_PER_QUERY` pairs, ``executemany`` for the writes); the judging itself is the
 pure code of :mod:`alerts.conditions` and :mod:`alerts.engine`.
@@ -98,7 +104,7 @@ class EngineStats:
     alerts_opened: int = 0
     notifications_queued: int = 0
     escalations: int = 0
-    pair_errors: int = 0
+    pair_errors: int = 0  # pairs or shipments skipped because judging them raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +179,10 @@ class RulesEngine:
         if "email" not in self._channels and any(t.emails for t in self.policy.tiers):
             log.warning("e-mail recipients are configured but COLDCHAIN_ALERTS__SMTP_HOST is not")
         self._reported: set[str] = set()
+        self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
+        # Shipments whose alerts could not be settled: settled again at every periodic pass
+        # (their states no longer change, so nothing else would bring them back).
+        self._unsettled: set[int] = set()
         self._notify_pending = False
         self._watching_since: datetime | None = None  # the first offline check
         self.stats = EngineStats()
@@ -256,41 +266,64 @@ class RulesEngine:
             stored = await self._load_states(conn, pairs)
             rows: list[dict[str, Any]] = []
             for pair in pairs:
-                shipment_id, device_id = pair
-                old = stored.get(pair, {}).get("device_offline")
-                rule = ctx[shipment_id].rules.offline if shipment_id in ctx else None
-                cand = by_pair.get(pair)
-                if cand is not None and rule is not None and (cand[3] or cand[4]) is not None:
-                    _s, _d, interval_s, assigned_since, last_ts, arrived_s = cand
-                    new = conditions.offline_state(
-                        last_ts,
-                        assigned_since or last_ts,  # an assignment open to the past
-                        int(interval_s),
-                        rule,
-                        now=now,
-                        previous=old.state if old else None,
-                        alerted_since=old.alerted_since if old else None,
-                        arrived_ago=None if arrived_s is None else timedelta(seconds=arrived_s),
-                        watched_for=now - self._watching_since,
+                try:
+                    row = self._offline_row(pair, by_pair.get(pair), stored, ctx, now)
+                except Exception as exc:
+                    # One shipment's bad rule or data must not silence the fleet's check.
+                    self._report_failure(
+                        f"offline check of shipment {pair[0]} device {pair[1]}", exc
                     )
-                elif old is not None and old.state.holding:
-                    # No longer expected to report (delivered, unassigned, rule switched off).
-                    new = _stopped_holding(old.state, ended_at=now, as_of=now)
-                else:
                     continue
-                row = self._state_row(shipment_id, device_id, new, ctx.get(shipment_id), "offline")
-                if row is not None and (old is None or not _same_state(old, row)):
+                if row is not None:
                     rows.append(row)
             await self._write_states(conn, rows)
             open_alerts = [
                 int(r[0])
                 for r in await (await conn.execute(q.SHIPMENTS_WITH_UNRESOLVED_ALERTS)).fetchall()
             ]
-            settle = sorted(set(open_alerts) | {int(r["shipment_id"]) for r in rows})
+            settle = sorted(
+                set(open_alerts) | {int(r["shipment_id"]) for r in rows} | self._unsettled
+            )
             if settle:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._reconcile(conn, settle, ctx)
             await self._flush_notify(conn)
+
+    def _offline_row(
+        self,
+        pair: tuple[int, str],
+        cand: Sequence[Any] | None,
+        stored: Mapping[tuple[int, str], Mapping[str, engine.StoredState]],
+        ctx: Mapping[int, ShipmentContext],
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The pair's new "no data" state row, or None when nothing changes."""
+        assert self._watching_since is not None
+        shipment_id, device_id = pair
+        old = stored.get(pair, {}).get("device_offline")
+        rule = ctx[shipment_id].rules.offline if shipment_id in ctx else None
+        if cand is not None and rule is not None and (cand[3] or cand[4]) is not None:
+            _s, _d, interval_s, assigned_since, last_ts, arrived_s = cand
+            new = conditions.offline_state(
+                last_ts,
+                assigned_since or last_ts,  # an assignment open to the past
+                int(interval_s),
+                rule,
+                now=now,
+                previous=old.state if old else None,
+                alerted_since=old.alerted_since if old else None,
+                arrived_ago=None if arrived_s is None else timedelta(seconds=arrived_s),
+                watched_for=now - self._watching_since,
+            )
+        elif old is not None and old.state.holding:
+            # No longer expected to report (delivered, unassigned, rule switched off).
+            new = _stopped_holding(old.state, ended_at=now, as_of=now)
+        else:
+            return None
+        row = self._state_row(shipment_id, device_id, new, ctx.get(shipment_id), "offline")
+        if row is not None and (old is None or not _same_state(old, row)):
+            return row
+        return None
 
     async def periodic(self) -> None:
         """The periodic pass: silence, re-judging, settling (see the module docstring)."""
@@ -358,7 +391,9 @@ class RulesEngine:
             self.reload_rules()
             await self._step("evaluation", self.process_changes)
             if loop.time() - last_periodic >= periodic_every:
-                await self._step("periodic pass", self.periodic)
+                # Two steps: re-judging failing as a whole must not stop the silence check.
+                await self._step("periodic re-judging", self.recheck_open)
+                await self._step("offline check", self.check_offline)
                 last_periodic = loop.time()
             if loop.time() - last_escalation >= escalate_every:
                 await self._step("escalation", self.escalate)
@@ -422,6 +457,23 @@ class RulesEngine:
                 shipment_id, reference, gtin, r[3] if gtin is not None else None, rules
             )
         return found
+
+    def _report_failure(self, what: str, exc: BaseException) -> None:
+        """Count a skipped pair or shipment; log it with its traceback once per ``what`` and
+        error (then at DEBUG): the same fault is met at every periodic pass."""
+        self.stats.pair_errors += 1
+        key = (what, f"{type(exc).__name__}: {exc}")
+        if key in self._failures:
+            log.debug("%s failed again (%s); skipped", what, key[1])
+            return
+        if len(self._failures) >= 10_000:
+            self._failures.clear()  # bounded memory; at worst a fault is logged once more
+        self._failures.add(key)
+        log.error(
+            "%s failed; skipped, the others go on (logged once; counted in pair_errors)",
+            what,
+            exc_info=exc,
+        )
 
     def _report_rules_error(self, source: str, exc: ConfigError) -> None:
         # Once per problem: the same bad layer is met at every round.
@@ -517,10 +569,9 @@ class RulesEngine:
                     now,
                     writes,
                 )
-            except Exception:
+            except Exception as exc:
                 # One pair's bad data must not stop the others (nor the cursor): log and go on.
-                self.stats.pair_errors += 1
-                log.exception("evaluating shipment %d device %s failed; skipped", *pair)
+                self._report_failure(f"evaluating shipment {pair[0]} device {pair[1]}", exc)
             self.stats.pairs_evaluated += 1
             self.stats.readings_evaluated += len(series)
         async with conn.cursor() as cur:
@@ -633,10 +684,39 @@ class RulesEngine:
         shipment_ids: Sequence[int],
         ctx: Mapping[int, ShipmentContext],
     ) -> None:
-        """Open, join, upgrade, clear and resolve the alerts of some shipments."""
+        """Open, join, upgrade, clear and resolve the alerts of some shipments.
+
+        All at once in a savepoint; if that fails, one savepoint per shipment, so a shipment
+        whose alerts cannot be settled is skipped (and reported) and the others still are.
+        """
         if not shipment_ids:
             return
-        ids = list(shipment_ids)
+        try:
+            async with conn.transaction():
+                await self._reconcile_some(conn, list(shipment_ids), ctx)
+            self._unsettled.difference_update(shipment_ids)
+            return
+        except psycopg.OperationalError:
+            raise  # the connection is gone: the whole round is retried
+        except Exception:
+            pass  # find the culprit below
+        for shipment_id in shipment_ids:
+            try:
+                async with conn.transaction():
+                    await self._reconcile_some(conn, [shipment_id], ctx)
+                self._unsettled.discard(shipment_id)
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                self._unsettled.add(shipment_id)
+                self._report_failure(f"settling the alerts of shipment {shipment_id}", exc)
+
+    async def _reconcile_some(
+        self,
+        conn: AsyncConnection,
+        ids: list[int],
+        ctx: Mapping[int, ShipmentContext],
+    ) -> None:
         alerts: dict[tuple[int, str], dict[str, Any]] = {}
         for r in await (await conn.execute(q.UNRESOLVED_ALERTS, (ids,))).fetchall():
             alerts[(int(r[1]), str(r[2]))] = _alert_row(r, ctx.get(int(r[1])))

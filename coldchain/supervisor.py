@@ -14,6 +14,12 @@ account rather than per-logger credentials; a production broker has no such acco
 Ctrl-C (or SIGTERM) stops them in reverse: the simulator stops publishing, the ingester commits
 and acknowledges what it holds, then the broker saves its sessions and PostgreSQL shuts down
 fast (everything committed is on disk). Run again, it reuses the data in ``.coldchain/``.
+
+A stage that exits is restarted (:func:`supervise`), after a pause that doubles with each crash
+(1 s, 2 s, 4 s … at most 30 s: :class:`RestartPolicy`). A stage that then runs for
+``healthy_after_s`` (60 s) has its crash count reset, so crashes spread over days never add up;
+``up`` gives up, and stops everything, only when a stage crashes more than ``max_crashes`` (5)
+times within ``window_s`` (10 min) without one healthy run in between (:func:`on_crash`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +43,44 @@ from coldchain.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: How often a crashed stage is restarted before ``up`` gives up.
-MAX_RESTARTS = 5
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """When a crashed stage is restarted, and when ``up`` gives up on it."""
+
+    healthy_after_s: float = 60.0  # a run this long resets the stage's crash count
+    window_s: float = 600.0  # crashes older than this are forgotten
+    max_crashes: int = 5  # restarts allowed within the window; one more and ``up`` stops
+    backoff_first_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrashDecision:
+    """What to do about a stage that just exited."""
+
+    crashes: tuple[float, ...]  # the crashes that count (monotonic times), this one included
+    give_up: bool
+    delay_s: float  # pause before the restart
+
+
+def on_crash(
+    crashes: tuple[float, ...], *, started_at: float, now: float, policy: RestartPolicy
+) -> CrashDecision:
+    """The restart decision for a stage that started at ``started_at`` and exited at ``now``.
+
+    A run of ``healthy_after_s`` or more wipes the count: the stage was healthy, this crash is
+    the first of a new series. Otherwise the crashes within ``window_s`` count, and the pause
+    doubles with each (capped at ``backoff_max_s``).
+    """
+    if now - started_at >= policy.healthy_after_s:
+        recent: tuple[float, ...] = ()
+    else:
+        recent = tuple(t for t in crashes if now - t < policy.window_s)
+    recent = (*recent, now)
+    delay = min(policy.backoff_max_s, policy.backoff_first_s * 2.0 ** min(len(recent) - 1, 30))
+    return CrashDecision(recent, len(recent) > policy.max_crashes, delay)
+
 
 #: The demo's accounts, one per role: (user name, printed name).
 DEMO_USERS = {
@@ -57,6 +100,9 @@ class Stage:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    crashes: tuple[float, ...] = ()  # the crashes that count towards giving up (on_crash)
+    restart_at: float | None = None  # a restart is due at this monotonic time
+    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "coldchain.cli"])
     log_path: Path | None = field(default=None)
     env: dict[str, str] | None = field(default=None, repr=False)  # holds MQTT passwords
 
@@ -64,7 +110,7 @@ class Stage:
         self.log_path = log_dir / f"{self.name}.log"
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coldchain.cli", *self.args],
+            [*self.program, *self.args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -147,22 +193,7 @@ def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "de
         url = f"http://{settings.web.host}:{settings.web.port}/"
         _say(f"dashboard: {url}   API docs: {url}api/docs   logs: {log_dir}")
         _say("press Ctrl-C to stop")
-        while not stopping:
-            time.sleep(0.5)
-            for stage in stages:
-                if stage.proc is not None and stage.proc.poll() is not None and not stopping:
-                    code = stage.proc.returncode
-                    if stage.name == "simulate" and code == 0:
-                        _say("simulator finished its scenario")
-                        stage.proc = None
-                        continue
-                    if stage.restarts >= MAX_RESTARTS:
-                        _say(f"{stage.name} keeps failing (see {stage.log_path}); stopping")
-                        return 1
-                    stage.restarts += 1
-                    _say(f"{stage.name} exited with {code}; restarting (see {stage.log_path})")
-                    stage.start(stage.env or env, log_dir)
-        return 0
+        return supervise(stages, env, log_dir, lambda: stopping)
     except SetupError as exc:
         _say(f"error: {exc}")
         return 2
@@ -175,6 +206,56 @@ def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "de
         if pg is not None:
             pg.stop()
         _say("stopped")
+
+
+def supervise(
+    stages: list[Stage],
+    env: dict[str, str],
+    log_dir: Path,
+    stopping: Callable[[], bool],
+    *,
+    policy: RestartPolicy = RestartPolicy(),
+    clock: Callable[[], float] = time.monotonic,
+    tick_s: float = 0.5,
+) -> int:
+    """Watch the started ``stages`` until ``stopping()``: restart those that exit, with the
+    pauses of ``policy``; return 1 when one crashes too often (:func:`on_crash`), else 0.
+
+    The simulator exiting with 0 has finished its scenario and is not restarted.
+    """
+    while not stopping():
+        time.sleep(tick_s)
+        for stage in stages:
+            if stopping():
+                break
+            now = clock()
+            if stage.proc is None:
+                if stage.restart_at is not None and now >= stage.restart_at:
+                    stage.restart_at = None
+                    stage.restarts += 1
+                    stage.start(stage.env or env, log_dir)
+                continue
+            code = stage.proc.poll()
+            if code is None:
+                continue
+            stage.proc = None
+            if stage.name == "simulate" and code == 0:
+                _say("simulator finished its scenario")
+                continue
+            decision = on_crash(stage.crashes, started_at=stage.started_at, now=now, policy=policy)
+            stage.crashes = decision.crashes
+            if decision.give_up:
+                _say(
+                    f"{stage.name} exited with {code}, its {len(decision.crashes)}th crash within "
+                    f"{policy.window_s:.0f} s without a healthy run (see {stage.log_path}); stopping"
+                )
+                return 1
+            stage.restart_at = now + decision.delay_s
+            _say(
+                f"{stage.name} exited with {code}; restarting in {decision.delay_s:.0f} s "
+                f"(see {stage.log_path})"
+            )
+    return 0
 
 
 def _cli_connect(settings: Settings) -> Any:
@@ -252,4 +333,4 @@ def _say(text: str) -> None:
     print(f"[coldchain] {text}", flush=True)
 
 
-__all__ = ["run_stack", "wait_for_port"]
+__all__ = ["RestartPolicy", "on_crash", "run_stack", "supervise", "wait_for_port"]

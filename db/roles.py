@@ -1,9 +1,11 @@
 """The database roles the services connect as (README "Security", "Database roles").
 
 The migrations run as the schema owner and grant the services' privileges to the group role
-``coldchain_app`` (db/migrations/0006_security.sql). The services log in as a second role that
-is a member of that group and owns nothing, so PostgreSQL itself refuses it any change of the
-audit trail and of signed records. ``coldchain up`` creates both roles with the superuser of its
+``coldchain_app`` (db/migrations/0006_security.sql, 0008_evidence_append_only.sql). The services
+log in as a second role that is a member of that group and owns nothing, so PostgreSQL itself
+refuses it any change of the audit trail, of signed records, of readings and (beyond
+superseding and linking them once) of excursions, and any audit entry it did not prove the
+actor of. ``coldchain up`` creates both roles with the superuser of its
 own cluster (:meth:`coldchain.localstack.PostgresCluster.ensure_database`); elsewhere
 ``coldchain db migrate --ensure-app-role`` creates the services' role as the owner (Docker
 Compose does this).

@@ -10,7 +10,7 @@ explicitly.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -39,6 +39,8 @@ class Principal:
     display_name: str  # printed name, or "API key <name>"
     role: Role
     token_id: int | None = None  # the person's token or session in use
+    # The secret presented, handed to the database with each audited change (security.audit).
+    secret: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def actor(self) -> str:
@@ -51,7 +53,7 @@ class Principal:
 
     def context(self, source: str | None, reason: str | None = None) -> AuditContext:
         """The audit context of a change this principal makes."""
-        return AuditContext(self.actor, self.role, source, reason)
+        return AuditContext(self.actor, self.role, source, reason, self.secret)
 
 
 def normalise_username(username: str) -> str:
@@ -207,7 +209,7 @@ def principal_for_secret(
         row = q.resolve_token(conn=conn, token_hash=tokens.secret_hash(secret))
         if row is None or row["kind"] not in kinds:
             return None
-        return _principal(row)
+        return replace(_principal(row), secret=secret)
     if kind == "api_key":
         key = q.resolve_api_key(conn=conn, key_hash=tokens.secret_hash(secret))
         if key is None:
@@ -218,6 +220,7 @@ def principal_for_secret(
             name=key["name"],
             display_name=f"API key {key['name']}",
             role=key["role"],
+            secret=secret,
         )
     return None
 

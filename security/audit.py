@@ -17,16 +17,22 @@ What the chain does not stop: someone who can write the table (a superuser) and 
 later hash. The head hash printed by ``coldchain audit verify`` is the anchor to keep elsewhere
 (README "Security").
 
-The context travels as settings on the database connection (``coldchain.actor`` …), set by
-:func:`audit_context` around a change; the triggers read them, and fall back to the database
-role and client address when a change comes from elsewhere.
+The context travels on the database connection, set by :func:`audit_context` around a change.
+Its ``credential`` (the caller's bearer token, dashboard session or API key, as presented) goes
+to the database's ``audit_authenticate``, which hashes it, looks it up and remembers the
+principal for this session: the triggers then record that person or key as the actor, whatever
+else the connection claims. Without a credential (the CLI, system jobs) the actor, role, source
+and reason travel as settings (``coldchain.actor`` …) and are recorded as claimed. Either way
+the entry's source ends with what the database saw (login role, client address, "verified by
+token <id>" or "actor not verified"), and only the database writes entries: the services' role
+may not INSERT into ``audit_log`` (db/migrations/0008_evidence_append_only.sql).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,30 +143,36 @@ class AuditContext:
     actor_role: str | None = None
     source: str | None = None
     reason: str | None = None
+    # The secret the caller authenticated with; the database checks it and records its owner.
+    credential: str | None = field(default=None, repr=False, compare=False)
 
     def with_reason(self, reason: str | None) -> AuditContext:
         """The same actor, with a reason for the next change."""
-        return AuditContext(self.actor, self.actor_role, self.source, reason)
+        return AuditContext(self.actor, self.actor_role, self.source, reason, self.credential)
 
 
-def _set(conn: Any, values: dict[str, str]) -> None:
+def _set(conn: Any, values: dict[str, str], credential: str | None) -> None:
     # Session-level (is_local false): the web connections run in autocommit, and the query
-    # functions open their own transactions. audit_context clears them afterwards.
-    params = []
+    # functions open their own transactions. audit_context clears them afterwards. The
+    # credential replaces (or, None, forgets) the session's proven principal in the same call.
+    params: list[str | None] = [credential]
     for name, value in values.items():
         params += [f"coldchain.{name}", value]
     placeholders = ", ".join("set_config(%s, %s, false)" for _ in values)
-    conn.execute(f"SELECT {placeholders}", params)
+    conn.execute(f"SELECT audit_authenticate(%s), {placeholders}", params)
 
 
 def apply_context(conn: Any, ctx: AuditContext) -> None:
-    """Put ``ctx`` on the connection for the audit triggers."""
-    _set(conn, {name: getattr(ctx, name) or "" for name in _CONTEXT_FIELDS})
+    """Put ``ctx`` on the connection for the audit triggers; a credential that is not live
+    raises (psycopg.errors.InvalidAuthorizationSpecification) rather than being recorded as a
+    mere claim."""
+    _set(conn, {name: getattr(ctx, name) or "" for name in _CONTEXT_FIELDS}, ctx.credential)
 
 
 def clear_context(conn: Any) -> None:
-    """Take the context off the connection (before it goes back to the pool)."""
-    _set(conn, dict.fromkeys(_CONTEXT_FIELDS, ""))
+    """Take the context, and the proven principal, off the connection (before it goes back to
+    the pool)."""
+    _set(conn, dict.fromkeys(_CONTEXT_FIELDS, ""), None)
 
 
 @contextlib.contextmanager

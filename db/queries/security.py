@@ -170,14 +170,13 @@ ORDER BY username
 # Audit trail
 # --------------------------------------------------------------------------------------------
 
-# Entries that are not row changes (logins, revocations). seq, at and the hashes are set by the
-# chain trigger; the placeholders only satisfy NOT NULL.
+# Entries that are not row changes (logins, revocations), through the database's own function
+# (the services' role may not INSERT into audit_log: db/migrations/0008). The actor and source
+# given are claims: a session that presented a live credential is recorded as its principal.
 APPEND_AUDIT = """
-INSERT INTO audit_log (actor, actor_role, action, entity, entity_id, before, after, reason,
-                       source, at, seq, prev_hash, hash)
-VALUES (%(actor)s, %(actor_role)s, %(action)s, %(entity)s, %(entity_id)s, %(before)s,
-        %(after)s, %(reason)s, %(source)s, now(), 0, '', '')
-RETURNING id, seq, hash
+SELECT id, seq, hash FROM audit_append(
+    %(actor)s, %(actor_role)s, %(action)s, %(entity)s, %(entity_id)s, %(before)s, %(after)s,
+    %(reason)s, %(source)s)
 """
 
 AUDIT_ENTRIES = """

@@ -61,11 +61,13 @@ def test_changes_are_recorded_with_who_what_when_why_and_where(db_dsn: str) -> N
         "adam.admin",
         "admin",
         "new logger for lane 4",
-        "10.1.2.3",
+        # what was claimed, then what the database saw: no credential, so only a claim
+        "10.1.2.3 [db:coldchain@127.0.0.1, actor not verified]",
     )
     assert insert["before"] is None and insert["after"]["interval_s"] == 60
     assert (update["before"]["interval_s"], update["after"]["interval_s"]) == (60, 120)
     assert product["actor"] == "db:coldchain" and product["actor_role"] is None
+    assert product["source"].endswith(" [db:coldchain@127.0.0.1]")
     assert [r["seq"] for r in rows] == [1, 2, 3]
     assert rows[0]["at"] <= rows[1]["at"] <= rows[2]["at"]
     assert _verify(db_dsn).ok
@@ -106,6 +108,23 @@ UNPROTECTING_STATEMENTS = [
     "UPDATE dispositions SET reason = 'x'",
     "DELETE FROM report_snapshots",
     "GRANT UPDATE ON audit_log TO coldchain; UPDATE audit_log SET actor = 'm'",
+    # Entries come from the database only, their actor from what the session proved (0008).
+    "INSERT INTO audit_log (actor, action, entity, at, seq, prev_hash, hash)"
+    " VALUES ('forger', 'note', 'x', now(), 0, '', '')",
+    # a principal of one's own making: the database's functions do not trust it
+    "CREATE TEMP TABLE audit_principal (actor text, actor_role text, credential text,"
+    " authenticated_at timestamptz); INSERT INTO audit_principal VALUES ('adam.admin', 'admin',"
+    " 'token 1', now()); SELECT audit_authenticate(NULL)",
+    "SELECT * FROM audit_actor('admin', 'admin', NULL)",
+    "ALTER FUNCTION audit_row_change() SECURITY INVOKER",
+    # Readings and excursions are evidence (0008).
+    "UPDATE readings SET temp_c = 5",
+    "DELETE FROM readings",
+    "TRUNCATE readings",
+    "UPDATE excursions SET max_c = 5",
+    "DELETE FROM excursions",
+    "TRUNCATE excursions",
+    "ALTER TABLE excursions DISABLE TRIGGER excursions_one_way",
 ]
 
 
@@ -139,18 +158,24 @@ def test_a_temporary_table_cannot_capture_the_entries(db_dsn: str) -> None:
     assert (shadowed, real) == (0, 1)
 
 
-def test_inserted_hashes_and_numbers_are_the_trigger_s_not_the_caller_s(db_dsn: str) -> None:
+def test_appended_entries_are_numbered_and_linked_by_the_database(db_dsn: str) -> None:
+    """The services add non-row entries (logins…) only through ``audit_append``: numbers, time
+    and hashes are the chain trigger's, and the actor named is recorded as a claim."""
     with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
         add_device(conn, "LOG-9")
-        conn.execute(
-            "INSERT INTO audit_log (actor, action, entity, at, seq, prev_hash, hash)"
-            " VALUES ('forger', 'note', 'x', '2000-01-01', 1, 'abc', 'def')"
-        )
+        appended = q.append_audit(
+            conn=conn, actor="forger", actor_role="admin", action="note", entity="x",
+            entity_id=None, source="10.9.9.9",
+        )  # fmt: skip
         row = conn.execute(
-            "SELECT seq, at, prev_hash, hash FROM audit_log WHERE actor = 'forger'"
+            "SELECT seq, at, prev_hash, hash, actor, source FROM audit_log WHERE action = 'note'"
         ).fetchone()
-    assert row is not None
-    assert row["seq"] == 2 and row["at"].year > 2000 and row["hash"] != "def"
+    assert row is not None and appended["seq"] == row["seq"] == 2
+    assert row["at"].year > 2000 and len(row["hash"]) == 64
+    assert (row["actor"], row["source"]) == (
+        "forger",
+        "10.9.9.9 [db:coldchain@127.0.0.1, actor not verified]",
+    )
     assert _verify(db_dsn).ok
 
 

@@ -232,7 +232,7 @@ def test_migration_0007_moves_off_excursion_reviews_with_an_audited_trail(
                 "INSERT INTO excursion_reviews (excursion_id, disposition, reviewed_by)"
                 " SELECT excursion_id, 'release', 'QA Lead' FROM excursions"
             )
-        assert migrate(owner) == ["0007_recalls_signed_clearance"]
+        assert migrate(owner)[0] == "0007_recalls_signed_clearance"  # and any later ones
         with psycopg.connect(app, autocommit=True, row_factory=dict_row) as conn:
             assert conn.execute("SELECT to_regclass('excursion_reviews') AS t").fetchone() == {
                 "t": None
