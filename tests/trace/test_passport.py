@@ -94,7 +94,9 @@ def test_figures_of_a_warm_hour_on_the_second_logger() -> None:
     pieces = [piece("L1", 0, 2), piece("L2", 2, 4, shipment=2)]
     series = readings("L1", 0, 2) + readings("L2", 2, 3) + readings("L2", 3, 3.5, 12.0)
     series += readings("L2", 3.5, 4)
-    f = compute_figures(pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(100))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(100)
+    )
     (track,) = f.tracks
     assert track.as_of == h(4)  # the unit left the monitored chain at 4 h: no trailing gap
     ((_, excursion),) = f.excursions
@@ -110,7 +112,9 @@ def test_figures_of_a_warm_hour_on_the_second_logger() -> None:
 def test_unmonitored_time_between_shipments_is_a_gap_counted_against_the_budget() -> None:
     pieces = [piece("L1", 0, 1), piece("L2", 3, 4, shipment=2)]
     series = readings("L1", 0, 1) + readings("L2", 3, 4)
-    f = compute_figures(pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(10))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(10)
+    )
     usage = f.worst_usage
     assert usage is not None
     # last L1 reading at 0:55, first L2 reading at 3:00: 2 h 5 min of unknown time
@@ -121,7 +125,9 @@ def test_unmonitored_time_between_shipments_is_a_gap_counted_against_the_budget(
 def test_two_loggers_at_once_give_two_tracks_and_the_worst_counts() -> None:
     pieces = [piece("L1", 0, 2), piece("L2", 0, 2)]
     series = readings("L1", 0, 2) + readings("L2", 0, 1) + readings("L2", 1, 2, 9.0)
-    f = compute_figures(pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(2))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(2)
+    )
     assert len(f.tracks) == 2
     assert f.worst_usage is not None and f.worst_usage.time_out == timedelta(minutes=55)
     assert [t.devices for t in f.tracks] == [("L1",), ("L2",)]
@@ -156,7 +162,9 @@ def test_a_unit_watched_end_to_end_has_the_mkt_of_the_whole_series(
     ts = [h(0) + timedelta(minutes=5 * i) for i in range(len(temps))]
     pieces = [piece("L1", 0, cut * 5 / 60), piece("L1", cut * 5 / 60, len(temps) * 5 / 60)]
     series = [Inherited("L1", t, v) for t, v in zip(ts, temps, strict=True)]
-    f = compute_figures(pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(1000))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(1000)
+    )
     whole = mkt(
         [Point(t, v) for t, v in zip(ts, temps, strict=True)],
         weighting=Weighting.STEP,
