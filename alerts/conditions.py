@@ -63,7 +63,7 @@ from alerts.series import (
     hold_us,
     to_us,
 )
-from coldchain.thermal.limits import Limits, limits_from_rule, offline_threshold
+from coldchain.thermal.limits import Limits, is_offline, limits_from_rule, offline_threshold
 
 __all__ = [
     "ConditionState",
@@ -634,6 +634,15 @@ def offline_state(
     threshold = offline_threshold(interval_s, factor=rule.factor, minutes=rule.minutes)
     silent_from = max(last_reading, assigned_since) if last_reading is not None else assigned_since
     silence = now - silent_from
+    # The one definition of offline, which the fleet view and the shipment page use too.
+    offline = is_offline(
+        last_reading,
+        since=assigned_since,
+        interval_s=interval_s,
+        factor=rule.factor,
+        minutes=rule.minutes,
+        now=now,
+    )
     arriving = arrived_ago is not None and arrived_ago <= threshold
     just_started = (
         last_reading is None
@@ -641,7 +650,7 @@ def offline_state(
         and watched_for <= threshold
         and not (previous is not None and previous.holding)
     )
-    if silence > threshold and not arriving and not just_started:
+    if offline and not arriving and not just_started:
         episode = Episode(
             start=silent_from,
             alarm_at=silent_from + threshold,

@@ -28,6 +28,7 @@ from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from dashboard import ids
 from dashboard.pages import PageContext
+from dashboard.pages.shipment import devices_table
 from db.queries import web
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, add_device, add_product, add_shipment, assign, ingest
@@ -267,3 +268,14 @@ async def test_the_fleet_view_and_the_engine_agree_on_which_logger_is_offline(
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
         listed = web.list_shipments(conn=conn, offline_factor=page.offline_factor).items
     assert {r["reference"].removeprefix("SHP-") for r in listed if r["n_devices_offline"]} == raised
+    # The shipment page's loggers table marks the same ones (its own pure function, its rows).
+    with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
+        marked = set()
+        for device in silent_min:
+            detail = web.get_shipment_detail(
+                conn=conn, key=f"SHP-{device}", offline_factor=page.offline_factor
+            )
+            cells = devices_table(detail["devices"], now, offline_factor=page.offline_factor)
+            if "device-offline" in str(cells):
+                marked.add(device)
+    assert marked == raised

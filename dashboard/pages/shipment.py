@@ -19,7 +19,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from alerts.budget import DEFAULT_WARNING_SHARE
 from alerts.in_force import shipment_limits
 from coldchain.errors import NotFoundError
-from coldchain.thermal.limits import Limits
+from coldchain.thermal.limits import Limits, is_offline
 from dashboard import figures, ids
 from dashboard.pages import (
     PageContext,
@@ -193,12 +193,23 @@ def alerts_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
     )
 
 
-def devices_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
-    """The loggers assigned to the shipment, with calibration and latest state."""
+def devices_table(
+    rows: list[dict[str, Any]], now: datetime, *, offline_factor: float = 10.0
+) -> html.Div:
+    """The loggers assigned to the shipment, with calibration and latest state; a current
+    logger silent for ``offline_factor`` × its interval is marked offline
+    (:func:`coldchain.thermal.limits.is_offline`, the rules engine's "no data")."""
     body = []
     for r in rows:
         due = r["calibration_due"]
         overdue = due is not None and due < now.date()
+        offline = r["current"] and is_offline(
+            r["last_seen"],
+            since=r["assigned_from"],
+            interval_s=r["interval_s"],
+            factor=offline_factor,
+            now=now,
+        )
         body.append(
             html.Tr(
                 className="device-row" + ("" if r["current"] else " past"),
@@ -220,7 +231,12 @@ def devices_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
                         else f"{r['interval_s']} s"
                     ),
                     html.Td(fmt_temp(r["temp_c"])),
-                    html.Td(fmt_age(r["last_seen"], now), title=fmt_ts(r["last_seen"])),
+                    html.Td(
+                        [fmt_age(r["last_seen"], now)]
+                        + ([" ", badge("Offline", "offline")] if offline else []),
+                        title=fmt_ts(r["last_seen"]),
+                        className="device-offline" if offline else "",
+                    ),
                     html.Td(
                         f"{fmt_ts(r['assigned_from'])} → "
                         + ("now" if r["assigned_to"] is None else fmt_ts(r["assigned_to"]))
@@ -490,7 +506,7 @@ def register(app: Dash, page: PageContext) -> None:
             rh,
             excursions_table(excursions),
             alerts_table(detail["alerts"], now),
-            devices_table(detail["devices"], now),
+            devices_table(detail["devices"], now, offline_factor=page.offline_factor),
             legs_table(detail["legs"]),
             units_table(detail["units"]),
             f"{resolution} · updated {now:%H:%M:%S} UTC",
