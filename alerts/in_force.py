@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from psycopg import Connection
+
 from alerts.conditions import limits_of
 from alerts.rules import (
     EffectiveRules,
@@ -87,7 +89,7 @@ def rules_of(
 
 
 def load_rules(
-    conn: Any,
+    conn: Connection[Any],
     ctx: RuleSources,
     *,
     shipment_ids: Iterable[int] = (),
@@ -100,7 +102,7 @@ def load_rules(
 
 
 def shipment_limits(
-    conn: Any, ctx: RuleSources, *, shipment_id: int, as_of: datetime | None = None
+    conn: Connection[Any], ctx: RuleSources, *, shipment_id: int, as_of: datetime | None = None
 ) -> Limits | None:
     """The temperature limits the rules engine judges one shipment by (None: none in force)."""
     loaded = load_rules(conn, ctx, shipment_ids=[shipment_id], as_of=as_of)
