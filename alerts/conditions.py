@@ -55,7 +55,6 @@ from alerts.rules import (
     HumidityRule,
     MKTRule,
     OfflineRule,
-    TemperatureRule,
 )
 from alerts.series import (
     EPOCH,
@@ -64,6 +63,7 @@ from alerts.series import (
     hold_us,
     to_us,
 )
+from coldchain.thermal.limits import Limits, is_offline, limits_from_rule, offline_threshold
 
 __all__ = [
     "ConditionState",
@@ -77,6 +77,7 @@ __all__ = [
     "excursions_from_arrays",
     "forecast_state",
     "humidity_state",
+    "limits_of",
     "mkt_state",
     "offline_state",
     "state_from_episodes",
@@ -294,13 +295,31 @@ def state_from_episodes(
     )
 
 
-def temperature_limits(rule: TemperatureRule, max_gap: timedelta) -> TempLimits:
-    """The excursion limits of a temperature rule for a logger whose gaps exceed ``max_gap``."""
-    return TempLimits(
+def limits_of(rules: EffectiveRules) -> Limits | None:
+    """The temperature limits of merged rules (None: no temperature rule in force).
+
+    The one way from the rules to a range: the engine judges by it and the report, the passport
+    and the shipment chart show it (:mod:`alerts.in_force`).
+    """
+    rule = rules.temperature
+    if rule is None:
+        return None
+    return limits_from_rule(
         low_c=rule.low_c,
         high_c=rule.high_c,
         freeze_c=rule.freeze_c,
-        alarm_delay=timedelta(minutes=rule.alarm_delay_min),
+        alarm_delay_min=rule.alarm_delay_min,
+        sources=rules.sources,
+    )
+
+
+def temperature_limits(limits: Limits, max_gap: timedelta) -> TempLimits:
+    """A shipment's limits for one logger whose gaps exceed ``max_gap`` (excursion detection)."""
+    return TempLimits(
+        low_c=limits.low_c,
+        high_c=limits.high_c,
+        freeze_c=limits.freeze_c,
+        alarm_delay=limits.alarm_delay,
         max_gap=max_gap,
     )
 
@@ -612,13 +631,18 @@ def offline_state(
     for the threshold (``watched_for``, None: long enough), not in its first seconds, before
     the ingester has caught up.
     """
-    threshold = (
-        timedelta(minutes=rule.minutes)
-        if rule.minutes is not None
-        else timedelta(seconds=interval_s * (rule.factor or 1.0))
-    )
+    threshold = offline_threshold(interval_s, factor=rule.factor, minutes=rule.minutes)
     silent_from = max(last_reading, assigned_since) if last_reading is not None else assigned_since
     silence = now - silent_from
+    # The one definition of offline, which the fleet view and the shipment page use too.
+    offline = is_offline(
+        last_reading,
+        since=assigned_since,
+        interval_s=interval_s,
+        factor=rule.factor,
+        minutes=rule.minutes,
+        now=now,
+    )
     arriving = arrived_ago is not None and arrived_ago <= threshold
     just_started = (
         last_reading is None
@@ -626,7 +650,7 @@ def offline_state(
         and watched_for <= threshold
         and not (previous is not None and previous.holding)
     )
-    if silence > threshold and not arriving and not just_started:
+    if offline and not arriving and not just_started:
         episode = Episode(
             start=silent_from,
             alarm_at=silent_from + threshold,
@@ -696,8 +720,9 @@ def evaluate_pair(
     states: dict[str, ConditionState | None] = {}
     excursions: list[Excursion] | None = None
     limits: TempLimits | None = None
-    if rules.temperature is not None:
-        limits = temperature_limits(rules.temperature, max_gap)
+    shipment_limits = limits_of(rules)
+    if shipment_limits is not None:
+        limits = temperature_limits(shipment_limits, max_gap)
         t, temp = series.metric("temp_c", until_us=_us(now))
         excursions = excursions_from_arrays(t, temp, limits, now=now)
         if rules.budget is not None:

@@ -52,23 +52,21 @@ from alerts.conditions import ConditionState, Series
 from alerts.delivery import DeliveryWorker, notification_rows, senders_from_settings
 from alerts.escalation import escalation_target, targets
 from alerts.excursions import Excursion
+from alerts.in_force import RuleContext, rules_of
 from alerts.rules import (
     SECTION_OF,
     SECTIONS,
     EffectiveRules,
     EscalationPolicy,
     EscalationTier,
-    ProductRow,
     RulesFile,
-    StoredRules,
     load_rules_file,
-    resolve,
-    rule_layers,
     settings_rules,
 )
 from alerts.series import EPOCH, datetime_from_us, to_us
 from coldchain.errors import ConfigError
 from coldchain.settings import Settings
+from db.queries import limits as limits_q
 from db.queries import rules as q
 
 log = logging.getLogger(__name__)
@@ -427,34 +425,25 @@ class RulesEngine:
     async def _load_context(
         self, conn: AsyncConnection, shipment_ids: Sequence[int]
     ) -> dict[int, ShipmentContext]:
+        """The shipments' rules, read and stacked as every other consumer does (alerts.in_force)."""
         if not shipment_ids:
             return {}
-        rows = await (await conn.execute(q.SHIPMENT_CONTEXT, (list(shipment_ids),))).fetchall()
-        gtins = sorted({r[2] for r in rows if r[2] is not None})
-        definitions = await (
-            await conn.execute(
-                q.CURRENT_RULE_DEFINITIONS, {"shipments": list(shipment_ids), "gtins": gtins}
-            )
-        ).fetchall()
-        by_product = {d[0]: StoredRules(d[2], d[3]) for d in definitions if d[0] is not None}
-        by_shipment = {int(d[1]): StoredRules(d[2], d[3]) for d in definitions if d[1] is not None}
+        params = limits_q.rule_inputs_params(shipment_ids=shipment_ids)
+        rows = await (await conn.execute(limits_q.RULE_INPUTS, params)).fetchall()
         file_name = str(self._rules_path) if self._rules_path else "rules file"
+        sources = RuleContext(self._base, self._rules, file_name)
         found: dict[int, ShipmentContext] = {}
-        for r in rows:
-            shipment_id, reference, gtin = int(r[0]), str(r[1]), r[2]
-            layers = rule_layers(
-                self._base,
-                self._rules,
-                file_name,
-                product=None if gtin is None else ProductRow(gtin, *r[3:]),
-                product_stored=by_product.get(gtin),
-                shipment=reference,
-                shipment_stored=by_shipment.get(shipment_id),
-                on_error=self._report_rules_error,
-            )
-            rules = resolve(layers, on_error=self._report_rules_error)
-            found[shipment_id] = ShipmentContext(
-                shipment_id, reference, gtin, r[3] if gtin is not None else None, rules
+        for row in rows:
+            inputs = limits_q.rule_inputs_from_row(row)
+            assert inputs.shipment_id is not None and inputs.reference is not None
+            rules = rules_of(inputs, sources, on_error=self._report_rules_error)
+            product = inputs.product
+            found[inputs.shipment_id] = ShipmentContext(
+                inputs.shipment_id,
+                inputs.reference,
+                None if product is None else str(product["gtin"]),
+                None if product is None else product["name"],
+                rules,
             )
         return found
 

@@ -60,8 +60,9 @@ def get_conn(pool: Annotated[WebPool, Depends(get_pool)]) -> Iterator[Conn]:
 
 
 def get_offline_factor(settings: Annotated[Settings, Depends(get_settings)]) -> float:
-    """How many logging intervals of silence make a logger offline (``alerts.gap_factor``)."""
-    return settings.alerts.gap_factor
+    """How many logging intervals of silence make a logger offline (``alerts.offline_factor``,
+    the rules engine's "no data" factor; see :mod:`coldchain.thermal.limits`)."""
+    return settings.alerts.offline_factor
 
 
 def get_limiter(request: Request) -> LoginLimiter:

@@ -371,8 +371,15 @@ def passport(
     with _trace_conn(settings) as conn:
         verification = lookup.verify(conn, identifier, today=now.date())
         try:
+            from reports.service import ReportSettings
+
             result = lookup.load_passport(
-                conn, identifier, today=now.date(), now=now, gap_factor=settings.alerts.gap_factor
+                conn,
+                identifier,
+                today=now.date(),
+                now=now,
+                gap_factor=settings.alerts.gap_factor,
+                rules=ReportSettings.from_settings(settings),
             )
         except (NotFoundError, IdentifierError) as error:
             typer.echo(f"{verification.status}: {error}", err=True)

@@ -81,12 +81,15 @@ class IngestSettings(BaseModel):
 class AlertsSettings(BaseModel):
     """Rules engine and notification delivery."""
 
+    # A *gap*: two readings further apart than this × the logging interval (unknown time).
     gap_factor: float = Field(default=2.0, gt=1.0)
     poll_interval_s: float = Field(default=5.0, gt=0)
     offline_check_interval_s: float = Field(default=30.0, gt=0)
     # Rules: a TOML/YAML file on top of the defaults each product row gives (alerts/rules.py).
     rules_file: Path | None = None
     clear_delay_s: float = Field(default=300.0, ge=0)
+    # *Offline*: no reading for this × the logging interval; the one definition the engine's
+    # "no data" alert, the fleet view and the shipment page use (coldchain/thermal/limits.py).
     offline_factor: float = Field(default=10.0, gt=1.0)
     battery_threshold: float = Field(default=0.2, gt=0, lt=1)
     # Escalation: tier k is notified after k × this while nobody acknowledges (unless the rules

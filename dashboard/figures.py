@@ -1,8 +1,9 @@
 """Plotly figures built from data frames: pure functions, no I/O, no clock.
 
 Shapes carry a ``name`` so that tests (and readers of the figure JSON) can tell them apart:
-``range`` is the product's labelled range band, ``excursion-<id>`` one excursion's shading,
-``freeze-limit`` the freeze line.
+``range`` is the band of the range the rules engine judges by (the caller passes it; see
+:mod:`alerts.in_force`), ``excursion-<id>`` one excursion's shading, ``freeze-limit`` the freeze
+line.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ What the figures mean (the same contracts the rules engine uses):
   assignment) when the logger fell silent; unknown time, never "in range";
 - **completeness**: readings received / readings expected over the covered window (first
   reading → end of the window), capped at 1;
+- **limits** (``rules.temperature``): the merged rules in force at ``as_of`` as the engine
+  stacks them (product row, rules file, stored product and shipment versions;
+  :mod:`alerts.in_force`), never the product row alone; the product's labelled range is shown
+  beside them;
 - **excursions**: the rules engine's stored excursions current at ``as_of``, with the thresholds
   they were judged against when evaluated;
 - **MKT**: :func:`alerts.mkt.mkt` over the trailing window (rules ``mkt.window_h``; USP <1079.2>:
@@ -32,9 +36,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from alerts.budget import budget_usage
+from alerts.conditions import temperature_limits
 from alerts.excursions import TempLimits, find_gaps
 from alerts.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_weighted_mean
 from alerts.series import Point
+from coldchain.thermal.limits import limits_from_json
 from reports.canonical import content_hash
 
 REPORT_FORMAT = "coldchain-excursion-report/1"
@@ -121,22 +127,11 @@ def _range_text(low: float | None, high: float | None) -> str:
 
 
 def _temperature_limits(inputs: ReportInputs, max_gap: timedelta) -> TempLimits | None:
-    rule = inputs.rules.get("temperature") or {}
-    product = inputs.product or {}
-    low = rule.get("low_c", product.get("temp_min_c"))
-    high = rule.get("high_c", product.get("temp_max_c"))
-    freeze = rule.get("freeze_c", product.get("freeze_limit_c"))
-    if freeze is not None and low is not None and freeze >= low:
-        freeze = None  # a freeze limit inside the range: the range wins (alerts.rules)
-    delay_min = rule.get("alarm_delay_min")
-    delay = (
-        timedelta(minutes=delay_min)
-        if delay_min is not None
-        else timedelta(seconds=product.get("alarm_delay_s") or 0)
-    )
-    if low is None and high is None and freeze is None:
-        return None
-    return TempLimits(low, high, freeze, delay, max_gap)
+    """The limits the rules engine judges the shipment by: the merged rules' temperature section
+    (:func:`coldchain.thermal.limits.limits_from_json`), never the product row on its own: a rule
+    switched off at some layer is off in the report too."""
+    limits = limits_from_json(inputs.rules.get("temperature"))
+    return None if limits is None else temperature_limits(limits, max_gap)
 
 
 def mkt_settings(inputs: ReportInputs) -> JsonDict:

@@ -20,21 +20,19 @@ from typing import Any
 
 import psycopg
 
+from alerts.in_force import load_rules
 from alerts.rules import (
-    ProductRow,
     RuleSet,
     RulesFile,
     StoredRules,
     load_rules_file,
-    resolve,
-    rule_layers,
     settings_rules,
 )
 from coldchain.errors import ColdchainError, ConfigError, NotFoundError
 from coldchain.settings import Settings
 from db.queries import reports as q
 from db.queries.web import Conn, Row
-from reports.assemble import LoggerInput, ReportInputs, assemble, evidence_hash
+from reports.assemble import JsonDict, LoggerInput, ReportInputs, assemble, evidence_hash
 from reports.canonical import canonical_json
 from reports.render import disposition_records, document
 from security import accounts
@@ -98,28 +96,14 @@ def stored_rules(row: Row | None) -> StoredRules | None:
     return None if row is None else StoredRules(row["version"], row["definition"])
 
 
-def _rules_in_force(
-    conn: Conn, cfg: ReportSettings, shipment: Row, product: Row | None, as_of: datetime
-) -> dict[str, Any]:
-    """The merged rules of the shipment as of ``as_of``, layer by layer as the engine does."""
-    gtin = product["gtin"] if product else None
-    stored = q.rule_definitions(
-        conn=conn, shipment_id=shipment["shipment_id"], gtin=gtin, as_of=as_of
-    )
-    by_product = {d["product_gtin"]: d for d in stored if d["product_gtin"] is not None}
-    by_shipment = [d for d in stored if d["shipment_id"] is not None]
-    layers = rule_layers(
-        cfg.base_rules,
-        cfg.rules_file,
-        cfg.rules_file_name,
-        product=None if product is None else ProductRow.from_columns(product),
-        product_stored=stored_rules(by_product.get(gtin)),
-        shipment=shipment["reference"],
-        shipment_stored=stored_rules(by_shipment[0] if by_shipment else None),
-        on_error=lambda source, exc: None,  # left out, as the engine leaves it out
-    )
-    rules = resolve(layers, on_error=lambda source, exc: None)
-    out: dict[str, Any] = {}
+def _rules_in_force(conn: Conn, cfg: ReportSettings, shipment_id: int, as_of: datetime) -> JsonDict:
+    """The merged rules of the shipment as of ``as_of``, as the engine stacks them
+    (:mod:`alerts.in_force`), as JSON: a section per rule in force (else None) and the sources."""
+    loaded = load_rules(conn, cfg, shipment_ids=[shipment_id], as_of=as_of)
+    out: JsonDict = {}
+    if not loaded:
+        return out
+    rules = loaded[0][1]
     for section in ("temperature", "budget", "mkt", "humidity", "offline", "battery", "forecast"):
         rule = rules.section(section)
         out[section] = None if rule is None else rule.model_dump(mode="json")
@@ -165,7 +149,7 @@ def load_inputs(
         units=q.units(conn=conn, shipment_id=shipment_id),
         excursions=q.excursions(conn=conn, shipment_id=shipment_id, as_of=as_of),
         alerts=q.alerts(conn=conn, shipment_id=shipment_id, as_of=as_of),
-        rules=_rules_in_force(conn, cfg, ship, product, as_of),
+        rules=_rules_in_force(conn, cfg, shipment_id, as_of),
         gap_factor=cfg.gap_factor,
     )
 

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from alerts.in_force import RuleContext, RuleSources, limits_of, load_rules
+from alerts.rules import RulesFile, settings_rules
 from coldchain.errors import NotFoundError
 from coldchain.gs1 import IdentifierError
+from coldchain.settings import AlertsSettings
 from db.queries import trace as sql
 from db.queries.web import Conn, Row
 from traceability.identifiers import UnitKey, parse_unit
@@ -32,6 +35,17 @@ from traceability.passport import (
     qa_state,
 )
 from traceability.verify import Sighting, TravelFlag, Verification, impossible_travel, verdict
+
+_defaults = AlertsSettings()
+#: The layers besides the database when the caller gives none: default settings, no rules file.
+_DEFAULT_RULES = RuleContext(
+    settings_rules(
+        offline_factor=_defaults.offline_factor,
+        battery_threshold=_defaults.battery_threshold,
+        clear_delay_s=_defaults.clear_delay_s,
+    ),
+    RulesFile(),
+)
 
 __all__ = [
     "Signals",
@@ -151,9 +165,21 @@ def exposures(conn: Conn, epc: str, *, lot: str | None) -> list[RecordedExcursio
 
 
 def load_passport(
-    conn: Conn, text: str, *, today: date, now: datetime, gap_factor: float
+    conn: Conn,
+    text: str,
+    *,
+    today: date,
+    now: datetime,
+    gap_factor: float,
+    rules: RuleSources | None = None,
 ) -> Passport:
-    """The passport of the unit ``text`` names (any identifier form); NotFoundError if unknown."""
+    """The passport of the unit ``text`` names (any identifier form); NotFoundError if unknown.
+
+    Its limits are the ones the rules engine judges the unit's shipments by
+    (:func:`alerts.in_force.load_rules`): ``rules`` gives the engine's bottom layer and rules
+    file (None: the default settings and no rules file; the product rows and the stored rule
+    versions are read either way).
+    """
     key, epc = find_unit(conn, text, today=today)
     if epc is None:
         raise NotFoundError(f"no unit {key.epc} on record")
@@ -176,6 +202,14 @@ def load_passport(
             pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces],
             lot=unit["lot"],
         )
+    )
+    shipment_ids = sorted({int(r["shipment_id"]) for r in found["rides"]})
+    loaded = load_rules(
+        conn,
+        rules if rules is not None else _DEFAULT_RULES,
+        shipment_ids=shipment_ids,
+        gtins=[product.gtin] if product is not None else [],
+        as_of=now,
     )
     return build_passport(
         unit=UnitInfo(
@@ -217,6 +251,10 @@ def load_passport(
         pieces=pieces,
         readings=readings,
         recorded=recorded,
+        shipment_limits={
+            f.shipment_id: limits_of(r) for f, r in loaded if f.shipment_id is not None
+        },
+        product_limits=next((limits_of(r) for f, r in loaded if f.shipment_id is None), None),
         gap_factor=gap_factor,
         now=now,
     )

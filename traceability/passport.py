@@ -2,7 +2,10 @@
 
 Input: the *pieces* of the unit's history (over [start, end) it inherits the readings of this
 logger, through this chain of containers, in this shipment; see :mod:`db.queries.trace`), the
-readings of those windows and the product's stability profile. Output: the unit's series and
+readings of those windows, the product's stability profile and the temperature limits the rules
+engine judges each of the unit's shipments by (:mod:`alerts.in_force`: product row, rules file
+and stored rule versions, layered; not the product row alone). When the shipments' limits
+differ, the passport judges by the strictest combination (:func:`passport_limits`) and says so. Output: the unit's series and
 the figures the issue asks for, computed by the platform's own pure functions:
 :func:`alerts.excursions.detect_excursions`, :func:`alerts.budget.budget_usage` and
 :func:`alerts.mkt.mkt` (step weighting, the rules engine's default).
@@ -27,15 +30,17 @@ as of that end, so the time after it is not counted as a trailing gap.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from alerts.budget import BudgetUsage, budget_usage
+from alerts.conditions import temperature_limits
 from alerts.excursions import Excursion, TempLimits, detect_excursions
 from alerts.mkt import DEFAULT_DELTA_H_J_MOL, MKTResult, Weighting, mkt
 from alerts.series import Point
+from coldchain.thermal.limits import Limits, strictest
 
 __all__ = [
     "WEIGHTING",
@@ -53,6 +58,7 @@ __all__ = [
     "compute_figures",
     "merge_windows",
     "passport_json",
+    "passport_limits",
     "qa_cleared",
     "qa_state",
     "split_tracks",
@@ -235,6 +241,7 @@ class Figures:
     max_gap: timedelta
     weighting: Weighting = WEIGHTING
     delta_h_j_mol: float = DEFAULT_DELTA_H_J_MOL
+    sources: tuple[str, ...] = ()  # the rule layers the limits come from
 
     @property
     def excursions(self) -> list[tuple[int, Excursion]]:
@@ -340,28 +347,27 @@ def track_points(track: Sequence[Piece], readings: Iterable[Inherited]) -> list[
 # --- figures -----------------------------------------------------------------------------------
 
 
-def limits_for(profile: Profile | None, *, max_gap: timedelta) -> TempLimits | None:
-    """The profile's range as TempLimits, or None when it has no limit at all.
+def passport_limits(
+    shipment_limits: Mapping[int, Limits | None], product_limits: Limits | None
+) -> tuple[Limits | None, tuple[str, ...]]:
+    """The limits the passport judges by, and a note when the unit's shipments differ.
 
-    A freeze limit that is not below the range's low end (bad master data) is left out rather
-    than refused: the range itself still judges the readings.
+    Each shipment the unit rode in counts with the limits the rules engine judges it by; one
+    without any (no product on the shipment) counts with the unit's product's own rules. Without
+    shipments, the product's rules. Different limits: the strictest combination
+    (:func:`coldchain.thermal.limits.strictest`), the conservative answer.
     """
-    if profile is None:
-        return None
-    low, high, freeze = profile.temp_min_c, profile.temp_max_c, profile.freeze_limit_c
-    if low is not None and high is not None and low >= high:
-        return None
-    if freeze is not None and low is not None and freeze >= low:
-        freeze = None
-    if low is None and high is None and freeze is None:
-        return None
-    return TempLimits(
-        low_c=low,
-        high_c=high,
-        freeze_c=freeze,
-        alarm_delay=timedelta(seconds=profile.alarm_delay_s),
-        max_gap=max_gap,
-    )
+    judged = [x if x is not None else product_limits for x in shipment_limits.values()]
+    if not judged:
+        judged = [product_limits]
+    thresholds = {(x.low_c, x.high_c, x.freeze_c, x.alarm_delay) for x in judged if x is not None}
+    notes: tuple[str, ...] = ()
+    if len(thresholds) > 1:
+        notes = (
+            f"the unit's {len(judged)} shipments are judged by different limits; the passport "
+            "uses the strictest of them",
+        )
+    return strictest(judged), notes
 
 
 def _track_figures(
@@ -410,11 +416,13 @@ def compute_figures(
     readings: Sequence[Inherited],
     profile: Profile | None,
     *,
+    limits: Limits | None,
     max_gap: timedelta,
     now: datetime,
 ) -> Figures:
-    """Excursions, budget use and MKT of the unit's inherited series (see the module doc)."""
-    limits = limits_for(profile, max_gap=max_gap)
+    """Excursions, budget use and MKT of the unit's inherited series (see the module doc),
+    excursions and budget judged by ``limits`` (None: no range to judge by)."""
+    judged = None if limits is None else temperature_limits(limits, max_gap)
     budget = (
         timedelta(seconds=profile.stability_budget_s)
         if profile is not None and profile.stability_budget_s
@@ -422,11 +430,16 @@ def compute_figures(
     )
     delta_h = profile.mkt_delta_h_j_mol if profile is not None else DEFAULT_DELTA_H_J_MOL
     tracks = tuple(
-        _track_figures(t, readings, limits, budget, max_gap=max_gap, delta_h_j_mol=delta_h, now=now)
+        _track_figures(t, readings, judged, budget, max_gap=max_gap, delta_h_j_mol=delta_h, now=now)
         for t in split_tracks(pieces)
     )
     return Figures(
-        tracks=tracks, limits=limits, budget=budget, max_gap=max_gap, delta_h_j_mol=delta_h
+        tracks=tracks,
+        limits=judged,
+        budget=budget,
+        max_gap=max_gap,
+        delta_h_j_mol=delta_h,
+        sources=() if limits is None else limits.sources,
     )
 
 
@@ -445,13 +458,17 @@ def build_passport(
     pieces: Sequence[Piece],
     readings: Sequence[Inherited],
     recorded: Sequence[RecordedExcursion],
+    shipment_limits: Mapping[int, Limits | None],
+    product_limits: Limits | None,
     gap_factor: float,
     now: datetime,
 ) -> Passport:
-    """Assemble a passport; the figures come from :func:`compute_figures`."""
+    """Assemble a passport; the figures come from :func:`compute_figures`, judged by
+    :func:`passport_limits` of the shipments' and the product's limits."""
     max_gap = max_gap_for(pieces, gap_factor=gap_factor)
-    figures = compute_figures(pieces, readings, product, max_gap=max_gap, now=now)
-    notes: list[str] = []
+    limits, limit_notes = passport_limits(shipment_limits, product_limits)
+    figures = compute_figures(pieces, readings, product, limits=limits, max_gap=max_gap, now=now)
+    notes: list[str] = list(limit_notes)
     if not pieces:
         notes.append("no logger watched this unit: it never rode in a monitored shipment")
     if len(figures.tracks) > 1:
@@ -600,6 +617,15 @@ def passport_json(p: Passport, *, include_readings: bool = True) -> dict[str, An
             for pc in p.pieces
         ],
         "figures": {
+            "limits": None
+            if f.limits is None
+            else {
+                "low_c": f.limits.low_c,
+                "high_c": f.limits.high_c,
+                "freeze_c": f.limits.freeze_c,
+                "alarm_delay_s": _s(f.limits.alarm_delay),
+                "sources": list(f.sources),
+            },
             "max_gap_s": _s(f.max_gap),
             "weighting": str(f.weighting),
             "delta_h_j_mol": f.delta_h_j_mol,

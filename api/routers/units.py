@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, SettingsDep, requires
+from api.deps import ConnDep, ReportSettingsDep, SettingsDep, requires
 from coldchain.gs1 import IdentifierError
 from traceability import lookup
 from traceability.passport import passport_json
@@ -166,9 +166,20 @@ class ComputedExcursionOut(_Out):
     ended_by_gap: bool
 
 
+class LimitsOut(_Out):
+    """The range the passport judges by: the rules engine's for the unit's shipments."""
+
+    low_c: float | None
+    high_c: float | None
+    freeze_c: float | None
+    alarm_delay_s: float
+    sources: list[str]
+
+
 class FiguresOut(_Out):
     """The passport's figures; ``budget`` and ``mkt`` are the worst track's."""
 
+    limits: LimitsOut | None
     max_gap_s: float
     weighting: str
     delta_h_j_mol: float
@@ -415,6 +426,7 @@ def passport(
     id: Identifier,
     conn: ConnDep,
     settings: SettingsDep,
+    cfg: ReportSettingsDep,
     include_readings: bool = True,
 ) -> PassportOut:
     """The unit's temperature history across every container, shipment and leg it was in: the
@@ -423,7 +435,12 @@ def passport(
     now = datetime.now(UTC)
     try:
         result = lookup.load_passport(
-            conn, id, today=now.date(), now=now, gap_factor=settings.alerts.gap_factor
+            conn,
+            id,
+            today=now.date(),
+            now=now,
+            gap_factor=settings.alerts.gap_factor,
+            rules=cfg,
         )
     except IdentifierError as error:
         raise _unprocessable(error, "id") from None

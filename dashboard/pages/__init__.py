@@ -34,7 +34,14 @@ class PageContext:
 
     @property
     def offline_factor(self) -> float:
-        """Logging intervals of silence after which a logger counts as offline."""
+        """Logging intervals of silence after which a logger is offline: the rules engine's
+        "no data" factor (``alerts.offline_factor``; :mod:`coldchain.thermal.limits`)."""
+        return self.settings.alerts.offline_factor
+
+    @property
+    def gap_factor(self) -> float:
+        """Logging intervals between two readings beyond which the data has a gap (unknown
+        time; drawn as a break in the charts): ``alerts.gap_factor``, not "offline"."""
         return self.settings.alerts.gap_factor
 
     @contextmanager

@@ -30,6 +30,7 @@ from dashboard.pages import (
     shipment_href,
     table,
 )
+from reports.service import ReportSettings
 from traceability import lookup
 from traceability.passport import Passport
 from traceability.verify import Verification
@@ -212,7 +213,7 @@ def figures_facts(p: Passport) -> html.Dl:
             ("Product", (product.name or product.gtin) if product else "unknown"),
             (
                 "Range",
-                fmt_range(product.temp_min_c, product.temp_max_c) if product else "—",
+                "—" if f.limits is None else fmt_range(f.limits.low_c, f.limits.high_c),
             ),
             (
                 "Time out of range",
@@ -249,12 +250,12 @@ def temperature(p: Passport) -> dcc.Graph:
         ],
         columns=["id", "direction", "start_ts", "end_ts", "last_out_ts"],
     )
-    product = p.product
+    limits = p.figures.limits  # what the rules engine judges by, not the product row alone
     fig = figures.temperature_figure(
         frame,
-        temp_min_c=product.temp_min_c if product else None,
-        temp_max_c=product.temp_max_c if product else None,
-        freeze_limit_c=product.freeze_limit_c if product else None,
+        temp_min_c=None if limits is None else limits.low_c,
+        temp_max_c=None if limits is None else limits.high_c,
+        freeze_limit_c=None if limits is None else limits.freeze_c,
         excursions=excursions,
         max_gap_s=p.figures.max_gap.total_seconds(),
         uirevision=p.unit.epc,
@@ -303,7 +304,12 @@ def lookup_all(page: PageContext, text: str) -> list[Any]:
         if verification.status not in ("invalid", "unknown"):
             try:
                 passport = lookup.load_passport(
-                    conn, text, today=now.date(), now=now, gap_factor=page.offline_factor
+                    conn,
+                    text,
+                    today=now.date(),
+                    now=now,
+                    gap_factor=page.gap_factor,
+                    rules=ReportSettings.from_settings(page.settings),
                 )
             except (NotFoundError, IdentifierError):  # gone between the two reads
                 passport = None

@@ -17,7 +17,9 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
 from alerts.budget import DEFAULT_WARNING_SHARE
+from alerts.in_force import shipment_limits
 from coldchain.errors import NotFoundError
+from coldchain.thermal.limits import Limits, is_offline
 from dashboard import figures, ids
 from dashboard.pages import (
     PageContext,
@@ -109,15 +111,17 @@ def layout(page: PageContext, reference: str) -> html.Div:
     )
 
 
-def header(detail: dict[str, Any], now: datetime) -> list[Any]:
-    """Title, condition and the key facts of a shipment."""
+def header(detail: dict[str, Any], now: datetime, limits: Limits | None = None) -> list[Any]:
+    """Title, condition and the key facts of a shipment; "Range" is ``limits``, the range the
+    rules engine judges the shipment by (None: no temperature rule in force, shown as "—")."""
     product = detail["product"] or {}
+    low, high = (None, None) if limits is None else (limits.low_c, limits.high_c)
     facts = [
         ("Lane", detail["lane"]),
         ("Status", detail["status"].replace("_", " ")),
         ("Carrier", detail["carrier"] or "—"),
         ("Product", product.get("name") or "—"),
-        ("Range", fmt_range(product.get("temp_min_c"), product.get("temp_max_c"))),
+        ("Range", fmt_range(low, high)),
         ("Now", fmt_temp(detail["current_temp_c"])),
         ("Last seen", fmt_age(detail["last_seen"], now)),
         ("Planned arrival", fmt_ts(detail["planned_arrival"])),
@@ -189,12 +193,23 @@ def alerts_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
     )
 
 
-def devices_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
-    """The loggers assigned to the shipment, with calibration and latest state."""
+def devices_table(
+    rows: list[dict[str, Any]], now: datetime, *, offline_factor: float = 10.0
+) -> html.Div:
+    """The loggers assigned to the shipment, with calibration and latest state; a current
+    logger silent for ``offline_factor`` × its interval is marked offline
+    (:func:`coldchain.thermal.limits.is_offline`, the rules engine's "no data")."""
     body = []
     for r in rows:
         due = r["calibration_due"]
         overdue = due is not None and due < now.date()
+        offline = r["current"] and is_offline(
+            r["last_seen"],
+            since=r["assigned_from"],
+            interval_s=r["interval_s"],
+            factor=offline_factor,
+            now=now,
+        )
         body.append(
             html.Tr(
                 className="device-row" + ("" if r["current"] else " past"),
@@ -216,7 +231,12 @@ def devices_table(rows: list[dict[str, Any]], now: datetime) -> html.Div:
                         else f"{r['interval_s']} s"
                     ),
                     html.Td(fmt_temp(r["temp_c"])),
-                    html.Td(fmt_age(r["last_seen"], now), title=fmt_ts(r["last_seen"])),
+                    html.Td(
+                        [fmt_age(r["last_seen"], now)]
+                        + ([" ", badge("Offline", "offline")] if offline else []),
+                        title=fmt_ts(r["last_seen"]),
+                        className="device-offline" if offline else "",
+                    ),
                     html.Td(
                         f"{fmt_ts(r['assigned_from'])} → "
                         + ("now" if r["assigned_to"] is None else fmt_ts(r["assigned_to"]))
@@ -448,17 +468,20 @@ def register(app: Dash, page: PageContext) -> None:
                 conn=conn, shipment_id=detail["shipment_id"], max_points=MAX_POINTS
             )
             excursions = web.list_excursions(conn=conn, shipment_id=detail["shipment_id"])
+            # The band is the range the rules engine judges by (rules file and stored rule
+            # versions on top of the product row), not the product row alone.
+            limits = shipment_limits(conn, report_cfg, shipment_id=detail["shipment_id"])
         product = detail["product"] or {}
         readings = pd.DataFrame(
             series.points,
             columns=["device_id", "ts", "n", "temp_c", "temp_min_c", "temp_max_c", "rh"],
         )
-        gaps = max_gaps(detail["devices"], gap_factor=page.offline_factor, bucket_s=series.bucket_s)
+        gaps = max_gaps(detail["devices"], gap_factor=page.gap_factor, bucket_s=series.bucket_s)
         temp = figures.temperature_figure(
             readings,
-            temp_min_c=product.get("temp_min_c"),
-            temp_max_c=product.get("temp_max_c"),
-            freeze_limit_c=product.get("freeze_limit_c"),
+            temp_min_c=None if limits is None else limits.low_c,
+            temp_max_c=None if limits is None else limits.high_c,
+            freeze_limit_c=None if limits is None else limits.freeze_c,
             excursions=pd.DataFrame(
                 excursions, columns=["id", "direction", "start_ts", "end_ts", "last_out_ts"]
             ),
@@ -478,12 +501,12 @@ def register(app: Dash, page: PageContext) -> None:
             else f"{series.total_readings} readings in {series.bucket_s} s buckets (min/mean/max)"
         )
         return (
-            header(detail, now),
+            header(detail, now, limits),
             temp,
             rh,
             excursions_table(excursions),
             alerts_table(detail["alerts"], now),
-            devices_table(detail["devices"], now),
+            devices_table(detail["devices"], now, offline_factor=page.offline_factor),
             legs_table(detail["legs"]),
             units_table(detail["units"]),
             f"{resolution} · updated {now:%H:%M:%S} UTC",

@@ -86,13 +86,6 @@ WHERE alert_id = ANY(%(alert_ids)s) AND at <= %(as_of)s
 ORDER BY alert_id, at, id
 """
 
-RULE_DEFINITIONS_AS_OF = """
-SELECT DISTINCT ON (product_gtin, shipment_id) product_gtin, shipment_id, version, definition
-FROM rule_definitions
-WHERE (shipment_id = %(shipment_id)s OR product_gtin = %(gtin)s) AND created_at <= %(as_of)s
-ORDER BY product_gtin, shipment_id, version DESC
-"""
-
 INSERT_SNAPSHOT = """
 INSERT INTO report_snapshots (shipment_id, as_of, content_hash, evidence, created_by)
 VALUES (%(shipment_id)s, %(as_of)s, %(content_hash)s, %(evidence)s, %(created_by)s)
@@ -224,15 +217,6 @@ def state_from_events(events: list[Row]) -> str:
         elif e["kind"] in ("opened", "reopened"):
             state = "open"
     return state
-
-
-def rule_definitions(
-    *, conn: Conn, shipment_id: int, gtin: str | None, as_of: datetime
-) -> list[Row]:
-    """The stored rule versions (product's and shipment's) that were in force at ``as_of``."""
-    return conn.execute(
-        RULE_DEFINITIONS_AS_OF, {"shipment_id": shipment_id, "gtin": gtin, "as_of": as_of}
-    ).fetchall()
 
 
 def save_snapshot(

@@ -16,8 +16,14 @@ first (``attention``: alarm 3 > warning 2 > offline 1 > ok 0):
 * ``alarm``   an unresolved alert of severity ``major`` or ``critical``;
 * ``warning`` an unresolved ``warning`` alert, or a current temperature outside the product range
   (the rules engine decides about alarms; the live reading alone only warns);
-* ``offline`` in transit, and a currently assigned logger has not reported for longer than
-  ``offline_factor`` × its logging interval, reported itself offline, or none is assigned;
+* ``offline`` in transit, and a currently assigned logger is offline, or none is assigned.
+  Offline is the rules engine's "no data" definition (:func:`coldchain.thermal.limits.is_offline`):
+  silent for longer than ``offline_factor`` (``COLDCHAIN_ALERTS__OFFLINE_FACTOR``, 10 by
+  default) × its logging interval, counted from its latest reading in the assignment, or from
+  the assignment's start when it has sent none. A logger's own last-will "offline" status is
+  shown (``online``) but does not make it offline: it may still be logging, and upload later.
+  Not guaranteed: a shipment whose rules set its own offline ``minutes`` or ``factor`` is judged
+  by those in the engine's alert, by the settings' factor here;
 * ``ok``      otherwise.
 """
 
@@ -119,9 +125,11 @@ WITH summary AS (
                max(lon) FILTER (WHERE shown) AS lon
         FROM (
             SELECT a.shipment_id, ds.device_id, ds.ts, ds.temp_c, ds.rh, ds.lat, ds.lon,
-                   (ds.device_id IS NULL OR NOT ds.online
-                    OR ds.ts < now() - make_interval(secs => d.interval_s * %(offline_factor)s)
-                   ) AS silent,
+                   -- offline as coldchain.thermal.limits.is_offline: silent for longer than
+                   -- the threshold since the latest reading, or since the assignment began
+                   coalesce(ds.ts, lower(a.during), '-infinity')
+                       < now() - make_interval(secs => d.interval_s * %(offline_factor)s)
+                   AS silent,
                    ds.temp_c IS NOT NULL AND row_number() OVER (
                        PARTITION BY a.shipment_id
                        ORDER BY ds.temp_c IS NULL,

@@ -103,7 +103,11 @@ def make_inputs(**overrides: Any) -> ReportInputs:
                 ],
             }
         ],
-        "rules": {},
+        # The product row's rules as the engine stacks them (alerts.in_force): the report
+        # judges by the rules in force, never by the product row alone.
+        "rules": {
+            "temperature": {"low_c": 2.0, "high_c": 8.0, "freeze_c": 0.0, "alarm_delay_min": 15.0}
+        },
         "gap_factor": 2.0,
     }  # fmt: skip
     values.update(overrides)

@@ -141,7 +141,8 @@ def test_evidence_is_json_values_only(temps: list[float], interval_s: int) -> No
 
 def test_no_product_and_no_readings_still_make_a_report() -> None:
     logger = dataclasses.replace(make_inputs().loggers[0], readings=())
-    ev = assemble(make_inputs(product=None, loggers=[logger], excursions=[], alerts=[], units=[]))
+    bare: dict[str, object] = {"product": None, "rules": {}}  # no product: no product layers
+    ev = assemble(make_inputs(**bare, loggers=[logger], excursions=[], alerts=[], units=[]))
     assert ev["product"] is None and ev["rules"]["temperature"] is None
     assert ev["loggers"][0]["mkt"] == {"window": None, "whole_trip": None}
     assert ev["loggers"][0]["completeness"] == 0.0

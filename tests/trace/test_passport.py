@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 
 from alerts.mkt import Weighting, mkt
 from alerts.series import Point
+from coldchain.thermal.limits import Limits
 from traceability.passport import (
     Inherited,
     Piece,
     Profile,
     compute_figures,
-    limits_for,
     merge_windows,
+    passport_limits,
     split_tracks,
     track_points,
 )
@@ -30,6 +31,10 @@ PROFILE = Profile(
     alarm_delay_s=900,
     stability_budget_s=3600,
 )
+
+
+#: PROFILE's range as the rules engine derives it from the product row alone.
+LIMITS = Limits(2.0, 8.0, 0.0, timedelta(minutes=15), ("product row",))
 
 
 def h(hours: float) -> datetime:
@@ -89,7 +94,9 @@ def test_figures_of_a_warm_hour_on_the_second_logger() -> None:
     pieces = [piece("L1", 0, 2), piece("L2", 2, 4, shipment=2)]
     series = readings("L1", 0, 2) + readings("L2", 2, 3) + readings("L2", 3, 3.5, 12.0)
     series += readings("L2", 3.5, 4)
-    f = compute_figures(pieces, series, PROFILE, max_gap=timedelta(minutes=10), now=h(100))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(100)
+    )
     (track,) = f.tracks
     assert track.as_of == h(4)  # the unit left the monitored chain at 4 h: no trailing gap
     ((_, excursion),) = f.excursions
@@ -105,7 +112,9 @@ def test_figures_of_a_warm_hour_on_the_second_logger() -> None:
 def test_unmonitored_time_between_shipments_is_a_gap_counted_against_the_budget() -> None:
     pieces = [piece("L1", 0, 1), piece("L2", 3, 4, shipment=2)]
     series = readings("L1", 0, 1) + readings("L2", 3, 4)
-    f = compute_figures(pieces, series, PROFILE, max_gap=timedelta(minutes=10), now=h(10))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(10)
+    )
     usage = f.worst_usage
     assert usage is not None
     # last L1 reading at 0:55, first L2 reading at 3:00: 2 h 5 min of unknown time
@@ -116,19 +125,27 @@ def test_unmonitored_time_between_shipments_is_a_gap_counted_against_the_budget(
 def test_two_loggers_at_once_give_two_tracks_and_the_worst_counts() -> None:
     pieces = [piece("L1", 0, 2), piece("L2", 0, 2)]
     series = readings("L1", 0, 2) + readings("L2", 0, 1) + readings("L2", 1, 2, 9.0)
-    f = compute_figures(pieces, series, PROFILE, max_gap=timedelta(minutes=10), now=h(2))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(2)
+    )
     assert len(f.tracks) == 2
     assert f.worst_usage is not None and f.worst_usage.time_out == timedelta(minutes=55)
     assert [t.devices for t in f.tracks] == [("L1",), ("L2",)]
     assert f.worst_mkt is not None and f.worst_mkt.mkt_c > 5.0
 
 
-def test_bad_master_data_is_judged_by_what_is_sound() -> None:
-    freeze_above_low = Profile("09506000134352", "x", 2.0, 8.0, freeze_limit_c=3.0)
-    limits = limits_for(freeze_above_low, max_gap=timedelta(minutes=10))
-    assert limits is not None and limits.freeze_c is None and limits.high_c == 8.0
-    assert limits_for(None, max_gap=timedelta(minutes=10)) is None
-    assert limits_for(Profile("0", "x", None, None, None), max_gap=timedelta(minutes=10)) is None
+def test_the_passport_judges_by_the_strictest_of_its_shipments_limits() -> None:
+    wide = Limits(2.0, 8.0, 0.0, timedelta(minutes=30), ("a",))
+    narrow = Limits(3.0, 6.0, None, timedelta(minutes=5), ("b",))
+    same, notes = passport_limits({1: wide, 2: wide}, None)
+    assert same == wide and notes == ()
+    both, notes = passport_limits({1: wide, 2: narrow}, None)
+    assert both == Limits(3.0, 6.0, 0.0, timedelta(minutes=5), ("a", "b"))
+    assert len(notes) == 1 and "strictest" in notes[0]
+    # a shipment without limits (no product on it) counts with the product's own rules
+    assert passport_limits({1: None}, narrow) == (narrow, ())
+    assert passport_limits({}, narrow) == (narrow, ())
+    assert passport_limits({}, None) == (None, ())
 
 
 @settings(max_examples=60, deadline=None)
@@ -145,7 +162,9 @@ def test_a_unit_watched_end_to_end_has_the_mkt_of_the_whole_series(
     ts = [h(0) + timedelta(minutes=5 * i) for i in range(len(temps))]
     pieces = [piece("L1", 0, cut * 5 / 60), piece("L1", cut * 5 / 60, len(temps) * 5 / 60)]
     series = [Inherited("L1", t, v) for t, v in zip(ts, temps, strict=True)]
-    f = compute_figures(pieces, series, PROFILE, max_gap=timedelta(minutes=10), now=h(1000))
+    f = compute_figures(
+        pieces, series, PROFILE, limits=LIMITS, max_gap=timedelta(minutes=10), now=h(1000)
+    )
     whole = mkt(
         [Point(t, v) for t, v in zip(ts, temps, strict=True)],
         weighting=Weighting.STEP,
