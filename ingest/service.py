@@ -391,12 +391,14 @@ class Ingester:
             log.info("dead letter from %s: %s", clip(topic), clip(dead.reason))
         if qos:
             pending.mids.append(mid)
-        pending.spans.append(
-            (topic, payload, len(batch.readings), len(batch.statuses), len(batch.dead_letters))
-        )
-        pending.payload_bytes += len(payload)
-        self._held_bytes += len(payload)
-        size = len(batch)
+        n_readings, n_statuses, n_dead = (
+            len(batch.readings), len(batch.statuses), len(batch.dead_letters)
+        )  # fmt: skip
+        pending.spans.append((topic, payload, n_readings, n_statuses, n_dead))
+        n_bytes = len(payload)
+        pending.payload_bytes += n_bytes
+        self._held_bytes += n_bytes
+        size = n_readings + n_statuses + n_dead
         self._held += size - pending.items
         pending.items = size
         if size >= self._max_items:
