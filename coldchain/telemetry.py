@@ -273,7 +273,7 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
         if "bn" in rec:
             base_name = str(rec["bn"])
         if "bt" in rec:
-            base_time = float(rec["bt"])
+            base_time = float(_senml_number(rec["bt"], "bt", i))
         unit = rec.get("u")
         if unit not in _SENML_FIELDS:
             continue  # unknown quantities are ignored, as RFC 8428 allows
@@ -281,7 +281,7 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
         # the record name, says which quantity a record carries.
         segments = [s for s in re.split(r"[:/]", base_name) if s]
         device = segments[-1] if segments else topic_device
-        t = base_time + float(rec.get("t", 0.0))
+        t = base_time + float(_senml_number(rec.get("t", 0.0), "t", i))
         if abs(t) < 2**28:  # RFC 8428 §4.5.3: small values are relative to now; we refuse those
             raise ValueError(f"SenML record {i} has a relative time; absolute time is required")
         key = (device, t)
@@ -291,6 +291,12 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
             first_index[key] = i
         grouped[key][_SENML_FIELDS[unit]] = rec.get("v")
     return [(first_index[k], grouped[k]) for k in order]
+
+
+def _senml_number(value: Any, name: str, i: int) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"SenML record {i}: {name} must be a JSON number, not {_json_type(value)}")
+    return value
 
 
 # --- the parser ----------------------------------------------------------------------------

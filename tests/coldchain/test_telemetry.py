@@ -383,3 +383,19 @@ def test_bad_status_fields_are_refused(doc: dict[str, object], reason: str) -> N
     msg = parse(json.dumps(doc), topic=status_topic(ROOT, "LOG-000123"))
     assert msg.status is None
     assert reason in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize("field", ["bt", "t"])
+@pytest.mark.parametrize("value", ['"1764126000"', "true"])
+def test_senml_times_must_be_numbers(field: str, value: str) -> None:
+    base = '"bt": 1764126000' if field == "t" else f'"bt": {value}'
+    extra = f', "t": {value}' if field == "t" else ""
+    msg = parse(f'[{{"bn": "LOG-000123/", {base}, "u": "Cel", "v": 4.0{extra}}}]')
+    assert msg.readings == ()
+    assert f"{field} must be a JSON number" in msg.rejections[0].reason
+
+
+def test_a_senml_value_given_as_text_is_refused() -> None:
+    msg = parse('[{"bn": "LOG-000123/", "bt": 1764126000, "u": "Cel", "v": "5.5"}]')
+    assert msg.readings == ()
+    assert "temp_c: must be a JSON number" in msg.rejections[0].reason
