@@ -106,15 +106,23 @@ def ingest() -> None:
     """Consume device telemetry from MQTT and store it in TimescaleDB."""
     from psycopg_pool import AsyncConnectionPool
 
-    from ingest.service import Ingester
+    from ingest.service import Ingester, wait_for_database
     from ingest.sink import TimescaleSink
 
     settings = _settings()
 
     async def main(stop: asyncio.Event) -> None:
-        async with AsyncConnectionPool(settings.db.dsn, min_size=1, max_size=2, open=False) as pool:
-            await pool.wait(timeout=30)
+        # Started before the database (or while it recovers): wait, saying so, until it answers
+        # or we are stopped. Later outages are the ingester's to ride out (it retries commits);
+        # the pool's short timeout lets each retry, and a stop, happen within seconds.
+        if not await wait_for_database(settings.db.dsn, stop):
+            return
+        pool = AsyncConnectionPool(settings.db.dsn, min_size=1, max_size=2, open=False, timeout=5)
+        await pool.open()
+        try:
             await Ingester(settings, TimescaleSink(pool)).run(stop)
+        finally:
+            await pool.close(timeout=1)
 
     _run_until_signal(main)
 

@@ -15,7 +15,12 @@ with an offset, or epoch milliseconds. Status goes to ``{root}/devices/{device_i
 
 :func:`parse_payload` is the only parser: the ingester, the simulator's tests and the docs use it.
 A batch with one bad reading yields the good readings plus one :class:`Rejection` per bad one.
-It never raises, whatever the bytes. Plain readings take a hand-written fast path that accepts
+It never raises, whatever the bytes (a 5,000-digit integer, nesting deeper than the stack, or
+anything else Python's JSON decoder refuses is a rejection, and a last-resort guard turns any
+other exception into one). Types are strict, as in the JSON Schemas: a number given as text
+(``"5.5"``) or as a boolean is refused, and so is text holding control characters (NUL cannot be
+stored in PostgreSQL text). Measurement times before :data:`EARLIEST_TS` (2000-01-01: negative
+epochs, year 0001, a logger whose clock was never set) are refused. Plain readings take a hand-written fast path that accepts
 only what the full (pydantic) validation accepts and builds the same :class:`Reading`; anything
 else, and every rejection, goes through the full validation.
 The simulator builds payloads with :func:`reading_payload` / :func:`batch_payload`, so the
@@ -39,6 +44,11 @@ _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 #: Physical limits; anything outside is a broken sensor or a forged message.
 TEMP_MIN_C, TEMP_MAX_C = -100.0, 100.0
+#: The earliest measurement time accepted: older is an unset clock or a forged message (and would
+#: make TimescaleDB create chunks for 1969 or year 1).
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+#: Printable text only: no C0 control characters and no DEL (PostgreSQL text refuses NUL).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class Limits:
     max_payload_bytes: int = 256 * 1024
     max_batch_readings: int = 10_000
     max_future: timedelta = timedelta(minutes=5)
+    earliest: datetime = EARLIEST_TS
     known_devices: frozenset[str] | None = field(default=None)
 
 
@@ -181,26 +192,59 @@ class _ReadingIn(BaseModel):
     @field_validator("temp_c", "rh", "lat", "lon", "battery", mode="before")
     @classmethod
     def _no_nan(cls, v: Any, info: Any) -> Any:
-        if isinstance(v, bool):
-            raise ValueError("must be a number, not a boolean")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("is not a finite number (NaN or infinity)")
+        return _json_number(v)
+
+
+def _json_number(v: Any) -> Any:
+    """A JSON number (or null) as it came; text and booleans are refused, not converted."""
+    if v is None:
         return v
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"must be a JSON number, not {_json_type(v)}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("is not a finite number (NaN or infinity)")
+    return v
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, Mapping):
+        return "an object"
+    if isinstance(v, list):
+        return "an array"
+    return type(v).__name__
 
 
 class _StatusIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
-    online: bool = True
+    online: bool = Field(default=True, strict=True)
     ts: datetime | None = None
     battery: float | None = Field(default=None, ge=0.0, le=1.0)
-    firmware: str | None = Field(default=None, max_length=64)
+    firmware: str | None = Field(default=None, max_length=64, pattern=TEXT_PATTERN)
 
     @field_validator("ts", mode="before")
     @classmethod
     def _ts(cls, v: Any) -> datetime | None:
-        return None if v is None else _parse_ts(v)
+        if v is None:
+            return None
+        ts = _parse_ts(v)
+        if ts < EARLIEST_TS:
+            raise ValueError(_too_early(ts, EARLIEST_TS))
+        return ts
+
+    @field_validator("battery", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        return _json_number(v)
+
+
+def _too_early(ts: datetime, earliest: datetime) -> str:
+    return f"timestamp {ts.isoformat()} is before {earliest.date().isoformat()}"
 
 
 def _explain(exc: ValidationError) -> str:
@@ -229,7 +273,7 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
         if "bn" in rec:
             base_name = str(rec["bn"])
         if "bt" in rec:
-            base_time = float(rec["bt"])
+            base_time = float(_senml_number(rec["bt"], "bt", i))
         unit = rec.get("u")
         if unit not in _SENML_FIELDS:
             continue  # unknown quantities are ignored, as RFC 8428 allows
@@ -237,7 +281,7 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
         # the record name, says which quantity a record carries.
         segments = [s for s in re.split(r"[:/]", base_name) if s]
         device = segments[-1] if segments else topic_device
-        t = base_time + float(rec.get("t", 0.0))
+        t = base_time + float(_senml_number(rec.get("t", 0.0), "t", i))
         if abs(t) < 2**28:  # RFC 8428 §4.5.3: small values are relative to now; we refuse those
             raise ValueError(f"SenML record {i} has a relative time; absolute time is required")
         key = (device, t)
@@ -249,6 +293,12 @@ def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, di
     return [(first_index[k], grouped[k]) for k in order]
 
 
+def _senml_number(value: Any, name: str, i: int) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"SenML record {i}: {name} must be a JSON number, not {_json_type(value)}")
+    return value
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 
@@ -256,6 +306,17 @@ def parse_payload(
     topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits
 ) -> ParsedMessage:
     """Parse one MQTT message into readings, a status, or rejections. Never raises."""
+    try:
+        return _parse_payload(topic, payload, root=root, now=now, limits=limits)
+    except Exception as exc:  # a case the checks below missed: refuse the message, stay up
+        return ParsedMessage(
+            rejections=(Rejection(f"payload could not be parsed ({type(exc).__name__})"),)
+        )
+
+
+def _parse_payload(
+    topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits
+) -> ParsedMessage:
     parsed_topic = parse_topic(root, topic)
     if parsed_topic is None:
         return ParsedMessage(rejections=(Rejection(f"topic {topic!r} is not a device topic"),))
@@ -280,6 +341,10 @@ def parse_payload(
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return ParsedMessage(rejections=(Rejection(f"payload is not JSON: {exc}", device),))
+    except ValueError:  # an integer longer than sys.get_int_max_str_digits() (4,300 digits)
+        return ParsedMessage(
+            rejections=(Rejection("payload is not JSON we accept: a number is too long", device),)
+        )
     except RecursionError:  # "[[[[…" deeper than the interpreter's stack: hostile, not data
         return ParsedMessage(
             rejections=(Rejection("payload is not JSON: nested too deeply", device),)
@@ -353,12 +418,15 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
         )
 
     latest_allowed = now + limits.max_future
+    earliest = limits.earliest
     readings: list[Reading] = []
     rejections: list[Rejection] = []
     for index, item in items:
-        fast = _fast_reading(item, device, latest_allowed) if _FAST_PATH else None
+        fast = _fast_reading(item, device, earliest, latest_allowed) if _FAST_PATH else None
         outcome = (
-            fast if fast is not None else _validate_reading(item, device, index, latest_allowed)
+            fast
+            if fast is not None
+            else _validate_reading(item, device, index, earliest, latest_allowed)
         )
         if isinstance(outcome, Reading):
             readings.append(outcome)
@@ -368,9 +436,9 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
 
 
 def _validate_reading(
-    item: Any, device: str, index: int | None, latest_allowed: datetime
+    item: Any, device: str, index: int | None, earliest: datetime, latest_allowed: datetime
 ) -> Reading | Rejection:
-    """The full check of one reading: pydantic, then device and future; the reason if refused."""
+    """The full check of one reading: pydantic, then device and time; the reason if refused."""
     if not isinstance(item, Mapping):
         return Rejection("reading is not a JSON object", device, index)
     try:
@@ -383,6 +451,8 @@ def _validate_reading(
         )
     if model.ts > latest_allowed:
         return Rejection(f"timestamp {model.ts.isoformat()} is in the future", device, index)
+    if model.ts < earliest:
+        return Rejection(_too_early(model.ts, earliest), device, index)
     return Reading(device, model.ts, model.temp_c, model.rh, model.lat, model.lon, model.battery)
 
 
@@ -390,7 +460,8 @@ def _validate_reading(
 # those by hand is ~5x cheaper than pydantic, and at tens of thousands of readings a second that
 # is most of the ingester's parsing time. It only ever *accepts*: anything it is not sure of
 # (a missing or unknown key, a number given as text, a boolean, NaN, a value out of range, a
-# timestamp in the future or unparseable) returns None and goes through _validate_reading,
+# timestamp in the future, before EARLIEST_TS or unparseable) returns None and goes through
+# _validate_reading,
 # which also writes the rejection reason. tests/coldchain/test_telemetry.py holds the two paths
 # equal on random valid and invalid readings; _FAST_PATH = False switches it off.
 _FAST_PATH = True
@@ -398,7 +469,9 @@ _READING_KEYS = frozenset(("device_id", "ts", "temp_c", "rh", "lat", "lon", "bat
 _TEMP_LO, _TEMP_HI = TEMP_MIN_C, TEMP_MAX_C
 
 
-def _fast_reading(item: Any, device: str, latest_allowed: datetime) -> Reading | None:
+def _fast_reading(
+    item: Any, device: str, earliest: datetime, latest_allowed: datetime
+) -> Reading | None:
     """The reading exactly as _validate_reading would build it, or None to let that decide."""
     if type(item) is not dict or not item.keys() <= _READING_KEYS:
         return None
@@ -413,7 +486,7 @@ def _fast_reading(item: Any, device: str, latest_allowed: datetime) -> Reading |
         ts = _parse_ts(raw_ts)
     except ValueError:
         return None
-    if ts > latest_allowed:
+    if ts > latest_allowed or ts < earliest:
         return None
     temp_c = _fast_number(item.get("temp_c"), _TEMP_LO, _TEMP_HI)
     rh = _fast_number(item.get("rh"), 0.0, 100.0)

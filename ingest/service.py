@@ -24,14 +24,30 @@ The data path, all on one event loop:
   unacknowledged messages as the receive maximum); while they commit, the next batch fills;
 - after each commit, that batch's messages are acknowledged in one write, batches strictly in
   the order they were taken, so PUBACKs go out in arrival order.
+
+What the database refuses (issue 11): a commit that fails because the database is away (a lost
+connection, a pool timeout, a shutdown, a deadlock: :func:`refused_by_database` says False) is
+retried with backoff, holding the batch. One that fails because of what it holds (a DataError,
+an IntegrityError, a value the driver cannot encode) is never retried as is: the batch is split
+in halves, recursively, until the message the database refuses is alone; the others are stored,
+and that message becomes one dead letter with the database's error as its reason. The batch is
+then acknowledged as usual. A refused message costs O(log n) extra statements, and the fleet's
+other messages wait for it by that much, not forever. A batch keeps its messages' raw bytes
+until it commits, for that dead letter; :data:`MAX_HELD_BYTES` bounds them.
+
+Stopping (SIGTERM): take nothing new, commit what is held, acknowledge what committed. A write
+still running :data:`STOP_GRACE_S` after the stop is abandoned, unacknowledged (the broker
+delivers those messages again), so a stop during a database outage takes about that long.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -41,13 +57,14 @@ from functools import partial
 from typing import Any
 
 import aiomqtt
+import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from coldchain.settings import Settings
-from coldchain.telemetry import Limits, parse_payload
+from coldchain.telemetry import Limits, parse_payload, parse_topic
 from ingest.mqtt import IngestClient
-from ingest.sink import Batch, DeadLetter, Sink
+from ingest.sink import LOG_CHARS, Batch, DeadLetter, Sink, clip, dead_letter_for, storable
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +76,31 @@ REGISTRY_RELOAD_S = 0.5
 #: Batches in the database at once. Two overlap one batch's encoding with the previous one's
 #: statement; ``coldchain ingest`` opens a pool of two connections for them.
 WRITERS = 2
+#: Raw payload bytes held for uncommitted messages before the ingester stops reading.
+MAX_HELD_BYTES = 64 * 1024 * 1024
+#: How long a write may still run after a stop was asked for.
+STOP_GRACE_S = 1.5
+
+#: SQLSTATE classes that mean "the database is away or busy", not "it refuses this data":
+#: connection (08), transaction rollback (40), resources (53), object state (55), operator
+#: intervention (57), system (58), internal (XX).
+_OUTAGE_CLASSES = frozenset(("08", "40", "53", "55", "57", "58", "XX"))
+
+
+def refused_by_database(exc: BaseException) -> bool:
+    """True when a write failed because of the data it carried, so retrying it cannot help."""
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state is None:  # raised by the driver: an encoding refusal, or a connection lost
+            return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return state[:2] not in _OUTAGE_CLASSES
+    # Encoding a value the parser let through (the array encoders, UTF-8) fails the same way
+    # every time; anything else (OSError, a pool timeout) is treated as an outage.
+    return isinstance(exc, ValueError | TypeError | OverflowError | struct.error)
+
+
+class _Abandoned(Exception):
+    """A write given up at stop, its outcome unknown; its messages stay unacknowledged."""
 
 
 def utcnow() -> datetime:
@@ -88,6 +130,17 @@ class _Pending:
     messages: int = 0
     items: int = 0  # len(batch), as last counted
     started: float = 0.0  # time.monotonic() of the first message
+    # Per message: topic, raw bytes, and where its items end in the batch's three lists, so a
+    # batch the database refuses can be split by message (see _store).
+    spans: list[tuple[str, bytes, int, int, int]] = field(default_factory=list)
+    payload_bytes: int = 0
+
+    def part(self, lo: int, hi: int) -> Batch:
+        """The batch of messages lo..hi-1."""
+        r0, s0, d0 = self.spans[lo - 1][2:] if lo else (0, 0, 0)
+        r1, s1, d1 = self.spans[hi - 1][2:]
+        b = self.batch
+        return Batch(b.readings[r0:r1], b.dead_letters[d0:d1], b.statuses[s0:s1])
 
 
 _Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
@@ -130,6 +183,7 @@ class Ingester:
         self._sealed: deque[_Pending] = deque()
         self._unacked = 0  # QoS 1 messages received this session and not yet acknowledged
         self._held = 0  # readings, dead letters and statuses parsed and not yet committed
+        self._held_bytes = 0  # their messages' raw payloads
         # One batch in each writer, one ready and one filling: parsing further ahead only costs memory
         # (and garbage-collector time) when uploads carry many readings a message.
         self._max_held = (WRITERS + 2) * cfg.batch_max_readings
@@ -202,7 +256,7 @@ class Ingester:
     def _new_session(self) -> None:
         self._pending = _Pending()
         self._sealed.clear()
-        self._unacked = self._held = 0
+        self._unacked = self._held = self._held_bytes = 0
         self._accepting = self._draining = False
         self._gate = None
         self._wake = asyncio.Event()
@@ -330,19 +384,28 @@ class Ingester:
             batch.readings.extend(parsed.readings)
         if parsed.status is not None:
             batch.statuses.append(parsed.status)
-        for rej in parsed.rejections:
-            batch.dead_letters.append(
-                DeadLetter(topic, rej.reason, payload, rej.device_id, rej.index)
-            )
-            log.info("dead letter from %s: %s", topic, rej.reason)
+        if parsed.rejections:
+            # One dead letter per message, its payload once (issue 11: not once per reading).
+            dead = dead_letter_for(topic, payload, parsed.rejections, accepted=len(parsed.readings))
+            batch.dead_letters.append(dead)
+            log.info("dead letter from %s: %s", clip(topic), clip(dead.reason))
         if qos:
             pending.mids.append(mid)
-        size = len(batch)
+        n_readings, n_statuses, n_dead = (
+            len(batch.readings), len(batch.statuses), len(batch.dead_letters)
+        )  # fmt: skip
+        pending.spans.append((topic, payload, n_readings, n_statuses, n_dead))
+        n_bytes = len(payload)
+        pending.payload_bytes += n_bytes
+        self._held_bytes += n_bytes
+        size = n_readings + n_statuses + n_dead
         self._held += size - pending.items
         pending.items = size
         if size >= self._max_items:
             self._seal()
-        if self._held >= self._max_held and self._mqtt is not None:
+        if (
+            self._held >= self._max_held or self._held_bytes >= MAX_HELD_BYTES
+        ) and self._mqtt is not None:
             self._mqtt.pause_reading()  # resumed by a writer once a commit frees room
 
     def _seal(self) -> None:
@@ -378,9 +441,7 @@ class Ingester:
         self._known = known
         self._known_loaded = began  # the snapshot is as of the query's start
         base = self._base_limits
-        self._limits = Limits(
-            base.max_payload_bytes, base.max_batch_readings, base.max_future, known
-        )
+        self._limits = dataclasses.replace(base, known_devices=known)
 
     async def _reload_registry(self) -> None:
         """Reload the registry, then release the messages that waited for it, in order.
@@ -423,7 +484,7 @@ class Ingester:
         """
         while (item := await self._next_batch()) is not None:
             seq = self._taken = self._taken + 1
-            committed = await self._commit(item.batch, stop)
+            committed = await self._commit(item, stop)
             async with self._ack_turn:
                 await self._ack_turn.wait_for(partial(self._acks_reached, seq - 1))
                 if not committed:
@@ -435,7 +496,12 @@ class Ingester:
                     self._unacked -= len(item.mids)
                 if committed:
                     self._held -= item.items
-                if self._unacked < self._receive_maximum and self._held < self._max_held:
+                    self._held_bytes -= item.payload_bytes
+                if (
+                    self._unacked < self._receive_maximum
+                    and self._held < self._max_held
+                    and self._held_bytes < MAX_HELD_BYTES
+                ):
                     client.resume_reading()
                 self._acked_seq = seq
                 self._ack_turn.notify_all()
@@ -463,26 +529,85 @@ class Ingester:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _commit(self, batch: Batch, stop: asyncio.Event) -> bool:
-        """Commit, retrying with backoff while the database is away; never drop the batch.
+    async def _commit(self, item: _Pending, stop: asyncio.Event) -> bool:
+        """Commit a batch, retrying while the database is away, splitting what it refuses.
 
-        Returns False only when asked to stop while the database is still away: the batch is
-        then neither committed nor acknowledged, and the broker delivers it again later.
+        Returns False only when asked to stop before everything committed: the batch is then
+        not acknowledged, and the broker delivers it again later (what did commit is then a
+        no-op for the primary key; a dead letter among it is written a second time).
+        """
+        if not item.spans:
+            return True
+        return await self._store(item, 0, len(item.spans), item.batch, stop)
+
+    async def _store(
+        self, item: _Pending, lo: int, hi: int, batch: Batch, stop: asyncio.Event
+    ) -> bool:
+        """Commit messages lo..hi-1 of ``item`` (``batch``); split it if the database refuses it."""
+        refused = await self._write_batch(batch, stop, splittable=True)
+        if refused is None:
+            return True
+        if refused is False:
+            return False
+        if hi - lo > 1:
+            mid = (lo + hi) // 2
+            log.warning(
+                "the database refused a batch of %d messages (%s); splitting it",
+                hi - lo,
+                clip(str(refused)),
+            )
+            return await self._store(item, lo, mid, item.part(lo, mid), stop) and (
+                await self._store(item, mid, hi, item.part(mid, hi), stop)
+            )
+        topic, payload = item.spans[lo][:2]
+        parsed_topic = parse_topic(self._root, topic)
+        reason = storable(
+            clip(f"the database refused this message: {type(refused).__name__}: {refused}", 500)
+        )
+        dead = DeadLetter(
+            storable(topic),
+            reason,
+            payload,
+            parsed_topic.device_id if parsed_topic else None,
+            reasons="[]",
+        )
+        log.warning("dead letter from %s: %s", clip(topic), clip(reason, LOG_CHARS))
+        outcome = await self._write_batch(Batch(dead_letters=[dead]), stop, splittable=False)
+        return outcome is None
+
+    async def _write_batch(
+        self, batch: Batch, stop: asyncio.Event, *, splittable: bool
+    ) -> BaseException | bool | None:
+        """Write, retrying with backoff while the database is away.
+
+        None once committed; False when asked to stop first; the exception when the database
+        refused the data and ``splittable`` (otherwise a refusal is retried like an outage: a
+        lone dead letter is made storable, so a refusal of it means the database is unwell).
         """
         backoff = 0.2
         while True:
             started = time.perf_counter()
             try:
-                new = await self._sink.write(batch)
-            except Exception as exc:  # database down or restarting: keep the batch, retry
+                new = await self._write_until_stopped(batch, stop)
+            except _Abandoned:
+                log.warning("stopping with %d uncommitted items; not acknowledged", len(batch))
+                return False
+            except Exception as exc:
+                if splittable and refused_by_database(exc):
+                    return exc
                 self.stats.commit_retries += 1
                 if stop.is_set():
                     log.warning(
-                        "stopping with %d uncommitted items (%s); not acknowledged", len(batch), exc
+                        "stopping with %d uncommitted items (%s); not acknowledged",
+                        len(batch),
+                        clip(str(exc)),
                     )
                     return False
                 log.warning(
-                    "commit of %d items failed (%s); retrying in %.1f s", len(batch), exc, backoff
+                    "commit of %d items failed (%s); retrying in %.1f s",
+                    len(batch),
+                    clip(str(exc)),
+                    backoff,
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
@@ -494,7 +619,65 @@ class Ingester:
             self.stats.readings_duplicate += len(batch.readings) - new
             self.stats.dead_letters += len(batch.dead_letters)
             self.stats.statuses += len(batch.statuses)
+            return None
+
+    async def _write_until_stopped(self, batch: Batch, stop: asyncio.Event) -> int:
+        """``sink.write``, given up :data:`STOP_GRACE_S` after a stop (raises _Abandoned)."""
+        write = asyncio.ensure_future(self._sink.write(batch))
+        if not stop.is_set():
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({write, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+        if not write.done():
+            await asyncio.wait({write}, timeout=STOP_GRACE_S)
+        if not write.done():
+            write.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await write
+            raise _Abandoned
+        return write.result()
+
+
+async def wait_for_database(dsn: str, stop: asyncio.Event, *, retry_s: float = 2.0) -> bool:
+    """Wait until the database accepts a connection, saying so every few seconds.
+
+    False when asked to stop first. Connection errors (the database not started yet, or still
+    recovering) are logged as one line each, never raised.
+    """
+    began = time.monotonic()
+    while not stop.is_set():
+        probe = asyncio.ensure_future(_probe(dsn, max(1, int(retry_s))))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({probe, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not probe.done():
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await probe
+            return False
+        error = probe.result()
+        if error is None:
             return True
+        log.warning(
+            "waiting for the database (%.0f s so far): %s; retrying in %.0f s",
+            time.monotonic() - began,
+            clip(error),
+            retry_s,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), retry_s)
+    return False
 
 
-__all__ = ["IngestStats", "Ingester"]
+async def _probe(dsn: str, connect_timeout_s: int) -> str | None:
+    """None if a connection to ``dsn`` works, else why not."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=connect_timeout_s)
+        async with conn:
+            await conn.execute("SELECT 1")
+    except (psycopg.Error, OSError) as exc:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
+
+
+__all__ = ["IngestStats", "Ingester", "refused_by_database", "wait_for_database"]

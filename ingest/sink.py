@@ -1,27 +1,97 @@
-"""Where the ingester puts a batch: TimescaleDB for real, a dict for unit tests."""
+"""Where the ingester puts a batch: TimescaleDB for real, a dict for unit tests.
+
+A refused message becomes one :class:`DeadLetter` (:func:`dead_letter_for`): its raw bytes once,
+however many of its readings were refused, with a bounded list of per-reading reasons. Nothing
+an attacker sends makes a dead letter much larger than the message itself, and every text it
+carries is made storable (no NUL, no lone surrogate), so writing a dead letter cannot fail
+because of what it records.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from coldchain.telemetry import DeviceStatus, Reading
+from coldchain.telemetry import DeviceStatus, Reading, Rejection
 from db.queries import ingest as q
 from ingest.pgarrays import float4_array, float8_array, text_array, timestamptz_array
+
+#: Bounds of one dead letter's reasons (docs/PROTOCOL.md "What is refused").
+MAX_REASONS = 100  # refused readings listed in ``reasons``; ``refused`` counts them all
+REASON_CHARS = 200  # each listed reason
+REASONS_BYTES = 16 * 1024  # the whole ``reasons`` list, as JSON
+SUMMARY_CHARS = 500  # the one-line ``reason``
+#: Log lines quote at most this much of a reason or a topic.
+LOG_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A refused message (or one refused reading of a batch), kept with its raw bytes."""
+    """A refused message, kept once with its raw bytes and why (each refused reading's reason)."""
 
     topic: str
     reason: str
     payload: bytes
     device_id: str | None = None
-    index: int | None = None
+    index: int | None = None  # the first refused reading's position in a batch
+    refused: int = 1  # readings refused (1 for the whole message)
+    reasons: str | None = None  # JSON: [{"index": int | null, "reason": str}, ...], bounded
+
+
+def clip(text: str, limit: int = LOG_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL accepts whatever it held: NUL and lone surrogates escaped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def dead_letter_for(
+    topic: str, payload: bytes, rejections: Sequence[Rejection], *, accepted: int = 0
+) -> DeadLetter:
+    """The one dead letter of a message with these rejections (``accepted`` readings stored)."""
+    first = rejections[0]
+    refused = len(rejections)
+    listed: list[dict[str, Any]] = []
+    size = 2
+    for rej in rejections[:MAX_REASONS]:
+        entry = {"index": rej.index, "reason": storable(clip(rej.reason, REASON_CHARS))}
+        size += len(json.dumps(entry)) + 1
+        if size > REASONS_BYTES:
+            break
+        listed.append(entry)
+    if first.index is None and refused == 1:
+        summary = first.reason
+    else:
+        summary = (
+            f"{refused:,} of {refused + accepted:,} readings refused"
+            f"{f' ({len(listed)} listed)' if len(listed) < refused else ''}; "
+            f"reading {first.index}: {first.reason}"
+        )
+    return DeadLetter(
+        storable(topic),
+        storable(clip(summary, SUMMARY_CHARS)),
+        payload,
+        None if first.device_id is None else storable(first.device_id),
+        first.index,
+        refused,
+        json.dumps(listed),
+    )
 
 
 @dataclass(slots=True)
@@ -107,6 +177,8 @@ class TimescaleSink:
             "dl_reason": [d.reason for d in dls],
             "dl_index": [d.index for d in dls],
             "dl_payload": [d.payload for d in dls],
+            "dl_refused": [d.refused for d in dls],
+            "dl_reasons": [d.reasons for d in dls],
         }
 
     async def known_devices(self) -> frozenset[str]:

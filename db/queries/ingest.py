@@ -58,11 +58,12 @@ WITH batch AS (
 ),
 {_MERGE_CTES.format(source="batch")},
 dead AS (
-    INSERT INTO dead_letters (topic, device_id, reason, batch_index, payload)
-    SELECT * FROM unnest(
+    INSERT INTO dead_letters (topic, device_id, reason, batch_index, payload, refused, reasons)
+    SELECT topic, device_id, reason, batch_index, payload, refused, reasons::jsonb FROM unnest(
         %(dl_topic)b::text[], %(dl_device_id)b::text[], %(dl_reason)b::text[],
-        %(dl_index)b::int[], %(dl_payload)b::bytea[]
-    )
+        %(dl_index)b::int[], %(dl_payload)b::bytea[], %(dl_refused)b::int[],
+        %(dl_reasons)b::text[]
+    ) AS d (topic, device_id, reason, batch_index, payload, refused, reasons)
 )
 SELECT n, CASE WHEN n > 0 THEN pg_notify('reading_changes', json_build_object('n', n)::text) END
 FROM (SELECT coalesce(sum(n_readings), 0)::bigint AS n FROM changes) AS total
@@ -85,8 +86,8 @@ SELECT coalesce(sum(n_readings), 0)::bigint FROM changes
 """
 
 INSERT_DEAD_LETTER = """
-INSERT INTO dead_letters (topic, device_id, reason, batch_index, payload)
-VALUES (%s, %s, %s, %s, %s)
+INSERT INTO dead_letters (topic, device_id, reason, batch_index, payload, refused, reasons)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)
 """
 
 UPSERT_STATUS = """

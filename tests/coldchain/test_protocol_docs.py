@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from coldchain.telemetry import Limits, parse_payload, status_topic, telemetry_topic
+from coldchain.telemetry import (
+    EARLIEST_TS,
+    Limits,
+    parse_payload,
+    status_topic,
+    telemetry_topic,
+)
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT_DIR / "coldchain" / "schemas"
@@ -54,6 +60,11 @@ BAD = [
     {"ts": "2026-11-26T02:00:00", "temp_c": 4},
     {"device_id": "bad id!", "ts": "2026-11-26T02:00:00Z"},
     {"readings": [{"temp_c": 4}]},
+    {"ts": "2026-11-26T02:00:00Z", "temp_c": "5.5"},
+    {"ts": "2026-11-26T02:00:00Z", "temp_c": True},
+    {"ts": -1000, "temp_c": 4},
+    {"ts": 946684799999, "temp_c": 4},
+    {"readings": [{"ts": 0}]},
 ]
 
 
@@ -63,3 +74,30 @@ def test_schema_and_parser_refuse_the_same_things(doc: dict[str, object]) -> Non
     parsed = parse(doc)
     assert parsed.readings == ()
     assert parsed.rejections
+
+
+BAD_STATUS = [
+    {"online": True, "firmware": "\u0000"},
+    {"online": "yes"},
+    {"online": True, "battery": "0.5"},
+    {"online": True, "ts": -5},
+]
+
+
+@pytest.mark.parametrize("doc", BAD_STATUS)
+def test_schema_and_parser_refuse_the_same_statuses(doc: dict[str, object]) -> None:
+    assert not STATUS.is_valid(doc)
+    parsed = parse(doc, "status")
+    assert parsed.status is None
+    assert parsed.rejections
+
+
+def test_the_earliest_time_is_the_same_in_docs_schemas_and_parser() -> None:
+    millis = int(EARLIEST_TS.timestamp() * 1000)
+    text = (ROOT_DIR / "docs" / "PROTOCOL.md").read_text()
+    assert f"not before {EARLIEST_TS.isoformat().replace('+00:00', 'Z')}" in text
+    assert f"is before {EARLIEST_TS.isoformat().replace('+00:00', 'Z')}" in text
+    for name in ("telemetry.schema.json", "status.schema.json"):
+        assert f'"minimum": {millis}' in (SCHEMAS / name).read_text()
+    assert TELEMETRY.is_valid({"ts": millis}) and parse({"ts": millis}).readings
+    assert not TELEMETRY.is_valid({"ts": millis - 1}) and not parse({"ts": millis - 1}).readings

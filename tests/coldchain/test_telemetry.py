@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coldchain.telemetry import (
+    EARLIEST_TS,
     DeviceStatus,
     Limits,
     Reading,
@@ -234,8 +235,8 @@ def test_fast_path_accepts_only_what_the_validator_accepts_and_builds_the_same(
     from coldchain.telemetry import _fast_reading, _validate_reading
 
     latest = NOW + timedelta(minutes=5)
-    slow = _validate_reading(item, "LOG-000123", index, latest)
-    fast = _fast_reading(item, "LOG-000123", latest)
+    slow = _validate_reading(item, "LOG-000123", index, EARLIEST_TS, latest)
+    fast = _fast_reading(item, "LOG-000123", EARLIEST_TS, latest)
     if fast is not None:
         assert fast == slow
         assert type(slow) is Reading
@@ -293,3 +294,108 @@ def test_a_device_id_with_a_trailing_newline_is_malformed() -> None:
 @given(payload=st.binary(max_size=300))
 def test_parse_payload_never_raises(payload: bytes) -> None:
     parse(payload)
+
+
+# --- issue 11: hostile integers, times before 2000, numbers as text, control characters --------
+
+
+def test_a_5000_digit_integer_is_a_rejection_not_an_exception() -> None:
+    for doc in ('{"ts": "2026-11-26T02:00:00Z", "temp_c": 1' + "0" * 5000 + "}",
+                '{"readings": [{"ts": 1' + "0" * 5000 + "}]}"):  # fmt: skip
+        msg = parse(doc)
+        assert msg.readings == ()
+        assert "too long" in msg.rejections[0].reason
+
+
+def test_an_unexpected_exception_is_a_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import coldchain.telemetry as telemetry
+
+    def boom(*args: object, **kwargs: object) -> object:
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(telemetry, "_parse_telemetry", boom)
+    msg = parse('{"ts": "2026-11-26T02:00:00Z"}')
+    assert msg.readings == ()
+    assert msg.rejections[0].reason == "payload could not be parsed (MemoryError)"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [-1000, -1, 0, 946_684_799_999, "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+     "1999-12-31T23:59:59.999Z", "2000-01-01T00:30:00+01:00"],
+)  # fmt: skip
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_times_before_2000_are_refused(ts: object, fast_path: bool) -> None:
+    import coldchain.telemetry as telemetry
+
+    telemetry._FAST_PATH = fast_path
+    try:
+        single = parse(json.dumps({"ts": ts, "temp_c": 4.0}))
+        batch = parse(json.dumps({"readings": [{"ts": ts}, {"ts": "2026-11-26T02:00:00Z"}]}))
+    finally:
+        telemetry._FAST_PATH = True
+    assert single.readings == ()
+    assert "is before 2000-01-01" in single.rejections[0].reason
+    assert len(batch.readings) == 1
+    assert batch.rejections[0].index == 0
+
+
+def test_the_earliest_time_itself_is_accepted() -> None:
+    (r,) = parse(json.dumps({"ts": "2000-01-01T00:00:00Z"})).readings
+    assert r.ts == EARLIEST_TS
+
+
+def test_a_senml_pack_before_2000_is_refused() -> None:
+    msg = parse('[{"bn": "LOG-000123/", "bt": -1000000000, "u": "Cel", "v": 4.0}]')
+    assert msg.readings == ()
+    assert "is before 2000-01-01" in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize("value", ['"5.5"', '"5"', "true", "false", "[5.5]", '{"v": 5}'])
+@pytest.mark.parametrize("field", ["temp_c", "rh", "lat", "lon", "battery"])
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_numbers_as_text_or_booleans_are_refused(field: str, value: str, fast_path: bool) -> None:
+    import coldchain.telemetry as telemetry
+
+    telemetry._FAST_PATH = fast_path
+    try:
+        msg = parse(f'{{"ts": "2026-11-26T02:00:00Z", "{field}": {value}}}')
+    finally:
+        telemetry._FAST_PATH = True
+    assert msg.readings == ()
+    assert f"{field}: must be a JSON number" in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"online": True, "firmware": "\u0000"}, "firmware"),
+        ({"online": True, "firmware": "2.0\n"}, "firmware"),
+        ({"online": "yes"}, "online"),
+        ({"online": 1}, "online"),
+        ({"online": True, "battery": "0.5"}, "battery: must be a JSON number"),
+        ({"online": True, "battery": True}, "battery: must be a JSON number"),
+        ({"online": True, "ts": -5}, "is before 2000-01-01"),
+        ({"online": True, "ts": "0001-01-01T00:00:00Z"}, "is before 2000-01-01"),
+    ],
+)
+def test_bad_status_fields_are_refused(doc: dict[str, object], reason: str) -> None:
+    msg = parse(json.dumps(doc), topic=status_topic(ROOT, "LOG-000123"))
+    assert msg.status is None
+    assert reason in msg.rejections[0].reason
+
+
+@pytest.mark.parametrize("field", ["bt", "t"])
+@pytest.mark.parametrize("value", ['"1764126000"', "true"])
+def test_senml_times_must_be_numbers(field: str, value: str) -> None:
+    base = '"bt": 1764126000' if field == "t" else f'"bt": {value}'
+    extra = f', "t": {value}' if field == "t" else ""
+    msg = parse(f'[{{"bn": "LOG-000123/", {base}, "u": "Cel", "v": 4.0{extra}}}]')
+    assert msg.readings == ()
+    assert f"{field} must be a JSON number" in msg.rejections[0].reason
+
+
+def test_a_senml_value_given_as_text_is_refused() -> None:
+    msg = parse('[{"bn": "LOG-000123/", "bt": 1764126000, "u": "Cel", "v": "5.5"}]')
+    assert msg.readings == ()
+    assert "temp_c: must be a JSON number" in msg.rejections[0].reason
