@@ -238,6 +238,32 @@ class PostgresCluster:
                     )
 
 
+#: The broker plugin (deploy/mosquitto-plugin/coldchain_auth.c): only the accounts it names may
+#: subscribe, and a client id must be its user name or ``user name:suffix``.
+AUTH_PLUGIN_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto-plugin"
+
+#: Seconds between the broker's saves of its sessions and queued messages to disk. What a broker
+#: *crash* (SIGKILL, power loss) can lose is what it PUBACKed in this window and had not yet
+#: handed to the ingester; a clean stop saves everything (docs/PROTOCOL.md, "Acknowledgement").
+#: Each save rewrites the whole state and blocks the broker while it does, so it costs in
+#: proportion to the backlog: cheap while the ingester keeps up, heavy with a large backlog.
+AUTOSAVE_INTERVAL_S = 5
+
+
+def auth_plugin() -> Path:
+    """The built broker plugin, (re)built with ``make`` when missing or older than its source."""
+    res = subprocess.run(
+        ["make", "-s", "-C", str(AUTH_PLUGIN_DIR)], check=False, capture_output=True, text=True
+    )
+    built = AUTH_PLUGIN_DIR / "build" / "coldchain_auth.so"
+    if res.returncode != 0 or not built.exists():
+        raise SetupError(
+            f"the broker plugin did not build ({res.stderr.strip() or res.stdout.strip()}): "
+            "run `make setup` (it installs gcc, mosquitto-dev and libmosquitto-dev)"
+        )
+    return built
+
+
 @dataclass
 class MosquittoBroker:
     """A Mosquitto broker in the foreground, with its own config and persistence folder."""
@@ -246,6 +272,10 @@ class MosquittoBroker:
     port: int
     password_file: Path | None = None
     acl_file: Path | None = None
+    # With a password file and an ACL: load :func:`auth_plugin`, which lets only these
+    # accounts subscribe and binds every client id to its account.
+    subscribers: tuple[str, ...] = ()
+    autosave_interval_s: int = AUTOSAVE_INTERVAL_S
     # TLS on the listener (PEM files); clients then connect with TLS and the CA that signed it.
     certfile: Path | None = None
     keyfile: Path | None = None
@@ -270,7 +300,7 @@ class MosquittoBroker:
         lines += [
             "persistence true",
             f"persistence_location {self.data_dir / 'persist'}/",
-            "autosave_interval 30",
+            f"autosave_interval {self.autosave_interval_s}",
             # The ingester acknowledges after commit; its in-flight window is what lets it batch.
             "max_inflight_messages 1000",
             # A logger fleet's backlog for a disconnected ingester is kept, not dropped.
@@ -292,6 +322,11 @@ class MosquittoBroker:
             lines.append("allow_anonymous true")
         if self.acl_file is not None:
             lines.append(f"acl_file {self.acl_file}")
+        if self.password_file is not None and self.acl_file is not None:
+            # The plugin defers everything but its two rules to the two files, so it needs both.
+            lines.append(f"plugin {auth_plugin()}")
+            if self.subscribers:
+                lines.append(f"plugin_opt_subscribers {','.join(self.subscribers)}")
         if self.max_packet_size is not None:
             lines.append(f"max_packet_size {self.max_packet_size}")
         self.config_file.write_text("\n".join(lines) + "\n")

@@ -58,9 +58,17 @@ class MqttSettings(BaseModel):
     tls: bool = False
     ca_file: Path | None = None
     topic_root: str = "coldchain/v1"
-    shared_group: str = "ingest"
+    # None (the default): the ingester subscribes plainly in its own persistent session, which
+    # Mosquitto 2.0 keeps, with its queued messages, across broker restarts. A group name opts
+    # into a shared subscription ($share/{group}/…), which Mosquitto 2.0 does NOT restore after
+    # a broker restart: what is published between the restart and the ingester's return is
+    # acknowledged and dropped (docs/PROTOCOL.md, "Acknowledgement").
+    shared_group: str | None = None
+    # The broker plugin accepts a client id that is the user name or "user name:suffix".
     client_id: str = "coldchain-ingest"
-    session_expiry_s: int = Field(default=3600, ge=0)
+    # How long the broker keeps an absent ingester's session and queued messages; deploy/
+    # mosquitto.conf caps every session at 14 days (persistent_client_expiration).
+    session_expiry_s: int = Field(default=14 * 24 * 3600, ge=0)
     keepalive_s: int = Field(default=30, ge=5)
 
 

@@ -310,6 +310,8 @@ def _prepare_broker(
                 ctx=_up_context(),
             )
         broker.password_file, broker.acl_file = result.password_file, result.acl_file
+        # Loggers may not subscribe at all; the simulator reads its virtual logger's commands.
+        broker.subscribers = (devices.INGEST_ACCOUNT.username, devices.SIMULATOR_ACCOUNT.username)
         for stage, account in (
             ("ingest", devices.INGEST_ACCOUNT),
             ("simulate", devices.SIMULATOR_ACCOUNT),

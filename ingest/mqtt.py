@@ -33,6 +33,7 @@ start-up with a clear message rather than misbehaving.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
+
+log = logging.getLogger(__name__)
 
 #: ``on_publish(topic, payload, packet_id, qos)``, called on the event loop for each PUBLISH.
 OnPublish = Callable[[str, bytes, int, int], None]
@@ -148,7 +151,9 @@ class _PacketReader:
             except BlockingIOError:
                 return _AGAIN
             except OSError as err:
-                c._easy_log(paho.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                # Routine (a reset by the broker, a takeover): the ingester reports the lost
+                # connection at WARNING when it reconnects, so this is not an ERROR.
+                c._easy_log(paho.MQTT_LOG_DEBUG, "failed to receive on socket: %s", err)
                 return MQTTErrorCode.MQTT_ERR_CONN_LOST
             if not data:
                 return MQTTErrorCode.MQTT_ERR_CONN_LOST
@@ -321,6 +326,25 @@ class IngestClient(aiomqtt.Client):
             # aiomqtt's messages iterator would retrieve this; we report through `closed`.
             self._disconnected.exception()
         self._lost(aiomqtt.MqttError(f"disconnected: {reason_code}"))
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[Any],
+        properties: Any = None,
+    ) -> None:
+        # A SUBACK can outlive its SUBSCRIBE call: a persistent session's backlog arrives ahead
+        # of it, and if the session ends meanwhile (stop, or a writer failing) the call is
+        # cancelled and forgets its packet id while the socket is still read until DISCONNECT.
+        # aiomqtt would log that late SUBACK as an ERROR with a KeyError traceback; it is
+        # routine (the broker keeps the subscription in the session; the next session
+        # subscribes again anyway), so it is noted at DEBUG instead.
+        if mid not in self._pending_subscribes:
+            log.debug("SUBACK %d for a subscription no longer awaited (session ending)", mid)
+            return
+        super()._on_subscribe(client, userdata, mid, reason_codes, properties)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         # Only what the bulk reader hands to paho lands here (a QoS 2 delivery, say).

@@ -147,7 +147,7 @@ _Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
 
 
 class Ingester:
-    """Consumes the device topics of one broker through a shared subscription."""
+    """Consumes the device topics of one broker in its own persistent session."""
 
     def __init__(
         self,
@@ -200,11 +200,11 @@ class Ingester:
     # --- topics ----------------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
+        """Plain subscriptions in our persistent session, which the broker restores after its own
+        restart; ``$share/…`` only when a shared group is configured (it is not restored)."""
         root, group = self._root, self._s.mqtt.shared_group
-        return [
-            f"$share/{group}/{root}/devices/+/telemetry",
-            f"$share/{group}/{root}/devices/+/status",
-        ]
+        topics = [f"{root}/devices/+/telemetry", f"{root}/devices/+/status"]
+        return topics if group is None else [f"$share/{group}/{topic}" for topic in topics]
 
     # --- the loop --------------------------------------------------------------------------
 

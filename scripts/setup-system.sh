@@ -24,7 +24,8 @@ PG_MAJOR="${PG_MAJOR:-15}"
 
 python3 -c "import venv, ensurepip" 2>/dev/null || need_pkgs+=(python3-venv)
 for p in "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client \
-         mosquitto mosquitto-clients cmake make gcc dpkg-dev libssl-dev libkrb5-dev \
+         mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev cmake make gcc dpkg-dev \
+         libssl-dev libkrb5-dev \
          chromium chromium-driver; do
   pkg_installed "$p" || need_pkgs+=("$p")
 done
@@ -85,4 +86,8 @@ SRC
   if [ -n "${TSDB_CHECK_BUILD:-}" ]; then log "TimescaleDB build checked (not installed)"; else
     log "TimescaleDB installed into $EXT_DIR"; fi
 fi
+# The broker plugin that refuses loggers' subscriptions and binds client ids to accounts
+# (deploy/mosquitto-plugin/coldchain_auth.c); `coldchain up` and the tests load it.
+make -s -C "$(dirname "$0")/../deploy/mosquitto-plugin"
+log "broker plugin built: deploy/mosquitto-plugin/build/coldchain_auth.so"
 log "system ready (PostgreSQL $PG_MAJOR, Mosquitto $(mosquitto -h 2>/dev/null | head -1 | awk '{print $3}'))"

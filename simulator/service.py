@@ -142,7 +142,8 @@ async def run_simulation(
                 on_sent=on_sent,
             )
         else:
-            client_id = f"coldchain-sim-{os.getpid()}"
+            # The broker plugin binds a client id to its account: "user name:suffix".
+            client_id = f"{settings.mqtt.username or 'coldchain-sim'}:{os.getpid()}"
             async with MqttPublisher(
                 settings.mqtt, client_id=client_id, max_in_flight=max_in_flight
             ) as mqtt:

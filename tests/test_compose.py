@@ -28,7 +28,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from coldchain.cli import app
-from coldchain.localstack import free_port, wait_for_port
+from coldchain.localstack import auth_plugin, free_port, wait_for_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, telemetry_topic
 from security import devices
@@ -256,6 +256,23 @@ def test_ingester_and_simulator_log_in_with_the_accounts_provision_keys(
         devices.INGEST_ACCOUNT.username,
         ingest_password,
     )
+    # Its own client id: the ingester's (the user name alone) would be taken over.
+    assert _option_value(health, "-i").startswith(f"{devices.INGEST_ACCOUNT.username}:")
+
+
+def test_the_broker_is_the_image_with_the_plugin_the_config_loads() -> None:
+    assert SERVICES["mosquitto"]["build"] == "deploy/mosquitto-plugin"
+    dockerfile = (ROOT / "deploy" / "mosquitto-plugin" / "Dockerfile").read_text()
+    assert "FROM eclipse-mosquitto:2.0\n" in dockerfile
+    assert "COPY --from=plugin /src/build/coldchain_auth.so /mosquitto/plugins/" in dockerfile
+    conf = dict(
+        line.split(" ", 1) for line in MOSQUITTO_CONF.splitlines() if line and line[0] != "#"
+    )
+    assert conf["plugin"] == "/mosquitto/plugins/coldchain_auth.so"
+    assert conf["plugin_opt_subscribers"].split(",") == [
+        devices.INGEST_ACCOUNT.username,
+        devices.SIMULATOR_ACCOUNT.username,
+    ]
 
 
 def _waits_for(service: str, dependency: str) -> str:
@@ -328,6 +345,7 @@ class ComposeBroker:
             ("listener 1883 0.0.0.0", f"listener {self.port} 127.0.0.1"),
             (f"{target}/", f"{self.auth}/"),
             ("/mosquitto/data/", f"{self.data}/"),
+            ("/mosquitto/plugins/coldchain_auth.so", str(auth_plugin())),
         ):
             assert old in conf, old
             conf = conf.replace(old, new)
@@ -462,12 +480,18 @@ async def test_the_compose_broker_refuses_anonymous_clients_and_keeps_loggers_to
     assert broker.healthcheck("not-the-password") != 0
 
     now = Reading("LOG-A", datetime.now(UTC), 5.0)
-    async with _client(broker.port, ingest_user, ingest_password, "ingest") as sub:
-        await sub.subscribe(f"$share/ingest/{root}/devices/+/telemetry", qos=1)
+    async with _client(broker.port, ingest_user, ingest_password, f"{ingest_user}:t") as sub:
+        await sub.subscribe(f"{root}/devices/+/telemetry", qos=1)
         async with _client(broker.port, "LOG-A", creds["LOG-A"], "LOG-A") as a:
+            # The plugin: a logger subscribes to nothing, and cannot be the ingester.
+            refused = await a.subscribe(f"{root}/devices/+/telemetry", qos=1)
+            assert [getattr(c, "value", c) for c in refused] == [0x87]
             await a.publish(telemetry_topic(root, "LOG-B"), reading_payload(now), qos=1)
             await a.publish(telemetry_topic(root, "LOG-A"), reading_payload(now), qos=1)
-        async with _client(broker.port, sim_user, sim_password, "simulator") as sim:
+        with pytest.raises(aiomqtt.MqttError):
+            async with _client(broker.port, "LOG-A", creds["LOG-A"], ingest_user):
+                pass
+        async with _client(broker.port, sim_user, sim_password, f"{sim_user}:t") as sim:
             await sim.publish(telemetry_topic(root, "LOG-B"), reading_payload(now), qos=1)
         got = await _received(sub, 1.5)
     # LOG-A's message on LOG-B's topic never arrived; the simulator's account may use any
@@ -487,5 +511,9 @@ async def test_the_compose_broker_refuses_anonymous_clients_and_keeps_loggers_to
         await asyncio.sleep(0.1)
     else:
         pytest.fail(f"LOG-C was not let in after SIGHUP:\n{broker.log.read_text()}")
+    # The reload re-registers the ACL file's check behind the plugin's: still refused.
+    async with _client(broker.port, "LOG-C", password_c, "LOG-C") as c:
+        refused = await c.subscribe(f"{root}/devices/+/telemetry", qos=1)
+    assert [getattr(code, "value", code) for code in refused] == [0x87]
     # the service accounts kept their passwords through the second run
     assert broker.healthcheck() == 0

@@ -1,4 +1,5 @@
-"""Mosquitto's password and ACL files (pure), checked against mosquitto_passwd itself."""
+"""Mosquitto's password and ACL files (pure), checked against mosquitto_passwd itself, and the
+broker configuration the stack writes around them (plugin, autosave)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from coldchain.localstack import AUTH_PLUGIN_DIR, AUTOSAVE_INTERVAL_S, MosquittoBroker, auth_plugin
 from security.mosquitto import (
     ServiceAccount,
     acl_file,
@@ -74,3 +76,35 @@ def test_private_files_are_owner_only(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     write_private(path, "y\n")
     assert path.read_text() == "y\n" and list(path.parent.iterdir()) == [path]
+
+
+def test_every_broker_saves_as_often_as_the_protocol_page_says(tmp_path: Path) -> None:
+    """The local stack, the test fixtures' brokers and Docker Compose's broker share one autosave
+    interval, the one docs/PROTOCOL.md gives as the crash window."""
+    root = Path(__file__).resolve().parents[2]
+    conf = (root / "deploy" / "mosquitto.conf").read_text()
+    assert f"\nautosave_interval {AUTOSAVE_INTERVAL_S}\n" in conf
+    assert "autosave_on_changes" not in conf  # seconds, not changes
+    local = MosquittoBroker(tmp_path / "b", 1883)
+    local.write_config()
+    assert f"\nautosave_interval {AUTOSAVE_INTERVAL_S}\n" in local.config_file.read_text()
+    protocol = (root / "docs" / "PROTOCOL.md").read_text()
+    assert f"`autosave_interval` = {AUTOSAVE_INTERVAL_S} s" in protocol
+
+
+def test_the_plugin_comes_with_the_password_file_and_the_acl(tmp_path: Path) -> None:
+    plain = MosquittoBroker(tmp_path / "anonymous", 1883)
+    plain.write_config()
+    assert not any(line.startswith("plugin") for line in plain.config_file.read_text().splitlines())
+    secured = MosquittoBroker(
+        tmp_path / "secured",
+        1883,
+        password_file=tmp_path / "passwd",
+        acl_file=tmp_path / "acl",
+        subscribers=("coldchain-ingest", "coldchain-sim"),
+    )
+    secured.write_config()
+    lines = secured.config_file.read_text().splitlines()
+    assert f"plugin {auth_plugin()}" in lines
+    assert "plugin_opt_subscribers coldchain-ingest,coldchain-sim" in lines
+    assert auth_plugin().stat().st_mtime >= (AUTH_PLUGIN_DIR / "coldchain_auth.c").stat().st_mtime

@@ -1,8 +1,11 @@
 """Device credentials on a real Mosquitto: each logger publishes only to its own topic, and a
 payload that names another logger on a logger's own topic is dead-lettered by the ingester.
+A logger's credentials can neither subscribe (so it cannot join the ingester's shared group and
+have the fleet's messages dropped) nor take the ingester's client id (issue 11, point 1).
 
 A private broker per test (the session's broker is anonymous and shared), run with the password
-file and ACL that `coldchain devices provision` writes from the test's device registry.
+file and ACL that `coldchain devices provision` writes from the test's device registry, and the
+broker plugin (deploy/mosquitto-plugin) that `coldchain up` loads with them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ def secured(
         free_port(),
         password_file=result.password_file,
         acl_file=result.acl_file,
+        subscribers=(devices.INGEST_ACCOUNT.username,),
     )
     broker.start()
     try:
@@ -78,6 +82,63 @@ def _client(
         protocol=aiomqtt.ProtocolVersion.V5,
         **kw,
     )
+
+
+def _as_ingester(
+    settings: Settings,
+    broker: MosquittoBroker,
+    creds: devices.ProvisionResult,
+    **mqtt: Any,
+) -> Settings:
+    """This test's settings, with the ingester's account on the secured broker."""
+    update = {
+        "port": broker.port,
+        "username": "coldchain-ingest",
+        "password": SecretStr(creds.services["coldchain-ingest"]),
+        "client_id": "coldchain-ingest",
+        **mqtt,
+    }
+    return settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update=update)})
+
+
+@contextlib.asynccontextmanager
+async def _ingesting(settings: Settings, db_dsn: str) -> AsyncIterator[Ingester]:
+    stop = asyncio.Event()
+    async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=2) as pool:
+        await pool.wait()
+        ingester = Ingester(settings, TimescaleSink(pool))
+        task = asyncio.create_task(ingester.run(stop))
+        try:
+            await asyncio.wait_for(ingester.connected.wait(), 20)
+            yield ingester
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+
+
+async def _publish_as(
+    port: int, device: str, password: str, topic_root: str, n: int
+) -> list[Reading]:
+    """``n`` readings from ``device`` with its own credentials, each PUBACKed by the broker."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=n)
+    readings = [Reading(device, start + timedelta(seconds=i), 5.0) for i in range(n)]
+    async with _client(port, device, password, device) as pub:
+        for r in readings:
+            await pub.publish(telemetry_topic(topic_root, device), reading_payload(r), qos=1)
+    return readings
+
+
+async def _wait_readings(db_dsn: str, n: int, within: float) -> int:
+    """Poll the database (the only witness that counts) until n rows or the time is up."""
+    for _ in range(int(within / 0.2)):
+        with psycopg.connect(db_dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+        if row is not None and row[0] >= n:
+            return int(row[0])
+        await asyncio.sleep(0.2)
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0
 
 
 async def _collect(client: aiomqtt.Client, seconds: float) -> list[tuple[str, bytes]]:
@@ -127,7 +188,7 @@ async def test_a_logger_cannot_publish_as_another(
     broker, creds = secured
     ingest_pw = creds.services["coldchain-ingest"]
     now = datetime.now(UTC)
-    async with _client(broker.port, "coldchain-ingest", ingest_pw, "sub") as sub:
+    async with _client(broker.port, "coldchain-ingest", ingest_pw, "coldchain-ingest:sub") as sub:
         await sub.subscribe(f"$share/g/{topic_root}/devices/+/telemetry", qos=1)
         async with _client(broker.port, "LOG-A", creds.issued["LOG-A"], "LOG-A") as a:
             forged = reading_payload(Reading("LOG-B", now, 25.0))
@@ -147,7 +208,7 @@ async def test_the_broker_refuses_unknown_credentials(
 ) -> None:
     broker, _ = secured
     with pytest.raises(aiomqtt.MqttError):
-        async with _client(broker.port, user, password, "intruder"):
+        async with _client(broker.port, user, password, user or "intruder"):
             pass
 
 
@@ -158,14 +219,7 @@ async def test_a_payload_naming_another_logger_is_dead_lettered(
     topic_root: str,
 ) -> None:
     broker, creds = secured
-    mqtt = settings.mqtt.model_copy(
-        update={
-            "port": broker.port,
-            "username": "coldchain-ingest",
-            "password": SecretStr(creds.services["coldchain-ingest"]),
-        }
-    )
-    live = settings.model_copy(update={"mqtt": mqtt})
+    live = _as_ingester(settings, broker, creds)
     stop = asyncio.Event()
     async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=2) as pool:
         await pool.wait()
@@ -219,3 +273,78 @@ async def test_tls_is_one_setting_away(tmp_path: Path) -> None:
         with pytest.raises(aiomqtt.MqttError):
             async with _client(broker.port, None, None, "untrusting", tls_context=strange):
                 pass
+
+
+@pytest.mark.parametrize("shared_group", [None, "ingest"])
+async def test_a_logger_can_subscribe_to_nothing_and_the_fleet_loses_nothing(
+    secured: tuple[MosquittoBroker, devices.ProvisionResult],
+    settings: Settings,
+    db_dsn: str,
+    topic_root: str,
+    shared_group: str | None,
+) -> None:
+    """The attack of issue 11 point 1: a logger joins the ingester's subscription (the shared
+    group when one is configured, where the broker would hand it every other message and drop
+    them). Every SUBSCRIBE is refused, and every reading the fleet publishes is stored."""
+    broker, creds = secured
+    live = _as_ingester(settings, broker, creds, shared_group=shared_group)
+    filters = [
+        f"$share/ingest/{topic_root}/devices/+/telemetry",
+        f"$share/ingest/{topic_root}/devices/+/status",
+        f"{topic_root}/devices/+/telemetry",
+        f"{topic_root}/devices/LOG-B/telemetry",
+        f"{topic_root}/devices/LOG-A/telemetry",  # not even its own
+        "#",
+    ]
+    async with _ingesting(live, db_dsn):
+        async with _client(broker.port, "LOG-A", creds.issued["LOG-A"], "LOG-A") as spy:
+            refused = [await spy.subscribe(f, qos=1) for f in filters]
+            sent = await _publish_as(broker.port, "LOG-B", creds.issued["LOG-B"], topic_root, 300)
+            leaked = await _collect(spy, 1.0)
+        stored = await _wait_readings(db_dsn, len(sent), 20)
+    # 0x87 "not authorized" for each (MQTT 5); nothing was subscribed, nothing delivered.
+    codes = [[getattr(c, "value", c) for c in reason_codes] for reason_codes in refused]
+    assert codes == [[0x87]] * len(filters)
+    assert leaked == []
+    assert stored == len(sent) == 300
+    log = broker.log_file.read_text()
+    assert "coldchain_auth: refusing SUBSCRIBE" in log
+
+
+async def test_a_logger_cannot_take_the_ingesters_client_id(
+    secured: tuple[MosquittoBroker, devices.ProvisionResult],
+    settings: Settings,
+    db_dsn: str,
+    topic_root: str,
+) -> None:
+    """The other attack of point 1: a logger connects as ``coldchain-ingest`` (clean start, which
+    would also wipe the ingester's session and its queue) again and again while the fleet
+    publishes. It is refused before any session is touched; the ingester stays connected and
+    stores everything."""
+    broker, creds = secured
+    live = _as_ingester(settings, broker, creds)
+    refusals = 0
+
+    async def usurp() -> None:
+        nonlocal refusals
+        for client_id in ["coldchain-ingest", "coldchain-ingest:2", "LOG-Ax"] * 5:
+            with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed"):
+                async with _client(
+                    broker.port, "LOG-A", creds.issued["LOG-A"], client_id, clean_start=True
+                ):
+                    pass
+            refusals += 1
+            await asyncio.sleep(0.05)
+
+    async with _ingesting(live, db_dsn) as ingester:
+        sent, _ = await asyncio.gather(
+            _publish_as(broker.port, "LOG-B", creds.issued["LOG-B"], topic_root, 300), usurp()
+        )
+        stored = await _wait_readings(db_dsn, len(sent), 20)
+        assert ingester.connected.is_set()
+    assert refusals == 15
+    assert stored == len(sent) == 300
+    log = broker.log_file.read_text()
+    assert log.count("coldchain_auth: refusing user LOG-A with client id coldchain-ingest") == 10
+    # One connection of the ingester from start to end: it was never knocked off.
+    assert log.count(" as coldchain-ingest (") == 1
