@@ -103,36 +103,6 @@ CTX = AuditContext("cli:bench-soak", "admin", "bench/soak.py", "soak set-up")
 # --- the plan: pure ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    seconds: float
-    loggers: int
-    kills: int
-    api_clients: int
-    interval_s: float
-    burst_every_s: float
-    poison_every_s: float
-    drain_timeout_s: float
-    api_think_ms: float
-    pg_kill: bool = True
-    broker_kill: bool = True
-
-
-def schedule(plan: Plan) -> list[tuple[float, str]]:
-    """When each fault happens, in seconds from the start: ingester kills spread evenly over
-    5–90 % of the run, PostgreSQL at 35 %, the broker at 65 % (the chaos task runs them one
-    after the other, so a slow restart delays the next fault instead of overlapping it)."""
-    events = [
-        (plan.seconds * (0.05 + 0.85 * (i + 0.5) / plan.kills), "ingester")
-        for i in range(plan.kills)
-    ]
-    if plan.pg_kill:
-        events.append((plan.seconds * 0.35, "postgres"))
-    if plan.broker_kill:
-        events.append((plan.seconds * 0.65, "broker"))
-    return sorted(events)
-
-
 def _iso_ms(ts: datetime) -> str:
     return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -171,14 +141,48 @@ def _string_temp(device: str, now: datetime, limit: int) -> tuple[str, bytes]:
     return "telemetry", f'{{"device_id":"{device}","ts":"{_iso_ms(now)}","temp_c":"5.5"}}'.encode()
 
 
-#: The poison messages of issue 11, sent in this order, round and round: (name, builder).
-POISONS = (
-    ("NUL in a status string", _nul_status),
-    ("5,000-digit integer", _huge_integer),
-    ("256 KiB of 6,000 invalid readings", _invalid_batch),
-    ("negative epoch", _negative_epoch),
-    ('"5.5" as temp_c', _string_temp),
-)
+#: The poison messages of issue 11, sent in this order, round and round (``--poisons`` picks
+#: some): key -> (name, builder).
+POISONS = {
+    "nul": ("NUL in a status string", _nul_status),
+    "bigint": ("5,000-digit integer", _huge_integer),
+    "batch": ("256 KiB of 6,000 invalid readings", _invalid_batch),
+    "epoch": ("negative epoch", _negative_epoch),
+    "string": ('"5.5" as temp_c', _string_temp),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to run (see ``--help``)."""
+
+    seconds: float
+    loggers: int
+    kills: int
+    api_clients: int
+    interval_s: float
+    burst_every_s: float
+    poison_every_s: float
+    drain_timeout_s: float
+    api_think_ms: float
+    pg_kill: bool = True
+    broker_kill: bool = True
+    poisons: tuple[str, ...] = tuple(POISONS)
+
+
+def schedule(plan: Plan) -> list[tuple[float, str]]:
+    """When each fault happens, in seconds from the start: ingester kills spread evenly over
+    5–90 % of the run, PostgreSQL at 35 %, the broker at 65 % (the chaos task runs them one
+    after the other, so a slow restart delays the next fault instead of overlapping it)."""
+    events = [
+        (plan.seconds * (0.05 + 0.85 * (i + 0.5) / plan.kills), "ingester")
+        for i in range(plan.kills)
+    ]
+    if plan.pg_kill:
+        events.append((plan.seconds * 0.35, "postgres"))
+    if plan.broker_kill:
+        events.append((plan.seconds * 0.65, "broker"))
+    return sorted(events)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -410,9 +414,9 @@ async def poisoner(
         due = started + (n + 0.5) * plan.poison_every_s
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, due - time.monotonic()))
-        if stop.is_set():
+        if stop.is_set() or not plan.poisons:
             return
-        name, build = POISONS[n % len(POISONS)]
+        name, build = POISONS[plan.poisons[n % len(plan.poisons)]]
         kind, payload = build(ATTACKER, datetime.now(UTC), limit)
         topic = (status_topic if kind == "status" else telemetry_topic)(root, ATTACKER)
         n += 1
@@ -903,7 +907,8 @@ def report(
         f"plan: {plan.seconds:.0f} s, {plan.loggers} loggers (own credentials each, QoS 1, every "
         f"{plan.interval_s:g} s, a {BURST_READINGS}-reading upload every ~{plan.burst_every_s:g} s),"
         f" {plan.kills} ingester kills, PostgreSQL kill {'yes' if plan.pg_kill else 'no'}, broker "
-        f"kill {'yes' if plan.broker_kill else 'no'}, poison every {plan.poison_every_s:g} s, "
+        f"kill {'yes' if plan.broker_kill else 'no'}, poison ({','.join(plan.poisons) or 'none'})"
+        f" every {plan.poison_every_s:g} s, "
         f"{plan.api_clients} API clients"
     )
     rows = [
@@ -1044,7 +1049,8 @@ def run(plan: Plan, keep_logs: Path | None) -> int:
                     name="soak-api-clients",
                     daemon=True,
                 )
-                api_proc.start()
+                if plan.api_clients:
+                    api_proc.start()
                 print(
                     f"attack for {plan.seconds:.0f} s: broker :{stack.broker.port}, "
                     f"PostgreSQL :{stack.pg.port}, web {url}",
@@ -1052,9 +1058,10 @@ def run(plan: Plan, keep_logs: Path | None) -> int:
                 )
                 tally = asyncio.run(attack(plan, stack, s, ingester, passwords, events))
                 api: ApiResult | None = None
-                with contextlib.suppress(Exception):
-                    api = ApiResult.from_plain(results.get(timeout=90))
-                api_proc.join(10)
+                if plan.api_clients:
+                    with contextlib.suppress(Exception):
+                        api = ApiResult.from_plain(results.get(timeout=90))
+                    api_proc.join(10)
                 print(
                     f"attack over; waiting up to {plan.drain_timeout_s:.0f} s for the ingester",
                     flush=True,
@@ -1108,6 +1115,10 @@ def main() -> None:
         help=f"mean seconds between a logger's {BURST_READINGS}-reading uploads",
     )  # fmt: skip
     parser.add_argument("--poison-every", type=float, default=30.0, help="seconds")
+    parser.add_argument(
+        "--poisons", default=",".join(POISONS),
+        help=f"which poison messages, in turn: some of {','.join(POISONS)}, or none",
+    )  # fmt: skip
     parser.add_argument("--api-think-ms", type=float, default=100.0, help="mean pause per client")
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds, at most")
     parser.add_argument("--no-pg-kill", action="store_true", help="leave PostgreSQL alone")
@@ -1121,6 +1132,14 @@ def main() -> None:
     given = {
         a.lstrip("-").split("=")[0].replace("-", "_") for a in sys.argv[1:] if a.startswith("--")
     }
+
+    poisons = tuple(p for p in args.poisons.split(",") if p and p != "none")
+    if unknown := set(poisons) - set(POISONS):
+        parser.error(
+            f"--poisons: unknown {', '.join(sorted(unknown))} (known: {', '.join(POISONS)})"
+        )
+    if args.loggers < 1 or args.kills < 0 or args.minutes <= 0 or args.api_clients < 0:
+        parser.error("--loggers >= 1, --kills >= 0, --minutes > 0 and --api-clients >= 0")
 
     def pick(name: str, quick: float) -> float:
         value = float(getattr(args, name))
@@ -1138,6 +1157,7 @@ def main() -> None:
         api_think_ms=args.api_think_ms,
         pg_kill=not args.no_pg_kill,
         broker_kill=not args.no_broker_kill,
+        poisons=poisons,
     )
     # set-up, the attack, 180 s for a fault in progress, the flush, the drain, the report
     budget = 300 + plan.seconds + 180 + FLUSH_S + ACK_TIMEOUT_S + plan.drain_timeout_s + 120
