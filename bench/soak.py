@@ -172,16 +172,22 @@ class Plan:
 
 def schedule(plan: Plan) -> list[tuple[float, str]]:
     """When each fault happens, in seconds from the start: ingester kills spread evenly over
-    5–90 % of the run, PostgreSQL at 35 %, the broker at 65 % (the chaos task runs them one
-    after the other, so a slow restart delays the next fault instead of overlapping it)."""
-    events = [
-        (plan.seconds * (0.05 + 0.85 * (i + 0.5) / plan.kills), "ingester")
-        for i in range(plan.kills)
-    ]
-    if plan.pg_kill:
-        events.append((plan.seconds * 0.35, "postgres"))
-    if plan.broker_kill:
-        events.append((plan.seconds * 0.65, "broker"))
+    5–90 % of the run; PostgreSQL near 35 % and the broker near 65 %, each half-way between two
+    ingester kills, so that each fault's effect shows on its own. The chaos task runs them one
+    after the other: a slow restart delays the next fault rather than overlapping it."""
+    k = plan.kills
+
+    def at(fraction: float) -> float:
+        return plan.seconds * (0.05 + 0.85 * fraction)
+
+    events = [(at((i + 0.5) / k), "ingester") for i in range(k)]
+    for wanted, what, enabled in (
+        (0.35, "postgres", plan.pg_kill),
+        (0.65, "broker", plan.broker_kill),
+    ):
+        if enabled:
+            between = min(max(round(wanted * k), 1), k - 1) if k >= 2 else None
+            events.append((at(between / k) if between else plan.seconds * wanted, what))
     return sorted(events)
 
 
@@ -979,7 +985,8 @@ def report(
         print("first lost readings (device, ts, acknowledged at):")
         for d, ts, t in count.lost_examples:
             print(f"  {d}  {_iso_ms(ts)}  t={t:.1f}s")
-    print("\npoison sent: " + ", ".join(f"{k}: {n}" for k, n in tally.poison_sent.items()))
+    sent = ", ".join(f"{k}: {n}" for k, n in tally.poison_sent.items())
+    print(f"\npoison sent: {sent or 'none'}")
     if count.dead_letter_reasons:
         print("dead-letter reasons (commonest):")
         for reason, times in count.dead_letter_reasons:
