@@ -215,6 +215,7 @@ class Tally:
     given_up: int = 0  # readings never acknowledged by the end of the flush window
     poison_sent: Counter[str] = field(default_factory=Counter)
     poison_acked: int = 0
+    failures: list[str] = field(default_factory=list)  # the soak's own tasks that raised
 
     def ack(self, device: str, readings: Sequence[tuple[datetime, float]]) -> None:
         t = time.monotonic() - self.started
@@ -742,9 +743,10 @@ async def attack(
                 s.ingest.max_payload_bytes,
                 tally,
                 stop,
-            )
+            ),
+            name="poisoner",
         ),
-        asyncio.create_task(chaos(plan, stack, ingester, events, started, stop)),
+        asyncio.create_task(chaos(plan, stack, ingester, events, started, stop), name="chaos"),
     ]
     next_report = started
     try:
@@ -772,7 +774,14 @@ async def attack(
         await asyncio.wait(tasks, timeout=FLUSH_S + ACK_TIMEOUT_S + 5)
         for task in (*tasks, *side):
             task.cancel()
-        await asyncio.gather(*tasks, *side, return_exceptions=True)
+        outcomes = await asyncio.gather(*tasks, *side, return_exceptions=True)
+        # A failure of the soak itself is reported, never mistaken for a result.
+        t = time.monotonic() - started
+        for task, outcome in zip((*tasks, *side), outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                tally.failures.append(f"{task.get_name()}: {type(outcome).__name__}: {outcome}")
+                if task in side:
+                    events.append(Event(t, "soak task failed", tally.failures[-1]))
     return tally
 
 
@@ -798,8 +807,11 @@ def _stored_acked(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def drain_and_count(dsn: str, tally: Tally, timeout: float) -> Count:
-    """Wait (bounded) until every acknowledged key is stored or nothing moves for 30 s; count."""
+def drain_and_count(
+    dsn: str, tally: Tally, timeout: float, ingester: IngesterStage, events: list[Event]
+) -> Count:
+    """Wait (bounded) until every acknowledged key is stored or nothing moves for 30 s, keeping
+    the ingester running; then count."""
     acked = tally.acked
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
@@ -825,6 +837,9 @@ def drain_and_count(dsn: str, tally: Tally, timeout: float) -> Count:
                 break
             if time.monotonic() - last_change > 30:
                 break
+            if (code := ingester.check()) is not None:
+                t = time.monotonic() - tally.started
+                events.append(Event(t, "ingester exited", f"code {code} while draining; restarted"))
             time.sleep(2)
         print(f"  drained: {stored:,} of {len(acked):,} acknowledged readings stored", flush=True)
 
@@ -903,7 +918,7 @@ def report(
 ) -> bool:
     """Print the final table; True when nothing acknowledged was lost, changed or duplicated."""
     lost = count.acknowledged - count.stored
-    ok = lost == 0 and count.duplicated == 0 and count.changed == 0
+    ok = lost == 0 and count.duplicated == 0 and count.changed == 0 and not tally.failures
     line = "-" * 78
     print(
         f"\n{line}\nSOAK RESULT  ({'PASS' if ok else 'FAIL'}: lost, changed, duplicated must be 0)"
@@ -971,6 +986,8 @@ def report(
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+    for failure in tally.failures[:5]:
+        print(f"SOAK TASK FAILED (a bug of the soak, not a result): {failure}")
     if api is not None and api.latencies_ms:
         print("\nAPI by route             n     p50     p95     p99 (ms)")
         for route, _ in ROUTES:
@@ -1073,7 +1090,7 @@ def run(plan: Plan, keep_logs: Path | None) -> int:
                     f"attack over; waiting up to {plan.drain_timeout_s:.0f} s for the ingester",
                     flush=True,
                 )
-                count = drain_and_count(s.db.dsn, tally, plan.drain_timeout_s)
+                count = drain_and_count(s.db.dsn, tally, plan.drain_timeout_s, ingester, events)
                 ok = report(plan, tally, count, api, events, ingester, logs)
             return 0 if ok else 1
         finally:
