@@ -49,6 +49,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -895,16 +896,27 @@ def drain_and_count(
         )
 
 
+_VARYING = re.compile(r"\b[0-9a-f]{12}\b|SOAK-\d{5}|\b\d+(\.\d+)?\b")
+
+
 def _log_errors(log: Path) -> tuple[int, list[tuple[str, int]]]:
-    """ERROR/CRITICAL lines of a service log and Tracebacks: their number and the commonest."""
+    """A service log's ERROR/CRITICAL lines and the exceptions its tracebacks end with: how
+    many, and the commonest (numbers, request ids and logger ids blanked so that alike lines
+    count together)."""
     if not log.exists():
         return 0, []
     found: Counter[str] = Counter()
+    in_traceback = False
     for line in log.read_text(errors="replace").splitlines():
-        if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback"):
-            text = line.split(": ", 1)[-1] if " ERROR " in line or " CRITICAL " in line else line
-            found[text[:90]] += 1
-    return sum(found.values()), found.most_common(3)
+        if line.startswith("Traceback"):
+            in_traceback = True
+        elif in_traceback:
+            if line and not line.startswith((" ", "\t", "During handling", "The above")):
+                found["raised " + _VARYING.sub("…", line)[:100]] += 1
+                in_traceback = False
+        elif " ERROR " in line or " CRITICAL " in line:
+            found[_VARYING.sub("…", line.split(": ", 1)[-1])[:100]] += 1
+    return sum(found.values()), found.most_common(4)
 
 
 def report(
@@ -1016,7 +1028,10 @@ def report(
     print(f"  ingester SIGKILLs at t= {', '.join(kills) or 'none'} s")
     for name, log in logs.items():
         n, common = _log_errors(log)
-        print(f"{name} log: {n:,} ERROR/Traceback lines" + (", commonest:" if common else ""))
+        print(
+            f"{name} log: {n:,} ERROR lines and raised exceptions"
+            + (", commonest:" if common else "")
+        )
         for text, times in common:
             print(f"  {times:>6,}  {text}")
     print(line)
