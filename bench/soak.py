@@ -22,7 +22,8 @@ logger its own credentials, the ingester its service account); ``coldchain inges
   among the five of the issue (:data:`POISONS`);
 - ``--api-clients`` concurrent API clients (50), in a process of their own so that their clock is
   not the fleet's: half with a person's bearer token, half with an API key, each looping over a
-  mix of read routes with a random pause of ``--api-think-ms`` on average.
+  mix of read routes, each sending its next request as soon as it has the answer (``--api-think-ms``
+  adds a random pause).
 
 How it counts, at the end, after the ingester has drained (a bounded wait):
 
@@ -1158,7 +1159,10 @@ def main() -> None:
         "--poisons", default=",".join(POISONS),
         help=f"which poison messages, in turn: some of {','.join(POISONS)}, or none",
     )  # fmt: skip
-    parser.add_argument("--api-think-ms", type=float, default=100.0, help="mean pause per client")
+    parser.add_argument(
+        "--api-think-ms", type=float, default=0.0,
+        help="mean pause between a client's requests (0: closed loop, 50 requests always open)",
+    )  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds, at most")
     parser.add_argument("--no-pg-kill", action="store_true", help="leave PostgreSQL alone")
     parser.add_argument("--no-broker-kill", action="store_true", help="leave the broker alone")
