@@ -22,8 +22,8 @@ logger its own credentials, the ingester its service account); ``coldchain inges
   among the five of the issue (:data:`POISONS`);
 - ``--api-clients`` concurrent API clients (50), in a process of their own so that their clock is
   not the fleet's: half with a person's bearer token, half with an API key, each looping over a
-  mix of read routes, each sending its next request as soon as it has the answer (``--api-think-ms``
-  adds a random pause).
+  mix of read routes and sending its next request as soon as it has the answer
+  (``--api-think-ms`` adds a random pause).
 
 How it counts, at the end, after the ingester has drained (a bounded wait):
 
