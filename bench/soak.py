@@ -97,6 +97,9 @@ ATTACKER = "SOAK-ATTACKER"
 BURST_READINGS = 60
 #: How long, after the attack, loggers may still send what they hold before they give up.
 FLUSH_S = 20.0
+#: The drain gives up when no acknowledged reading arrives for this long (longer than the
+#: ingester's longest reconnect back-off, 30 s).
+STALL_S = 45.0
 #: A logger that has no PUBACK this long after a PUBLISH drops the connection and re-sends.
 ACK_TIMEOUT_S = 30.0
 CTX = AuditContext("cli:bench-soak", "admin", "bench/soak.py", "soak set-up")
@@ -812,8 +815,8 @@ def _stored_acked(conn: psycopg.Connection[Any]) -> int:
 def drain_and_count(
     dsn: str, tally: Tally, timeout: float, ingester: IngesterStage, events: list[Event]
 ) -> Count:
-    """Wait (bounded) until every acknowledged key is stored or nothing moves for 30 s, keeping
-    the ingester running; then count."""
+    """Wait (bounded) until every acknowledged key is stored or nothing moves for
+    :data:`STALL_S`, keeping the ingester running; then count."""
     acked = tally.acked
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
@@ -829,21 +832,30 @@ def drain_and_count(
             copy.set_types(["text", "timestamptz", "float8", "float8"])
             for (device, ts), (temp, t) in acked.items():
                 copy.write_row((device, ts, temp, t))
-        deadline = time.monotonic() + timeout
-        last, last_change = -1, time.monotonic()
+        started = time.monotonic()
+        last, last_change = -1, started
         while True:
             stored = _stored_acked(conn)
             if stored != last:
                 last, last_change = stored, time.monotonic()
-            if stored >= len(acked) or time.monotonic() > deadline:
+            if stored >= len(acked):
+                why = "everything acknowledged is stored"
                 break
-            if time.monotonic() - last_change > 30:
+            if time.monotonic() > started + timeout:
+                why = f"--drain-timeout ({timeout:.0f} s) reached"
+                break
+            if time.monotonic() - last_change > STALL_S:
+                why = f"no new row for {STALL_S:.0f} s"
                 break
             if (code := ingester.check()) is not None:
                 t = time.monotonic() - tally.started
                 events.append(Event(t, "ingester exited", f"code {code} while draining; restarted"))
             time.sleep(2)
-        print(f"  drained: {stored:,} of {len(acked):,} acknowledged readings stored", flush=True)
+        print(
+            f"  drain over after {time.monotonic() - started:.0f} s ({why}): {stored:,} of "
+            f"{len(acked):,} acknowledged readings stored",
+            flush=True,
+        )
 
         def one(query: str) -> int:
             row = conn.execute(query).fetchone()
@@ -948,7 +960,7 @@ def report(
     rows = [
         ("acknowledged (PUBACK) readings", f"{count.acknowledged:,}"),
         ("stored (of those)", f"{count.stored:,}"),
-        ("LOST", f"{lost:,}"),
+        ("LOST (acknowledged, not stored when the drain ended)", f"{lost:,}"),
         ("CHANGED (stored with another temp_c)", f"{count.changed:,}"),
         ("DUPLICATED (device, ts) keys in readings", f"{count.duplicated:,}"),
         ("stored but never acknowledged (re-send raced a kill)", f"{count.unacked_stored:,}"),
