@@ -1052,6 +1052,8 @@ def report(
 
 
 def run(plan: Plan, keep_logs: Path | None) -> int:
+    """Set up, attack, drain, count, report; 0 when nothing acknowledged was lost, else 1.
+    Every process it started is stopped and the temporary folder removed, whatever happens."""
     _become_subreaper()
     events: list[Event] = []
     ingester: IngesterStage | None = None
