@@ -214,6 +214,7 @@ class Tally:
     acked: dict[tuple[str, datetime], tuple[float, float]] = field(default_factory=dict)
     messages_sent: int = 0  # PUBLISH packets written, re-sends included
     messages_acked: int = 0
+    readings_acked: int = 0  # with repeats, if a key were ever acknowledged twice
     resends: int = 0
     connects: int = 0
     refused: Counter[str] = field(default_factory=Counter)  # CONNACK codes and socket errors
@@ -227,6 +228,7 @@ class Tally:
         for ts, temp in readings:
             self.acked[(device, ts)] = (temp, t)
         self.messages_acked += 1
+        self.readings_acked += len(readings)
 
 
 @dataclass
