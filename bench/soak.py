@@ -438,7 +438,7 @@ async def poisoner(
         msg = Message(topic.encode(), payload, ())
         for _ in range(3):  # the broker may be down: a few tries, then the next one is due
             try:
-                link = await Link.open(port, ATTACKER, password, f"{ATTACKER}-{n}")
+                link = await Link.open(port, ATTACKER, password, f"{ATTACKER}:{n}")
                 try:
                     await link.publish(msg, wait_s=10)
                 finally:
@@ -715,6 +715,7 @@ def provision(stack: Stack, s: Settings, plan: Plan) -> tuple[dict[str, str], st
         )
     stack.broker.stop()
     stack.broker.password_file, stack.broker.acl_file = result.password_file, result.acl_file
+    stack.broker.subscribers = (devices.INGEST_ACCOUNT.username,)  # as `coldchain up` does
     # As ``coldchain up`` sets it: a little over the ingester's payload limit reaches it.
     stack.broker.max_packet_size = 4 * s.ingest.max_payload_bytes + 1024
     stack.broker.start()

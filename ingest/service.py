@@ -50,7 +50,7 @@ import math
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -144,6 +144,19 @@ class _Pending:
 
 
 _Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
+
+
+def refused_subscription(granted: Sequence[Any]) -> str | None:
+    """The broker's reason if a SUBACK refused the subscription, else None.
+
+    aiomqtt returns the SUBACK's reason codes (MQTT 5: ``ReasonCode`` objects) or granted QoS
+    values (MQTT 3.1.1: ints, 0x80 for failure); anything at or above 0x80 is a refusal.
+    """
+    for code in granted:
+        value = code.value if hasattr(code, "value") else int(code)
+        if value >= 0x80:
+            return f"{code} (0x{value:02x})" if hasattr(code, "value") else f"0x{value:02x}"
+    return None
 
 
 class Ingester:
@@ -338,7 +351,19 @@ class Ingester:
         a dead connection ends the session through ``client.closed``.
         """
         for topic in self.subscriptions():
-            await client.subscribe(topic, qos=1, timeout=math.inf)
+            granted = await client.subscribe(topic, qos=1, timeout=math.inf)
+            refused = refused_subscription(granted)
+            if refused is not None:
+                # The broker PUBACKs readings that no subscription takes and drops them: a
+                # refused subscription must end the session loudly, never look like success.
+                log.error(
+                    "the broker refused the subscription to %s (%s): readings are not being "
+                    "stored. Check that this account may subscribe (the broker plugin's "
+                    "plugin_opt_subscribers, the ACL's read rules; docs/PROTOCOL.md)",
+                    topic,
+                    refused,
+                )
+                raise aiomqtt.MqttError(f"subscription to {topic} refused: {refused}")
         self.connected.set()
         log.info("ingester subscribed to %s", ", ".join(self.subscriptions()))
 

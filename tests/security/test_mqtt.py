@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -348,3 +349,49 @@ async def test_a_logger_cannot_take_the_ingesters_client_id(
     assert log.count("coldchain_auth: refusing user LOG-A with client id coldchain-ingest") == 10
     # One connection of the ingester from start to end: it was never knocked off.
     assert log.count(" as coldchain-ingest (") == 1
+
+
+async def test_a_refused_subscription_is_an_error_not_a_silent_loss(
+    db_dsn: str,
+    tmp_path: Path,
+    topic_root: str,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker that does not let the ingester's account subscribe (a misconfigured plugin list)
+    PUBACKs the fleet's readings and drops them. The ingester must not report itself connected
+    and subscribed: it logs the refusal at ERROR and keeps retrying until the broker allows it."""
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        add_device(conn, "LOG-A")
+        creds = devices.provision(
+            conn,
+            topic_root=topic_root,
+            out_dir=tmp_path / "mqtt",
+            services=[devices.INGEST_ACCOUNT],
+            ctx=CTX,
+        )
+    broker = MosquittoBroker(
+        tmp_path / "broker",
+        free_port(),
+        password_file=creds.password_file,
+        acl_file=creds.acl_file,
+        subscribers=(),  # nobody may subscribe: the misconfiguration
+    )
+    broker.start()
+    try:
+        live = _as_ingester(settings, broker, creds)
+        stop = asyncio.Event()
+        async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=2) as pool:
+            await pool.wait()
+            ingester = Ingester(live, TimescaleSink(pool))
+            task = asyncio.create_task(ingester.run(stop))
+            with caplog.at_level(logging.INFO, logger="ingest.service"):
+                await asyncio.sleep(3.0)
+                assert not ingester.connected.is_set()
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        refusals = [r for r in caplog.records if "refused the subscription" in r.getMessage()]
+        assert refusals and all(r.levelno == logging.ERROR for r in refusals)
+        assert not [r for r in caplog.records if "ingester subscribed" in r.getMessage()]
+    finally:
+        broker.stop()
