@@ -9,6 +9,18 @@
 One synchronous psycopg pool serves both: it is created closed here, opened in the lifespan and
 waited for, so a wrong DSN fails at start-up instead of at the first request. API handlers are
 plain ``def`` (FastAPI runs them in its thread pool); Dash callbacks run in a2wsgi's threads.
+The pool checks a connection before lending it, so connections broken by a database restart are
+replaced instead of failing a request.
+
+Admission (:class:`AdmissionMiddleware`): a request's connection is taken in one thread-pool hop
+(the dependency) and used and returned in others (handler, response, teardown). Left alone,
+50 clients filled the 40 worker threads with requests *waiting* for one of the 8 connections,
+so the requests *holding* them got no thread to finish in: every wait ran into the pool's
+timeout (a 500 each, ``bench/api_load.py``). So at most ``web.max_concurrent_requests``
+(default: the pool's size) requests that may use the database run at once; the others wait
+outside the thread pool, in line, for up to ``web.queue_timeout_s``, then get 503 with
+``Retry-After``. A pool timeout or a lost database answers 503 with ``Retry-After`` as well,
+never 500.
 
 Security (README "Security"): every router included under ``/api/v1`` requires authentication
 and the permission its routes declare (:func:`api.deps.authorize`, added to each router in the
@@ -19,6 +31,7 @@ reads them; the dashboard has its own login (:mod:`dashboard.pages.login`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -62,7 +75,7 @@ from api.routers import (
 from coldchain.errors import NotFoundError, SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
-from db.queries.web import AlertConflictError
+from db.queries.web import AlertConflictError, Conn
 from reports.service import (
     InvalidDispositionError,
     ReportChangedError,
@@ -86,10 +99,29 @@ POOL_WAIT_S = 10.0
 POOL_CLOSE_S = 5.0
 
 
+class _CheckOnLend:
+    """The pool's check of a connection it is about to lend. One broken connection usually
+    means the server restarted and every idle one is broken: they are all checked at once then
+    (``pool.check()``), instead of one per retry of ``getconn`` with a growing back-off (eight
+    stale connections took longer than the pool's timeout: a 503 after a restart)."""
+
+    def __init__(self) -> None:
+        self.pool: WebPool | None = None
+
+    def __call__(self, conn: Conn) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            if self.pool is not None:
+                self.pool.check()  # the idle ones; replacements connect in the background
+            raise
+
+
 def create_pool(settings: Settings) -> WebPool:
     """A closed pool of dict-row, autocommit connections in UTC (writes use explicit
     transactions), sized by ``settings.db``."""
-    return ConnectionPool(
+    check = _CheckOnLend()
+    check.pool = ConnectionPool(
         settings.db.dsn,
         connection_class=Connection[DictRow],
         kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
@@ -97,8 +129,12 @@ def create_pool(settings: Settings) -> WebPool:
         max_size=max(settings.db.pool_min, settings.db.pool_max),
         open=False,
         name="web",
-        timeout=10.0,
+        timeout=settings.db.pool_timeout_s,
+        # A connection the server closed (restart, failover, idle timeout) is found and replaced
+        # when it is lent, not when a request uses it (README "Web process").
+        check=check,
     )
+    return check.pool
 
 
 def open_pool(pool: WebPool, settings: Settings) -> None:
@@ -206,6 +242,50 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
+#: Paths that never touch the database: served without waiting for a slot.
+UNGATED_PREFIXES = ("/healthz", "/metrics", "/assets/", "/_dash-component-suites/", "/_favicon")
+
+
+def unavailable(detail: str, retry_after_s: float) -> JSONResponse:
+    """503 with ``Retry-After`` (whole seconds, at least 1)."""
+    return JSONResponse(
+        status_code=503,
+        content={"detail": detail},
+        headers={"Retry-After": str(max(1, round(retry_after_s)))},
+    )
+
+
+class AdmissionMiddleware:
+    """At most ``limit`` requests that may use the database at once (see the module docstring);
+    the others wait in line (FIFO, outside the thread pool) up to ``queue_timeout_s``, then get
+    503 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, queue_timeout_s: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.queue_timeout_s = queue_timeout_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(UNGATED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        try:
+            async with asyncio.timeout(self.queue_timeout_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            response = unavailable(
+                f"the server is busy ({self.limit} requests in progress); retry shortly",
+                self.queue_timeout_s,
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
 class PayloadTooLargeError(HTTPException):
     """A request body over the limit (raised while it streams in, when it has no length)."""
 
@@ -289,6 +369,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             content={"detail": "a value in the request is out of range or cannot be stored"},
         )
 
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # No connection in time (saturated), or the database went away mid-request: nothing
+        # was committed by this request's failed statement; the client may retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return unavailable("the database is unavailable or busy; retry shortly", 2)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
         log.error(
@@ -312,6 +398,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
     app.add_exception_handler(psycopg.DataError, bad_value)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
 
 
@@ -376,6 +464,12 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.security.max_body_bytes,
         larger={f"{API_PREFIX}/epcis/": settings.security.max_upload_bytes},
     )
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.web.max_concurrent_requests or settings.db.pool_max,
+        queue_timeout_s=settings.web.queue_timeout_s,
+    )
+    # Outermost: counts every request, the refused ones (413, 503) included.
     app.add_middleware(MetricsMiddleware, metrics=metrics, labels=labels)
     _install_error_handlers(app)
 
