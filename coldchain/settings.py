@@ -136,8 +136,8 @@ class SecuritySettings(BaseModel):
 
     token_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
     session_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
-    # Failed logins (and failed signature passwords) per user name within the window; the
-    # same client address may fail ``login_max_failures`` × 4 times.
+    # Failed logins (and signature passwords) per account and address within the window, then
+    # locked there; × 4 per address or per account, then throttled (security/ratelimit.py).
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=900.0, gt=0)
     password_min_length: int = Field(default=12, ge=8)
