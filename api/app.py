@@ -6,6 +6,12 @@
     /metrics        Prometheus metrics of this app
     /               the dashboard (Dash on Flask, through a2wsgi), with every other path
 
+No request for the API side falls through to the dashboard (:class:`ApiFallback`): under
+``/api/`` and at ``/healthz`` and ``/metrics`` a method the path does not take is a 405 with
+``Allow``, an unknown path a 404, both in JSON. Every route under ``/api/v1`` documents 401, 403,
+404 and 503 (and 400 and 413 when it reads a body), and every 422 has one schema
+(:data:`UNPROCESSABLE_SCHEMA`).
+
 One synchronous psycopg pool serves both: it is created closed here, opened in the lifespan and
 waited for, so a wrong DSN fails at start-up instead of at the first request. API handlers are
 plain ``def`` (FastAPI runs them in its thread pool); Dash callbacks run in a2wsgi's threads.
@@ -39,6 +45,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from a2wsgi import WSGIMiddleware
@@ -72,6 +79,7 @@ from api.routers import (
     units,
     users,
 )
+from api.schemas import ErrorOut
 from coldchain.errors import NotFoundError, SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
@@ -95,6 +103,26 @@ from security.roles import roles_with
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+#: Answers any route under /api/v1 may give besides its own (a route's own description wins).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no credentials, or invalid, expired or revoked ones"},
+    403: {"model": ErrorOut, "description": "the caller's role lacks the route's permission"},
+    404: {
+        "model": ErrorOut,
+        "description": "a shipment, alert, unit or other record named in the path or query "
+        "does not exist",
+    },
+    503: {
+        "model": ErrorOut,
+        "description": "the server is busy or the database is unavailable; retry after "
+        "Retry-After seconds",
+    },
+}
+#: Answers of any route that reads a JSON body.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the body is not JSON (or not UTF-8)"},
+    413: {"model": ErrorOut, "description": "the body is larger than the limit"},
+}
 POOL_WAIT_S = 10.0
 POOL_CLOSE_S = 5.0
 
@@ -403,10 +431,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
+def _document_body_errors(router: APIRouter) -> None:
+    """Document 400 and 413 on every route that reads a JSON body (before it is included)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            route.responses = {**BODY_RESPONSES, **route.responses}
+
+
 def _document_permissions(router: APIRouter) -> None:
     """Show every route's permission and roles in the OpenAPI document, including the routes
     that rely on the default (read for GET, admin otherwise). Done before the router is
     included: the app copies each route's settings when it includes it."""
+    _document_body_errors(router)
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
@@ -419,6 +455,101 @@ def _document_permissions(router: APIRouter) -> None:
             "x-permission": permission,
             "x-roles": list(roles_with(permission)),
         }
+
+
+#: The one schema of a 422: FastAPI's list of field errors, or a sentence (a value the database
+#: cannot take, a refused password…), or an object (an EPCIS document's problems).
+UNPROCESSABLE_SCHEMA: dict[str, Any] = {
+    "title": "Unprocessable",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "anyOf": [
+                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                {"type": "string"},
+                {"type": "object"},
+            ]
+        }
+    },
+}
+
+
+def _one_422_schema(app: FastAPI) -> None:
+    """Make every documented 422 say what a 422 of this API can carry (:data:`UNPROCESSABLE_SCHEMA`)
+    instead of either FastAPI's field errors or a route's own ``ErrorOut``: each route can give
+    both (a field error from validation, a sentence from the handler)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Unprocessable"] = (
+            UNPROCESSABLE_SCHEMA
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                response = operation.get("responses", {}).get("422")
+                if response is not None:
+                    response["content"] = {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Unprocessable"}
+                        }
+                    }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the app takes at ``path`` (empty: no such path): from the OpenAPI document's
+    paths (included routers are not plain routes to walk), and the app's own plain routes (the
+    docs)."""
+    allowed: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            allowed |= {method.upper() for method in operations}
+    for route in app.routes:
+        regex, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            allowed |= set(methods)
+    return sorted(allowed)
+
+
+class ApiFallback:
+    """In front of the dashboard, which gets every request no route took: under ``/api/`` and at
+    ``/healthz`` and ``/metrics``, a method the path does not take (TRACE, OPTIONS, HEAD, QUERY…)
+    is a 405 with ``Allow``, and a path that does not exist a 404, both in JSON; neither falls
+    through to the dashboard's HTML (or its login redirect)."""
+
+    def __init__(self, api: FastAPI, dashboard: ASGIApp) -> None:
+        self.api = api
+        self.dashboard = dashboard
+
+    @staticmethod
+    def is_api_path(path: str) -> bool:
+        """Whether ``path`` belongs to the API side of the app rather than the dashboard."""
+        return path in ("/api", "/healthz", "/metrics") or path.startswith("/api/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.is_api_path(path):
+            await self.dashboard(scope, receive, send)
+            return
+        method = scope.get("method", "")
+        allowed = _allowed_methods(self.api, path)
+        if allowed:
+            response = JSONResponse(
+                status_code=405,
+                content={"detail": f"{method} is not allowed on {path}: {', '.join(allowed)}"},
+                headers={"Allow": ", ".join(allowed)},
+            )
+        else:
+            response = JSONResponse(
+                status_code=404, content={"detail": f"no API route {method} {path}"}
+            )
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -474,7 +605,9 @@ def create_app(settings: Settings) -> FastAPI:
     _install_error_handlers(app)
 
     app.include_router(health.router)
-    app.include_router(auth.router, prefix=API_PREFIX)  # login is open; /me and /logout check
+    _document_body_errors(auth.router)
+    # Login is open; /me and /logout check.
+    app.include_router(auth.router, prefix=API_PREFIX, responses={503: COMMON_RESPONSES[503]})
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
@@ -493,20 +626,16 @@ def create_app(settings: Settings) -> FastAPI:
         audit.router,
     ):
         _document_permissions(router)
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
-
-    # Unknown /api paths answer in JSON instead of falling through to the dashboard's HTML.
-    @app.api_route(
-        "/api/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    def no_such_route(request: Request, path: str) -> JSONResponse:
-        return JSONResponse(
-            status_code=404,
-            content={"detail": f"no API route {request.method} {request.url.path}"},
+        app.include_router(
+            router,
+            prefix=API_PREFIX,
+            dependencies=[Depends(authorize)],
+            responses=COMMON_RESPONSES,
         )
 
+    _one_422_schema(app)
+
     dash_app = create_dash(settings, pool, limiter=limiter)
-    app.mount("/", WSGIMiddleware(dash_app.server), name="dashboard")  # type: ignore[arg-type]
+    dashboard = WSGIMiddleware(dash_app.server)
+    app.mount("/", ApiFallback(app, dashboard), name="dashboard")  # type: ignore[arg-type]
     return app

@@ -20,10 +20,16 @@ router = APIRouter(prefix="/recalls", tags=["recalls"])
 
 #: A GTIN-8/12/13/14 with a correct check digit, as GTIN-14 (a wrong one is a 422 naming it).
 Gtin = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=14), AfterValidator(normalize_gtin)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=14, pattern=r"^([0-9]{8}|[0-9]{12,14})$"),
+    AfterValidator(normalize_gtin),
 ]
+#: GS1 AI encodable character set 82, 1–20 of them: a lot (AI 10) as the schema documents it.
+LOT_PATTERN = r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$"
 #: A lot or batch number as printed (GS1 AI 10: 1–20 characters of set 82).
-Lot = Annotated[str, StringConstraints(max_length=20), AfterValidator(check_lot)]
+Lot = Annotated[
+    str, StringConstraints(max_length=20, pattern=LOT_PATTERN), AfterValidator(check_lot)
+]
 
 
 class RecallIn(BaseModel):
