@@ -286,7 +286,9 @@ def unavailable(detail: str, retry_after_s: float) -> JSONResponse:
 class AdmissionMiddleware:
     """At most ``limit`` requests that may use the database at once (see the module docstring);
     the others wait in line (FIFO, outside the thread pool) up to ``queue_timeout_s``, then get
-    503 with ``Retry-After``."""
+    503 with ``Retry-After``. A request's body is received *before* it takes its place, so a
+    client that sends its body slowly holds no place while it does (it sits inside
+    :class:`BodyLimitMiddleware`, whose limit bounds what is held in memory)."""
 
     def __init__(self, app: ASGIApp, *, limit: int, queue_timeout_s: float) -> None:
         self.app = app
@@ -298,6 +300,24 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or scope.get("path", "").startswith(UNGATED_PREFIXES):
             await self.app(scope, receive, send)
             return
+        received: list[Message] = []
+        if scope.get("method") not in ("GET", "HEAD"):
+            try:
+                while True:
+                    message = await receive()
+                    received.append(message)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        break
+            except PayloadTooLargeError as exc:
+                response = JSONResponse(status_code=413, content={"detail": exc.detail})
+                await response(scope, receive, send)
+                return
+            if received[-1]["type"] == "http.disconnect":
+                return  # the client left before sending its body
+
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
         try:
             async with asyncio.timeout(self.queue_timeout_s):
                 await self._slots.acquire()
@@ -306,10 +326,10 @@ class AdmissionMiddleware:
                 f"the server is busy ({self.limit} requests in progress); retry shortly",
                 self.queue_timeout_s,
             )
-            await response(scope, receive, send)
+            await response(scope, replay, send)
             return
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, replay, send)
         finally:
             self._slots.release()
 
@@ -589,16 +609,17 @@ def create_app(settings: Settings) -> FastAPI:
     labels = RouteLabels(
         lambda: [*app.openapi()["paths"], app.docs_url or "", app.openapi_url or ""]
     )
-    # Added before the metrics middleware, which therefore wraps it: refused bodies are counted.
-    app.add_middleware(
-        BodyLimitMiddleware,
-        limit=settings.security.max_body_bytes,
-        larger={f"{API_PREFIX}/epcis/": settings.security.max_upload_bytes},
-    )
+    # Innermost first: admission receives bodies through the body limit, and the metrics
+    # middleware wraps both, so refused requests (413, 503) are counted.
     app.add_middleware(
         AdmissionMiddleware,
         limit=settings.web.max_concurrent_requests or settings.db.pool_max,
         queue_timeout_s=settings.web.queue_timeout_s,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.security.max_body_bytes,
+        larger={f"{API_PREFIX}/epcis/": settings.security.max_upload_bytes},
     )
     # Outermost: counts every request, the refused ones (413, 503) included.
     app.add_middleware(MetricsMiddleware, metrics=metrics, labels=labels)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -169,6 +170,29 @@ def test_no_free_connection_is_503_not_500(
             assert refused.status_code == 503, refused.text
             assert int(refused.headers["Retry-After"]) >= 1
         assert stuck.result().status_code == 200
+
+
+def test_a_client_sending_its_body_slowly_holds_no_place(
+    settings: Settings, db_dsn: str, people: dict[str, Person]
+) -> None:
+    # One place only: if the stalled upload held it, the GET would wait its 1 s and get a 503.
+    _shipment(db_dsn)
+    busy = settings.model_copy(
+        update={"web": WebSettings(max_concurrent_requests=1, queue_timeout_s=1.0)}
+    )
+    with serve(busy) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(
+                b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"user'
+            )
+            time.sleep(0.3)
+            for _ in range(3):
+                r = httpx.get(
+                    url + "/api/v1/shipments", headers=people["viewer"].headers, timeout=10
+                )
+                assert r.status_code == 200, r.text
 
 
 @pytest.fixture
