@@ -418,8 +418,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # No connection in time (saturated), or the database went away mid-request: nothing
-        # was committed by this request's failed statement; the client may retry.
+        # No connection in time (saturated: nothing ran), or the database went away
+        # mid-request. In the second case a write whose connection broke during its COMMIT
+        # may or may not be stored, as with any lost connection: README says to re-read
+        # before repeating a write.
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         return unavailable("the database is unavailable or busy; retry shortly", 2)
 
