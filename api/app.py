@@ -6,9 +6,27 @@
     /metrics        Prometheus metrics of this app
     /               the dashboard (Dash on Flask, through a2wsgi), with every other path
 
+No request for the API side falls through to the dashboard (:class:`ApiFallback`): under
+``/api/`` and at ``/healthz`` and ``/metrics`` a method the path does not take is a 405 with
+``Allow``, an unknown path a 404, both in JSON. Every route under ``/api/v1`` documents 401, 403,
+404 and 503 (and 400 and 413 when it reads a body), and every 422 has one schema
+(:data:`UNPROCESSABLE_SCHEMA`).
+
 One synchronous psycopg pool serves both: it is created closed here, opened in the lifespan and
 waited for, so a wrong DSN fails at start-up instead of at the first request. API handlers are
 plain ``def`` (FastAPI runs them in its thread pool); Dash callbacks run in a2wsgi's threads.
+The pool checks a connection before lending it, so connections broken by a database restart are
+replaced instead of failing a request.
+
+Admission (:class:`AdmissionMiddleware`): a request's connection is taken in one thread-pool hop
+(the dependency) and used and returned in others (handler, response, teardown). Left alone,
+50 clients filled the 40 worker threads with requests *waiting* for one of the 8 connections,
+so the requests *holding* them got no thread to finish in: every wait ran into the pool's
+timeout (a 500 each, ``bench/api_load.py``). So at most ``web.max_concurrent_requests``
+(default: the pool's size) requests that may use the database run at once; the others wait
+outside the thread pool, in line, for up to ``web.queue_timeout_s``, then get 503 with
+``Retry-After``. A pool timeout or a lost database answers 503 with ``Retry-After`` as well,
+never 500.
 
 Security (README "Security"): every router included under ``/api/v1`` requires authentication
 and the permission its routes declare (:func:`api.deps.authorize`, added to each router in the
@@ -19,6 +37,7 @@ reads them; the dashboard has its own login (:mod:`dashboard.pages.login`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -26,6 +45,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from a2wsgi import WSGIMiddleware
@@ -59,10 +79,11 @@ from api.routers import (
     units,
     users,
 )
+from api.schemas import ErrorOut
 from coldchain.errors import NotFoundError, SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
-from db.queries.web import AlertConflictError
+from db.queries.web import AlertConflictError, Conn
 from reports.service import (
     InvalidDispositionError,
     ReportChangedError,
@@ -82,14 +103,53 @@ from security.roles import roles_with
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+#: Answers any route under /api/v1 may give besides its own (a route's own description wins).
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no credentials, or invalid, expired or revoked ones"},
+    403: {"model": ErrorOut, "description": "the caller's role lacks the route's permission"},
+    404: {
+        "model": ErrorOut,
+        "description": "a shipment, alert, unit or other record named in the path or query "
+        "does not exist",
+    },
+    503: {
+        "model": ErrorOut,
+        "description": "the server is busy or the database is unavailable; retry after "
+        "Retry-After seconds",
+    },
+}
+#: Answers of any route that reads a JSON body.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the body is not JSON (or not UTF-8)"},
+    413: {"model": ErrorOut, "description": "the body is larger than the limit"},
+}
 POOL_WAIT_S = 10.0
 POOL_CLOSE_S = 5.0
+
+
+class _CheckOnLend:
+    """The pool's check of a connection it is about to lend. One broken connection usually
+    means the server restarted and every idle one is broken: they are all checked at once then
+    (``pool.check()``), instead of one per retry of ``getconn`` with a growing back-off (eight
+    stale connections took longer than the pool's timeout: a 503 after a restart)."""
+
+    def __init__(self) -> None:
+        self.pool: WebPool | None = None
+
+    def __call__(self, conn: Conn) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            if self.pool is not None:
+                self.pool.check()  # the idle ones; replacements connect in the background
+            raise
 
 
 def create_pool(settings: Settings) -> WebPool:
     """A closed pool of dict-row, autocommit connections in UTC (writes use explicit
     transactions), sized by ``settings.db``."""
-    return ConnectionPool(
+    check = _CheckOnLend()
+    check.pool = ConnectionPool(
         settings.db.dsn,
         connection_class=Connection[DictRow],
         kwargs={"autocommit": True, "row_factory": dict_row, "options": "-c TimeZone=UTC"},
@@ -97,8 +157,12 @@ def create_pool(settings: Settings) -> WebPool:
         max_size=max(settings.db.pool_min, settings.db.pool_max),
         open=False,
         name="web",
-        timeout=10.0,
+        timeout=settings.db.pool_timeout_s,
+        # A connection the server closed (restart, failover, idle timeout) is found and replaced
+        # when it is lent, not when a request uses it (README "Web process").
+        check=check,
     )
+    return check.pool
 
 
 def open_pool(pool: WebPool, settings: Settings) -> None:
@@ -206,6 +270,70 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
 
 
+#: Paths that never touch the database: served without waiting for a slot.
+UNGATED_PREFIXES = ("/healthz", "/metrics", "/assets/", "/_dash-component-suites/", "/_favicon")
+
+
+def unavailable(detail: str, retry_after_s: float) -> JSONResponse:
+    """503 with ``Retry-After`` (whole seconds, at least 1)."""
+    return JSONResponse(
+        status_code=503,
+        content={"detail": detail},
+        headers={"Retry-After": str(max(1, round(retry_after_s)))},
+    )
+
+
+class AdmissionMiddleware:
+    """At most ``limit`` requests that may use the database at once (see the module docstring);
+    the others wait in line (FIFO, outside the thread pool) up to ``queue_timeout_s``, then get
+    503 with ``Retry-After``. A request's body is received *before* it takes its place, so a
+    client that sends its body slowly holds no place while it does (it sits inside
+    :class:`BodyLimitMiddleware`, whose limit bounds what is held in memory)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, queue_timeout_s: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.queue_timeout_s = queue_timeout_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith(UNGATED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        received: list[Message] = []
+        if scope.get("method") not in ("GET", "HEAD"):
+            try:
+                while True:
+                    message = await receive()
+                    received.append(message)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        break
+            except PayloadTooLargeError as exc:
+                response = JSONResponse(status_code=413, content={"detail": exc.detail})
+                await response(scope, receive, send)
+                return
+            if received[-1]["type"] == "http.disconnect":
+                return  # the client left before sending its body
+
+        async def replay() -> Message:
+            return received.pop(0) if received else await receive()
+
+        try:
+            async with asyncio.timeout(self.queue_timeout_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            response = unavailable(
+                f"the server is busy ({self.limit} requests in progress); retry shortly",
+                self.queue_timeout_s,
+            )
+            await response(scope, replay, send)
+            return
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self._slots.release()
+
+
 class PayloadTooLargeError(HTTPException):
     """A request body over the limit (raised while it streams in, when it has no length)."""
 
@@ -289,6 +417,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             content={"detail": "a value in the request is out of range or cannot be stored"},
         )
 
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # No connection in time (saturated: nothing ran), or the database went away
+        # mid-request. In the second case a write whose connection broke during its COMMIT
+        # may or may not be stored, as with any lost connection: README says to re-read
+        # before repeating a write.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return unavailable("the database is unavailable or busy; retry shortly", 2)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
         log.error(
@@ -312,13 +448,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
     app.add_exception_handler(psycopg.DataError, bad_value)
+    app.add_exception_handler(PoolTimeout, database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _document_body_errors(router: APIRouter) -> None:
+    """Document 400 and 413 on every route that reads a JSON body (before it is included)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            route.responses = {**BODY_RESPONSES, **route.responses}
 
 
 def _document_permissions(router: APIRouter) -> None:
     """Show every route's permission and roles in the OpenAPI document, including the routes
     that rely on the default (read for GET, admin otherwise). Done before the router is
     included: the app copies each route's settings when it includes it."""
+    _document_body_errors(router)
     for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
@@ -331,6 +477,101 @@ def _document_permissions(router: APIRouter) -> None:
             "x-permission": permission,
             "x-roles": list(roles_with(permission)),
         }
+
+
+#: The one schema of a 422: FastAPI's list of field errors, or a sentence (a value the database
+#: cannot take, a refused password…), or an object (an EPCIS document's problems).
+UNPROCESSABLE_SCHEMA: dict[str, Any] = {
+    "title": "Unprocessable",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {
+            "anyOf": [
+                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
+                {"type": "string"},
+                {"type": "object"},
+            ]
+        }
+    },
+}
+
+
+def _one_422_schema(app: FastAPI) -> None:
+    """Make every documented 422 say what a 422 of this API can carry (:data:`UNPROCESSABLE_SCHEMA`)
+    instead of either FastAPI's field errors or a route's own ``ErrorOut``: each route can give
+    both (a field error from validation, a sentence from the handler)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Unprocessable"] = (
+            UNPROCESSABLE_SCHEMA
+        )
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                response = operation.get("responses", {}).get("422")
+                if response is not None:
+                    response["content"] = {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Unprocessable"}
+                        }
+                    }
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the app takes at ``path`` (empty: no such path): from the OpenAPI document's
+    paths (included routers are not plain routes to walk), and the app's own plain routes (the
+    docs)."""
+    allowed: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            allowed |= {method.upper() for method in operations}
+    for route in app.routes:
+        regex, methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            allowed |= set(methods)
+    return sorted(allowed)
+
+
+class ApiFallback:
+    """In front of the dashboard, which gets every request no route took: under ``/api/`` and at
+    ``/healthz`` and ``/metrics``, a method the path does not take (TRACE, OPTIONS, HEAD, QUERY…)
+    is a 405 with ``Allow``, and a path that does not exist a 404, both in JSON; neither falls
+    through to the dashboard's HTML (or its login redirect)."""
+
+    def __init__(self, api: FastAPI, dashboard: ASGIApp) -> None:
+        self.api = api
+        self.dashboard = dashboard
+
+    @staticmethod
+    def is_api_path(path: str) -> bool:
+        """Whether ``path`` belongs to the API side of the app rather than the dashboard."""
+        return path in ("/api", "/healthz", "/metrics") or path.startswith("/api/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.is_api_path(path):
+            await self.dashboard(scope, receive, send)
+            return
+        method = scope.get("method", "")
+        allowed = _allowed_methods(self.api, path)
+        if allowed:
+            response = JSONResponse(
+                status_code=405,
+                content={"detail": f"{method} is not allowed on {path}: {', '.join(allowed)}"},
+                headers={"Allow": ", ".join(allowed)},
+            )
+        else:
+            response = JSONResponse(
+                status_code=404, content={"detail": f"no API route {method} {path}"}
+            )
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -370,17 +611,26 @@ def create_app(settings: Settings) -> FastAPI:
     labels = RouteLabels(
         lambda: [*app.openapi()["paths"], app.docs_url or "", app.openapi_url or ""]
     )
-    # Added before the metrics middleware, which therefore wraps it: refused bodies are counted.
+    # Innermost first: admission receives bodies through the body limit, and the metrics
+    # middleware wraps both, so refused requests (413, 503) are counted.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.web.max_concurrent_requests or settings.db.pool_max,
+        queue_timeout_s=settings.web.queue_timeout_s,
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.security.max_body_bytes,
         larger={f"{API_PREFIX}/epcis/": settings.security.max_upload_bytes},
     )
+    # Outermost: counts every request, the refused ones (413, 503) included.
     app.add_middleware(MetricsMiddleware, metrics=metrics, labels=labels)
     _install_error_handlers(app)
 
     app.include_router(health.router)
-    app.include_router(auth.router, prefix=API_PREFIX)  # login is open; /me and /logout check
+    _document_body_errors(auth.router)
+    # Login is open; /me and /logout check.
+    app.include_router(auth.router, prefix=API_PREFIX, responses={503: COMMON_RESPONSES[503]})
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
@@ -399,20 +649,16 @@ def create_app(settings: Settings) -> FastAPI:
         audit.router,
     ):
         _document_permissions(router)
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
-
-    # Unknown /api paths answer in JSON instead of falling through to the dashboard's HTML.
-    @app.api_route(
-        "/api/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
-    def no_such_route(request: Request, path: str) -> JSONResponse:
-        return JSONResponse(
-            status_code=404,
-            content={"detail": f"no API route {request.method} {request.url.path}"},
+        app.include_router(
+            router,
+            prefix=API_PREFIX,
+            dependencies=[Depends(authorize)],
+            responses=COMMON_RESPONSES,
         )
 
+    _one_422_schema(app)
+
     dash_app = create_dash(settings, pool, limiter=limiter)
-    app.mount("/", WSGIMiddleware(dash_app.server), name="dashboard")  # type: ignore[arg-type]
+    dashboard = WSGIMiddleware(dash_app.server)
+    app.mount("/", ApiFallback(app, dashboard), name="dashboard")  # type: ignore[arg-type]
     return app

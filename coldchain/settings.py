@@ -25,6 +25,8 @@ class DbSettings(BaseModel):
     password: SecretStr = SecretStr("coldchain")
     pool_min: int = Field(default=1, ge=1)
     pool_max: int = Field(default=8, ge=1)
+    # How long a request waits for a pooled connection before a 503 (web process).
+    pool_timeout_s: float = Field(default=10.0, gt=0)
     # The schema owner that runs migrations. Unset: migrations run as ``user`` (one role for
     # everything, so the database cannot keep the services from editing the audit trail; see
     # README "Security"). ``coldchain up`` creates a separate owner for its local database.
@@ -126,6 +128,10 @@ class WebSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8050
     refresh_ms: int = Field(default=3000, ge=500)
+    # Requests that use the database (API and dashboard callbacks) served at once; more wait in
+    # line up to ``queue_timeout_s``, then get 503 with Retry-After. None: ``db.pool_max``.
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    queue_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class SimulatorSettings(BaseModel):
@@ -141,8 +147,8 @@ class SecuritySettings(BaseModel):
 
     token_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
     session_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90)
-    # Failed logins (and failed signature passwords) per user name within the window; the
-    # same client address may fail ``login_max_failures`` × 4 times.
+    # Failed logins (and signature passwords) per account and address within the window, then
+    # locked there; × 4 per address or per account, then throttled (security/ratelimit.py).
     login_max_failures: int = Field(default=5, ge=1)
     login_window_s: float = Field(default=900.0, gt=0)
     password_min_length: int = Field(default=12, ge=8)

@@ -8,12 +8,18 @@ bound to the pool and settings it was given.
 
 Every page but the login page needs a session (:mod:`dashboard.pages.login`); the navigation bar
 shows who is logged in, and each page shows only the actions the person's role allows.
+
+Every answer carries :func:`security_headers`: no framing (clickjacking), no MIME sniffing, no
+referrer beyond this origin, and a Content-Security-Policy that allows only this origin's
+scripts plus Dash's own inline ones by hash (``Dash.csp_hashes``), and the map tiles' host.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dash
 from dash import Input, Output, dcc, html
@@ -21,6 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
 from dashboard import ids
+from dashboard.figures import OSM_TILES
 from dashboard.pages import PageContext, alerts, fleet, login, passport, qa, shipment
 from db.queries.web import Conn
 from security.accounts import Principal
@@ -109,6 +116,39 @@ def render(
     return not_found(path), plain, plain
 
 
+def security_headers(script_hashes: Sequence[str], tiles: str | None = OSM_TILES) -> dict[str, str]:
+    """The dashboard's security headers (pure): its inline scripts' hashes as CSP sources
+    (``'sha256-…'``, quotes included, as ``Dash.csp_hashes`` gives them), and the map tiles' URL
+    template (their origin may be fetched and drawn)."""
+    tile_origin = ""
+    if tiles:
+        parts = urlsplit(tiles)
+        tile_origin = f" {parts.scheme}://{parts.netloc}"
+    scripts = " ".join(script_hashes)  # quoted already: "'sha256-…'"
+    policy = {
+        "default-src": "'self'",
+        "script-src": f"'self' {scripts}".strip(),
+        # Plotly and the map library set style elements and attributes at run time.
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": f"'self' data: blob:{tile_origin}",
+        "connect-src": f"'self'{tile_origin}",
+        "font-src": "'self' data:",
+        # MapLibre draws in web workers made from blobs.
+        "worker-src": "'self' blob:",
+        "child-src": "'self' blob:",
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return {
+        "Content-Security-Policy": "; ".join(f"{k} {v}" for k, v in policy.items()),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+
 def create_dash(
     settings: Settings, pool: ConnectionPool[Conn], *, limiter: LoginLimiter | None = None
 ) -> dash.Dash:
@@ -160,5 +200,14 @@ def create_dash(
     )
     def route(pathname: str | None) -> tuple[Any, str, str]:
         return render(pathname, page, login.current_principal())
+
+    # After every callback exists: clientside callbacks add inline scripts of their own.
+    headers = security_headers(app.csp_hashes())
+
+    @app.server.after_request
+    def secure(response: Any) -> Any:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
     return app

@@ -20,7 +20,7 @@ from db.queries import security as q
 from db.queries.web import Conn, Row
 from security import passwords, tokens
 from security.audit import AuditContext, audit_context
-from security.errors import AccountError, AuthenticationError, RateLimitedError
+from security.errors import AccountError, AuthenticationError
 from security.ratelimit import LoginLimiter
 from security.roles import API_KEY_ROLES, ROLES, Permission, Role, can
 
@@ -121,16 +121,13 @@ def authenticate(
     """The active person with these credentials; AuthenticationError (or RateLimitedError)
     otherwise. Failures are counted, audited, and cost as much time for an unknown name."""
     username = normalise_username(username)
-    wait = limiter.retry_after(user=username, client=client)
-    if wait is not None:
-        raise RateLimitedError(
-            f"too many failed attempts; try again in {wait:.0f} s", retry_after=wait
-        )
+    # Counted before the password is checked (RateLimitedError when over a limit), so parallel
+    # attempts cannot all be checked; it stays a failure unless it succeeds below.
+    attempt = limiter.begin(user=username, client=client)
     row = q.user_for_login(conn=conn, username=username) if len(username) <= 64 else None
     stored = row["password_hash"] if row is not None and row["active"] else passwords.dummy_hash()
     ok = passwords.verify_password(stored, password) and row is not None and row["active"]
     if not ok or row is None:
-        limiter.failed(user=username, client=client)
         q.append_audit(
             conn=conn,
             actor=username[:64] or "(empty)",
@@ -141,7 +138,7 @@ def authenticate(
             source=client,
         )
         raise AuthenticationError("wrong user name or password, or the account is inactive")
-    limiter.succeeded(user=username)
+    limiter.succeeded(attempt)
     if passwords.needs_rehash(row["password_hash"]):
         q.set_password_hash(
             conn=conn,

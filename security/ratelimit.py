@@ -1,10 +1,25 @@
-"""A limiter for failed logins (and failed signature passwords), per user name and per client.
+"""A limiter for failed logins (and failed signature passwords): per account and address, per
+address, and per account.
 
-Sliding window: at most ``max_failures`` failures per user name within ``window_s``, and
-``max_failures × client_factor`` per client address (one address trying many user names). While
-over the limit every attempt is refused without checking the password, so a guessing attack gets
-a handful of tries per window, and the hasher's cost cannot be used to load the server. A
-success clears the user name's failures.
+The policy (README "Security"), over a sliding window of ``window_s``:
+
+* **Account at one address** (user name × client address): at most ``max_failures`` attempts
+  that did not succeed; then that account is refused *from that address* until old attempts leave
+  the window. This is the lockout: it stops guessing one person's password, and it cannot lock
+  the person out from anywhere else, so an attacker behind a shared address (a NAT, a proxy)
+  cannot lock out the admin.
+* **Address** (any account): after ``max_failures × client_factor`` unsuccessful attempts, the
+  address is *throttled*, not locked: one attempt per ``throttle_s`` (by default the window
+  divided by that limit, so one address keeps the same long-run rate as before but nobody behind
+  it waits longer than ``throttle_s`` for a turn). This slows credential stuffing (one
+  password per account, many accounts) from one address.
+* **Account** (any address): the same throttle after ``max_failures × client_factor``
+  unsuccessful attempts from anywhere, against guessing one password from many addresses.
+
+Atomic: :meth:`LoginLimiter.begin` checks the limits *and* counts the attempt in one step under a
+lock, before the (slow) password check; an attempt counts as a failure unless it is reported as
+:meth:`~LoginLimiter.succeeded`. So parallel attempts cannot all pass the check before any of
+them is counted (40 at once: at most ``max_failures`` are checked).
 
 In memory, per process: a deployment with several web processes allows that many times the
 attempts (README "Security" says so). The clock is injected, for tests.
@@ -12,14 +27,27 @@ attempts (README "Security" says so). The clock is injected, for tests.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from security.errors import RateLimitedError
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """An attempt counted by :meth:`LoginLimiter.begin`: the keys it was counted under, and when."""
+
+    keys: tuple[str, ...]
+    at: float
+    pair: str
 
 
 class LoginLimiter:
-    """Counts failures per key in a sliding window (thread-safe)."""
+    """Counts unsuccessful attempts per key in a sliding window (thread-safe)."""
 
     def __init__(
         self,
@@ -27,54 +55,81 @@ class LoginLimiter:
         max_failures: int,
         window_s: float,
         client_factor: int = 4,
+        throttle_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
         self.client_factor = client_factor
+        self.throttle_s = (
+            throttle_s if throttle_s is not None else window_s / (max_failures * client_factor)
+        )
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        self._attempts: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _limits(self, user: str | None, client: str | None) -> list[tuple[str, int]]:
-        keys = []
-        if user is not None:
-            keys.append(("user:" + user.lower(), self.max_failures))
-        if client is not None:
-            keys.append(("client:" + client, self.max_failures * self.client_factor))
-        return keys
+    @staticmethod
+    def _keys(user: str, client: str | None) -> tuple[str, str, str]:
+        name, address = user.strip().lower(), client or "?"
+        return f"pair:{name}\x00{address}", f"client:{address}", f"user:{name}"
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
+        attempts = self._attempts.get(key)
+        if attempts is None:
             return deque()
-        while failures and failures[0] <= now - self.window_s:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+        while attempts and attempts[0] <= now - self.window_s:
+            attempts.popleft()
+        if not attempts:
+            del self._attempts[key]
+        return attempts
 
-    def retry_after(self, *, user: str | None, client: str | None) -> float | None:
+    def _wait(self, keys: tuple[str, str, str], now: float) -> float:
+        pair, *throttled = keys
+        wait = 0.0
+        attempts = self._recent(pair, now)
+        if len(attempts) >= self.max_failures:
+            # Locked: allowed again when enough old attempts leave the window.
+            wait = attempts[len(attempts) - self.max_failures] + self.window_s - now
+        for key in throttled:
+            attempts = self._recent(key, now)
+            if len(attempts) >= self.max_failures * self.client_factor:
+                # Throttled: one attempt per throttle_s.
+                wait = max(wait, attempts[-1] + self.throttle_s - now)
+        return wait
+
+    def retry_after(self, *, user: str, client: str | None) -> float | None:
         """Seconds until an attempt for ``user`` from ``client`` is considered; None: now."""
         now = self._clock()
-        wait = 0.0
         with self._lock:
-            for key, limit in self._limits(user, client):
-                failures = self._recent(key, now)
-                if len(failures) >= limit:
-                    # Allowed again when enough old failures leave the window.
-                    wait = max(wait, failures[len(failures) - limit] + self.window_s - now)
+            wait = self._wait(self._keys(user, client), now)
         return wait if wait > 0 else None
 
-    def failed(self, *, user: str | None, client: str | None) -> None:
-        """Record a failed attempt."""
+    def begin(self, *, user: str, client: str | None) -> Attempt:
+        """Count an attempt for ``user`` from ``client`` now, before its password is checked;
+        RateLimitedError (nothing counted) when it is over a limit."""
         now = self._clock()
+        keys = self._keys(user, client)
         with self._lock:
-            for key, _ in self._limits(user, client):
-                self._recent(key, now)
-                self._failures.setdefault(key, deque()).append(now)
+            wait = self._wait(keys, now)
+            if wait <= 0:
+                for key in keys:
+                    self._attempts.setdefault(key, deque()).append(now)
+        if wait > 0:
+            raise RateLimitedError(
+                f"too many failed attempts; try again in {max(1, round(wait))} s",
+                retry_after=wait,
+            )
+        return Attempt(keys=keys, at=now, pair=keys[0])
 
-    def succeeded(self, *, user: str) -> None:
-        """A successful login forgets the user name's failures (not the client's)."""
+    def succeeded(self, attempt: Attempt) -> None:
+        """The attempt succeeded: it is not a failure, and the account's failures from that
+        address are forgotten (not the address's nor the account's elsewhere)."""
         with self._lock:
-            self._failures.pop("user:" + user.lower(), None)
+            self._attempts.pop(attempt.pair, None)
+            for key in attempt.keys[1:]:
+                attempts = self._attempts.get(key)
+                if attempts is not None:
+                    with contextlib.suppress(ValueError):  # it may have left the window
+                        attempts.remove(attempt.at)
+                    if not attempts:
+                        del self._attempts[key]

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import ConnDep
+from api.schemas import ErrorOut
 from coldchain.gs1 import IdentifierError
 from traceability.epcis_export import build_document, gather_shipment, gather_unit
 from traceability.epcis_import import EPCISRejected, import_document, load_document
@@ -77,7 +78,14 @@ async def import_events(request: Request, conn: ConnDep) -> Any:
     )
 
 
-@router.get("/export", response_class=JSONResponse)
+@router.get(
+    "/export",
+    response_class=JSONResponse,
+    responses={
+        200: {"content": {JSON_LD: {}}, "description": "an EPCIS 2.0 JSON-LD document"},
+        400: {"model": ErrorOut, "description": "neither or both of shipment= and unit="},
+    },
+)
 def export(
     conn: ConnDep,
     shipment: Annotated[str | None, Query(max_length=200, description="id or reference")] = None,
@@ -91,7 +99,9 @@ def export(
     """A shipment's or a unit's packing, custody and per-interval sensor reports (min, max,
     mean temperature and humidity, GPS, excursion alarms) as an EPCIS 2.0 JSON-LD document."""
     if (shipment is None) == (unit is None):
-        raise HTTPException(status_code=422, detail="give exactly one of shipment= or unit=")
+        # Not "everything": a document per shipment or unit is what EPCIS partners exchange,
+        # and all of them at once has no bound.
+        raise HTTPException(status_code=400, detail="give exactly one of shipment= or unit=")
     now = datetime.now(UTC)
     if shipment is not None:
         data = gather_shipment(conn, shipment, bucket_s=interval_min * 60)

@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from api.deps import ClientDep, ConnDep, PrincipalDep, requires
 from api.schemas import ErrorOut
@@ -20,10 +28,22 @@ router = APIRouter(prefix="/recalls", tags=["recalls"])
 
 #: A GTIN-8/12/13/14 with a correct check digit, as GTIN-14 (a wrong one is a 422 naming it).
 Gtin = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=14), AfterValidator(normalize_gtin)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=14),
+    AfterValidator(normalize_gtin),
+    # Documented, not enforced by the pattern: normalize_gtin's errors say what is wrong.
+    WithJsonSchema({"type": "string", "pattern": r"^([0-9]{8}|[0-9]{12,14})$"}),
 ]
+#: GS1 AI encodable character set 82, 1–20 of them: a lot (AI 10) as the schema documents it.
+LOT_PATTERN = r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}$"
 #: A lot or batch number as printed (GS1 AI 10: 1–20 characters of set 82).
-Lot = Annotated[str, StringConstraints(max_length=20), AfterValidator(check_lot)]
+Lot = Annotated[
+    str,
+    StringConstraints(max_length=20),
+    AfterValidator(check_lot),
+    # Documented, not enforced by the pattern: check_lot's errors name the character refused.
+    WithJsonSchema({"type": "string", "pattern": LOT_PATTERN}),
+]
 
 
 class RecallIn(BaseModel):

@@ -16,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, ReportSettingsDep, SettingsDep, requires
+from api.routers.recalls import Lot
 from coldchain.gs1 import IdentifierError
 from traceability import lookup
 from traceability.passport import passport_json
@@ -480,7 +481,7 @@ def exposed_to_excursion(
 def lot_excursions(
     conn: ConnDep,
     gtin: Annotated[str, Query(pattern=r"^[0-9]{14}$", description="GTIN-14")],
-    lot: Annotated[str, Query(min_length=1, max_length=20)],
+    lot: Annotated[Lot, Query(description="the lot (AI 10)")],
 ) -> LotImpactOut:
     """Impact: every excursion any unit of the lot was exposed to, with how many units were."""
     return LotImpactOut.model_validate(lookup.lot_impact(conn, gtin, lot))

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from coldchain.settings import Settings
 from tests.fixtures.auth import PASSWORD, Person, issue_token
+from tests.fixtures.web import LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +157,55 @@ def test_values_the_database_cannot_take_are_a_422_not_a_500(
     assert (
         client.get("/api/v1/shipments", params={"q": "a\x00b"}, headers=headers).status_code == 422
     )
+
+
+def test_forty_parallel_wrong_passwords_check_at_most_the_limit(
+    web_server: LiveServer, people: dict[str, Person], db_dsn: str
+) -> None:
+    # Issue 11 point 10: the check came before the count, so 12 of 40 were checked (limit 5).
+    limit = web_server.settings.security.login_max_failures
+    start = threading.Barrier(40)
+
+    def guess(i: int) -> int:
+        start.wait()
+        r = httpx.post(
+            f"{web_server.url}/api/v1/auth/login",
+            json={"username": "ana.ruiz", "password": f"guess-{i}"},
+            timeout=60,
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        codes = Counter(pool.map(guess, range(40)))
+    assert codes == {401: limit, 429: 40 - limit}
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE action = 'login_failed'"
+        ).fetchone()
+    assert row is not None and row[0] == limit  # only those were checked (and audited)
+
+
+def test_failures_from_a_shared_address_do_not_lock_the_admin_out(
+    settings: Settings, people: dict[str, Person]
+) -> None:
+    # Issue 11 point 15: 20 failures from one address locked out everyone behind it for the
+    # whole window. Now the address is throttled (one attempt per window / 20) and only the
+    # account attacked is locked, at that address.
+    window = 20.0  # so a turn comes every second (20 s / (5 × 4))
+    quick = settings.model_copy(
+        update={"security": settings.security.model_copy(update={"login_window_s": window})}
+    )
+    with TestClient(create_app(quick)) as nat:  # every request from the same address
+        for i in range(20):  # credential stuffing: one guess at each of 20 accounts
+            assert _login(nat, f"someone{i}", "guess").status_code == 401
+        for _ in range(5):
+            assert _login(nat, "ana.ruiz", "guess").status_code in (401, 429)
+        admin = people["admin"].username
+        r = _login(nat, admin, PASSWORD)
+        assert r.status_code == 429
+        assert int(r.headers["Retry-After"]) <= 1  # a turn in a second, not in 20 s
+        time.sleep(1.1)
+        assert _login(nat, admin, PASSWORD).status_code == 200
+        time.sleep(1.1)
+        # ana.ruiz had failures at this address, below her lock: the right password works.
+        assert _login(nat, "ana.ruiz", PASSWORD).status_code == 200

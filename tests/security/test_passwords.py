@@ -1,14 +1,11 @@
-"""Password hashing and policy, token secrets, and the failed-login limiter (pure)."""
+"""Password hashing and policy, token secrets, roles (pure); the limiter: test_ratelimit.py."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from security import passwords, tokens
 from security.errors import WeakPasswordError
-from security.ratelimit import LoginLimiter
 from security.roles import GRANTS, ROLES, can, default_permission, roles_with
 
 
@@ -62,57 +59,6 @@ def test_token_secrets_are_random_prefixed_and_stored_as_sha256() -> None:
     assert tokens.kind_of("Bearer x") is None and tokens.kind_of("cct_" + "x" * 300) is None
     assert tokens.secret_hash(a) != a and len(tokens.secret_hash(a)) == 64
     assert tokens.same(tokens.secret_hash(a), tokens.secret_hash(a))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def test_limiter_blocks_a_user_name_after_the_failures_and_forgets_with_time() -> None:
-    clock = Clock()
-    lim = LoginLimiter(max_failures=3, window_s=60, clock=clock)
-    for _ in range(3):
-        assert lim.retry_after(user="ana", client="10.0.0.1") is None
-        lim.failed(user="ana", client="10.0.0.1")
-    wait = lim.retry_after(user="ANA", client="10.0.0.2")  # names are case-insensitive
-    assert wait == pytest.approx(60)
-    clock.t += 30
-    assert lim.retry_after(user="ana", client=None) == pytest.approx(30)
-    assert lim.retry_after(user="ben", client="10.0.0.1") is None  # the client is under its limit
-    clock.t += 30.001
-    assert lim.retry_after(user="ana", client="10.0.0.1") is None
-
-
-def test_limiter_blocks_one_client_trying_many_names_and_success_clears_the_name() -> None:
-    clock = Clock()
-    lim = LoginLimiter(max_failures=2, window_s=60, client_factor=3, clock=clock)
-    for i in range(6):
-        lim.failed(user=f"user{i}", client="10.0.0.9")
-    assert lim.retry_after(user="someone", client="10.0.0.9") is not None
-    assert lim.retry_after(user="someone", client="10.0.0.8") is None
-    lim.failed(user="ana", client=None)
-    lim.succeeded(user="ana")
-    lim.failed(user="ana", client=None)
-    assert lim.retry_after(user="ana", client=None) is None  # one failure since the success
-
-
-@settings(max_examples=50)
-@given(st.lists(st.floats(min_value=0, max_value=200), max_size=30))
-def test_limiter_never_allows_more_than_max_failures_in_a_window(gaps: list[float]) -> None:
-    clock = Clock()
-    lim = LoginLimiter(max_failures=4, window_s=100, clock=clock)
-    accepted: list[float] = []
-    for gap in gaps:
-        clock.t += gap
-        if lim.retry_after(user="x", client=None) is None:
-            accepted.append(clock.t)
-            lim.failed(user="x", client=None)
-    for t in accepted:
-        assert sum(1 for u in accepted if t - 100 < u <= t) <= 4
 
 
 def test_roles_matrix() -> None:
