@@ -45,7 +45,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.engine import json_safe
+from alerts.policy import json_safe
 from coldchain.settings import AlertsSettings
 from db.queries import rules as q
 

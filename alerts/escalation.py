@@ -1,6 +1,6 @@
 """Escalation: who is told about an alert, and when the next on-call tier is.
 
-Pure functions of the policy, the alert and ``now``; :mod:`alerts.service` reads and writes.
+Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads and writes.
 
 * Tier 0 hears of every alert event at once (opened, upgraded, cleared, re-opened, resolved).
 * While an alert stays ``open`` (nobody acknowledged it), tier *k* (k ≥ 1) is notified once the

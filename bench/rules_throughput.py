@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerts.service import RulesEngine
+from alerts.rounds import RulesEngine
 from bench._common import local_stack
 from coldchain.settings import Settings
 

@@ -18,8 +18,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from coldchain.telemetry import DeviceStatus, Reading, Rejection
+from db.binary import float4_array, float8_array, text_array, timestamptz_array
 from db.queries import ingest as q
-from ingest.pgarrays import float4_array, float8_array, text_array, timestamptz_array
 
 #: Bounds of one dead letter's reasons (docs/PROTOCOL.md "What is refused").
 MAX_REASONS = 100  # refused readings listed in ``reasons``; ``refused`` counts them all

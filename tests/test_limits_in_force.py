@@ -23,7 +23,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.service import RulesEngine
+from alerts.rounds import RulesEngine
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from dashboard import ids

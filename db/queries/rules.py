@@ -1,5 +1,9 @@
 """The rules engine's statements (evaluation, alerts, escalation, the notification outbox).
 
+Every column the engine reads has a name (an alias where it is an expression): alerts/rows.py
+decodes the rows by column name into typed records, so a column added, removed or moved here is
+an error at once, never a value read into the wrong field.
+
 Set-oriented on purpose: a round loads the context, readings, stored excursions and states of
 all its (shipment, device) pairs with a handful of statements over arrays (``unnest``), so a
 catch-up over a thousand shipments costs a few round trips, not thousands.
@@ -37,25 +41,11 @@ UNION
 SELECT shipment_id, device_id FROM rule_states WHERE holding AND rule_key <> 'device_offline'
 """
 
-SHIPMENT_CONTEXT = """
-SELECT s.shipment_id, s.reference, p.gtin, p.name, p.temp_min_c, p.temp_max_c, p.freeze_limit_c,
-       p.alarm_delay_s, p.stability_budget_s, p.mkt_delta_h_j_mol, p.mkt_limit_c, p.rh_min, p.rh_max
-FROM shipments s LEFT JOIN products p ON p.gtin = s.product_gtin
-WHERE s.shipment_id = ANY(%s)
-"""
-
-# The version in force of each product's and shipment's rules (the highest one).
-CURRENT_RULE_DEFINITIONS = """
-SELECT DISTINCT ON (product_gtin, shipment_id) product_gtin, shipment_id, version, definition
-FROM rule_definitions
-WHERE shipment_id = ANY(%(shipments)s) OR product_gtin = ANY(%(gtins)s)
-ORDER BY product_gtin, shipment_id, version DESC
-"""
-
 # Per pair: the logger's interval and when its assignment(s) to the shipment end (NULL: open).
 PAIR_INFO = """
-SELECT k.shipment_id, k.device_id, coalesce(d.interval_s, 300),
+SELECT k.shipment_id, k.device_id, coalesce(d.interval_s, 300) AS interval_s,
        CASE WHEN bool_or(upper_inf(a.during)) THEN NULL ELSE max(upper(a.during)) END
+           AS assigned_until
 FROM unnest(%s::bigint[], %s::text[]) AS k(shipment_id, device_id)
 JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
 LEFT JOIN devices d ON d.device_id = k.device_id
@@ -67,11 +57,11 @@ GROUP BY k.shipment_id, k.device_id, d.interval_s
 # reads in one step each. Sorting by time is left to the client (cheaper than ORDER BY inside
 # the aggregates); the arrays of one row share the same row order.
 PAIR_READINGS = """
-SELECT k.i::int4,
-       array_send(array_agg(r.ts)),
-       array_send(array_agg(coalesce(r.temp_c, 'NaN'))),
-       array_send(array_agg(coalesce(r.rh, 'NaN'))),
-       array_send(array_agg(coalesce(r.battery::float8, 'NaN')))
+SELECT k.i::int4 AS pair_index,
+       array_send(array_agg(r.ts)) AS ts,
+       array_send(array_agg(coalesce(r.temp_c, 'NaN'))) AS temp_c,
+       array_send(array_agg(coalesce(r.rh, 'NaN'))) AS rh,
+       array_send(array_agg(coalesce(r.battery::float8, 'NaN'))) AS battery
 FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS k(shipment_id, device_id, i)
 JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
 JOIN readings r ON r.device_id = a.device_id AND a.during @> r.ts
@@ -137,8 +127,9 @@ WHERE shipment_id = %s AND device_id = %s AND rule_key = %s
 """
 
 UNRESOLVED_ALERTS = """
-SELECT a.alert_id, a.shipment_id, a.rule_key, a.severity, a.state, a.cleared_at IS NOT NULL,
-       a.title, a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level
+SELECT a.alert_id, a.shipment_id, a.rule_key, a.severity, a.state,
+       a.cleared_at IS NOT NULL AS cleared, a.title, a.device_id, a.triggered_at, a.value,
+       a.thresholds, a.escalation_level
 FROM alerts a
 WHERE a.shipment_id = ANY(%s) AND a.state <> 'resolved'
 FOR UPDATE
@@ -201,8 +192,9 @@ WHERE alert_id = %s
 # Loggers that should be reporting now: assigned at ``now`` to a shipment in transit, with how
 # long ago (seconds, on the database's clock) their latest reading was received.
 OFFLINE_CANDIDATES = """
-SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300), lower(a.during), ds.ts,
-       extract(epoch FROM clock_timestamp() - ds.received_at)::float8
+SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300) AS interval_s,
+       lower(a.during) AS assigned_since, ds.ts AS last_ts,
+       extract(epoch FROM clock_timestamp() - ds.received_at)::float8 AS received_ago_s
 FROM device_assignments a
 JOIN shipments s ON s.shipment_id = a.shipment_id AND s.status = 'in_transit'
 LEFT JOIN devices d ON d.device_id = a.device_id
@@ -225,7 +217,7 @@ SHIPMENTS_WITH_UNRESOLVED_ALERTS = (
 ESCALATION_CANDIDATES = """
 SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, a.title,
        a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level, a.created_at,
-       a.cleared_at IS NOT NULL
+       a.cleared_at IS NOT NULL AS cleared
 FROM alerts a JOIN shipments s ON s.shipment_id = a.shipment_id
 WHERE a.state = 'open' AND a.escalation_level < %s
 ORDER BY a.created_at

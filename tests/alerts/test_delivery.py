@@ -27,7 +27,8 @@ from alerts.delivery import (
     signature,
     verify_signature,
 )
-from alerts.service import RulesEngine, run_rules_engine
+from alerts.rounds import RulesEngine
+from alerts.service import run_rules_engine
 from coldchain.localstack import free_port
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading

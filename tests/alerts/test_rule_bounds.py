@@ -14,7 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import conditions, engine
+from alerts import conditions, policy
 from alerts.conditions import Series
 from alerts.rules import (
     MAX_MINUTES,
@@ -138,7 +138,7 @@ async def test_a_stored_rule_the_engine_cannot_use_does_not_stop_the_periodic_pa
     rules = rules_engine(pool, settings, T0 + timedelta(minutes=45))
     await rules.setup()
     await rules.process_changes()
-    with caplog.at_level(logging.ERROR, logger="alerts.service"):
+    with caplog.at_level(logging.ERROR, logger="alerts.rounds"):
         for _ in range(3):
             await rules.periodic()
     # Both loggers are reported silent: the bad layer is left out (the engine's own factor 10
@@ -163,7 +163,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
     failure is logged once per shipment and error, not at every pass."""
     a, b = _two_silent_shipments(db_dsn)
     await _silence(pool, db_dsn)
-    offline_state, plan_rule_alert = conditions.offline_state, engine.plan_rule_alert
+    offline_state, plan_rule_alert = conditions.offline_state, policy.plan_rule_alert
 
     def failing_offline(last: datetime | None, *args: Any, **kw: Any) -> Any:
         if args[2].minutes == 12:  # shipment A's rule, below
@@ -185,7 +185,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
     rules = rules_engine(pool, settings, T0 + timedelta(minutes=45))
     await rules.setup()
     await rules.process_changes()
-    with caplog.at_level(logging.ERROR, logger="alerts.service"):
+    with caplog.at_level(logging.ERROR, logger="alerts.rounds"):
         await rules.periodic()
         await rules.periodic()
     assert _no_data_alerts(db_dsn) == [(b, "LOG-B")]
@@ -196,9 +196,9 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
 
     # A's judging works again, but settling its alert fails: B's alert is still settled.
     monkeypatch.setattr(conditions, "offline_state", offline_state)
-    monkeypatch.setattr(engine, "plan_rule_alert", failing_plan)
+    monkeypatch.setattr(policy, "plan_rule_alert", failing_plan)
     caplog.clear()
-    with caplog.at_level(logging.ERROR, logger="alerts.service"):
+    with caplog.at_level(logging.ERROR, logger="alerts.rounds"):
         await rules.periodic()
         await rules.periodic()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -206,7 +206,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
                       " (logged once; counted in pair_errors)"]  # fmt: skip
     assert _no_data_alerts(db_dsn) == [(b, "LOG-B")]
     # A's state was written (it holds), only its alert is stuck; fixed, it opens at once.
-    monkeypatch.setattr(engine, "plan_rule_alert", plan_rule_alert)
+    monkeypatch.setattr(policy, "plan_rule_alert", plan_rule_alert)
     await rules.periodic()
     assert _no_data_alerts(db_dsn) == [(a, "LOG-A"), (b, "LOG-B")]
 

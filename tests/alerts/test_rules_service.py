@@ -19,8 +19,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.rounds import RulesEngine
 from alerts.rules import rules_from_dict
-from alerts.service import RulesEngine
 from coldchain.errors import ConfigError
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading

@@ -1,4 +1,5 @@
-"""The bulk array encoders write exactly what PostgreSQL reads back, NULLs and all."""
+"""The binary array codec: the encoders write exactly what PostgreSQL reads back, NULLs and
+all; the decoders read exactly what PostgreSQL sends."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat, Transformer
 
-from ingest.pgarrays import float4_array, float8_array, text_array, timestamptz_array
+from alerts.series import EPOCH, to_us
+from db.binary import (
+    PG_EPOCH,
+    PG_EPOCH_UNIX_US,
+    float4_array,
+    float8_array,
+    float8_values,
+    text_array,
+    timestamp_us_values,
+    timestamptz_array,
+)
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 aware = st.datetimes(
@@ -85,3 +96,44 @@ def test_microseconds_before_and_after_2000() -> None:
     assert timestamptz_array([t, t + timedelta(microseconds=2)]).data == _psycopg_binary(
         [t, t + timedelta(microseconds=2)]
     )
+
+
+@pytest.mark.integration
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(floats=st.lists(finite, max_size=20), stamps=st.lists(aware, max_size=20))
+def test_decoders_read_what_postgresql_sends(
+    db_dsn: str, floats: list[float], stamps: list[datetime]
+) -> None:
+    """What the rules engine decodes is what PostgreSQL's array_send wrote, µs for µs."""
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT array_send(%s::float8[]), array_send(%s::timestamptz[])", (floats, stamps)
+        ).fetchone()
+    assert row is not None
+    assert float8_values(row[0]).tolist() == floats
+    assert timestamp_us_values(row[1]).tolist() == [to_us(t - EPOCH) for t in stamps]
+
+
+@pytest.mark.integration
+def test_decoders_refuse_what_they_cannot_read(db_dsn: str) -> None:
+    """A NULL, a second dimension or another element size is an error, never shifted values."""
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT array_send(ARRAY[1.0, NULL]::float8[]),"
+            " array_send(ARRAY[[1.0], [2.0]]::float8[]), array_send(ARRAY[1, 2]::int4[]),"
+            " array_send('{}'::float8[])"
+        ).fetchone()
+    assert row is not None
+    with pytest.raises(ValueError, match="nulls=True"):
+        float8_values(row[0])
+    with pytest.raises(ValueError, match="2 dimensions"):
+        float8_values(row[1])
+    with pytest.raises(ValueError, match="element size"):
+        float8_values(row[2])
+    assert float8_values(row[3]).tolist() == []
+
+
+def test_one_epoch() -> None:
+    assert to_us(PG_EPOCH - EPOCH) == PG_EPOCH_UNIX_US

@@ -1,7 +1,8 @@
 """Pure decisions of the rules engine: what changes in the stored excursions and alerts.
 
 Given what is stored and what a fresh evaluation found, these functions say what to write.
-No I/O and no clock: ``now`` is a parameter. :mod:`alerts.service` does the reading and writing.
+No I/O and no clock: ``now`` is a parameter. :mod:`alerts.evaluate` and :mod:`alerts.reconcile`
+do the reading and writing.
 
 Excursion history: an excursion is identified by ``(device, direction, start)``. A re-evaluation
 (for example after late readings arrive) that finds the same excursion with different figures

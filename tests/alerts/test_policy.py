@@ -1,4 +1,4 @@
-"""Tests for the pure alert decisions of alerts.engine (no database)."""
+"""Tests for the pure alert decisions of alerts.policy (no database)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.conditions import ConditionState
-from alerts.engine import (
+from alerts.policy import (
     AlertState,
     StoredState,
     clear_decision,

@@ -1,0 +1,390 @@
+"""The rules engine's rounds: :class:`RulesEngine` and its loop.
+
+The database is the source of truth. The ingester records what each commit changed in
+``reading_changes`` and sends a NOTIFY; the engine wakes, takes the changes after its cursor,
+re-evaluates the (shipment, device) pairs they touch and moves the cursor *in the same
+transaction* as its results. Killed and started again, it neither loses nor repeats work.
+Late or out-of-order readings simply re-evaluate their pair: the stored excursions and rule
+states are always what an in-order evaluation of everything received gives, and changed
+excursions are superseded (the history stays), not overwritten.
+
+One task evaluates (in this order, never two transactions of its own at once): new changes;
+every ``offline_check_interval_s`` the periodic pass (silent loggers raise and clear "no data";
+pairs with an open excursion or a holding rule are re-judged, since silence changes them too;
+alerts acknowledged after their condition cleared resolve); every
+``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
+transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
+:mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
+decoded by :mod:`alerts.rows`, and :mod:`alerts.service` runs it beside the delivery worker.
+
+One shipment cannot stop the others: a (shipment, device) pair whose judging raises is skipped
+and the rest of its batch written; a shipment whose alerts cannot be reconciled is rolled back
+to a savepoint and the others reconciled. Each such failure is counted
+(``EngineStats.pair_errors``) and logged with its traceback once per shipment and error, then
+at DEBUG, so a permanent fault does not fill the log every ``offline_check_interval_s``.
+
+Per round, reads and writes are set-oriented (arrays of pairs, one statement for the readings
+of up to :data:`PAIRS_PER_QUERY` pairs, ``executemany`` for the writes); the judging itself is the
+pure code of :mod:`alerts.conditions` and :mod:`alerts.policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.context import EngineStats, ShipmentContext
+from alerts.escalation import escalation_target
+from alerts.evaluate import PairJudge, load_states
+from alerts.in_force import RuleContext, rules_of
+from alerts.reconcile import Reconciler
+from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
+from alerts.rules import (
+    EscalationPolicy,
+    EscalationTier,
+    RulesFile,
+    load_rules_file,
+    settings_rules,
+)
+from coldchain.errors import ConfigError
+from coldchain.settings import Settings
+from db.queries import limits as limits_q
+from db.queries import rules as q
+
+log = logging.getLogger(__name__)
+
+CURSOR_NAME = "rules"
+# Changes taken per transaction: enough that a catch-up evaluates each pair once, not once per
+# upload, while one round stays a bounded amount of work.
+CHANGES_PER_ROUND = 50_000
+PAIRS_PER_QUERY = 250
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def policy_from_settings(settings: Settings) -> EscalationPolicy:
+    """Tier 0 from the settings' webhook URLs and addresses (when the rules file has no tiers)."""
+    a = settings.alerts
+    if not a.webhook_urls and not a.smtp_to:
+        return EscalationPolicy()
+    return EscalationPolicy(
+        tiers=[EscalationTier(name="on call", webhooks=a.webhook_urls, emails=a.smtp_to)]
+    )
+
+
+class RulesEngine:
+    """Evaluates changed (shipment, device) pairs and keeps their alerts; one transaction a round."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rules_file: RulesFile | None = None,
+    ) -> None:
+        self._pool = pool
+        self._settings = settings.alerts
+        self._clock = clock
+        self._base = settings_rules(
+            offline_factor=settings.alerts.offline_factor,
+            battery_threshold=settings.alerts.battery_threshold,
+            clear_delay_s=settings.alerts.clear_delay_s,
+        )
+        self._rules_path: Path | None = None if rules_file else settings.alerts.rules_file
+        self._rules_mtime: float | None = None
+        self._rules = rules_file or RulesFile()
+        self._settings_policy = policy_from_settings(settings)
+        if self._rules_path is not None:
+            self._rules = load_rules_file(self._rules_path)  # a bad file stops the start
+            self._rules_mtime = self._rules_path.stat().st_mtime
+        # Channels the delivery worker can send on: without an SMTP host, e-mail recipients are
+        # not queued (they would only fail ten times each), and that is said once at the start.
+        channels = {"webhook"} | ({"email"} if settings.alerts.smtp_host else set())
+        if "email" not in channels and any(t.emails for t in self.policy.tiers):
+            log.warning("e-mail recipients are configured but COLDCHAIN_ALERTS__SMTP_HOST is not")
+        self._reported: set[str] = set()
+        self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
+        self._watching_since: datetime | None = None  # the first offline check
+        self.stats = EngineStats()
+        self._judge = PairJudge(
+            gap_factor=settings.alerts.gap_factor, stats=self.stats, report=self._report_failure
+        )
+        self._alerts = Reconciler(
+            policy=lambda: self.policy,
+            channels=channels,
+            default_clear=timedelta(seconds=settings.alerts.clear_delay_s),
+            stats=self.stats,
+            report=self._report_failure,
+        )
+
+    @property
+    def policy(self) -> EscalationPolicy:
+        """Who is told: the rules file's tiers, else tier 0 from the settings."""
+        if self._rules.escalation is not None and self._rules.escalation.tiers:
+            return self._rules.escalation
+        return self._settings_policy
+
+    async def setup(self) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(q.ENSURE_CURSOR, (CURSOR_NAME,))
+
+    def reload_rules(self) -> None:
+        """Re-read the rules file if it changed; an invalid edit is logged and the old rules kept."""
+        if self._rules_path is None:
+            return
+        try:
+            mtime = self._rules_path.stat().st_mtime
+            if mtime == self._rules_mtime:
+                return
+            self._rules_mtime = mtime
+            self._rules = load_rules_file(self._rules_path)
+            log.info("rules file %s reloaded", self._rules_path)
+        except (OSError, ConfigError) as exc:
+            log.error("rules file not reloaded, keeping the previous rules: %s", exc)
+
+    # ----------------------------------------------------------------------------------------
+    # Rounds
+    # ----------------------------------------------------------------------------------------
+
+    async def process_changes(self) -> int:
+        """Evaluate everything committed since the cursor; return the number of changes taken."""
+        taken_total = 0
+        while True:
+            async with self._pool.connection() as conn, conn.transaction():
+                row = await (await conn.execute(q.LOCK_CURSOR, (CURSOR_NAME,))).fetchone()
+                cursor = int(row[0]) if row else 0  # last_change_id, the one column
+                changes = await fetch(conn, q.PENDING_CHANGES, (cursor, CHANGES_PER_ROUND), Change)
+                if not changes:
+                    return taken_total
+                pairs = await fetch(
+                    conn,
+                    q.AFFECTED_PAIRS,
+                    (
+                        [c.device_id for c in changes],
+                        [c.ts_min for c in changes],
+                        [c.ts_max for c in changes],
+                    ),
+                    Pair,
+                )
+                await self._evaluate_pairs(conn, [p.key for p in pairs])
+                await conn.execute(q.MOVE_CURSOR, (changes[-1].change_id, CURSOR_NAME))
+                await self._alerts.flush_notify(conn)
+            taken_total += len(changes)
+            self.stats.rounds += 1
+
+    async def recheck_open(self) -> None:
+        """Re-judge pairs with an open excursion or a holding rule: silence changes them too."""
+        async with self._pool.connection() as conn, conn.transaction():
+            pairs = await fetch(conn, q.RECHECK_PAIRS, None, Pair)
+            if pairs:
+                await self._evaluate_pairs(conn, [p.key for p in pairs])
+            await self._alerts.flush_notify(conn)
+
+    async def check_offline(self) -> None:
+        """Raise and clear "no data" for loggers in transit, then settle every unresolved alert."""
+        now = self._clock()
+        if self._watching_since is None:
+            self._watching_since = now
+        watched_for = now - self._watching_since
+        async with self._pool.connection() as conn, conn.transaction():
+            candidates = await fetch(conn, q.OFFLINE_CANDIDATES, {"now": now}, OfflineCandidate)
+            holding = {p.key for p in await fetch(conn, q.HOLDING_OFFLINE, None, Pair)}
+            by_pair = {c.key: c for c in candidates}
+            pairs = sorted(set(by_pair) | holding)
+            shipments = sorted({s for s, _ in pairs})
+            ctx = await self._load_context(conn, shipments)
+            stored = await load_states(conn, pairs)
+            rows: list[dict[str, Any]] = []
+            for pair in pairs:
+                try:
+                    row = self._judge.offline_row(
+                        pair, by_pair.get(pair), stored, ctx, now, watched_for
+                    )
+                except Exception as exc:
+                    # One shipment's bad rule or data must not silence the fleet's check.
+                    self._report_failure(
+                        f"offline check of shipment {pair[0]} device {pair[1]}", exc
+                    )
+                    continue
+                if row is not None:
+                    rows.append(row)
+            await self._judge.write_states(conn, rows)
+            open_alerts = [
+                int(r[0])  # shipment_id, the one column
+                for r in await (await conn.execute(q.SHIPMENTS_WITH_UNRESOLVED_ALERTS)).fetchall()
+            ]
+            settle = sorted(
+                set(open_alerts) | {int(r["shipment_id"]) for r in rows} | self._alerts.unsettled
+            )
+            if settle:
+                ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
+                await self._alerts.reconcile(conn, settle, ctx)
+            await self._alerts.flush_notify(conn)
+
+    async def periodic(self) -> None:
+        """The periodic pass: silence, re-judging, settling (see the module docstring)."""
+        await self.recheck_open()
+        await self.check_offline()
+
+    async def escalate(self) -> int:
+        """Escalate alerts nobody acknowledged in time; return how many were escalated."""
+        policy = self.policy
+        last_tier = len(policy.tiers) - 1
+        if last_tier < 1:
+            return 0
+        now = self._clock()
+        escalated = 0
+        async with self._pool.connection() as conn, conn.transaction():
+            for c in await fetch(conn, q.ESCALATION_CANDIDATES, (last_tier,), EscalationCandidate):
+                level = c.escalation_level
+                target = escalation_target(
+                    policy,
+                    state=c.state,
+                    level=level,
+                    opened_at=c.created_at,
+                    now=now,
+                    default_minutes=self._settings.escalation_minutes,
+                )
+                if target is None:
+                    continue
+                await conn.execute(q.ESCALATE_ALERT, (target, c.alert_id))
+                names = [policy.tiers[t].name for t in range(level + 1, target + 1)]
+                await self._alerts.event(
+                    conn,
+                    c.alert_id,
+                    "escalated",
+                    None,
+                    {"from": level, "to": target, "tiers": names},
+                )
+                await self._alerts.notify(
+                    conn, c.alert(target), "escalated", range(level + 1, target + 1)
+                )
+                escalated += 1
+                log.info("alert %d escalated to tier %d (%s)", c.alert_id, target, ", ".join(names))
+            await self._alerts.flush_notify(conn)
+        self.stats.escalations += escalated
+        return escalated
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        """Evaluate until ``stop``: on NOTIFY or every poll interval, plus the periodic passes."""
+        loop = asyncio.get_running_loop()
+        periodic_every = self._settings.offline_check_interval_s
+        escalate_every = self._settings.escalation_check_interval_s
+        last_periodic = last_escalation = -float("inf")
+        while not stop.is_set():
+            wake.clear()
+            self.reload_rules()
+            await self._step("evaluation", self.process_changes)
+            if loop.time() - last_periodic >= periodic_every:
+                # Two steps: re-judging failing as a whole must not stop the silence check.
+                await self._step("periodic re-judging", self.recheck_open)
+                await self._step("offline check", self.check_offline)
+                last_periodic = loop.time()
+            if loop.time() - last_escalation >= escalate_every:
+                await self._step("escalation", self.escalate)
+                last_escalation = loop.time()
+            now = loop.time()
+            timeout = min(
+                self._settings.poll_interval_s,
+                max(last_periodic + periodic_every - now, 0.0),
+                max(last_escalation + escalate_every - now, 0.0),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(first(wake, stop), timeout=max(timeout, 0.01))
+
+    async def _step(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run one step of the loop; a failure is logged and retried at the next turn.
+
+        Each step is one transaction, rolled back on failure, so retrying is safe; the other
+        steps (escalation above all) keep running even if one keeps failing.
+        """
+        try:
+            await step()
+        except psycopg.OperationalError as exc:
+            log.warning("%s: database unavailable (%s); retrying", name, exc)
+        except Exception:
+            log.exception("%s failed; retrying at the next turn", name)
+
+    async def _evaluate_pairs(
+        self, conn: AsyncConnection[Any], pairs: Iterable[tuple[int, str]]
+    ) -> None:
+        now = self._clock()
+        ordered = sorted(set(pairs))
+        shipments = sorted({s for s, _ in ordered})
+        ctx = await self._load_context(conn, shipments)
+        for start in range(0, len(ordered), PAIRS_PER_QUERY):
+            chunk = [p for p in ordered[start : start + PAIRS_PER_QUERY] if p[0] in ctx]
+            if chunk:
+                await self._judge.judge_chunk(conn, chunk, ctx, now)
+        await self._alerts.reconcile(conn, shipments, ctx)
+
+    async def _load_context(
+        self, conn: AsyncConnection[Any], shipment_ids: Sequence[int]
+    ) -> dict[int, ShipmentContext]:
+        """The shipments' rules, read and stacked as every other consumer does (alerts.in_force)."""
+        if not shipment_ids:
+            return {}
+        params = limits_q.rule_inputs_params(shipment_ids=shipment_ids)
+        rows = await (await conn.execute(limits_q.RULE_INPUTS, params)).fetchall()
+        file_name = str(self._rules_path) if self._rules_path else "rules file"
+        sources = RuleContext(self._base, self._rules, file_name)
+        found: dict[int, ShipmentContext] = {}
+        for row in rows:
+            inputs = limits_q.rule_inputs_from_row(row)
+            assert inputs.shipment_id is not None and inputs.reference is not None
+            rules = rules_of(inputs, sources, on_error=self._report_rules_error)
+            product = inputs.product
+            found[inputs.shipment_id] = ShipmentContext(
+                inputs.shipment_id,
+                inputs.reference,
+                None if product is None else str(product["gtin"]),
+                None if product is None else product["name"],
+                rules,
+            )
+        return found
+
+    def _report_failure(self, what: str, exc: BaseException) -> None:
+        """Count a skipped pair or shipment; log it with its traceback once per ``what`` and
+        error (then at DEBUG): the same fault is met at every periodic pass."""
+        self.stats.pair_errors += 1
+        key = (what, f"{type(exc).__name__}: {exc}")
+        if key in self._failures:
+            log.debug("%s failed again (%s); skipped", what, key[1])
+            return
+        if len(self._failures) >= 10_000:
+            self._failures.clear()  # bounded memory; at worst a fault is logged once more
+        self._failures.add(key)
+        log.error(
+            "%s failed; skipped, the others go on (logged once; counted in pair_errors)",
+            what,
+            exc_info=exc,
+        )
+
+    def _report_rules_error(self, source: str, exc: ConfigError) -> None:
+        # Once per problem: the same bad layer is met at every round.
+        message = str(exc)
+        if message not in self._reported:
+            self._reported.add(message)
+            log.error("rules layer %s left out: %s", source, message)
+
+
+async def first(*events: asyncio.Event) -> None:
+    """Return when any of the events is set."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
