@@ -28,12 +28,12 @@ from alerts.rules import (
     load_rules_file,
     settings_rules,
 )
+from coldchain.canonical import canonical_json
 from coldchain.errors import ColdchainError, ConfigError, NotFoundError
 from coldchain.settings import Settings
 from db.queries import reports as q
 from db.queries.web import Conn, Row
 from reports.assemble import JsonDict, LoggerInput, ReportInputs, assemble, evidence_hash
-from reports.canonical import canonical_json
 from reports.render import disposition_records, document
 from security import accounts
 from security.audit import audit_context
