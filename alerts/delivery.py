@@ -46,6 +46,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.engine import json_safe
+from coldchain.errors import DeliveryError
 from coldchain.settings import AlertsSettings
 from db.queries import rules as q
 
@@ -74,10 +75,6 @@ CLAIM_BATCH = 50
 # A claimed row is someone's for this long beyond the send timeout; a worker that died while
 # sending leaves it to be claimed again afterwards.
 LEASE_MARGIN_S = 30.0
-
-
-class DeliveryError(Exception):
-    """An attempt failed; the message says how (status and body, or the network error)."""
 
 
 def alert_payload(

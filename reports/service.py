@@ -29,7 +29,13 @@ from alerts.rules import (
     settings_rules,
 )
 from coldchain.canonical import canonical_json
-from coldchain.errors import ColdchainError, ConfigError, NotFoundError
+from coldchain.errors import (
+    ConfigError,
+    InvalidDispositionError,
+    NotFoundError,
+    ReportChangedError,
+    SignatureConflictError,
+)
 from coldchain.settings import Settings
 from db.queries import reports as q
 from db.queries.web import Conn, Row
@@ -45,18 +51,6 @@ log = logging.getLogger(__name__)
 
 #: How far ahead of the server's clock an ``as_of`` may be (clients' clocks drift).
 MAX_AS_OF_SKEW = timedelta(seconds=5)
-
-
-class ReportChangedError(ColdchainError):
-    """The report at the given ``as_of`` no longer has the hash the signer saw."""
-
-
-class SignatureConflictError(ColdchainError):
-    """Another disposition of the same shipment/lot was signed at the same moment."""
-
-
-class InvalidDispositionError(ColdchainError):
-    """A disposition that cannot be signed as asked (unknown lot, as_of in the future…)."""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from urllib.parse import unquote
 import psycopg
 
 from coldchain.canonical import canonical_json, sha256_hex
-from coldchain.errors import ColdchainError
+from coldchain.errors import EPCISRejected
 from coldchain.gs1 import IdentifierError, parse_identifier
 from db.queries import trace as sql
 from db.queries.web import Conn
@@ -78,19 +78,6 @@ _ROLE_FIELDS: Final = {
     "AssociationEvent": (("parentID", "epc"), ("childEPCs", "epc")),
 }
 _ACTION_ORDER: Final = {"DELETE": 0, "ADD": 1}  # at one instant: unpack, then pack (a re-pack)
-
-
-class EPCISRejected(ColdchainError):
-    """A document was refused whole; ``problems`` lists every reason (nothing was stored)."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        shown = "; ".join(str(p) for p in self.problems[:5])
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        super().__init__(
-            f"EPCIS document refused, nothing stored: {len(self.problems)} problem(s): "
-            f"{shown}{more}"
-        )
 
 
 # --- parsing (pure) ----------------------------------------------------------------------------

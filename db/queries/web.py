@@ -39,7 +39,7 @@ from psycopg.rows import DictRow, tuple_row
 from psycopg.types.json import Jsonb
 
 from coldchain import severity
-from coldchain.errors import ColdchainError, NotFoundError
+from coldchain.errors import AlertConflictError, NotFoundError
 
 #: A pooled connection of the web process; rows come back as dicts.
 Conn = Connection[DictRow]
@@ -49,10 +49,6 @@ Row = dict[str, Any]
 SEVERITIES = severity.STRONGEST_FIRST
 
 AlertAction = Literal["acknowledge", "resolve", "assign"]
-
-
-class AlertConflictError(ColdchainError):
-    """An alert action that its current state does not allow (e.g. acknowledging a resolved one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,10 +50,11 @@ def test_sql_rank_agrees_with_python(db_dsn: str) -> None:
             " FROM unnest(%s::text[]) AS t(v)",
             ([*severity.SEVERITIES, "bogus"],),
         ).fetchall()
-    assert {v: (rank, name) for v, rank, name in rows} == {
-        **{s: (severity.RANK[s], s) for s in severity.SEVERITIES},
-        "bogus": (None, None),
+    expected: dict[str, tuple[int | None, str | None]] = {
+        s: (severity.RANK[s], s) for s in severity.SEVERITIES
     }
+    expected["bogus"] = (None, None)
+    assert {v: (rank, name) for v, rank, name in rows} == expected
 
 
 def test_database_constraints_allow_exactly_the_python_names(db_dsn: str) -> None:
