@@ -47,6 +47,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.engine import json_safe
 from coldchain.errors import DeliveryError
+from coldchain.runtime import first_of
 from coldchain.settings import AlertsSettings
 from db.queries import rules as q
 
@@ -65,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "alert_notifications"
 SIGNATURE_HEADER = "X-Coldchain-Signature"
 TIMESTAMP_HEADER = "X-Coldchain-Timestamp"
 DELIVERY_HEADER = "X-Coldchain-Delivery"
@@ -384,17 +384,7 @@ class DeliveryWorker:
             except Exception:  # a bug must not stop delivery for good; the rows stay due
                 log.exception("delivery pass failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(wake, stop), timeout=max(wait, 0.05))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    """Return when any of the events is set."""
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+                await asyncio.wait_for(first_of(wake, stop), timeout=max(wait, 0.05))
 
 
 def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -> dict[str, Sender]:
