@@ -46,6 +46,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.policy import json_safe
+from coldchain.errors import DeliveryError
+from coldchain.runtime import first_of
 from coldchain.settings import AlertsSettings
 from db.queries import rules as q
 
@@ -64,7 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "alert_notifications"
 SIGNATURE_HEADER = "X-Coldchain-Signature"
 TIMESTAMP_HEADER = "X-Coldchain-Timestamp"
 DELIVERY_HEADER = "X-Coldchain-Delivery"
@@ -74,10 +75,6 @@ CLAIM_BATCH = 50
 # A claimed row is someone's for this long beyond the send timeout; a worker that died while
 # sending leaves it to be claimed again afterwards.
 LEASE_MARGIN_S = 30.0
-
-
-class DeliveryError(Exception):
-    """An attempt failed; the message says how (status and body, or the network error)."""
 
 
 def alert_payload(
@@ -387,17 +384,7 @@ class DeliveryWorker:
             except Exception:  # a bug must not stop delivery for good; the rows stay due
                 log.exception("delivery pass failed; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(wake, stop), timeout=max(wait, 0.05))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    """Return when any of the events is set."""
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+                await asyncio.wait_for(first_of(wake, stop), timeout=max(wait, 0.05))
 
 
 def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -> dict[str, Sender]:

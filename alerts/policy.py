@@ -42,8 +42,7 @@ from typing import Any, Literal
 
 from alerts.conditions import ConditionState
 from alerts.excursions import Excursion
-
-SEVERITY_RANK = {"info": 0, "warning": 1, "major": 2, "critical": 3}
+from coldchain.severity import RANK, stronger, strongest
 
 Transition = Literal["clear", "reopen", "resolve"]
 
@@ -120,19 +119,6 @@ def excursion_severity(freeze_alarm: bool, thresholds: Mapping[str, Any]) -> str
     if freeze_alarm:
         return str(thresholds.get("freeze_severity") or "critical")
     return str(thresholds.get("severity") or "major")
-
-
-def stronger(a: str, b: str) -> str:
-    """The stronger of two severities."""
-    return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
-
-
-def strongest(severities: Iterable[str | None]) -> str | None:
-    """The strongest of some severities (None when there are none)."""
-    found = [s for s in severities if s is not None]
-    if not found:
-        return None
-    return max(found, key=lambda s: SEVERITY_RANK[s])
 
 
 def excursion_title(
@@ -296,7 +282,7 @@ def plan_rule_alert(
         return plan
     rated = [s for s in held if s.state.severity is not None]
     if rated:
-        plan.strongest = max(rated, key=lambda s: SEVERITY_RANK[s.state.severity or "info"])
+        plan.strongest = max(rated, key=lambda s: RANK[s.state.severity or "info"])
         top = plan.strongest.state.severity
         assert top is not None
         if stronger(top, alert.severity) != alert.severity:

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ from alerts.rules import (
     settings_rules,
 )
 from coldchain.errors import ConfigError
+from coldchain.runtime import utcnow
 from coldchain.settings import Settings
 from db.queries import limits as limits_q
 from db.queries import rules as q
@@ -67,10 +68,6 @@ CURSOR_NAME = "rules"
 # upload, while one round stays a bounded amount of work.
 CHANGES_PER_ROUND = 50_000
 PAIRS_PER_QUERY = 250
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def policy_from_settings(settings: Settings) -> EscalationPolicy:

@@ -52,19 +52,20 @@ evaluated").
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coldchain.errors import ConfigError
 from coldchain.gs1 import IdentifierError, normalize_gtin
+from coldchain.severity import Severity
+from coldchain.validation import format_validation_error
 
 __all__ = [
     "RULE_KEYS",
@@ -97,7 +98,6 @@ __all__ = [
     "settings_rules",
 ]
 
-Severity = Literal["info", "warning", "major", "critical"]
 NonNeg = Annotated[float, Field(ge=0)]
 # Bounds the engine can compute with: every duration becomes a ``timedelta`` and then int64
 # microseconds, so an unbounded one (``{"offline": {"minutes": 52447204075659910}}``) would
@@ -366,7 +366,7 @@ def rules_from_dict(data: Mapping[str, Any], *, source: str = "<rules>") -> Rule
     try:
         return RulesFile.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, RulesFile)) from None
+        raise ConfigError(format_validation_error(exc, source, RulesFile, what="rules")) from None
 
 
 def parse_definition(data: Any, *, source: str) -> RuleSet:
@@ -376,67 +376,7 @@ def parse_definition(data: Any, *, source: str) -> RuleSet:
     try:
         return RuleSet.model_validate(dict(data))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, RuleSet)) from None
-
-
-def _format_errors(exc: ValidationError, source: str, root: type[BaseModel]) -> str:
-    """One line per problem: ``file: field.path: what is wrong`` (with a did-you-mean)."""
-    lines = [f"invalid rules {source}:"]
-    for err in exc.errors():
-        loc = _loc(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            name = str(err["loc"][-1])
-            known = _fields_at(root, err["loc"][:-1])
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
-            )
-            msg = f"unknown field {name!r}{hint}"
-        lines.append(f"  {source}: {loc or '(top level)'}: {msg}")
-    return "\n".join(lines)
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif "[" in str(part) or part in ("function-after", "function-before"):
-            continue  # pydantic's internal step names
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """Field names of the model reached by walking ``loc`` (dict keys and list indexes skipped)."""
-    current: Any = model
-    skip_key = False
-    for part in loc:
-        if skip_key or isinstance(part, int):
-            skip_key = False
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        fld = current.model_fields.get(str(part))
-        if fld is None:
-            return []
-        skip_key = get_origin(fld.annotation) is dict  # the next part is a key (GTIN, reference)
-        current = _inner_model(fld.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in reversed(get_args(annotation)):
-        inner = _inner_model(arg)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
-    return annotation
+        raise ConfigError(format_validation_error(exc, source, RuleSet, what="rules")) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,7 +535,7 @@ def merge(base: RuleSet, override: RuleSet, *, source: str = "override") -> Rule
     try:
         return RuleSet.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, RuleSet)) from None
+        raise ConfigError(format_validation_error(exc, source, RuleSet, what="rules")) from None
 
 
 @dataclass(frozen=True, slots=True)

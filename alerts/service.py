@@ -20,7 +20,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.delivery import DeliveryWorker, senders_from_settings
-from alerts.rounds import RulesEngine, utcnow
+from alerts.rounds import RulesEngine
+from coldchain.runtime import utcnow
 from coldchain.settings import Settings
 
 log = logging.getLogger(__name__)

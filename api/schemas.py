@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from coldchain.severity import Severity
+
 Condition = Literal["alarm", "warning", "offline", "ok"]
-Severity = Literal["critical", "major", "warning", "info"]
 AlertState = Literal["open", "acknowledged", "resolved"]
 ShipmentStatus = Literal["planned", "in_transit", "delivered", "cancelled"]
 
-#: A person's name or id as typed by them (there is no login yet): trimmed, not empty.
+#: A person's user name as given in a request (an assignee): trimmed, not empty.
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 
@@ -299,33 +300,6 @@ class DeviceDetail(Device):
     """A logger with its assignments, newest first."""
 
     assignments: list[DeviceAssignment]
-
-
-class AcknowledgeIn(BaseModel):
-    """Who acknowledges, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    by: Actor
-    comment: Comment | None = None
-
-
-class ResolveIn(BaseModel):
-    """Who resolves, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    by: Actor
-    comment: Comment | None = None
-
-
-class AssignIn(BaseModel):
-    """Who takes the alert, and who assigned it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    assignee: Actor
-    by: Actor
 
 
 class Health(_Out):

@@ -30,6 +30,8 @@ from string import hexdigits
 from typing import Final, Literal
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
+from coldchain.errors import IdentifierError
+
 __all__ = [
     "CSET82",
     "DEFAULT_COMPANY_PREFIX_LENGTH",
@@ -129,10 +131,6 @@ _DL_ALPHAS: Final = {"gtin": "01", "sscc": "00", "lot": "10", "ser": "21", "exp"
 _HRI_AI: Final = re.compile(r"\((\d{2,4})\)")
 _HRI_AMBIGUOUS: Final = re.compile(r"\((?=\d{2,4}\))")
 _MALFORMED_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-class IdentifierError(ValueError):
-    """A GS1 identifier is malformed or invalid; the message says which part and why."""
 
 
 # --- check digits and keys ---------------------------------------------------------------------

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from coldchain.severity import STRONGEST_FIRST
+
 CONDITION_ORDER = ("alarm", "warning", "offline", "ok")
 CONDITION_COLORS = {
     "alarm": "#c62828",
@@ -488,7 +490,7 @@ def severity_bars(alerts: pd.DataFrame) -> go.Figure:
 
     ``alerts`` has ``severity`` and ``age_s``.
     """
-    order = ["critical", "major", "warning", "info"]
+    order = list(STRONGEST_FIRST)
     buckets = [("< 1 h", 0, 3600), ("1–24 h", 3600, 86400), ("> 24 h", 86400, math.inf)]
     colours = ["#fbbf24", "#f97316", "#b91c1c"]
     fig = _base_layout(go.Figure(), height=220, uirevision="alert-ages")

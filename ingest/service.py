@@ -52,7 +52,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -61,6 +61,7 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from coldchain.runtime import utcnow
 from coldchain.settings import Settings
 from coldchain.telemetry import Limits, parse_payload, parse_topic
 from ingest.mqtt import IngestClient
@@ -101,10 +102,6 @@ def refused_by_database(exc: BaseException) -> bool:
 
 class _Abandoned(Exception):
     """A write given up at stop, its outcome unknown; its messages stay unacknowledged."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

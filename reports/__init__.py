@@ -1,9 +1,11 @@
 """The per-shipment excursion report: pure assembly from plain values, and its renderers.
 
-- :mod:`reports.model`     the report's inputs, as loaded from the database (plain values)
-- :mod:`reports.assemble`  inputs → evidence (a JSON-ready dict) and its content hash (pure)
+- :mod:`reports.assemble`  the report's inputs (plain values, as loaded from the database) →
+  evidence (a JSON-ready dict) and its content hash (pure)
 - :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
-- :mod:`reports.canonical` canonical JSON and SHA-256, shared with the signatures
+- :mod:`reports.service`   loads the inputs, freezes the evidence when it is signed
+
+Canonical JSON and SHA-256, shared with the signatures and EPCIS, are :mod:`coldchain.canonical`.
 
 The *evidence* is everything the report says about what happened (product, shipment, loggers,
 readings, rules and thresholds, excursions, MKT, budget, alerts) as of one instant. Its content

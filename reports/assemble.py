@@ -40,8 +40,8 @@ from alerts.conditions import temperature_limits
 from alerts.excursions import TempLimits, find_gaps
 from alerts.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_weighted_mean
 from alerts.series import Point
+from coldchain.canonical import content_hash
 from coldchain.thermal.limits import limits_from_json
-from reports.canonical import content_hash
 
 REPORT_FORMAT = "coldchain-excursion-report/1"
 

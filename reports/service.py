@@ -28,12 +28,18 @@ from alerts.rules import (
     load_rules_file,
     settings_rules,
 )
-from coldchain.errors import ColdchainError, ConfigError, NotFoundError
+from coldchain.canonical import canonical_json
+from coldchain.errors import (
+    ConfigError,
+    InvalidDispositionError,
+    NotFoundError,
+    ReportChangedError,
+    SignatureConflictError,
+)
 from coldchain.settings import Settings
 from db.queries import reports as q
 from db.queries.web import Conn, Row
 from reports.assemble import JsonDict, LoggerInput, ReportInputs, assemble, evidence_hash
-from reports.canonical import canonical_json
 from reports.render import disposition_records, document
 from security import accounts
 from security.audit import audit_context
@@ -45,18 +51,6 @@ log = logging.getLogger(__name__)
 
 #: How far ahead of the server's clock an ``as_of`` may be (clients' clocks drift).
 MAX_AS_OF_SKEW = timedelta(seconds=5)
-
-
-class ReportChangedError(ColdchainError):
-    """The report at the given ``as_of`` no longer has the hash the signer saw."""
-
-
-class SignatureConflictError(ColdchainError):
-    """Another disposition of the same shipment/lot was signed at the same moment."""
-
-
-class InvalidDispositionError(ColdchainError):
-    """A disposition that cannot be signed as asked (unknown lot, as_of in the future…)."""
 
 
 @dataclass(frozen=True)

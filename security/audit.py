@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.canonical import sha256_hex
+from coldchain.canonical import sha256_hex
 
 GENESIS_HASH = "0" * 64
 MATERIAL_VERSION = "coldchain-audit-v1"

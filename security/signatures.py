@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
-from reports.canonical import content_hash
+from coldchain.canonical import content_hash
 
 Decision = Literal["release", "quarantine", "reject", "return"]
 DECISIONS: Final[tuple[Decision, ...]] = get_args(Decision)

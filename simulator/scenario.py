@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coldchain.errors import ConfigError
 from coldchain.gs1 import IdentifierError, normalize_gtin
+from coldchain.validation import format_validation_error
 from simulator.physics import BUILTIN_PROFILES, PACKAGING, Packaging, load_profile_csv
 from simulator.routes import (
     CITIES,
@@ -499,7 +500,7 @@ def scenario_from_dict(
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source, Scenario, what="scenario")) from None
 
 
 def _with_csv_profiles(
@@ -551,64 +552,4 @@ def _find_profile_csv(name: str, base_dir: Path | None) -> str | None:
         bundled = BUNDLED_PROFILES / Path(c).name
         if bundled.is_file():
             return bundled.read_text("utf-8")
-    return None
-
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``file: field.path: what is wrong``."""
-    lines = [f"invalid scenario {source}:"]
-    for err in exc.errors():
-        loc = _loc(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            field = str(err["loc"][-1])
-            known = _fields_at(Scenario, err["loc"][:-1])
-            close = difflib.get_close_matches(field, known, n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(known)}"
-            )
-            msg = f"unknown field {field!r}{hint}"
-        if not loc:
-            # Cross-field checks name their own fields, one problem per line.
-            lines.extend(f"  {source}: {line}" for line in msg.splitlines())
-            continue
-        lines.append(f"  {source}: {loc}: {msg}")
-    return "\n".join(lines)
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("tagged-union", "function-after") or "[" in str(part):
-            continue  # pydantic's internal step names for unions
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """Field names (by alias) of the model reached by walking ``loc`` from ``model``."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        fields = _fields(current)
-        if str(part) in fields:
-            current = _inner_model(fields[str(part)].annotation)
-        # otherwise a list index or a dict key: stay on the element's model
-    return list(_fields(current))
-
-
-def _fields(model: type[BaseModel] | None) -> dict[str, Any]:
-    return {} if model is None else {f.alias or n: f for n, f in model.model_fields.items()}
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The model in ``M``, ``list[M]``, ``dict[str, M]`` or ``M | None``; None if there is none."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        inner = _inner_model(arg)
-        if inner is not None:
-            return inner
     return None

@@ -17,8 +17,8 @@ Modules::
 
 Exceptions::
 
-    coldchain.errors.ColdchainError
-    └── traceability.epcis_import.EPCISRejected   a document refused whole, with every reason
-    coldchain.gs1.IdentifierError (ValueError)    an identifier we cannot read
-    coldchain.errors.NotFoundError                no such unit, lot or excursion
+    coldchain.errors.ColdchainError (the whole tree is drawn in coldchain/errors.py)
+    ├── EPCISRejected     a document refused whole, with every reason
+    ├── IdentifierError   an identifier we cannot read (also a ValueError)
+    └── NotFoundError     no such unit, lot or excursion
 """

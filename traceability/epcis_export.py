@@ -36,10 +36,11 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
+from coldchain.canonical import canonical_json
 from coldchain.errors import NotFoundError
 from db.queries import trace as sql
 from db.queries.web import Conn, find_shipment_id
-from traceability.epcis_import import SHIPMENT_URN_PREFIX, canonical_json
+from traceability.epcis_import import SHIPMENT_URN_PREFIX
 from traceability.lookup import exposures, find_unit, pieces_from_rows
 from traceability.passport import merge_windows
 
@@ -140,7 +141,7 @@ def _device_uri(device_id: str) -> str:
 
 def _finish(event: dict[str, Any]) -> dict[str, Any]:
     """Add the deterministic eventID (a v5 UUID of the event's canonical JSON)."""
-    event_id = uuid.uuid5(_EVENT_ID_NAMESPACE, canonical_json(event))
+    event_id = uuid.uuid5(_EVENT_ID_NAMESPACE, canonical_json(event).decode("utf-8"))
     return {"eventID": f"urn:uuid:{event_id}", **event}
 
 
@@ -280,7 +281,7 @@ def _sensor_event(bucket: Bucket, alarms: Sequence[AlarmSpan]) -> dict[str, Any]
     }
 
 
-def _order(event: dict[str, Any]) -> tuple[str, int, str]:
+def _order(event: dict[str, Any]) -> tuple[str, int, bytes]:
     return (event["eventTime"], _TYPE_ORDER.get(event.get("bizStep", ""), 4), canonical_json(event))
 
 

@@ -35,7 +35,6 @@ What the events mean here
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,7 +45,8 @@ from urllib.parse import unquote
 
 import psycopg
 
-from coldchain.errors import ColdchainError
+from coldchain.canonical import canonical_json, sha256_hex
+from coldchain.errors import EPCISRejected
 from coldchain.gs1 import IdentifierError, parse_identifier
 from db.queries import trace as sql
 from db.queries.web import Conn
@@ -78,19 +78,6 @@ _ROLE_FIELDS: Final = {
     "AssociationEvent": (("parentID", "epc"), ("childEPCs", "epc")),
 }
 _ACTION_ORDER: Final = {"DELETE": 0, "ADD": 1}  # at one instant: unpack, then pack (a re-pack)
-
-
-class EPCISRejected(ColdchainError):
-    """A document was refused whole; ``problems`` lists every reason (nothing was stored)."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        shown = "; ".join(str(p) for p in self.problems[:5])
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        super().__init__(
-            f"EPCIS document refused, nothing stored: {len(self.problems)} problem(s): "
-            f"{shown}{more}"
-        )
 
 
 # --- parsing (pure) ----------------------------------------------------------------------------
@@ -148,15 +135,6 @@ def _vocab(value: str | None) -> str | None:
     if value is not None and value.startswith("https://ref.gs1.org/cbv/") and "-" in value:
         return value.rsplit("-", 1)[-1]
     return value
-
-
-def canonical_json(value: object) -> str:
-    """Sorted keys, no whitespace, UTF-8 as is: one spelling for one JSON value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def shipment_candidates(event: Mapping[str, Any]) -> tuple[str, ...]:
@@ -265,8 +243,7 @@ def _parse_event(
     problems.extend(Problem(f"{where}/ilmd", p) for p in ilmd_problems)
     if len(problems) > before or at is None:
         return None
-    content = canonical_json(event)
-    content_sha = _sha256(content)
+    content_sha = sha256_hex(canonical_json(event))
     event_id = event.get("eventID")
     lat, lon = _gps(event)
     return ParsedEvent(
@@ -329,16 +306,24 @@ def parse_document(document: object, *, today: date) -> ParsedDocument:
     doc_id = document.get("id")
     return ParsedDocument(
         document_id=None if doc_id is None else str(doc_id),
-        document_sha256=_sha256(canonical_json(document)),
+        document_sha256=sha256_hex(canonical_json(document)),
         events=tuple(unique.values()),
         n_events=len(events),
     )
 
 
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def load_document(raw: bytes | str) -> object:
-    """Parse JSON text; EPCISRejected (not a ValueError) when it is not JSON."""
+    """Parse JSON text; EPCISRejected (not a ValueError) when it is not JSON.
+
+    ``NaN`` and ``Infinity``, which Python's parser accepts, are not JSON (RFC 8259): refused
+    here, before the canonical form (which has no spelling for them) is taken of any event.
+    """
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as error:
         raise EPCISRejected([Problem("", f"not JSON: {error}")]) from None
 

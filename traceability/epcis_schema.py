@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any, Final
 
 from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
+
+from coldchain.errors import Problem
 
 __all__ = ["SCHEMA_PATH", "Problem", "format_checker", "schema", "schema_problems"]
 
@@ -37,17 +38,6 @@ _BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _RFC3339: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One reason a document is refused: where (a JSON pointer) and what."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path or '/'}: {self.message}"
 
 
 def _is_uri(value: object) -> bool:

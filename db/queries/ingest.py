@@ -85,11 +85,6 @@ WITH {_MERGE_CTES.format(source="staging_readings").lstrip()}
 SELECT coalesce(sum(n_readings), 0)::bigint FROM changes
 """
 
-INSERT_DEAD_LETTER = """
-INSERT INTO dead_letters (topic, device_id, reason, batch_index, payload, refused, reasons)
-VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)
-"""
-
 UPSERT_STATUS = """
 INSERT INTO device_state AS s (device_id, ts, battery, received_at, online, firmware, status_at)
 VALUES (%(device_id)s, coalesce(%(ts)s, now()), %(battery)s, now(), %(online)s, %(firmware)s,
@@ -100,7 +95,5 @@ ON CONFLICT (device_id) DO UPDATE SET
     firmware = coalesce(excluded.firmware, s.firmware),
     status_at = excluded.status_at
 """
-
-NOTIFY_CHANGES = "SELECT pg_notify('reading_changes', %s)"
 
 KNOWN_DEVICES = "SELECT device_id FROM devices"

@@ -38,20 +38,17 @@ from psycopg import Connection
 from psycopg.rows import DictRow, tuple_row
 from psycopg.types.json import Jsonb
 
-from coldchain.errors import ColdchainError, NotFoundError
+from coldchain import severity
+from coldchain.errors import AlertConflictError, NotFoundError
 
 #: A pooled connection of the web process; rows come back as dicts.
 Conn = Connection[DictRow]
 Row = dict[str, Any]
 
-#: Alert severities, strongest first.
-SEVERITIES = ("critical", "major", "warning", "info")
+#: Alert severities, strongest first (the names and ranks are :mod:`coldchain.severity`'s).
+SEVERITIES = severity.STRONGEST_FIRST
 
 AlertAction = Literal["acknowledge", "resolve", "assign"]
-
-
-class AlertConflictError(ColdchainError):
-    """An alert action that its current state does not allow (e.g. acknowledging a resolved one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +81,7 @@ class ReadingSeries:
 # Shipments
 # --------------------------------------------------------------------------------------------
 
-_SEVERITY_RANK_SQL = """CASE {col} WHEN 'critical' THEN 4 WHEN 'major' THEN 3
-    WHEN 'warning' THEN 2 WHEN 'info' THEN 1 END"""
+_MAJOR, _WARNING = severity.RANK["major"], severity.RANK["warning"]
 
 # One row per shipment with its live picture; the callers filter, order and page it.
 #
@@ -150,7 +146,7 @@ WITH summary AS (
         SELECT x.shipment_id,
                count(*) AS open_alerts,
                count(*) FILTER (WHERE x.state = 'open') AS unacknowledged_alerts,
-               max({_SEVERITY_RANK_SQL.format(col="x.severity")}) AS worst_rank
+               max({severity.rank_sql("x.severity")}) AS worst_rank
         FROM alerts x
         WHERE x.state <> 'resolved'
         GROUP BY x.shipment_id
@@ -159,14 +155,13 @@ WITH summary AS (
 judged AS (
     SELECT *,
         CASE
-            WHEN worst_rank >= 3 THEN 'alarm'
-            WHEN worst_rank = 2 OR current_temp_c < temp_min_c OR current_temp_c > temp_max_c
+            WHEN worst_rank >= {_MAJOR} THEN 'alarm'
+            WHEN worst_rank = {_WARNING} OR current_temp_c < temp_min_c OR current_temp_c > temp_max_c
                 THEN 'warning'
             WHEN status = 'in_transit' AND (n_devices = 0 OR n_devices_offline > 0) THEN 'offline'
             ELSE 'ok'
         END AS condition,
-        CASE worst_rank WHEN 4 THEN 'critical' WHEN 3 THEN 'major' WHEN 2 THEN 'warning'
-            WHEN 1 THEN 'info' END AS worst_severity
+        {severity.name_sql("worst_rank")} AS worst_severity
     FROM summary
 ),
 filtered AS (
@@ -614,7 +609,7 @@ JOIN shipments s ON s.shipment_id = x.shipment_id
 WHERE (%(states)s::text[] IS NULL OR x.state = ANY(%(states)s))
   AND (%(severities)s::text[] IS NULL OR x.severity = ANY(%(severities)s))
   AND (%(shipment_id)s::bigint IS NULL OR x.shipment_id = %(shipment_id)s)
-ORDER BY (x.state = 'resolved'), {_SEVERITY_RANK_SQL.format(col="x.severity")} DESC,
+ORDER BY (x.state = 'resolved'), {severity.rank_sql("x.severity")} DESC,
          x.triggered_at, x.alert_id
 LIMIT %(limit)s OFFSET %(offset)s
 """

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from alerts.mkt import Weighting, mkt
 from alerts.series import Point
+from coldchain.canonical import canonical_json
 from reports.assemble import REPORT_FORMAT, assemble, evidence_hash
-from reports.canonical import canonical_json
 from tests.reports.inputs import AS_OF, T0, make_inputs, readings
 
 

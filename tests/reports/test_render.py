@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from coldchain.canonical import canonical_json
 from reports.assemble import assemble, evidence_hash
-from reports.canonical import canonical_json
 from reports.render import disposition_records, document, render_csv, render_json, render_pdf
 from tests.reports.inputs import make_inputs
 

@@ -276,3 +276,20 @@ def test_exports_validate_against_the_official_schema_and_reimport_cleanly(
     for part in ("pieces", "custody", "containers", "readings"):
         assert after[part] == before[part], part
     assert client.get("/api/v1/epcis/export").status_code == 400  # documented
+
+
+def test_nan_in_a_document_is_refused_as_not_json_and_nothing_is_stored(
+    seeded: Scenario, client: TestClient, admin: dict[str, str], db_dsn: str
+) -> None:
+    """Python's parser takes ``NaN``; JSON (and the canonical form the hashes use) does not."""
+    with psycopg.connect(db_dsn) as conn:
+        before = conn.execute("SELECT count(*) FROM epcis_events").fetchone()
+    nan_event = event("ObjectEvent", T0, epcList=[seeded.epc("S4")], action="OBSERVE")
+    nan_event["example:reading"] = float("nan")
+    raw = json.dumps(document([nan_event])).encode()
+    assert b"NaN" in raw
+    r = client.post("/api/v1/epcis/events", content=raw, headers=LD | admin)
+    assert r.status_code == 422, r.text
+    assert "NaN is not a JSON value" in r.json()["detail"]["problems"][0]["message"]
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM epcis_events").fetchone() == before
