@@ -27,10 +27,10 @@ from pydantic import BaseModel
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from coldchain.cli import app
-from coldchain.localstack import auth_plugin, free_port, wait_for_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, telemetry_topic
+from launcher.cli import app
+from launcher.localstack import auth_plugin, free_port, wait_for_port
 from security import devices
 from tests.fixtures.web import add_device
 

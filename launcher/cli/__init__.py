@@ -257,7 +257,7 @@ def up(
     scenario: Annotated[str, typer.Option(help="Scenario for the simulator.")] = "demo",
 ) -> None:
     """Start the whole platform locally (database, broker, ingester, rules, web, simulator)."""
-    from coldchain.supervisor import run_stack
+    from launcher.supervisor import run_stack
 
     settings = _settings()
     raise typer.Exit(run_stack(settings, simulator=simulator, scenario=scenario))
@@ -768,7 +768,3 @@ def audit_verify() -> None:
 
 def main() -> None:  # pragma: no cover - console entry
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
