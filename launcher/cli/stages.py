@@ -1,6 +1,7 @@
 """The running stages: ``ingest``, ``rules``, ``web``, ``simulate``, ``logger`` and ``up``.
 
-Each imports its stage only when it runs, so ``coldchain --help`` stays fast.
+Plain functions: :mod:`launcher.cli` registers them as top-level commands, in its order. Each
+imports its stage only when it runs, so ``coldchain --help`` stays fast.
 """
 
 from __future__ import annotations

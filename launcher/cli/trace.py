@@ -1,4 +1,7 @@
-"""Track and trace: ``epcis import|export``, ``passport`` and ``recalls add|list``."""
+"""Track and trace: ``epcis import|export``, ``passport`` and ``recalls add|list``.
+
+``passport`` is a plain function that :mod:`launcher.cli` registers as a top-level command.
+"""
 
 from __future__ import annotations
 
