@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from coldchain.localstack import MosquittoBroker, PostgresCluster, free_port
 from coldchain.settings import DbSettings, MqttSettings, Settings
 from db.migrate import migrate
+from launcher.localstack import MosquittoBroker, PostgresCluster, free_port
 
 PASSWORD = "bench"
 
@@ -264,7 +264,7 @@ def ingester_process(settings: Settings, log: Path, **extra_env: str) -> subproc
         **extra_env,
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "coldchain.cli", "ingest"],
+        [sys.executable, "-m", "launcher.cli", "ingest"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

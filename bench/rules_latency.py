@@ -126,7 +126,7 @@ def rules_process(settings: Settings, webhook: str, log: Path) -> subprocess.Pop
         COLDCHAIN_LOG_LEVEL="INFO",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "coldchain.cli", "rules"],
+        [sys.executable, "-m", "launcher.cli", "rules"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

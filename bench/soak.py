@@ -81,7 +81,6 @@ from bench._common import (
     wait_for_log,
 )
 from bench.web_pages import USERNAME, add_viewer, web_process
-from coldchain.localstack import MosquittoBroker, PostgresCluster
 from coldchain.settings import Settings
 from coldchain.telemetry import (
     Reading,
@@ -90,6 +89,7 @@ from coldchain.telemetry import (
     status_topic,
     telemetry_topic,
 )
+from launcher.localstack import MosquittoBroker, PostgresCluster
 from security import accounts, devices
 from security.audit import AuditContext
 

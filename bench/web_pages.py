@@ -65,8 +65,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import PASSWORD, local_stack
-from coldchain.localstack import free_port, make_local_tls
 from coldchain.settings import Settings
+from launcher.localstack import free_port, make_local_tls
 from security import accounts
 from security.audit import AuditContext
 from tests.fixtures.web import chromium_options
@@ -322,7 +322,7 @@ def web_process(settings: Settings, log: Path) -> Iterator[str]:
         COLDCHAIN_LOG_LEVEL="WARNING",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coldchain.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "launcher.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=log.parent,  # no stray .env file
         stdout=log.open("ab"),

@@ -2,7 +2,7 @@
 
 Nested sections use a double underscore: ``COLDCHAIN_DB__PORT=55432``,
 ``COLDCHAIN_MQTT__HOST=broker.example``. A ``.env`` file in the working directory is read too.
-The object is built once in the entry point (:func:`coldchain.cli`) and passed into
+The object is built once in the entry point (:func:`launcher.cli`) and passed into
 constructors; nothing imports a global instance.
 """
 

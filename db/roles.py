@@ -6,7 +6,7 @@ log in as a second role that is a member of that group and owns nothing, so Post
 refuses it any change of the audit trail, of signed records, of readings and (beyond
 superseding and linking them once) of excursions, and any audit entry it did not prove the
 actor of. ``coldchain up`` creates both roles with the superuser of its
-own cluster (:meth:`coldchain.localstack.PostgresCluster.ensure_database`); elsewhere
+own cluster (:meth:`launcher.localstack.PostgresCluster.ensure_database`); elsewhere
 ``coldchain db migrate --ensure-app-role`` creates the services' role as the owner (Docker
 Compose does this).
 """

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +28,10 @@ from pydantic import BaseModel
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from coldchain.cli import app
-from coldchain.localstack import auth_plugin, free_port, wait_for_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, telemetry_topic
+from launcher.cli import app
+from launcher.localstack import auth_plugin, free_port, wait_for_port
 from security import devices
 from tests.fixtures.web import add_device
 
@@ -294,19 +295,16 @@ def test_services_wait_for_what_they_need() -> None:
 
 
 def test_dockerfile_copies_every_package() -> None:
+    """Every package the wheel installs, and the wheel installs every package beside the README
+    but the tests and the benchmarks: a new package cannot be left out of the image."""
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in (
-        "coldchain",
-        "ingest",
-        "alerts",
-        "dashboard",
-        "simulator",
-        "db",
-        "api",
-        "traceability",
-        "security",
-        "reports",
-    ):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.removesuffix("*") for pattern in include}
+    folders = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert packages == folders
+    assert {"coldchain", "launcher"} <= packages
+    for package in packages:
         assert f"COPY {package} ./{package}" in dockerfile
 
 

@@ -29,10 +29,10 @@ from alerts.delivery import (
 )
 from alerts.rounds import RulesEngine
 from alerts.service import run_rules_engine
-from coldchain.localstack import free_port
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
+from launcher.localstack import free_port
 from tests.fixtures.data import seed_shipment
 
 SECRET = b"s3cret-for-tests"

@@ -542,7 +542,7 @@ def rules_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         COLDCHAIN_LOG_LEVEL="INFO",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "coldchain.cli", "rules"],
+        [sys.executable, "-m", "launcher.cli", "rules"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

@@ -27,10 +27,10 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from coldchain.localstack import PostgresCluster, free_port
 from coldchain.settings import DbSettings, Settings, WebSettings
 from coldchain.telemetry import Reading
 from db.migrate import migrate
+from launcher.localstack import PostgresCluster, free_port
 from tests.fixtures.auth import Person, add_user, issue_token
 from tests.fixtures.services import APP_PASSWORD, APP_USER, OWNER_PASSWORD, OWNER_USER
 from tests.fixtures.web import add_device, add_product, add_shipment, assign, ingest

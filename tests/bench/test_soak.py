@@ -14,8 +14,8 @@ import pytest
 
 from bench._common import Counter as Subscriber
 from bench.soak import ATTACKER, POISONS, Logger, Plan, Tally, percentile, schedule
-from coldchain.localstack import MosquittoBroker
 from coldchain.telemetry import Limits, parse_payload, telemetry_topic
+from launcher.localstack import MosquittoBroker
 
 LIMIT = 256 * 1024
 PLAN = Plan(

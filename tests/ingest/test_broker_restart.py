@@ -20,11 +20,11 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from coldchain.localstack import AUTOSAVE_INTERVAL_S, MosquittoBroker, free_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, telemetry_topic
 from ingest.service import Ingester
 from ingest.sink import MemorySink, TimescaleSink
+from launcher.localstack import AUTOSAVE_INTERVAL_S, MosquittoBroker, free_port
 from tests.fixtures.web import add_device
 
 pytestmark = pytest.mark.integration

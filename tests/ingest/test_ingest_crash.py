@@ -56,7 +56,7 @@ class Proc:
         self.log = log
         self._out = log.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "coldchain.cli", "ingest"],
+            [sys.executable, "-m", "launcher.cli", "ingest"],
             env=_env(settings, client_id),
             stdout=self._out,
             stderr=subprocess.STDOUT,

@@ -26,11 +26,11 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from bench._common import publish_all
-from coldchain.localstack import PostgresCluster, free_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, status_topic, telemetry_topic
 from db.migrate import migrate
 from ingest.sink import MAX_REASONS, REASONS_BYTES, TimescaleSink
+from launcher.localstack import PostgresCluster, free_port
 from tests.fixtures.services import APP_PASSWORD, APP_USER, OWNER_PASSWORD, OWNER_USER
 from tests.ingest.test_ingest_crash import DEVICES, Proc, _seed_devices, ingester
 from tests.ingest.test_ingest_resilience import _running, _until

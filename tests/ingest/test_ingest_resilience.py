@@ -22,11 +22,11 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from bench._common import peak_rss_mb, publish_all
-from coldchain.localstack import MosquittoBroker, PostgresCluster, free_port
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, batch_payload, reading_payload, telemetry_topic
 from ingest.service import Ingester
 from ingest.sink import Batch, TimescaleSink
+from launcher.localstack import MosquittoBroker, PostgresCluster, free_port
 from tests.fixtures.data import seed_shipment
 from tests.ingest.test_ingest_crash import DEVICES, _seed_devices, ingester
 

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from coldchain.localstack import MosquittoBroker, free_port
 from coldchain.settings import Settings
 from coldchain.telemetry import telemetry_topic
 from ingest.mqtt import IngestClient
 from ingest.service import Ingester
 from ingest.sink import TimescaleSink
+from launcher.localstack import MosquittoBroker, free_port
 from tests.fixtures.web import add_device
 
 pytestmark = pytest.mark.integration

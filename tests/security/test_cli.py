@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from coldchain.cli import app
 from coldchain.settings import Settings
+from launcher.cli import app
 from tests.fixtures.web import add_device
 
 pytestmark = pytest.mark.integration

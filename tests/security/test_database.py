@@ -16,9 +16,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
-from coldchain.cli import app
-from coldchain.localstack import PostgresCluster
 from db.queries import security as q
+from launcher.cli import app
+from launcher.localstack import PostgresCluster
 from security import accounts
 from security.audit import AuditContext, audit_context, verify_chain
 from tests.fixtures.web import add_device, add_product

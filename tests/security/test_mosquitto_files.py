@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.localstack import AUTH_PLUGIN_DIR, AUTOSAVE_INTERVAL_S, MosquittoBroker, auth_plugin
+from launcher.localstack import AUTH_PLUGIN_DIR, AUTOSAVE_INTERVAL_S, MosquittoBroker, auth_plugin
 from security.mosquitto import (
     ServiceAccount,
     acl_file,

@@ -27,11 +27,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from coldchain.localstack import MosquittoBroker, free_port, make_local_tls
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_dict, reading_payload, telemetry_topic
 from ingest.service import Ingester
 from ingest.sink import TimescaleSink
+from launcher.localstack import MosquittoBroker, free_port, make_local_tls
 from security import devices
 from security.audit import AuditContext
 from tests.fixtures.web import add_device

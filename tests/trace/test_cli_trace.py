@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from coldchain.cli import app
 from coldchain.settings import Settings
+from launcher.cli import app
 from tests.fixtures.auth import PASSWORD, add_user
 from tests.trace.scenario import LOT, T0, document, event, scenario_document, seed_rows
 from tests.trace.test_api_trace import official_validator

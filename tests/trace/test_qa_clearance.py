@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 from yoyo import get_backend, read_migrations
 
-from coldchain.localstack import PostgresCluster
 from db.migrate import MIGRATIONS_DIR, migrate
 from db.queries import security as security_q
+from launcher.localstack import PostgresCluster
 from security.audit import verify_chain
 from tests.fixtures.auth import PASSWORD, Person
 from tests.fixtures.services import APP_PASSWORD, APP_USER, OWNER_PASSWORD, OWNER_USER

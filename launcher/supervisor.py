@@ -38,8 +38,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from coldchain.errors import SetupError
-from coldchain.localstack import MosquittoBroker, PostgresCluster, make_local_tls, wait_for_port
 from coldchain.settings import Settings
+from launcher.localstack import MosquittoBroker, PostgresCluster, make_local_tls, wait_for_port
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Stage:
     started_at: float = 0.0
     crashes: tuple[float, ...] = ()  # the crashes that count towards giving up (on_crash)
     restart_at: float | None = None  # a restart is due at this monotonic time
-    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "coldchain.cli"])
+    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "launcher.cli"])
     log_path: Path | None = field(default=None)
     env: dict[str, str] | None = field(default=None, repr=False)  # holds MQTT passwords
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coldchain.supervisor import RestartPolicy, Stage, on_crash, supervise
+from launcher.supervisor import RestartPolicy, Stage, on_crash, supervise
 
 POLICY = RestartPolicy()
 

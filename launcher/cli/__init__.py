@@ -1,0 +1,50 @@
+"""The ``coldchain`` command: one entry point, a subcommand per running stage.
+
+Settings come from ``COLDCHAIN_…`` environment variables (and ``.env``); see the README.
+
+The command tree is wired here, in the order ``--help`` lists it; the commands live one module
+per concern:
+
+- :mod:`~launcher.cli.stages`: ``ingest``, ``rules``, ``web``, ``simulate``, ``logger``, ``up``
+- :mod:`~launcher.cli.database`: ``db migrate``
+- :mod:`~launcher.cli.trace`: ``epcis import|export``, ``passport``, ``recalls add|list``
+- :mod:`~launcher.cli.accounts`: ``users add|list|revoke``, ``apikeys create|revoke``
+- :mod:`~launcher.cli.devices`: ``devices provision``
+- :mod:`~launcher.cli.audit`: ``audit verify``
+- :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
+"""
+
+from __future__ import annotations
+
+import typer
+
+from launcher.cli import accounts, audit, database, devices, stages, trace
+
+app = typer.Typer(
+    help="Cold-chain telemetry for pharmaceutical shipments.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+for command in (
+    stages.ingest,
+    stages.rules,
+    stages.web,
+    stages.simulate,
+    stages.logger,
+    stages.up,
+    trace.passport,
+):
+    app.command()(command)
+
+app.add_typer(database.app, name="db")
+app.add_typer(trace.epcis_app, name="epcis")
+app.add_typer(trace.recalls_app, name="recalls")
+app.add_typer(accounts.users_app, name="users")
+app.add_typer(accounts.apikeys_app, name="apikeys")
+app.add_typer(devices.app, name="devices")
+app.add_typer(audit.app, name="audit")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

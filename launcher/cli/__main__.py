@@ -1,0 +1,5 @@
+"""``python -m launcher.cli``: what the supervisor and the tests start as a stage's process."""
+
+from launcher.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""The running stages: ``ingest``, ``rules``, ``web``, ``simulate``, ``logger`` and ``up``.
+
+Plain functions: :mod:`launcher.cli` registers them as top-level commands, in its order. Each
+imports its stage only when it runs, so ``coldchain --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from launcher.cli.common import load_settings, run_until_signal
+
+
+def ingest() -> None:
+    """Consume device telemetry from MQTT and store it in TimescaleDB."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from ingest.service import Ingester, wait_for_database
+    from ingest.sink import TimescaleSink
+
+    settings = load_settings()
+
+    async def main(stop: asyncio.Event) -> None:
+        # Started before the database (or while it recovers): wait, saying so, until it answers
+        # or we are stopped. Later outages are the ingester's to ride out (it retries commits);
+        # the pool's short timeout lets each retry, and a stop, happen within seconds.
+        if not await wait_for_database(settings.db.dsn, stop):
+            return
+        pool = AsyncConnectionPool(settings.db.dsn, min_size=1, max_size=2, open=False, timeout=5)
+        await pool.open()
+        try:
+            await Ingester(settings, TimescaleSink(pool)).run(stop)
+        finally:
+            await pool.close(timeout=1)
+
+    run_until_signal(main)
+
+
+def rules() -> None:
+    """Run the rules engine: excursions, MKT, budgets, alerts and their delivery."""
+    from alerts.service import run_rules_engine
+
+    settings = load_settings()
+    run_until_signal(lambda stop: run_rules_engine(settings, stop))
+
+
+def web(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from settings).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+) -> None:
+    """Serve the HTTP API and the dashboard on one port."""
+    import gc
+
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings()
+    web_app = create_app(settings)
+    # What is loaded by now (Dash, Plotly, pandas: about a million objects) lives as long as
+    # the process: keep it out of the collector's full passes, which otherwise add ~100 ms to
+    # every other request that allocates a lot (bench/web_pages.py: the MKT/budget callback).
+    gc.freeze()
+    uvicorn.run(
+        web_app,
+        host=host or settings.web.host,
+        port=port or settings.web.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def simulate(
+    scenario: Annotated[
+        str | None, typer.Option(help="Bundled scenario name (demo, ...) or a scenario file.")
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Time acceleration (1 = real time); default from settings.")
+    ] = None,
+    fast: Annotated[
+        bool, typer.Option(help="As fast as possible, with back-dated timestamps.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed; default: the scenario's own.")
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulated start time (UTC); fixed start + seed = identical bytes."),
+    ] = None,
+    ground_truth: Annotated[
+        Path | None, typer.Option(help="Write what really happened (ground truth JSON) here.")
+    ] = None,
+    provision: Annotated[
+        bool, typer.Option(help="Register the fleet (products, shipments, loggers) first.")
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Drive the platform with a simulated fleet of loggers, faults included."""
+    from simulator.service import run_simulation
+
+    settings = load_settings()
+    run_until_signal(
+        lambda stop: run_simulation(
+            settings,
+            scenario=scenario or settings.simulator.scenario,
+            speed=None if fast else (speed or settings.simulator.speed),
+            seed=seed if seed is not None else settings.simulator.seed,
+            dsn=settings.db.dsn if provision else None,
+            ground_truth_path=ground_truth,
+            progress=progress and sys.stderr.isatty(),
+            stop_event=stop,
+            start=start.replace(tzinfo=UTC) if start and start.tzinfo is None else start,
+        )
+    )
+
+
+def logger(
+    device_id: Annotated[str, typer.Option(help="The virtual logger's id.")] = "SIM-VIRTUAL-01",
+    temp: Annotated[float, typer.Option(help="Starting temperature, °C.")] = 5.0,
+    interval: Annotated[float, typer.Option(help="Seconds between readings.")] = 10.0,
+    register: Annotated[
+        bool, typer.Option(help="Register the logger in the database if it is not known.")
+    ] = True,
+) -> None:
+    """One virtual logger for manual testing: type a temperature (e.g. 12) and Enter to set it.
+
+    It also obeys {"temp_c": 12} published to {root}/sim/{device_id}/set.
+    """
+    from simulator.service import run_virtual_logger
+
+    settings = load_settings()
+    if register:
+        import psycopg
+
+        with psycopg.connect(settings.db.dsn) as conn:
+            conn.execute(
+                "INSERT INTO devices (device_id, model, interval_s) VALUES (%s, 'virtual', %s)"
+                " ON CONFLICT (device_id) DO NOTHING",
+                (device_id, max(1, round(interval))),
+            )
+    typer.echo(
+        f"virtual logger {device_id}: type a temperature and Enter to change it; Ctrl-C stops"
+    )
+    run_until_signal(
+        lambda stop: run_virtual_logger(
+            settings,
+            device_id=device_id,
+            temp_c=temp,
+            interval_s=interval,
+            read_stdin=sys.stdin.isatty(),
+            stop_event=stop,
+        )
+    )
+
+
+def up(
+    simulator: Annotated[
+        bool, typer.Option(help="Also run the simulator with the demo fleet.")
+    ] = True,
+    scenario: Annotated[str, typer.Option(help="Scenario for the simulator.")] = "demo",
+) -> None:
+    """Start the whole platform locally (database, broker, ingester, rules, web, simulator)."""
+    from launcher.supervisor import run_stack
+
+    settings = load_settings()
+    raise typer.Exit(run_stack(settings, simulator=simulator, scenario=scenario))
