@@ -56,7 +56,7 @@ from alerts.rules import (
     settings_rules,
 )
 from coldchain.errors import ConfigError
-from coldchain.runtime import utcnow
+from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
 from db.queries import limits as limits_q
 from db.queries import rules as q
@@ -299,7 +299,7 @@ class RulesEngine:
                 max(last_escalation + escalate_every - now, 0.0),
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(first(wake, stop), timeout=max(timeout, 0.01))
+                await asyncio.wait_for(first_of(wake, stop), timeout=max(timeout, 0.01))
 
     async def _step(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run one step of the loop; a failure is logged and retried at the next turn.
@@ -375,13 +375,3 @@ class RulesEngine:
         if message not in self._reported:
             self._reported.add(message)
             log.error("rules layer %s left out: %s", source, message)
-
-
-async def first(*events: asyncio.Event) -> None:
-    """Return when any of the events is set."""
-    waiters = [asyncio.create_task(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

@@ -14,6 +14,7 @@ PENDING: set[str] = set()
 ONE_HOME = {
     "utcnow": "coldchain/runtime.py",
     "first_of": "coldchain/runtime.py",
+    "first": "coldchain/runtime.py",
     "_first": "coldchain/runtime.py",
     "canonical_json": "coldchain/canonical.py",
     "sha256_hex": "coldchain/canonical.py",
