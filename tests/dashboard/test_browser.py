@@ -48,12 +48,24 @@ return sub.map.queryRenderedFeatures({layers: circles}).length;
 """
 
 
-def _wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+def _wait(driver: WebDriver, seconds: float = WAIT_S) -> WebDriverWait[WebDriver]:
     # The pages re-render their tables on every refresh: an element found a moment ago may be
     # gone, so reads go through JavaScript in one step, and stale elements are retried.
     return WebDriverWait(
-        driver, WAIT_S, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+        driver, seconds, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
     )
+
+
+#: MapLibre renders with WebGL in software here (no GPU) and its tile requests fail offline
+#: before the map reports itself loaded: on a loaded 2-core machine that took over 20 s once
+#: (a whole-suite run), while the same test alone takes about 2 s. The markers must appear;
+#: this only bounds how long we wait for them.
+MAP_WAIT_S = 60
+
+
+def wait_for_markers(driver: WebDriver, count: int) -> None:
+    """Until MapLibre has rendered ``count`` markers in the fleet map's viewport."""
+    _wait(driver, MAP_WAIT_S).until(lambda d: d.execute_script(RENDERED_MARKERS) == count)
 
 
 def _text_of(driver: WebDriver, css: str) -> str | None:
@@ -170,7 +182,7 @@ def test_fleet_row_updates_live_without_a_reload(
     assert _attr_of(browser, first, "data-reference") == "SHP-HOT"
     assert _attr_of(browser, first, "data-condition") == "alarm"
     # the map draws a marker per located shipment, in view (no tiles here: no network)
-    _wait(browser).until(lambda d: d.execute_script(RENDERED_MARKERS) == 2)
+    wait_for_markers(browser, 2)
     screenshot(browser, "fleet")
 
     browser.execute_script("window.__not_reloaded = true;")

@@ -20,12 +20,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from dashboard.app import security_headers
 from tests.dashboard.test_browser import (
-    RENDERED_MARKERS,
     _login_as,
     _open,
     _seed,
     _text_of,
     _wait,
+    wait_for_markers,
 )
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer
@@ -100,7 +100,7 @@ def test_pages_work_under_the_policy_with_no_violation(
     row = '#fleet-table tr.fleet-row[data-reference="SHP-COOL"]'
     _wait(browser).until(lambda d: _text_of(d, f"{row} td.cell-temp") == "4.5 °C")
     # MapLibre draws in blob workers with WebGL: the markers prove the workers ran.
-    _wait(browser).until(lambda d: d.execute_script(RENDERED_MARKERS) == 2)
+    wait_for_markers(browser, 2)
     seen += _log(browser)
     _open(browser, web_server.url + "/shipments/SHP-HOT")
     _wait(browser).until(lambda d: _text_of(d, "#shipment-header h1") == "SHP-HOT")
