@@ -30,7 +30,9 @@ connection, a pool timeout, a shutdown, a deadlock: :func:`refused_by_database` 
 retried with backoff, holding the batch. One that fails because of what it holds (a DataError,
 an IntegrityError, a value the driver cannot encode) is never retried as is: the batch is split
 in halves, recursively, until the message the database refuses is alone; the others are stored,
-and that message becomes one dead letter with the database's error as its reason. The batch is
+and that message becomes one dead letter with the database's error as its reason — if the error
+is about data (:func:`caused_by_data`; a lone message refused for another reason, a missing grant
+say, is retried like an outage, since every message would meet it). The batch is
 then acknowledged as usual. A refused message costs O(log n) extra statements, and the fleet's
 other messages wait for it by that much, not forever. A batch keeps its messages' raw bytes
 until it commits, for that dead letter; :data:`MAX_HELD_BYTES` bounds them.
@@ -98,6 +100,20 @@ def refused_by_database(exc: BaseException) -> bool:
     # Encoding a value the parser let through (the array encoders, UTF-8) fails the same way
     # every time; anything else (OSError, a pool timeout) is treated as an outage.
     return isinstance(exc, ValueError | TypeError | OverflowError | struct.error)
+
+
+#: SQLSTATE classes in which the data itself is at fault: data exception (22), integrity
+#: constraint (23), program limit (54: a value too large to store). A lone message refused for
+#: any other reason (say 42501, a missing grant, or 42P01, a missing table) points at the
+#: deployment, which would refuse every message alike: it is retried, loudly, not dead-lettered.
+_DATA_CLASSES = frozenset(("22", "23", "54"))
+
+
+def caused_by_data(exc: BaseException) -> bool:
+    """True when a refusal is about the message's own values, so dead-lettering it is right."""
+    if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
+        return exc.sqlstate[:2] in _DATA_CLASSES
+    return refused_by_database(exc)  # the driver's own refusals: encoding, NUL, range
 
 
 class _Abandoned(Exception):
@@ -582,6 +598,15 @@ class Ingester:
                 await self._store(item, mid, hi, item.part(mid, hi), stop)
             )
         topic, payload = item.spans[lo][:2]
+        if isinstance(refused, BaseException) and not caused_by_data(refused):
+            # Not this message's fault: every message would meet it. Hold the batch and retry
+            # until the deployment is mended (or we are stopped), as for an outage.
+            log.error(
+                "the database refuses a lone message for a reason that is not its data (%s): "
+                "check the schema and the grants; retrying, nothing acknowledged",
+                clip(str(refused)),
+            )
+            return await self._write_batch(batch, stop, splittable=False) is None
         parsed_topic = parse_topic(self._root, topic)
         reason = storable(
             clip(f"the database refused this message: {type(refused).__name__}: {refused}", 500)
@@ -702,4 +727,4 @@ async def _probe(dsn: str, connect_timeout_s: int) -> str | None:
     return None
 
 
-__all__ = ["IngestStats", "Ingester", "refused_by_database", "wait_for_database"]
+__all__ = ["IngestStats", "Ingester", "caused_by_data", "refused_by_database", "wait_for_database"]

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from coldchain.telemetry import Rejection
-from ingest.service import refused_by_database
+from ingest.service import caused_by_data, refused_by_database
 from ingest.sink import (
     MAX_REASONS,
     REASON_CHARS,
@@ -86,3 +86,24 @@ def test_clip() -> None:
 )
 def test_what_counts_as_refused_by_the_database(exc: BaseException, refused: bool) -> None:
     assert refused_by_database(exc) is refused
+
+
+@pytest.mark.parametrize(
+    ("exc", "data"),
+    [
+        (psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"), True),
+        (psycopg.errors.CheckViolation("check"), True),
+        (psycopg.errors.NumericValueOutOfRange("out of range"), True),
+        (psycopg.errors.ProgramLimitExceeded("index row size exceeds maximum"), True),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
+        (psycopg.errors.UndefinedTable("no such table"), False),
+        (psycopg.errors.InsufficientPrivilege("permission denied for table readings"), False),
+        (psycopg.OperationalError("server closed the connection unexpectedly"), False),
+    ],
+)
+def test_only_a_refusal_about_data_dead_letters_a_lone_message(
+    exc: BaseException, data: bool
+) -> None:
+    """A missing grant or table refuses every message alike: that is the deployment, not the
+    message, and dead-lettering the whole fleet's readings one by one would be the wrong cure."""
+    assert caused_by_data(exc) is data

@@ -328,3 +328,42 @@ async def test_sigterm_during_a_database_outage_stops_within_seconds_and_acks_no
             await asyncio.sleep(0.1)
         assert proc.terminate() == 0
     assert _one(db_dsn, "SELECT count(DISTINCT (device_id, ts)) FROM readings") == len(readings)
+
+
+async def test_a_missing_grant_holds_the_readings_instead_of_dead_lettering_them(
+    settings: Settings, db_dsn: str, superuser_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deployment fault (the services' role lost INSERT on readings) refuses every message
+    alike. The batch is split down to one message, which is then held and retried, loudly: not
+    the whole fleet dead-lettered one message at a time. Once the grant is back, all is stored."""
+    _seed_devices(db_dsn)
+    root = settings.mqtt.topic_root
+    readings = _good(50, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2))
+    with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+        conn.execute("REVOKE INSERT ON readings FROM coldchain_app")
+    async with AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False) as pool:
+        await pool.wait()
+        with caplog.at_level(logging.WARNING, logger="ingest.service"):
+            async with _running(settings, TimescaleSink(pool)) as ing:
+                await _publish(settings.mqtt.port, _messages(root, readings))
+                await _until(
+                    lambda: any("not its data" in r.getMessage() for r in caplog.records),
+                    within=15,
+                    what="the refusal reported as a deployment fault",
+                )
+                assert _one(db_dsn, "SELECT count(*) FROM dead_letters") == 0
+                assert _one(db_dsn, "SELECT count(*) FROM readings") == 0
+                assert ing._unacked > 0  # held, not acknowledged
+                with psycopg.connect(superuser_dsn, autocommit=True) as conn:
+                    conn.execute("GRANT INSERT ON readings TO coldchain_app")
+                await _until(
+                    lambda: (
+                        _one(db_dsn, "SELECT count(*) FROM readings") == len(readings)
+                        and ing._unacked == 0
+                    ),
+                    within=20,
+                    what="every reading stored once the grant is back",
+                )
+    assert _one(db_dsn, "SELECT count(*) FROM dead_letters") == 0
+    faults = [r for r in caplog.records if "not its data" in r.getMessage()]
+    assert faults and all(r.levelno == logging.ERROR for r in faults)
