@@ -609,12 +609,17 @@ class ApiResult:
     statuses: Counter[str] = field(default_factory=Counter)  # "2xx", "5xx", ...
     by_status: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # connection errors, timeouts
+    #: When each connection error happened (time.monotonic(), one clock for all processes on
+    #: Linux, so comparable with the faults' times); the first 1,000.
+    error_at: list[float] = field(default_factory=list)
     login: str = ""
 
     @classmethod
     def from_plain(cls, values: dict[str, Any]) -> ApiResult:
         """From the worker's dict of fields (Counters arrive as plain dicts)."""
-        res = cls(latencies_ms=values["latencies_ms"], login=values["login"])
+        res = cls(
+            latencies_ms=values["latencies_ms"], login=values["login"], error_at=values["error_at"]
+        )
         res.statuses.update(values["statuses"])
         res.by_status.update(values["by_status"])
         res.errors.update(values["errors"])
@@ -658,6 +663,8 @@ async def _api_load(
                     r = await http.get(path, headers=headers)
                 except httpx.HTTPError as exc:
                     res.errors[type(exc).__name__] += 1
+                    if len(res.error_at) < 1000:
+                        res.error_at.append(time.monotonic())
                     await asyncio.sleep(0.2)
                     continue
                 res.latencies_ms.setdefault(route, []).append((time.perf_counter() - t0) * 1000)
@@ -1042,6 +1049,9 @@ def report(
             print(f"  t={e.at:6.1f}s  {e.what}: {e.detail}")
     kills = [f"{e.at:.0f}" for e in events if e.what == "ingester SIGKILL"]
     print(f"  ingester SIGKILLs at t= {', '.join(kills) or 'none'} s")
+    if api is not None and api.error_at:
+        at = Counter(f"{t - tally.started:.0f}" for t in api.error_at)
+        print("API connection errors at t= " + ", ".join(f"{t} s ×{n}" for t, n in at.items()))
     for name, log in logs.items():
         n, common = _log_errors(log)
         print(
