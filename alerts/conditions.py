@@ -262,6 +262,27 @@ class ConditionState:
         return self.since is None
 
 
+def stopped_holding(
+    state: ConditionState,
+    *,
+    ended_at: datetime | None,
+    as_of: datetime,
+    rule_key: str | None = None,
+) -> ConditionState:
+    """``state``'s episode, no longer holding: ended at ``ended_at`` (its trigger forgotten)."""
+    return ConditionState(
+        rule_key=state.rule_key if rule_key is None else rule_key,
+        holding=False,
+        as_of=as_of,
+        since=state.since,
+        alarm_at=state.alarm_at,
+        ended_at=ended_at,
+        severity=state.severity,
+        value=state.value,
+        details=state.details,
+    )
+
+
 def state_from_episodes(
     rule_key: str,
     episodes: Sequence[Episode],
@@ -583,17 +604,7 @@ def forecast_state(
     if previous is None or previous.empty:
         return ConditionState("predicted_breach", holding=False, as_of=as_of)
     ended = as_of if previous.holding else previous.ended_at
-    return ConditionState(
-        rule_key="predicted_breach",
-        holding=False,
-        as_of=as_of,
-        since=previous.since,
-        alarm_at=previous.alarm_at,
-        ended_at=ended,
-        severity=previous.severity,
-        value=previous.value,
-        details=previous.details,
-    )
+    return stopped_holding(previous, ended_at=ended, as_of=as_of, rule_key="predicted_breach")
 
 
 def _recent_trend_agrees(
@@ -668,18 +679,9 @@ def offline_state(
         )
     if previous is None or previous.empty:
         return ConditionState("device_offline", holding=False, as_of=now)
-    return ConditionState(
-        rule_key="device_offline",
-        holding=False,
-        as_of=now,
-        since=previous.since,
-        alarm_at=previous.alarm_at,
-        # Readings resumed with the latest one (the silence ended there, as far as we know).
-        ended_at=(last_reading if previous.holding else previous.ended_at),
-        severity=previous.severity,
-        value=previous.value,
-        details=previous.details,
-    )
+    # Readings resumed with the latest one (the silence ended there, as far as we know).
+    ended = last_reading if previous.holding else previous.ended_at
+    return stopped_holding(previous, ended_at=ended, as_of=now, rule_key="device_offline")
 
 
 # --------------------------------------------------------------------------------------------

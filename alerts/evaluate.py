@@ -161,7 +161,9 @@ class PairJudge:
             last = datetime_from_us(int(series.t_us[-1]))
             since = offline.state.since
             if since is None or last > since:
-                states["device_offline"] = stopped_holding(offline.state, ended_at=last, as_of=now)
+                states["device_offline"] = conditions.stopped_holding(
+                    offline.state, ended_at=last, as_of=now
+                )
         for key, new in states.items():
             old = stored_states.get(key)
             if new.empty and old is None:
@@ -201,7 +203,7 @@ class PairJudge:
             )
         elif old is not None and old.state.holding:
             # No longer expected to report (delivered, unassigned, rule switched off).
-            new = stopped_holding(old.state, ended_at=now, as_of=now)
+            new = conditions.stopped_holding(old.state, ended_at=now, as_of=now)
         else:
             return None
         row = state_row(shipment_id, device_id, new, ctx.get(shipment_id), "offline")
@@ -274,23 +276,6 @@ def same_state(old: policy.StoredState, row: Mapping[str, Any]) -> bool:
         and s.value == row["value"]
         and s.trigger_at == row["trigger_at"]
         and dict(s.details) == details
-    )
-
-
-def stopped_holding(
-    state: ConditionState, *, ended_at: datetime, as_of: datetime
-) -> ConditionState:
-    """``state`` no longer holding, ended at ``ended_at``."""
-    return ConditionState(
-        rule_key=state.rule_key,
-        holding=False,
-        as_of=as_of,
-        since=state.since,
-        alarm_at=state.alarm_at,
-        ended_at=ended_at,
-        severity=state.severity,
-        value=state.value,
-        details=state.details,
     )
 
 

@@ -9,23 +9,22 @@ ingester is the real one, against the real database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading, reading_payload, telemetry_topic
 from ingest.service import Ingester
-from ingest.sink import MemorySink, TimescaleSink
+from ingest.sink import MemorySink
 from launcher.localstack import AUTOSAVE_INTERVAL_S, MosquittoBroker, free_port
 from tests.fixtures.web import add_device
+from tests.security.test_mqtt import _ingesting
 
 pytestmark = pytest.mark.integration
 
@@ -52,21 +51,6 @@ async def _publish(port: int, readings: list[Reading], root: str) -> None:
                 await pub.publish(telemetry_topic(root, r.device_id), reading_payload(r), qos=1)
 
         await asyncio.gather(*(one(r) for r in readings))
-
-
-@contextlib.asynccontextmanager
-async def _ingesting(settings: Settings, db_dsn: str) -> AsyncIterator[Ingester]:
-    stop = asyncio.Event()
-    async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=2) as pool:
-        await pool.wait()
-        ingester = Ingester(settings, TimescaleSink(pool))
-        task = asyncio.create_task(ingester.run(stop))
-        try:
-            await asyncio.wait_for(ingester.connected.wait(), 20)
-            yield ingester
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 def _stored(db_dsn: str) -> int:
