@@ -80,10 +80,10 @@ from api.routers import (
     users,
 )
 from api.schemas import ErrorOut
-from coldchain.errors import NotFoundError, SetupError
+from coldchain.errors import AlertConflictError, NotFoundError, SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
-from db.queries.web import AlertConflictError, Conn
+from db.types import Conn
 from reports.service import (
     InvalidDispositionError,
     ReportChangedError,

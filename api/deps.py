@@ -23,7 +23,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
-from db.queries.web import Conn
+from db.types import Conn
 from reports.service import ReportSettings
 from security.accounts import Principal, principal_for_secret
 from security.audit import audit_context

@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import PASSWORD, local_stack, wait_for_log
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
-from db.queries import web
+from db.queries import alerts as alert_q
 from ingest.sink import Batch, TimescaleSink
 
 GTIN = "09521234543213"
@@ -167,7 +167,7 @@ async def drive(
                     if key in committed:
                         seen[row["alert_id"]] = (committed[key], now)
                     # A person acknowledges it; the engine resolves it once it is over.
-                    web.acknowledge_alert(
+                    alert_q.acknowledge_alert(
                         conn=conn, alert_id=row["alert_id"], by="bench", comment="seen"
                     )
                 await asyncio.sleep(POLL_S)

@@ -19,7 +19,7 @@ ColdchainError
     └── AccountError            a user or key that cannot be created or changed as asked
 
 The modules that raise them re-export the names their callers have always imported
-(``coldchain.gs1.IdentifierError``, ``security.errors.*``, ``db.queries.web.AlertConflictError``,
+(``coldchain.gs1.IdentifierError``, ``security.errors.*``, ``db.queries.alerts.AlertConflictError``,
 ``traceability.epcis_import.EPCISRejected``, ``reports.service.*Error``,
 ``alerts.delivery.DeliveryError``); the classes are these. The API maps them to HTTP statuses
 (``api/app.py``). Not here: the API's own ``PayloadTooLargeError`` (an ``HTTPException``), and

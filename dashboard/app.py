@@ -29,7 +29,7 @@ from coldchain.settings import Settings
 from dashboard import ids
 from dashboard.figures import OSM_TILES
 from dashboard.pages import PageContext, alerts, fleet, login, passport, qa, shipment
-from db.queries.web import Conn
+from db.types import Conn
 from security.accounts import Principal
 from security.ratelimit import LoginLimiter
 

@@ -37,8 +37,9 @@ from coldchain.errors import (
     SignatureConflictError,
 )
 from coldchain.settings import Settings
+from db.queries import products as product_q
 from db.queries import reports as q
-from db.queries.web import Conn, Row
+from db.types import Conn, Row
 from reports.assemble import JsonDict, LoggerInput, ReportInputs, assemble, evidence_hash
 from reports.render import disposition_records, document
 from security import accounts
@@ -112,7 +113,11 @@ def load_inputs(
     ship = q.shipment(conn=conn, shipment_id=shipment_id)
     if ship is None:
         raise NotFoundError(f"shipment {shipment_id} not found")
-    product = q.product(conn=conn, gtin=ship["product_gtin"]) if ship["product_gtin"] else None
+    product = (
+        product_q.find_product(conn=conn, gtin=ship["product_gtin"])
+        if ship["product_gtin"]
+        else None
+    )
     loggers = [
         LoggerInput(
             device_id=r["device_id"],

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import psycopg
 
 from db.queries import security as q
-from db.queries.web import Conn, Row
+from db.types import Conn, Row
 from security import passwords, tokens
 from security.audit import AuditContext, audit_context
 from security.errors import AccountError, AuthenticationError

@@ -31,12 +31,14 @@ may not INSERT into ``audit_log`` (db/migrations/0008_evidence_append_only.sql).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from coldchain.canonical import sha256_hex
+from db.queries.security import iter_audit_rows
+from db.types import Conn
 
 GENESIS_HASH = "0" * 64
 MATERIAL_VERSION = "coldchain-audit-v1"
@@ -109,6 +111,14 @@ class ChainVerdict:
             f"{self.problem}; the {self.entries - 1} entries before it are intact "
             f"(last good hash {self.head})"
         )
+
+
+def stored_entries(conn: Conn, *, batch: int = 5000) -> Generator[AuditEntry, None, None]:
+    """Every stored entry in chain order, streamed from the database (close it when done:
+    ``contextlib.closing``, which also closes the server-side cursor)."""
+    with contextlib.closing(iter_audit_rows(conn=conn, batch=batch)) as rows:
+        for r in rows:
+            yield AuditEntry(**r)
 
 
 def verify_chain(entries: Iterable[AuditEntry]) -> ChainVerdict:

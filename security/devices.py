@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from db.queries import security as q
-from db.queries.web import Conn
+from db.types import Conn
 from security.audit import AuditContext, audit_context
 from security.errors import AccountError
 from security.mosquitto import (

@@ -29,7 +29,7 @@ from coldchain.telemetry import Reading
 from dashboard import ids
 from dashboard.pages import PageContext
 from dashboard.pages.shipment import devices_table
-from db.queries import web
+from db.queries import shipments as shipment_q
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, add_device, add_product, add_shipment, assign, ingest
 
@@ -249,7 +249,7 @@ async def test_the_fleet_view_and_the_engine_agree_on_which_logger_is_offline(
     # the engine's alerts colour the shipments "alarm".
     page = PageContext(settings, None)  # type: ignore[arg-type]  # only its settings are used
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
-        fleet = web.fleet_overview(conn=conn, offline_factor=page.offline_factor)
+        fleet = shipment_q.fleet_overview(conn=conn, offline_factor=page.offline_factor)
     offline = {ref.removeprefix("SHP-") for ref, _, cond, *_ in fleet if cond == "offline"}
 
     engine = RulesEngine(pool, settings, clock=Clock(now))
@@ -266,13 +266,13 @@ async def test_the_fleet_view_and_the_engine_agree_on_which_logger_is_offline(
     assert raised == {"LOG-D", "LOG-E"}
     assert offline == raised
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
-        listed = web.list_shipments(conn=conn, offline_factor=page.offline_factor).items
+        listed = shipment_q.list_shipments(conn=conn, offline_factor=page.offline_factor).items
     assert {r["reference"].removeprefix("SHP-") for r in listed if r["n_devices_offline"]} == raised
     # The shipment page's loggers table marks the same ones (its own pure function, its rows).
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
         marked = set()
         for device in silent_min:
-            detail = web.get_shipment_detail(
+            detail = shipment_q.get_shipment_detail(
                 conn=conn, key=f"SHP-{device}", offline_factor=page.offline_factor
             )
             cells = devices_table(detail["devices"], now, offline_factor=page.offline_factor)

@@ -38,8 +38,10 @@ from urllib.parse import quote
 
 from coldchain.canonical import canonical_json
 from coldchain.errors import NotFoundError
-from db.queries import trace as sql
-from db.queries.web import Conn, find_shipment_id
+from db.queries.shipments import find_shipment_id
+from db.queries.trace import containment as containment_q
+from db.queries.trace import epcis_export as epcis_export_q
+from db.types import Conn
 from traceability.epcis_import import SHIPMENT_URN_PREFIX
 from traceability.lookup import exposures, find_unit, pieces_from_rows
 from traceability.passport import merge_windows
@@ -344,20 +346,20 @@ def _buckets(
 def gather_shipment(conn: Conn, key: str, *, bucket_s: int = DEFAULT_BUCKET_S) -> ExportData:
     """A shipment's packing, custody, logger intervals and excursions (by id or reference)."""
     shipment_id = find_shipment_id(conn=conn, key=key)
-    shipment = sql.get_shipment(conn=conn, shipment_id=shipment_id)
+    shipment = epcis_export_q.get_shipment(conn=conn, shipment_id=shipment_id)
     rides = tuple(
         RideSpan(r["epc"], shipment["reference"], r["starts"], r["ends"])
-        for r in sql.shipment_rides(conn=conn, shipment_id=shipment_id)
+        for r in epcis_export_q.shipment_rides(conn=conn, shipment_id=shipment_id)
     )
     packing = tuple(
         Membership(r["parent_epc"], r["child_epc"], r["starts"], r["ends"])
-        for r in sql.shipment_packing(conn=conn, shipment_id=shipment_id)
+        for r in epcis_export_q.shipment_packing(conn=conn, shipment_id=shipment_id)
     )
     windows = [
         (r["device_id"], r["starts"], r["ends"])
-        for r in sql.shipment_windows(conn=conn, shipment_id=shipment_id)
+        for r in epcis_export_q.shipment_windows(conn=conn, shipment_id=shipment_id)
     ]
-    rows = sql.window_buckets(conn=conn, windows=windows, bucket_s=bucket_s)
+    rows = epcis_export_q.window_buckets(conn=conn, windows=windows, bucket_s=bucket_s)
     alarms = tuple(
         AlarmSpan(
             int(r["id"]),
@@ -368,7 +370,7 @@ def gather_shipment(conn: Conn, key: str, *, bucket_s: int = DEFAULT_BUCKET_S) -
             float(r["min_c"]),
             float(r["max_c"]),
         )
-        for r in sql.shipment_excursions(conn=conn, shipment_id=shipment_id)
+        for r in epcis_export_q.shipment_excursions(conn=conn, shipment_id=shipment_id)
     )
     buckets = _buckets(rows, lambda _device, first, last: _carried(rides, first, last))
     return ExportData(packing=packing, rides=rides, buckets=tuple(buckets), alarms=alarms)
@@ -382,17 +384,19 @@ def gather_unit(
     key, epc = find_unit(conn, text, today=today)
     if epc is None:
         raise NotFoundError(f"no unit {key.epc} on record")
-    found = sql.containment(conn=conn, epcs=[epc])
+    found = containment_q.containment(conn=conn, epcs=[epc])
     packing = tuple(
         Membership(r["parent_epc"], r["child_epc"], r["starts"], r["ends"])
-        for r in sql.unit_packing(conn=conn, epc=epc)
+        for r in epcis_export_q.unit_packing(conn=conn, epc=epc)
     )
     rides = tuple(
         RideSpan(r["node"], r["shipment_reference"], r["rode_from"], r["rode_to"])
         for r in found["rides"]
     )
     pieces = pieces_from_rows(found["pieces"])
-    rows = sql.window_buckets(conn=conn, windows=merge_windows(pieces), bucket_s=bucket_s)
+    rows = epcis_export_q.window_buckets(
+        conn=conn, windows=merge_windows(pieces), bucket_s=bucket_s
+    )
     alarms = tuple(
         AlarmSpan(
             e.id,

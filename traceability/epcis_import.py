@@ -48,8 +48,9 @@ import psycopg
 from coldchain.canonical import canonical_json, sha256_hex
 from coldchain.errors import EPCISRejected
 from coldchain.gs1 import IdentifierError, parse_identifier
-from db.queries import trace as sql
-from db.queries.web import Conn
+from db.queries.trace import containment as containment_q
+from db.queries.trace import epcis_store as epcis_store_q
+from db.types import Conn
 from traceability.epcis_schema import Problem, schema_problems
 from traceability.identifiers import UnitKey, claims_unit_key, from_parsed
 
@@ -453,7 +454,7 @@ def _resolve(conn: Conn, events: Sequence[ParsedEvent]) -> dict[tuple[str, str],
     for e in events:
         for _, unit in e.roles:
             keys.setdefault(unit.key, unit)
-    stored = sql.units_by_key(
+    stored = containment_q.units_by_key(
         conn=conn,
         sgtins=[k for k, u in keys.items() if u.kind == "sgtin"],
         ssccs=[k[0] for k, u in keys.items() if u.kind == "sscc"],
@@ -475,8 +476,10 @@ def import_document(conn: Conn, document: object, *, source: str, today: date) -
     with conn.transaction():
         # Imports run one at a time: two documents naming the same event or the same child would
         # otherwise race on the event key and on the replayed packing.
-        sql.lock_imports(conn=conn)
-        existing = sql.existing_events(conn=conn, keys=[e.event_key for e in parsed.events])
+        epcis_store_q.lock_imports(conn=conn)
+        existing = epcis_store_q.existing_events(
+            conn=conn, keys=[e.event_key for e in parsed.events]
+        )
         clashes = [
             Problem(
                 f"/epcisBody/eventList/{e.index}/eventID",
@@ -504,7 +507,7 @@ def import_document(conn: Conn, document: object, *, source: str, today: date) -
             )
         units = _resolve(conn, new)
         epc = {k: u.epc for k, u in units.items()}
-        import_id = sql.insert_import(
+        import_id = epcis_store_q.insert_import(
             conn=conn,
             source=source,
             document_id=parsed.document_id,
@@ -512,7 +515,7 @@ def import_document(conn: Conn, document: object, *, source: str, today: date) -
             n_events=parsed.n_events,
             n_new=len(new),
         )
-        created = sql.insert_units(
+        created = epcis_store_q.insert_units(
             conn=conn,
             units=[
                 {
@@ -538,9 +541,9 @@ def import_document(conn: Conn, document: object, *, source: str, today: date) -
             if e.commissions
             for _, u in e.roles
         ]
-        sql.commission_units(conn=conn, rows=commissioning)
+        epcis_store_q.commission_units(conn=conn, rows=commissioning)
         rows, role_rows = _event_rows(conn, new, epc, import_id, context)
-        sql.insert_events(conn=conn, events=rows, epcs=role_rows)
+        epcis_store_q.insert_events(conn=conn, events=rows, epcs=role_rows)
         children = _replay_packing(conn, new, epc)
         custody = _replay_custody(conn, new, epc)
     result = ImportResult(
@@ -614,7 +617,7 @@ def _event_rows(
             and parent_epc is not None
             and not has_children
         ):
-            inside = set(sql.children_at(conn=conn, parent=parent_epc, at=e.event_time))
+            inside = set(epcis_store_q.children_at(conn=conn, parent=parent_epc, at=e.event_time))
             inside |= {c for t, c in added.get(parent_epc, []) if t <= e.event_time}
             role_rows.extend((e.event_key, "child", c) for c in sorted(inside))
     return rows, role_rows
@@ -644,7 +647,7 @@ def _replay_packing(
         touched = sorted(set(touched) | set(_children_of_events(conn, deletes)))
     if not touched:
         return 0
-    stored = sql.packing_events(conn=conn, children=touched)
+    stored = epcis_store_q.packing_events(conn=conn, children=touched)
     events = [
         PackingEvent(r["child"], r["parent"], r["action"], r["event_time"], r["event_key"])
         for r in stored
@@ -653,7 +656,7 @@ def _replay_packing(
     # An ADD ends a provisioned membership in any parent, a DELETE only in the one it names.
     closings = [(e.child, e.at, None if e.action == "ADD" else e.parent) for e in events]
     try:
-        sql.replace_event_packing(
+        epcis_store_q.replace_event_packing(
             conn=conn,
             children=touched,
             closings=closings,
@@ -688,9 +691,9 @@ def _replay_custody(
     )
     if not touched:
         return 0
-    stored = sql.custody_events(conn=conn, epcs=touched)
+    stored = epcis_store_q.custody_events(conn=conn, epcs=touched)
     candidates = {r["event_key"]: shipment_candidates(r["body"]) for r in stored}
-    shipments = sql.shipments_by_reference(
+    shipments = epcis_store_q.shipments_by_reference(
         conn=conn, references=[c for cs in candidates.values() for c in cs]
     )
 
@@ -705,7 +708,7 @@ def _replay_custody(
     ]
     intervals = custody_intervals(events)
     try:
-        sql.replace_event_custody(
+        epcis_store_q.replace_event_custody(
             conn=conn,
             epcs=touched,
             closings=[(e.epc, e.at) for e in events],

@@ -17,8 +17,10 @@ from alerts.rules import RulesFile, settings_rules
 from coldchain.errors import NotFoundError
 from coldchain.gs1 import IdentifierError
 from coldchain.settings import AlertsSettings
-from db.queries import trace as sql
-from db.queries.web import Conn, Row
+from db.queries import products as product_q
+from db.queries.trace import containment as containment_q
+from db.queries.trace import recalls as recall_q
+from db.types import Conn, Row
 from traceability.identifiers import UnitKey, parse_unit
 from traceability.passport import (
     Containment,
@@ -68,19 +70,22 @@ def find_unit(conn: Conn, text: str, *, today: date) -> tuple[UnitKey, str | Non
     key = parse_unit(text, today=today)
     if key.kind == "sgtin":
         assert key.gtin is not None and key.serial is not None
-        found = sql.units_by_key(conn=conn, sgtins=[(key.gtin, key.serial)], ssccs=[])
+        found = containment_q.units_by_key(conn=conn, sgtins=[(key.gtin, key.serial)], ssccs=[])
     else:
         assert key.sscc is not None
-        found = sql.units_by_key(conn=conn, sgtins=[], ssccs=[key.sscc])
+        found = containment_q.units_by_key(conn=conn, sgtins=[], ssccs=[key.sscc])
     return key, found.get(key.key)
 
 
-def _profile(row: Row | None, gtin: str | None) -> Profile | None:
-    if row is None or gtin is None or row.get("product_name") is None:
+def _profile(
+    row: Row | None, gtin: str | None, *, name_column: str = "product_name"
+) -> Profile | None:
+    """A unit row's product columns (``product_name`` …) or a product row's (``name``)."""
+    if row is None or gtin is None or row.get(name_column) is None:
         return None
     return Profile(
         gtin=gtin,
-        name=row["product_name"],
+        name=row[name_column],
         temp_min_c=row["temp_min_c"],
         temp_max_c=row["temp_max_c"],
         freeze_limit_c=row["freeze_limit_c"],
@@ -135,7 +140,7 @@ def _recorded(rows: list[Row]) -> list[RecordedExcursion]:
 
 
 def pieces_from_rows(rows: list[Row]) -> list[Piece]:
-    """Pieces from :func:`db.queries.trace.containment` rows."""
+    """Pieces from :func:`db.queries.trace.containment.containment` rows."""
     return [
         Piece(
             device_id=r["device_id"],
@@ -154,9 +159,9 @@ def pieces_from_rows(rows: list[Row]) -> list[Piece]:
 def exposures(conn: Conn, epc: str, *, lot: str | None) -> list[RecordedExcursion]:
     """The recorded excursions the unit (of ``lot``) was exposed to, each with the signed QA
     disposition deciding its clearance for that lot."""
-    pieces = pieces_from_rows(sql.containment(conn=conn, epcs=[epc])["pieces"])
+    pieces = pieces_from_rows(containment_q.containment(conn=conn, epcs=[epc])["pieces"])
     return _recorded(
-        sql.piece_excursions(
+        containment_q.piece_excursions(
             conn=conn,
             pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces],
             lot=lot,
@@ -183,21 +188,23 @@ def load_passport(
     key, epc = find_unit(conn, text, today=today)
     if epc is None:
         raise NotFoundError(f"no unit {key.epc} on record")
-    unit = sql.get_unit(conn=conn, epc=epc)
-    found = sql.containment(conn=conn, epcs=[epc])
+    unit = containment_q.get_unit(conn=conn, epc=epc)
+    found = containment_q.containment(conn=conn, epcs=[epc])
     pieces = pieces_from_rows(found["pieces"])
     product = _profile(unit, unit["gtin"])
     if product is None and unit["gtin"] is None:
         # A logistic unit has no GTIN of its own: judge it by the product its shipment carries.
         gtin = next((r["product_gtin"] for r in found["rides"] if r["product_gtin"]), None)
         if gtin is not None:
-            product = _profile(sql.get_product(conn=conn, gtin=gtin), gtin)
+            product = _profile(
+                product_q.find_product(conn=conn, gtin=gtin), gtin, name_column="name"
+            )
     readings = [
         Inherited(r["device_id"], r["ts"], r["temp_c"], r["rh"], r["lat"], r["lon"])
-        for r in sql.window_readings(conn=conn, windows=merge_windows(pieces))
+        for r in containment_q.window_readings(conn=conn, windows=merge_windows(pieces))
     ]
     recorded = _recorded(
-        sql.piece_excursions(
+        containment_q.piece_excursions(
             conn=conn,
             pieces=[(p.device_id, p.shipment_id, p.start, p.end) for p in pieces],
             lot=unit["lot"],
@@ -301,23 +308,23 @@ def verify(conn: Conn, text: str, *, today: date) -> Verification:
             sightings=[],
             today=today,
         )
-    unit = sql.get_unit(conn=conn, epc=epc)
+    unit = containment_q.get_unit(conn=conn, epc=epc)
     return verdict(
         text=text,
         key=key,
         parse_error=None,
         unit=dict(unit),
-        recalls=sql.recalls_for(conn=conn, gtin=unit["gtin"], lot=unit["lot"]),
+        recalls=recall_q.recalls_for(conn=conn, gtin=unit["gtin"], lot=unit["lot"]),
         excursions=exposures(conn, epc, lot=unit["lot"]),
-        sightings=_sightings(sql.observations(conn=conn, epcs=[epc])),
+        sightings=_sightings(recall_q.observations(conn=conn, epcs=[epc])),
         today=today,
     )
 
 
 def recall(conn: Conn, excursion_id: int) -> dict[str, Any]:
     """The units (SSCCs and SGTINs) and lots exposed to one excursion."""
-    excursion = sql.get_excursion(conn=conn, excursion_id=excursion_id)
-    units = sql.exposed_units(conn=conn, excursion_id=excursion_id)
+    excursion = recall_q.get_excursion(conn=conn, excursion_id=excursion_id)
+    units = recall_q.exposed_units(conn=conn, excursion_id=excursion_id)
     lots: dict[tuple[str, str | None], dict[str, Any]] = {}
     for u in units:
         if u["kind"] != "sgtin":
@@ -341,7 +348,7 @@ def recall(conn: Conn, excursion_id: int) -> dict[str, Any]:
 def lot_impact(conn: Conn, gtin: str, lot: str) -> dict[str, Any]:
     """Every excursion the lot's units were exposed to, with QA's clearance for that lot;
     NotFoundError for a lot with no units."""
-    n, rows = sql.lot_excursions(conn=conn, gtin=gtin, lot=lot)
+    n, rows = recall_q.lot_excursions(conn=conn, gtin=gtin, lot=lot)
     if n == 0:
         raise NotFoundError(f"no units of GTIN {gtin} lot {lot!r} on record")
     excursions = [
@@ -368,10 +375,10 @@ def signals(conn: Conn, *, now: datetime, days: float = 30.0) -> Signals:
     """Impossible travel and never/late commissioned units among the events of the last
     ``days`` days."""
     since = now - timedelta(days=days)
-    epcs = sql.recently_observed(conn=conn, since=since)
-    travel = impossible_travel(_sightings(sql.observations(conn=conn, epcs=epcs)))
+    epcs = recall_q.recently_observed(conn=conn, since=since)
+    travel = impossible_travel(_sightings(recall_q.observations(conn=conn, epcs=epcs)))
     return Signals(
         since=since,
         impossible_travel=tuple(t for t in travel if t.second.at >= since),
-        uncommissioned=tuple(sql.uncommissioned_sightings(conn=conn, since=since)),
+        uncommissioned=tuple(recall_q.uncommissioned_sightings(conn=conn, since=since)),
     )

@@ -1,7 +1,7 @@
 """A unit's temperature passport, from its containment pieces and their readings (pure).
 
 Input: the *pieces* of the unit's history (over [start, end) it inherits the readings of this
-logger, through this chain of containers, in this shipment; see :mod:`db.queries.trace`), the
+logger, through this chain of containers, in this shipment; see :mod:`db.queries.trace.containment`), the
 readings of those windows, the product's stability profile and the temperature limits the rules
 engine judges each of the unit's shipments by (:mod:`alerts.in_force`: product row, rules file
 and stored rule versions, layered; not the product row alone). When the shipments' limits

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from coldchain.gs1 import check_lot, normalize_gtin
-from db.queries import trace as sql
-from db.queries.web import Conn, Row
+from db.queries.trace import recalls as recall_q
+from db.types import Conn, Row
 from security.accounts import Principal
 from security.audit import audit_context
 from security.errors import PermissionDeniedError
@@ -76,7 +76,7 @@ def record_recall(
         )
     ctx = principal.context(source, reason=f"recall: {recall.reason}")
     with audit_context(conn, ctx), conn.transaction():
-        return sql.insert_recall(
+        return recall_q.insert_recall(
             conn=conn,
             gtin=recall.gtin,
             lot=recall.lot,

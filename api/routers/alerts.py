@@ -23,8 +23,9 @@ from api.schemas import (
     ErrorOut,
     Severity,
 )
+from db.queries import alerts as alert_q
 from db.queries import security as security_q
-from db.queries import web
+from db.queries import shipments as shipment_q
 from security.audit import apply_context
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -48,8 +49,8 @@ def list_alerts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertPage:
     """Alerts: unresolved first, then the strongest severity, then the oldest."""
-    shipment_id = None if shipment is None else web.find_shipment_id(conn=conn, key=shipment)
-    page = web.list_alerts(
+    shipment_id = None if shipment is None else shipment_q.find_shipment_id(conn=conn, key=shipment)
+    page = alert_q.list_alerts(
         conn=conn,
         states=list(state) if state else None,
         severities=list(severity) if severity else None,
@@ -65,7 +66,7 @@ def list_alerts(
 @router.get("/{alert_id}", responses={404: _ACTION_ERRORS[404]})
 def get_alert(alert_id: AlertId, conn: ConnDep) -> AlertDetail:
     """One alert with its timeline (opened, acknowledged, assigned, resolved…)."""
-    return AlertDetail.model_validate(web.get_alert(conn=conn, alert_id=alert_id))
+    return AlertDetail.model_validate(alert_q.get_alert(conn=conn, alert_id=alert_id))
 
 
 class ActionIn(BaseModel):
@@ -98,7 +99,7 @@ def acknowledge(
 ) -> AlertDetail:
     """Acknowledge an open alert, with a comment; the caller is recorded as who."""
     apply_context(conn, principal.context(client, body.comment or None))
-    row = web.acknowledge_alert(
+    row = alert_q.acknowledge_alert(
         conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment
     )
     return AlertDetail.model_validate(row)
@@ -114,7 +115,9 @@ def resolve(
 ) -> AlertDetail:
     """Resolve an open or acknowledged alert, with a comment; the caller is recorded as who."""
     apply_context(conn, principal.context(client, body.comment or None))
-    row = web.resolve_alert(conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment)
+    row = alert_q.resolve_alert(
+        conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment
+    )
     return AlertDetail.model_validate(row)
 
 
@@ -138,7 +141,7 @@ def assign(
     if assignee is None or not assignee["active"]:
         raise HTTPException(status_code=422, detail=f"{body.assignee!r} is not an active user")
     apply_context(conn, principal.context(client, body.comment or None))
-    row = web.assign_alert(
+    row = alert_q.assign_alert(
         conn=conn, alert_id=alert_id, assignee=assignee["username"], by=principal.actor
     )
     return AlertDetail.model_validate(row)

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from api.deps import ConnDep, requires
 from db.queries import security as q
-from security.audit import verify_chain
+from security.audit import stored_entries, verify_chain
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 _AUDIT = requires("audit.read")
@@ -82,7 +82,7 @@ def list_audit(
 @router.get("/verify", openapi_extra=_AUDIT)
 def verify(conn: ConnDep) -> ChainOut:
     """Recompute every entry's hash and link; name the first broken entry."""
-    with contextlib.closing(q.iter_audit_entries(conn=conn)) as entries:
+    with contextlib.closing(stored_entries(conn)) as entries:
         verdict = verify_chain(entries)
     return ChainOut(
         ok=verdict.ok,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from api.deps import ConnDep
 from api.schemas import Device, DeviceDetail
-from db.queries import web
+from db.queries import devices as device_q
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 @router.get("")
 def list_devices(conn: ConnDep) -> list[Device]:
     """Every logger with its latest state and current shipment."""
-    return [Device.model_validate(r) for r in web.list_devices(conn=conn)]
+    return [Device.model_validate(r) for r in device_q.list_devices(conn=conn)]
 
 
 @router.get("/{device_id}")
@@ -24,4 +24,4 @@ def get_device(
     device_id: Annotated[str, Path(min_length=1, max_length=64)], conn: ConnDep
 ) -> DeviceDetail:
     """One logger with its assignments, newest first."""
-    return DeviceDetail.model_validate(web.get_device(conn=conn, device_id=device_id))
+    return DeviceDetail.model_validate(device_q.get_device(conn=conn, device_id=device_id))

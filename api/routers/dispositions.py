@@ -25,7 +25,7 @@ from api.deps import (
 from api.routers.shipments import ShipmentKey
 from api.schemas import ErrorOut
 from db.queries import reports as report_q
-from db.queries import web
+from db.queries import shipments as shipment_q
 from reports.render import disposition_record, disposition_records
 from reports.service import lots_of, sign_disposition
 from security.passwords import MAX_LENGTH
@@ -84,7 +84,7 @@ class DispositionList(BaseModel):
 @router.get("/{key}/dispositions")
 def list_dispositions(key: ShipmentKey, conn: ConnDep) -> DispositionList:
     """Signed dispositions, superseded ones included (marked), oldest first."""
-    shipment_id = web.find_shipment_id(conn=conn, key=key)
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
     rows = report_q.dispositions(conn=conn, shipment_id=shipment_id)
     return DispositionList(
         lots=lots_of(conn, shipment_id),
@@ -114,7 +114,7 @@ def sign(
     client: ClientDep,
 ) -> Disposition:
     """Sign a disposition (qa): release, quarantine, reject or return, with a reason."""
-    shipment_id = web.find_shipment_id(conn=conn, key=key)
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
     row = sign_disposition(
         conn,
         principal=principal,

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 
 from api.deps import ConnDep
 from api.schemas import Excursion
-from db.queries import web
+from db.queries import excursions as excursion_q
+from db.queries import shipments as shipment_q
 
 router = APIRouter(prefix="/excursions", tags=["excursions"])
 
@@ -19,7 +20,8 @@ def list_excursions(
     shipment: Annotated[str, Query(min_length=1, max_length=200, description="id or reference")],
 ) -> list[Excursion]:
     """The current excursions of one shipment, oldest first."""
-    shipment_id = web.find_shipment_id(conn=conn, key=shipment)
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=shipment)
     return [
-        Excursion.model_validate(r) for r in web.list_excursions(conn=conn, shipment_id=shipment_id)
+        Excursion.model_validate(r)
+        for r in excursion_q.list_excursions(conn=conn, shipment_id=shipment_id)
     ]

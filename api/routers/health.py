@@ -12,7 +12,7 @@ from psycopg_pool import PoolTimeout
 
 from api.deps import PoolDep
 from api.schemas import Health
-from db.queries import web
+from db.queries import health as health_q
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -29,7 +29,7 @@ def healthz(pool: PoolDep) -> Health | JSONResponse:
     503 saying so (a health check must answer quickly, even when the pool is exhausted)."""
     try:
         with pool.connection(timeout=HEALTH_TIMEOUT_S) as conn:
-            ok = web.ping(conn=conn)
+            ok = health_q.ping(conn=conn)
     except (PoolTimeout, psycopg.Error) as exc:
         log.warning("health check: database unavailable: %s", exc)
         ok = False

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from api.deps import ConnDep
 from api.routers.shipments import End, MaxPoints, Start, check_range
 from api.schemas import ReadingSeries
-from db.queries import web
+from db.queries import readings as reading_q
 
 router = APIRouter(tags=["readings"])
 
@@ -24,7 +24,7 @@ def device_readings(
 ) -> ReadingSeries:
     """A logger's readings in [start, end), down-sampled like a shipment's above ``max_points``."""
     check_range(start, end)
-    series = web.device_readings(
+    series = reading_q.device_readings(
         conn=conn, device_id=device_id, start=start, end=end, max_points=max_points
     )
     return ReadingSeries.model_validate(

@@ -21,7 +21,7 @@ from pydantic import (
 from api.deps import ClientDep, ConnDep, PrincipalDep, requires
 from api.schemas import ErrorOut
 from coldchain.gs1 import check_lot, normalize_gtin
-from db.queries import trace as sql
+from db.queries.trace import recalls as recall_q
 from traceability.recalls import MAX_REASON_LENGTH, RecallRequest, normalise_reason, record_recall
 
 router = APIRouter(prefix="/recalls", tags=["recalls"])
@@ -87,7 +87,7 @@ def list_recalls(
     ] = None,
 ) -> list[Recall]:
     """Every recall, oldest first."""
-    return [_recall(r) for r in sql.list_recalls(conn=conn, gtin=gtin, lot=lot)]
+    return [_recall(r) for r in recall_q.list_recalls(conn=conn, gtin=gtin, lot=lot)]
 
 
 @router.post(

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime
 from api.deps import ConnDep, ReportSettingsDep
 from api.routers.shipments import ShipmentKey
 from api.schemas import ErrorOut
-from db.queries import web
+from db.queries import shipments as shipment_q
 from reports import render
 from reports.service import report_document
 
@@ -58,7 +58,7 @@ def shipment_report(
     ] = None,
 ) -> Response:
     """The excursion report of one shipment (see the module docstring)."""
-    shipment_id = web.find_shipment_id(conn=conn, key=key)
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
     doc = report_document(
         conn,
         shipment_id=shipment_id,

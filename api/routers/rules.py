@@ -45,8 +45,10 @@ from api.deps import (
 from api.routers.shipments import ShipmentKey
 from api.schemas import ErrorOut
 from coldchain.errors import ConfigError
-from db.queries import web
-from db.queries.web import Conn, Row
+from db.queries import products as product_q
+from db.queries import rules as rule_q
+from db.queries import shipments as shipment_q
+from db.types import Conn, Row
 from reports.service import ReportSettings, stored_rules
 from security.audit import apply_context
 
@@ -153,15 +155,15 @@ class ScopeRules(BaseModel):
 @router.get("/products/{gtin}/rules", responses=_NOT_FOUND)
 def get_product_rules(gtin: GtinPath, conn: ConnDep, cfg: ReportSettingsDep) -> ScopeRules:
     """The product's stored rules in force and the merged rules its shipments start from."""
-    product = web.get_product(conn=conn, gtin=gtin)
+    product = product_q.get_product(conn=conn, gtin=gtin)
     return _scope_rules(conn, cfg, product=product)
 
 
 @router.get("/products/{gtin}/rules/versions", responses=_NOT_FOUND)
 def list_product_rule_versions(gtin: GtinPath, conn: ConnDep) -> list[RuleVersion]:
     """Every version of the product's stored rules, oldest first (the last is in force)."""
-    web.get_product(conn=conn, gtin=gtin)
-    return [RuleVersion.model_validate(r) for r in web.rule_versions(conn=conn, gtin=gtin)]
+    product_q.get_product(conn=conn, gtin=gtin)
+    return [RuleVersion.model_validate(r) for r in rule_q.rule_versions(conn=conn, gtin=gtin)]
 
 
 @router.put("/products/{gtin}/rules", openapi_extra=_PUT, responses=_PUT_RESPONSES)
@@ -176,11 +178,11 @@ def put_product_rules(
 ) -> ScopeRules:
     """Store a new version of the product's rules (admins), with a reason; it takes effect at
     the engine's next round."""
-    product = web.get_product(conn=conn, gtin=gtin)
+    product = product_q.get_product(conn=conn, gtin=gtin)
     layers, _ = _layers(conn, cfg, product=product)
     layer = _validated(definition, below=layers[:-1])
     apply_context(conn, principal.context(client, reason))
-    web.add_rule_version(
+    rule_q.add_rule_version(
         conn=conn, gtin=gtin, definition=layer, created_by=principal.actor, reason=reason
     )
     return _scope_rules(conn, cfg, product=product)
@@ -192,15 +194,15 @@ def put_product_rules(
 @router.get("/shipments/{key}/rules", responses=_NOT_FOUND)
 def get_shipment_rules(key: ShipmentKey, conn: ConnDep, cfg: ReportSettingsDep) -> ScopeRules:
     """The shipment's stored rules in force and the merged rules the engine judges it with."""
-    shipment = web.get_shipment_scope(conn=conn, key=key)
+    shipment = rule_q.get_shipment_scope(conn=conn, key=key)
     return _scope_rules(conn, cfg, product=_product_of(conn, shipment), shipment=shipment)
 
 
 @router.get("/shipments/{key}/rules/versions", responses=_NOT_FOUND)
 def list_shipment_rule_versions(key: ShipmentKey, conn: ConnDep) -> list[RuleVersion]:
     """Every version of the shipment's stored rules, oldest first (the last is in force)."""
-    shipment_id = web.find_shipment_id(conn=conn, key=key)
-    rows = web.rule_versions(conn=conn, shipment_id=shipment_id)
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    rows = rule_q.rule_versions(conn=conn, shipment_id=shipment_id)
     return [RuleVersion.model_validate(r) for r in rows]
 
 
@@ -216,12 +218,12 @@ def put_shipment_rules(
 ) -> ScopeRules:
     """Store a new version of the shipment's rules (admins), with a reason; it takes effect at
     the engine's next round."""
-    shipment = web.get_shipment_scope(conn=conn, key=key)
+    shipment = rule_q.get_shipment_scope(conn=conn, key=key)
     product = _product_of(conn, shipment)
     layers, _ = _layers(conn, cfg, product=product, shipment=shipment)
     layer = _validated(definition, below=layers[:-1])
     apply_context(conn, principal.context(client, reason))
-    web.add_rule_version(
+    rule_q.add_rule_version(
         conn=conn,
         shipment_id=shipment["shipment_id"],
         definition=layer,
@@ -262,9 +264,11 @@ def _layers(
     which is the last layer."""
     product_stored = shipment_stored = None
     if product is not None:
-        product_stored = web.current_rule_version(conn=conn, gtin=str(product["gtin"]))
+        product_stored = rule_q.current_rule_version(conn=conn, gtin=str(product["gtin"]))
     if shipment is not None:
-        shipment_stored = web.current_rule_version(conn=conn, shipment_id=shipment["shipment_id"])
+        shipment_stored = rule_q.current_rule_version(
+            conn=conn, shipment_id=shipment["shipment_id"]
+        )
     layers = rule_layers(
         cfg.base_rules,
         cfg.rules_file,
@@ -282,7 +286,7 @@ def _layers(
 
 def _product_of(conn: Conn, shipment: Row) -> Row | None:
     gtin = shipment["product_gtin"]
-    return None if gtin is None else web.get_product(conn=conn, gtin=gtin)
+    return None if gtin is None else product_q.get_product(conn=conn, gtin=gtin)
 
 
 def _scope_rules(

@@ -17,7 +17,7 @@ from dash import html
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
-from db.queries.web import Conn
+from db.types import Conn
 
 
 @dataclass(frozen=True, slots=True)

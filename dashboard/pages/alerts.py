@@ -18,11 +18,13 @@ from dash.exceptions import PreventUpdate
 from pydantic import TypeAdapter, ValidationError
 
 from api.schemas import Comment
-from coldchain.errors import NotFoundError
+from coldchain import severity
+from coldchain.errors import AlertConflictError, NotFoundError
 from dashboard import figures, ids
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
 from dashboard.pages.login import current_principal
-from db.queries import web
+from db.queries import alerts as alert_q
+from db.types import Conn
 from security.accounts import Principal
 from security.audit import audit_context
 
@@ -40,7 +42,7 @@ _STATES = {
     "resolved": ["resolved"],
     "all": None,
 }
-SEVERITY_FILTERS = [{"label": s.capitalize(), "value": s} for s in web.SEVERITIES]
+SEVERITY_FILTERS = [{"label": s.capitalize(), "value": s} for s in severity.STRONGEST_FIRST]
 MAX_ALERTS = 500
 HEADERS = ["Severity", "Shipment", "Alert", "Since", "State", "Acknowledged", "Actions"]
 
@@ -139,7 +141,7 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
                             dcc.Checklist(
                                 id=ids.ALERTS_SEVERITY,
                                 options=SEVERITY_FILTERS,
-                                value=list(web.SEVERITIES),
+                                value=list(severity.STRONGEST_FIRST),
                                 inline=True,
                                 className="checks",
                             ),
@@ -212,15 +214,15 @@ def alert_row(row: dict[str, Any], now: datetime, *, can_act: bool = True) -> ht
 def summary_cards(rows: list[dict[str, Any]], now: datetime) -> list[html.Div]:
     """Unresolved alerts per severity, with the age of the oldest."""
     cards = []
-    for severity in web.SEVERITIES:
-        mine = [r for r in rows if r["severity"] == severity]
+    for name in severity.STRONGEST_FIRST:
+        mine = [r for r in rows if r["severity"] == name]
         oldest = min((r["triggered_at"] for r in mine), default=None)
         cards.append(
             html.Div(
-                className=f"summary-card summary-{severity}",
+                className=f"summary-card summary-{name}",
                 children=[
                     html.Div(str(len(mine)), className="summary-value"),
-                    html.Div(severity.capitalize(), className="summary-label"),
+                    html.Div(name.capitalize(), className="summary-label"),
                     html.Div(
                         f"oldest {fmt_age(oldest, now)}" if oldest else "none",
                         className="summary-sub",
@@ -232,7 +234,7 @@ def summary_cards(rows: list[dict[str, Any]], now: datetime) -> list[html.Div]:
 
 
 def perform(
-    conn: web.Conn,
+    conn: Conn,
     *,
     alert_id: int,
     action: str,
@@ -253,12 +255,14 @@ def perform(
     try:
         with audit_context(conn, principal.context(source, text)):
             if action == "acknowledge":
-                web.acknowledge_alert(
+                alert_q.acknowledge_alert(
                     conn=conn, alert_id=alert_id, by=principal.actor, comment=text
                 )
             else:
-                web.resolve_alert(conn=conn, alert_id=alert_id, by=principal.actor, comment=text)
-    except (web.AlertConflictError, NotFoundError) as exc:
+                alert_q.resolve_alert(
+                    conn=conn, alert_id=alert_id, by=principal.actor, comment=text
+                )
+    except (AlertConflictError, NotFoundError) as exc:
         return False, str(exc)
     done = "acknowledged" if action == "acknowledge" else "resolved"
     return True, f"Alert {alert_id} {done} by {principal.display_name} ({principal.name})."
@@ -313,7 +317,7 @@ def register(app: Dash, page: PageContext) -> None:
         can_act = principal is not None and principal.can("alerts.act")
         with page.connection() as conn:
             shown = (
-                web.list_alerts(
+                alert_q.list_alerts(
                     conn=conn,
                     states=_STATES.get(state or "unresolved", ["open", "acknowledged"]),
                     severities=severities,
@@ -322,7 +326,7 @@ def register(app: Dash, page: PageContext) -> None:
                 if severities  # every box unticked: nothing to show
                 else []
             )
-            unresolved = web.list_alerts(
+            unresolved = alert_q.list_alerts(
                 conn=conn, states=["open", "acknowledged"], limit=MAX_ALERTS
             ).items
         body: list[html.Tr] | html.Tr = [

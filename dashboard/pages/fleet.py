@@ -1,6 +1,6 @@
 """Fleet page ("/"): every shipment on a map and in a table, the ones that need action first.
 
-The summary cards and the map show the whole fleet (:func:`db.queries.web.fleet_overview`, a
+The summary cards and the map show the whole fleet (:func:`db.queries.shipments.fleet_overview`, a
 few columns per shipment); the table shows one page of :data:`PAGE_SIZE` rows of the shipments
 that match the search and the condition filter, sorted and paged by the database. Each has its
 own callback, so turning a page or sorting does not send the map again. A fleet of
@@ -30,7 +30,8 @@ from dashboard.pages import (
     fmt_ts,
     shipment_href,
 )
-from db.queries import web
+from db.queries import shipments as shipment_q
+from db.types import Conn, Page
 
 #: Sortable columns: (key, header). "attention" is the default order: alarm, warning, offline, ok.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -289,8 +290,8 @@ def register(app: Dash, page: PageContext) -> None:
         # The whole fleet, apart from the table: paging, sorting or searching the table does
         # not send the map again (hundreds of KB for thousands of shipments).
         with page.connection() as conn:
-            everyone = web.fleet_overview(conn=conn, offline_factor=page.offline_factor)
-        frame = pd.DataFrame(everyone, columns=list(web.FLEET_OVERVIEW_COLUMNS))
+            everyone = shipment_q.fleet_overview(conn=conn, offline_factor=page.offline_factor)
+        frame = pd.DataFrame(everyone, columns=list(shipment_q.FLEET_OVERVIEW_COLUMNS))
         return summary_cards(frame["condition"]), figures.fleet_map(frame)
 
     @app.callback(
@@ -319,8 +320,8 @@ def register(app: Dash, page: PageContext) -> None:
         sort = sort or DEFAULT_SORT
         page_no = page_no or 0
 
-        def rows_page(conn: web.Conn, number: int) -> web.Page:
-            return web.list_shipments(
+        def rows_page(conn: Conn, number: int) -> Page:
+            return shipment_q.list_shipments(
                 conn=conn,
                 offline_factor=page.offline_factor,
                 q=search,

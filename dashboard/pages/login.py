@@ -31,7 +31,7 @@ from psycopg_pool import ConnectionPool
 from coldchain.settings import Settings
 from dashboard import ids
 from dashboard.pages import data_attrs
-from db.queries.web import Conn
+from db.types import Conn
 from security import accounts
 from security.errors import AuthenticationError, RateLimitedError
 from security.ratelimit import LoginLimiter

@@ -31,7 +31,7 @@ from dashboard.pages import (
     table,
 )
 from dashboard.pages.login import current_principal
-from db.queries import web
+from db.queries import shipments as shipment_q
 from reports import render
 from reports.service import ReportSettings, report_document, sign_disposition
 from security.errors import AuthenticationError, RateLimitedError, SecurityError
@@ -394,7 +394,7 @@ def download(
 ) -> dict[str, Any]:
     """A ``dcc.Download`` payload: the report as of ``as_of`` (or a signed record) in ``fmt``."""
     with page.connection() as conn:
-        shipment_id = web.find_shipment_id(conn=conn, key=reference)
+        shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
         doc = report_document(
             conn,
             shipment_id=shipment_id,
@@ -422,7 +422,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
     @app.callback(Output(QA_INDEX, "children"), Input("qa-index-url", "pathname"))
     def index(_path: str | None) -> Any:
         with page.connection() as conn:
-            rows = web.list_shipments(
+            rows = shipment_q.list_shipments(
                 conn=conn, offline_factor=page.offline_factor, limit=500
             ).items
         body = [
@@ -468,7 +468,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
         as_of = _dt(state["as_of"]) if keep else datetime.now(UTC).replace(microsecond=0)
         try:
             with page.connection() as conn:
-                shipment_id = web.find_shipment_id(conn=conn, key=reference)
+                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
                 doc = report_document(
                     conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg, now=datetime.now(UTC)
                 )
@@ -569,7 +569,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
             return refused("The report is not loaded yet.")
         try:
             with page.connection() as conn:
-                shipment_id = web.find_shipment_id(conn=conn, key=reference)
+                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
                 row = sign_disposition(
                     conn,
                     principal=principal,

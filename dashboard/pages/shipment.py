@@ -32,7 +32,9 @@ from dashboard.pages import (
     fmt_ts,
     table,
 )
-from db.queries import web
+from db.queries import excursions as excursion_q
+from db.queries import readings as reading_q
+from db.queries import shipments as shipment_q
 from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
 from reports.service import ReportSettings, load_inputs
 
@@ -429,7 +431,7 @@ def register(app: Dash, page: PageContext) -> None:
         as_of = datetime.now(UTC).replace(microsecond=0)  # as the QA review's report
         with page.connection() as conn:
             try:
-                shipment_id = web.find_shipment_id(conn=conn, key=reference)
+                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
             except NotFoundError:
                 nothing = figures.stability_gauges(mkt_c=None, mkt_limit_c=None, share_used=None)
                 return html.P("—", className="muted"), nothing
@@ -459,15 +461,15 @@ def register(app: Dash, page: PageContext) -> None:
         now = datetime.now(UTC)
         with page.connection() as conn:
             try:
-                detail = web.get_shipment_detail(
+                detail = shipment_q.get_shipment_detail(
                     conn=conn, key=reference, offline_factor=page.offline_factor
                 )
             except NotFoundError:
                 return _not_found(reference)
-            series = web.shipment_readings(
+            series = reading_q.shipment_readings(
                 conn=conn, shipment_id=detail["shipment_id"], max_points=MAX_POINTS
             )
-            excursions = web.list_excursions(conn=conn, shipment_id=detail["shipment_id"])
+            excursions = excursion_q.list_excursions(conn=conn, shipment_id=detail["shipment_id"])
             # The band is the range the rules engine judges by (rules file and stored rule
             # versions on top of the product row), not the product row alone.
             limits = shipment_limits(conn, report_cfg, shipment_id=detail["shipment_id"])

@@ -13,18 +13,13 @@ from typing import Any
 
 from psycopg.rows import tuple_row
 
-from db.queries.web import SELECT_LEGS, Conn, Row
+from db.queries.shipments import SELECT_LEGS
+from db.types import Conn, Row
 
 SHIPMENT = """
 SELECT shipment_id, reference, product_gtin, origin, destination, status, carrier,
        planned_departure, planned_arrival, created_at
 FROM shipments WHERE shipment_id = %(shipment_id)s
-"""
-
-PRODUCT = """
-SELECT gtin, name, temp_min_c, temp_max_c, freeze_limit_c, alarm_delay_s, stability_budget_s,
-       mkt_delta_h_j_mol, mkt_limit_c, rh_min, rh_max
-FROM products WHERE gtin = %(gtin)s
 """
 
 LOGGERS = """
@@ -144,11 +139,6 @@ RETURNING {_DISPOSITION_COLUMNS}
 def shipment(*, conn: Conn, shipment_id: int) -> Row | None:
     """The shipment's own row."""
     return conn.execute(SHIPMENT, {"shipment_id": shipment_id}).fetchone()
-
-
-def product(*, conn: Conn, gtin: str) -> Row | None:
-    """The product row (its labelled range and stability profile)."""
-    return conn.execute(PRODUCT, {"gtin": gtin}).fetchone()
 
 
 def legs(*, conn: Conn, shipment_id: int) -> list[Row]:

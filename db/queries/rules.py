@@ -7,9 +7,20 @@ an error at once, never a value read into the wrong field.
 Set-oriented on purpose: a round loads the context, readings, stored excursions and states of
 all its (shipment, device) pairs with a handful of statements over arrays (``unnest``), so a
 catch-up over a thousand shipments costs a few round trips, not thousands.
+
+The stored rule definitions (one layer of rules per product or shipment, versioned) are at
+the end: the API reads and adds versions, :mod:`db.queries.limits` reads them for the engine.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from coldchain.errors import NotFoundError
+from db.queries.shipments import find_shipment_id
+from db.types import Conn, Row
 
 ENSURE_CURSOR = """
 INSERT INTO engine_cursor (name) VALUES (%s) ON CONFLICT (name) DO NOTHING
@@ -273,3 +284,95 @@ NEXT_NOTIFICATION_DUE = """
 SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM notifications
 WHERE delivered_at IS NULL AND gave_up_at IS NULL
 """
+
+
+# Rule definitions (one layer of rules per product or shipment, versioned)
+
+# A scope is a product (gtin given, shipment_id NULL) or a shipment (the other way round);
+# ``product_gtin = NULL`` matches nothing, so one statement serves both.
+_RULE_SCOPE = "(product_gtin = %(gtin)s OR shipment_id = %(shipment_id)s)"
+_RULE_VERSION_COLUMNS = "version, definition, created_by, created_at, comment AS reason"
+
+RULE_VERSIONS = f"""
+SELECT {_RULE_VERSION_COLUMNS} FROM rule_definitions WHERE {_RULE_SCOPE} ORDER BY version
+"""
+
+CURRENT_RULE_VERSION = f"""
+SELECT {_RULE_VERSION_COLUMNS} FROM rule_definitions WHERE {_RULE_SCOPE}
+ORDER BY version DESC LIMIT 1
+"""
+
+SELECT_SHIPMENT_SCOPE = """
+SELECT shipment_id, reference, product_gtin FROM shipments WHERE shipment_id = %(shipment_id)s
+"""
+
+# Locking the product or shipment row serialises two changes of the same scope (so each takes
+# the next version number) and finds a scope deleted meanwhile. NO KEY: the foreign keys of
+# shipments and assignments (KEY SHARE) are not held up.
+LOCK_RULE_PRODUCT = "SELECT 1 FROM products WHERE gtin = %(gtin)s FOR NO KEY UPDATE"
+LOCK_RULE_SHIPMENT = "SELECT 1 FROM shipments WHERE shipment_id = %(shipment_id)s FOR NO KEY UPDATE"
+
+INSERT_RULE_VERSION = f"""
+INSERT INTO rule_definitions (product_gtin, shipment_id, version, definition, created_by, comment)
+SELECT %(gtin)s::char(14), %(shipment_id)s::bigint, coalesce(max(version), 0) + 1,
+       %(definition)s, %(created_by)s, %(reason)s
+FROM rule_definitions WHERE {_RULE_SCOPE}
+RETURNING {_RULE_VERSION_COLUMNS}
+"""
+
+
+def get_shipment_scope(*, conn: Conn, key: str) -> Row:
+    """A shipment's id, reference and product GTIN by id or reference; raises NotFoundError."""
+    shipment_id = find_shipment_id(conn=conn, key=key)
+    row = conn.execute(SELECT_SHIPMENT_SCOPE, {"shipment_id": shipment_id}).fetchone()
+    if row is None:
+        raise NotFoundError(f"shipment {key!r} not found (give its id or its reference)")
+    return row
+
+
+def rule_versions(
+    *, conn: Conn, gtin: str | None = None, shipment_id: int | None = None
+) -> list[Row]:
+    """Every stored version of a product's (``gtin``) or a shipment's rules, oldest first."""
+    return conn.execute(RULE_VERSIONS, {"gtin": gtin, "shipment_id": shipment_id}).fetchall()
+
+
+def current_rule_version(
+    *, conn: Conn, gtin: str | None = None, shipment_id: int | None = None
+) -> Row | None:
+    """The version in force (the highest) of a product's or a shipment's rules, if any."""
+    params = {"gtin": gtin, "shipment_id": shipment_id}
+    return conn.execute(CURRENT_RULE_VERSION, params).fetchone()
+
+
+def add_rule_version(
+    *,
+    conn: Conn,
+    gtin: str | None = None,
+    shipment_id: int | None = None,
+    definition: dict[str, Any],
+    created_by: str,
+    reason: str,
+) -> Row:
+    """Store ``definition`` (validated by the caller) as the next version of the scope's rules.
+
+    Never an update: earlier versions stay. The audit trigger records the new row with the
+    context on the connection. Raises NotFoundError when the product or shipment is gone.
+    """
+    if (gtin is None) == (shipment_id is None):
+        raise ValueError("give exactly one of gtin and shipment_id")
+    params: dict[str, Any] = {
+        "gtin": gtin,
+        "shipment_id": shipment_id,
+        "definition": Jsonb(definition),
+        "created_by": created_by,
+        "reason": reason,
+    }
+    with conn.transaction():
+        lock = LOCK_RULE_PRODUCT if gtin is not None else LOCK_RULE_SHIPMENT
+        if conn.execute(lock, params).fetchone() is None:
+            scope = f"product with GTIN {gtin!r}" if gtin else f"shipment {shipment_id}"
+            raise NotFoundError(f"{scope} not found")
+        row = conn.execute(INSERT_RULE_VERSION, params).fetchone()
+    assert row is not None
+    return row

@@ -15,8 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from db.queries.web import Conn, Row
-from security.audit import AuditEntry
+from db.types import Conn, Row
 
 # --------------------------------------------------------------------------------------------
 # People
@@ -359,13 +358,14 @@ def append_audit(
     return row
 
 
-def iter_audit_entries(*, conn: Conn, batch: int = 5000) -> Generator[AuditEntry, None, None]:
-    """Every audit entry in chain order, streamed (a server-side cursor, not all in memory)."""
+def iter_audit_rows(*, conn: Conn, batch: int = 5000) -> Generator[Row, None, None]:
+    """Every audit entry's row in chain order, streamed (a server-side cursor, not all in memory).
+
+    :func:`security.audit.stored_entries` turns them into the records the chain is checked on."""
     with conn.transaction(), conn.cursor(name="audit_walk") as cur:
         cur.itersize = batch
         cur.execute(AUDIT_ENTRIES)
-        for r in cur:
-            yield AuditEntry(**r)
+        yield from cur
 
 
 def list_audit(

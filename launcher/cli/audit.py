@@ -14,13 +14,12 @@ def audit_verify() -> None:
     """Recompute the whole hash chain; exit 1 and name the first broken entry if any."""
     import contextlib
 
-    from db.queries import security as q
-    from security.audit import verify_chain
+    from security.audit import stored_entries, verify_chain
 
     settings = load_settings()
     with (
         connect(settings) as conn,
-        contextlib.closing(q.iter_audit_entries(conn=conn)) as entries,
+        contextlib.closing(stored_entries(conn)) as entries,
     ):
         verdict = verify_chain(entries)
     typer.echo(verdict.summary())

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from coldchain.settings import Settings
 
 if TYPE_CHECKING:
-    from db.queries.web import Conn
+    from db.types import Conn
 
 
 def load_settings() -> Settings:

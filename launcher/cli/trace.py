@@ -217,7 +217,7 @@ def recalls_list(
 ) -> None:
     """Every recall, oldest first."""
     from coldchain.gs1 import IdentifierError, check_lot, normalize_gtin
-    from db.queries import trace as sql
+    from db.queries.trace import recalls as recall_q
 
     try:
         gtin = None if gtin is None else normalize_gtin(gtin.strip())
@@ -227,7 +227,7 @@ def recalls_list(
         raise typer.Exit(1) from None
     settings = load_settings()
     with connect(settings) as conn:
-        rows = sql.list_recalls(conn=conn, gtin=gtin, lot=lot)
+        rows = recall_q.list_recalls(conn=conn, gtin=gtin, lot=lot)
     for r in rows:
         typer.echo(
             f"{r['recall_id']:>5} {r['recalled_at']:%Y-%m-%d %H:%M} {r['gtin']} "

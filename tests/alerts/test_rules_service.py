@@ -24,7 +24,7 @@ from alerts.rules import rules_from_dict
 from coldchain.errors import ConfigError
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
-from db.queries import web
+from db.queries import alerts as alert_q
 from ingest.sink import Batch, TimescaleSink
 from tests.fixtures.data import VACCINE_GTIN, seed_shipment
 
@@ -502,7 +502,7 @@ async def test_escalation_fires_when_nobody_acknowledges_and_stops_when_someone_
         db_dsn, "SELECT alert_id FROM alerts WHERE shipment_id = %s", acked.shipment_id
     )[0][0]
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
-        web.acknowledge_alert(conn=conn, alert_id=alert_id, by="dana", comment="reefer checked")
+        alert_q.acknowledge_alert(conn=conn, alert_id=alert_id, by="dana", comment="reefer checked")
     at(60)
     assert await rules.escalate() == 1
     escalated_tiers = [

@@ -9,7 +9,6 @@ from pathlib import Path
 import coldchain.errors as errors
 from alerts import delivery
 from coldchain import gs1
-from db.queries import web
 from reports import service as reports_service
 from security import errors as security_errors
 from tests.coldchain.layout import production_files
@@ -72,7 +71,6 @@ def test_the_docstring_draws_every_class_under_its_parent() -> None:
 
 def test_callers_old_names_are_the_same_classes() -> None:
     assert gs1.IdentifierError is errors.IdentifierError
-    assert web.AlertConflictError is errors.AlertConflictError
     assert epcis_import.EPCISRejected is errors.EPCISRejected
     assert epcis_schema.Problem is errors.Problem
     assert delivery.DeliveryError is errors.DeliveryError

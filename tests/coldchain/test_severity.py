@@ -12,7 +12,8 @@ from psycopg.rows import dict_row
 from alerts import policy
 from alerts.rules import Severity as RulesSeverity
 from coldchain import severity
-from db.queries import web
+from db.queries import alerts as alert_q
+from db.queries import shipments as shipment_q
 from tests.fixtures.web import add_alert, add_product, add_shipment
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -22,10 +23,9 @@ def test_names_order_and_rank() -> None:
     assert severity.SEVERITIES == ("info", "warning", "major", "critical")
     assert severity.STRONGEST_FIRST == ("critical", "major", "warning", "info")
     assert [severity.RANK[s] for s in severity.SEVERITIES] == [1, 2, 3, 4]
-    # The rules file, the engine and the web queries use this one definition.
+    # The rules file and the engine use this one definition.
     assert RulesSeverity is severity.Severity
     assert policy.stronger is severity.stronger
-    assert web.SEVERITIES == severity.STRONGEST_FIRST
 
 
 @pytest.mark.parametrize(
@@ -90,10 +90,10 @@ def test_fleet_and_alert_list_rank_by_the_one_definition(db_dsn: str) -> None:
             )
     with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
         rows = {
-            name: web.get_shipment_summary(conn=conn, shipment_id=sid, offline_factor=10)
+            name: shipment_q.get_shipment_summary(conn=conn, shipment_id=sid, offline_factor=10)
             for name, sid in ids.items()
         }
-        page = web.list_alerts(conn=conn, states=["open"])
+        page = alert_q.list_alerts(conn=conn, states=["open"])
     assert {name: r["worst_severity"] for name, r in rows.items()} == {
         s: s for s in severity.SEVERITIES
     }

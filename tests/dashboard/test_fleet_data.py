@@ -10,7 +10,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from coldchain.telemetry import Reading
-from db.queries import web
+from db.queries import shipments as shipment_q
 from tests.fixtures.web import add_alert, add_device, add_product, add_shipment, assign, ingest
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def _fleet(dsn: str) -> None:
 
 def _refs(dsn: str, **kwargs: object) -> list[str]:
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        page = web.list_shipments(conn=conn, offline_factor=2.0, **kwargs)  # type: ignore[arg-type]
+        page = shipment_q.list_shipments(conn=conn, offline_factor=2.0, **kwargs)  # type: ignore[arg-type]
     return [r["reference"] for r in page.items]
 
 
@@ -59,12 +59,12 @@ def test_the_table_is_sorted_and_paged_by_the_database(db_dsn: str) -> None:
 def test_the_map_and_the_counts_cover_every_shipment(db_dsn: str) -> None:
     _fleet(db_dsn)
     with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
-        rows = web.fleet_overview(conn=conn, offline_factor=2.0)
+        rows = shipment_q.fleet_overview(conn=conn, offline_factor=2.0)
         listed = {
             r["reference"]: r
-            for r in web.list_shipments(conn=conn, offline_factor=2.0, limit=100).items
+            for r in shipment_q.list_shipments(conn=conn, offline_factor=2.0, limit=100).items
         }
-    overview = {r[0]: dict(zip(web.FLEET_OVERVIEW_COLUMNS, r, strict=True)) for r in rows}
+    overview = {r[0]: dict(zip(shipment_q.FLEET_OVERVIEW_COLUMNS, r, strict=True)) for r in rows}
     assert overview.keys() == listed.keys()
     for ref, row in overview.items():  # the same live picture as the table's rows
         for column in ("lane", "condition", "current_temp_c", "lat", "lon"):

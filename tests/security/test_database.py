@@ -20,7 +20,7 @@ from db.queries import security as q
 from launcher.cli import app
 from launcher.localstack import PostgresCluster
 from security import accounts
-from security.audit import AuditContext, audit_context, verify_chain
+from security.audit import AuditContext, audit_context, stored_entries, verify_chain
 from tests.fixtures.web import add_device, add_product
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ CTX = AuditContext("adam.admin", "admin", "10.1.2.3", "new logger for lane 4")
 def _verify(dsn: str):  # -> ChainVerdict
     with (
         psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn,
-        contextlib.closing(q.iter_audit_entries(conn=conn)) as entries,
+        contextlib.closing(stored_entries(conn)) as entries,
     ):
         return verify_chain(entries)
 

@@ -17,9 +17,8 @@ from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
 from coldchain.telemetry import Reading
-from db.queries import security as security_q
 from security import accounts
-from security.audit import AuditContext, audit_context, verify_chain
+from security.audit import AuditContext, audit_context, stored_entries, verify_chain
 from tests.api.test_rules_api import WHY, client, scopes  # noqa: F401  # fixtures, registered here
 from tests.fixtures.auth import Person, add_api_key, add_user, issue_token
 from tests.fixtures.web import add_alert, add_device, add_excursion, add_shipment, ingest
@@ -173,7 +172,7 @@ def test_a_proven_caller_is_the_actor_whatever_the_connection_claims(
     # Cleared with the context: the next change on this (pooled) connection is not hers.
     add_device(conn, "LOG-3")
     assert _last_entry(conn)["actor"] == "db:coldchain"
-    with contextlib.closing(security_q.iter_audit_entries(conn=conn)) as entries:
+    with contextlib.closing(stored_entries(conn)) as entries:
         assert verify_chain(entries).ok  # entries written by the database's functions chain
 
 

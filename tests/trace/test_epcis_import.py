@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from db.queries.web import Conn
+from db.types import Conn
 from tests.trace.scenario import T0, TM, document, event, scenario_document, seed_rows, sscc
 from traceability.epcis_import import (
     CustodyEvent,

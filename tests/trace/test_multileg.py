@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from db.queries.web import Conn
+from db.types import Conn
 from tests.trace.scenario import (
     LOT,
     T0,

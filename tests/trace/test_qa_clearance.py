@@ -18,9 +18,8 @@ from psycopg.rows import dict_row
 from yoyo import get_backend, read_migrations
 
 from db.migrate import MIGRATIONS_DIR, migrate
-from db.queries import security as security_q
 from launcher.localstack import PostgresCluster
-from security.audit import verify_chain
+from security.audit import stored_entries, verify_chain
 from tests.fixtures.auth import PASSWORD, Person
 from tests.fixtures.services import APP_PASSWORD, APP_USER, OWNER_PASSWORD, OWNER_USER
 from tests.fixtures.web import add_excursion
@@ -241,7 +240,7 @@ def test_migration_0007_moves_off_excursion_reviews_with_an_audited_trail(
                 "SELECT action, actor, reason, before ->> 'reviewed_by' AS who FROM audit_log"
                 " WHERE entity = 'excursion_reviews' ORDER BY seq"
             ).fetchall()
-            with contextlib.closing(security_q.iter_audit_entries(conn=conn)) as entries:
+            with contextlib.closing(stored_entries(conn)) as entries:
                 assert verify_chain(entries).ok
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("DELETE FROM recalls")
