@@ -112,3 +112,133 @@ def test_nothing_but_tests_and_benchmarks_imports_the_launcher() -> None:
             )
         }
     assert downward == set(), "launcher/ is the top: no package of the project may import it"
+
+
+# The packages from the bottom up. A package may import the core and the layers below its own,
+# never one above, nor another package of its own layer: so there can be no cycle between
+# packages. ``tests`` and ``bench`` stand outside and may import anything.
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"coldchain"}),
+    frozenset({"db"}),
+    frozenset({"security"}),
+    frozenset({"ingest", "alerts", "simulator"}),
+    frozenset({"reports", "traceability"}),
+    frozenset({"services"}),
+    frozenset({"dashboard"}),
+    frozenset({"api"}),
+    frozenset({"launcher"}),
+)
+OUTSIDE = {"tests", "bench"}
+
+# The edges reach the stages only through ``services``: what each may import of the project.
+# The CLI also starts the long-running stages and sets the database up, which is the launcher's
+# own job, not an operation of the platform.
+_EDGE_MAY_IMPORT = ("coldchain", "db.types", "security", "services")
+EDGES: dict[str, tuple[str, ...]] = {
+    "api": (*_EDGE_MAY_IMPORT, "api", "dashboard"),
+    "dashboard": (*_EDGE_MAY_IMPORT, "dashboard"),
+    "launcher/cli": (
+        *_EDGE_MAY_IMPORT,
+        "launcher",
+        "db.migrate",
+        "db.roles",
+        "ingest.service",
+        "ingest.sink",
+        "alerts.service",
+        "simulator.service",
+        "api.app",
+    ),
+}
+
+# Being moved behind the service layer right now (issue 12); each entry goes as its file does.
+PENDING: set[str] = {
+    "api/app.py",
+    "api/deps.py",
+    "api/routers/alerts.py",
+    "api/routers/audit.py",
+    "api/routers/devices.py",
+    "api/routers/dispositions.py",
+    "api/routers/epcis.py",
+    "api/routers/excursions.py",
+    "api/routers/health.py",
+    "api/routers/products.py",
+    "api/routers/readings.py",
+    "api/routers/recalls.py",
+    "api/routers/reports.py",
+    "api/routers/rules.py",
+    "api/routers/shipments.py",
+    "api/routers/units.py",
+    "api/routers/users.py",
+    "dashboard/pages/alerts.py",
+    "dashboard/pages/fleet.py",
+    "dashboard/pages/passport.py",
+    "dashboard/pages/qa.py",
+    "dashboard/pages/shipment.py",
+    "launcher/cli/accounts.py",
+    "launcher/cli/trace.py",
+}
+
+
+def _pending_file(finding: str) -> str:
+    return finding.split(":")[0]
+
+
+def layer_of(package: str) -> int:
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def test_every_package_has_a_layer() -> None:
+    placed = set().union(*LAYERS)
+    assert project_packages() - OUTSIDE == placed
+
+
+def upward_imports(root: Path = ROOT) -> set[str]:
+    """Every import of a package of the same layer or a higher one, as ``file:line imports x``."""
+    found = set()
+    packages = project_packages(root) - OUTSIDE
+    for package in sorted(packages):
+        for path in sorted((root / package).rglob("*.py")):
+            for line, module in imported_modules(path.read_text(encoding="utf-8"), package=package):
+                target = module.split(".")[0]
+                upward = target in packages and layer_of(target) >= layer_of(package)
+                if upward and target != package:
+                    found.add(f"{path.relative_to(root)}:{line} imports {module}")
+    return found
+
+
+def test_no_package_imports_its_own_layer_or_one_above() -> None:
+    pending = {_pending_file(p) for p in PENDING}
+    assert {f for f in upward_imports() if _pending_file(f) not in pending} == set()
+
+
+def edge_imports(root: Path = ROOT) -> set[str]:
+    """Imports by the API, the dashboard and the CLI that bypass the service layer."""
+    found = set()
+    packages = project_packages(root)
+    for edge, allowed in sorted(EDGES.items()):
+        for path in sorted((root / edge).rglob("*.py")):
+            package = edge.split("/")[0]
+            for line, module in imported_modules(path.read_text(encoding="utf-8"), package=package):
+                if module.split(".")[0] not in packages:
+                    continue
+                if not any(module == ok or module.startswith(ok + ".") for ok in allowed):
+                    found.add(f"{path.relative_to(root)}:{line} imports {module}")
+    return found
+
+
+def test_the_api_the_dashboard_and_the_cli_go_through_services() -> None:
+    pending = {_pending_file(p) for p in PENDING}
+    found = {f for f in edge_imports() if _pending_file(f) not in pending}
+    assert found == set()
+
+
+def test_the_layer_rules_catch_a_planted_import(tmp_path: Path) -> None:
+    """Both rules fail on a router that reads the database itself and a stage that imports the
+    service layer."""
+    for package in ("coldchain", "db", "security", "alerts", "services", "api", "tests"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "api" / "routers.py").write_text("from db.queries import alerts\n")
+    (tmp_path / "alerts" / "x.py").write_text("from services import caller\n")
+    assert edge_imports(tmp_path) == {"api/routers.py:1 imports db.queries"}
+    assert "alerts/x.py:1 imports services" in upward_imports(tmp_path)

@@ -1,0 +1,20 @@
+"""The operations the API, the dashboard and the CLI perform, each defined once.
+
+A service function is what a person or a machine *does* with the platform: list the alerts,
+acknowledge one, sign a disposition, register a product. It takes a connection (``conn``, from
+the web pool or the CLI's own) and, when it changes something, the :class:`~services.caller.Caller`
+who asks; it checks the caller's permission (:meth:`Caller.require`), puts the audit context on
+the connection for the change (:func:`services.caller.acting`), runs the named queries of
+:mod:`db.queries` (in one transaction where several statements must land together) and returns
+plain rows or records. It knows nothing of HTTP, Dash or the terminal: a missing object raises
+:class:`~coldchain.errors.NotFoundError`, a refused action one of the other errors of
+:mod:`coldchain.errors`, and each edge turns those into a status code, a message on screen or
+an exit code.
+
+Reads take no caller: every role may read everything today, and the API and the dashboard have
+already authenticated the person. When a read becomes restricted, it gains a caller like a write.
+
+Layers (``tests/test_layers.py``): ``services`` sits above the stages (``db``, ``security``,
+``alerts``, ``reports``, ``traceability`` …) and below ``dashboard``, ``api`` and
+``launcher``, which call it and never :mod:`db.queries` directly.
+"""
