@@ -40,7 +40,7 @@ from coldchain.canonical import canonical_json
 from coldchain.errors import NotFoundError
 from db.queries import trace as sql
 from db.queries.web import Conn, find_shipment_id
-from traceability.epcis_import import SHIPMENT_URN_PREFIX
+from traceability.epcis_parse import SHIPMENT_URN_PREFIX
 from traceability.lookup import exposures, find_unit, pieces_from_rows
 from traceability.passport import merge_windows
 
