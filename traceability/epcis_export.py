@@ -42,7 +42,7 @@ from db.queries import trace as sql
 from db.queries.web import Conn, find_shipment_id
 from traceability.epcis_parse import SHIPMENT_URN_PREFIX
 from traceability.lookup import exposures, find_unit, pieces_from_rows
-from traceability.passport import merge_windows
+from traceability.tracks import merge_windows
 
 __all__ = [
     "DEVICE_URN_PREFIX",
