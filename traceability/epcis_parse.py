@@ -17,7 +17,8 @@ from urllib.parse import unquote
 
 from coldchain.canonical import canonical_json, sha256_hex
 from coldchain.errors import EPCISRejected
-from coldchain.gs1 import IdentifierError, parse_identifier
+from coldchain.gs1 import IdentifierError
+from coldchain.gs1_parse import parse_identifier
 from traceability.epcis_schema import Problem, schema_problems
 from traceability.identifiers import UnitKey, claims_unit_key, from_parsed
 

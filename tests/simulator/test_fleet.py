@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldchain.gs1 import is_valid_gtin, is_valid_sscc, parse_epc_uri
+from coldchain.gs1 import is_valid_gtin, is_valid_sscc
+from coldchain.gs1_parse import parse_epc_uri
 from coldchain.settings import MqttSettings, Settings
 from coldchain.telemetry import DEVICE_ID_PATTERN
 from simulator import simulate
