@@ -13,7 +13,7 @@ the figures the issue asks for, computed by the platform's own pure functions:
 Tracks (several loggers at once)
 --------------------------------
 When a shipment carries several loggers, the pieces are split into **tracks**, each one coherent
-series (:mod:`traceability.tracks`, which also draws the pieces and merges their windows).
+series (:mod:`traceability.tracks`, which also defines the pieces and merges their windows).
 Excursions are reported from every track; the budget and the MKT are those of the **worst**
 track (most time counted against the budget, highest MKT): the conservative reading of "was this
 box ever too warm?".
