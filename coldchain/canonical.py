@@ -7,7 +7,7 @@ a report's hash from its JSON download with the same four rules.
 Used for the reports' content hashes and the signatures over them (:mod:`reports`,
 :mod:`security.signatures`, :mod:`security.audit`), and for EPCIS events: an event stored without
 an ``eventID`` is keyed by the hash of its canonical JSON, an exported event's ``eventID`` is
-derived from it (:mod:`traceability.epcis_import`, :mod:`traceability.epcis_export`).
+derived from it (:mod:`traceability.epcis_parse`, :mod:`traceability.epcis_export`).
 """
 
 from __future__ import annotations

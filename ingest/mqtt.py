@@ -351,4 +351,17 @@ class IngestClient(aiomqtt.Client):
         self._sink(message.topic, bytes(message.payload), message.mid, message.qos)
 
 
-__all__ = ["IngestClient", "OnPublish"]
+def refused_subscription(granted: Sequence[Any]) -> str | None:
+    """The broker's reason if a SUBACK refused the subscription, else None.
+
+    aiomqtt returns the SUBACK's reason codes (MQTT 5: ``ReasonCode`` objects) or granted QoS
+    values (MQTT 3.1.1: ints, 0x80 for failure); anything at or above 0x80 is a refusal.
+    """
+    for code in granted:
+        value = code.value if hasattr(code, "value") else int(code)
+        if value >= 0x80:
+            return f"{code} (0x{value:02x})" if hasattr(code, "value") else f"0x{value:02x}"
+    return None
+
+
+__all__ = ["IngestClient", "OnPublish", "refused_subscription"]

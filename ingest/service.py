@@ -26,12 +26,12 @@ The data path, all on one event loop:
   the order they were taken, so PUBACKs go out in arrival order.
 
 What the database refuses (issue 11): a commit that fails because the database is away (a lost
-connection, a pool timeout, a shutdown, a deadlock: :func:`refused_by_database` says False) is
+connection, a pool timeout, a shutdown, a deadlock: :func:`~ingest.refusals.refused_by_database` says False) is
 retried with backoff, holding the batch. One that fails because of what it holds (a DataError,
 an IntegrityError, a value the driver cannot encode) is never retried as is: the batch is split
 in halves, recursively, until the message the database refuses is alone; the others are stored,
 and that message becomes one dead letter with the database's error as its reason — if the error
-is about data (:func:`caused_by_data`; a lone message refused for another reason, a missing grant
+is about data (:func:`~ingest.refusals.caused_by_data`; a lone message refused for another reason, a missing grant
 say, is retried like an outage, since every message would meet it). The batch is
 then acknowledged as usual. A refused message costs O(log n) extra statements, and the fleet's
 other messages wait for it by that much, not forever. A batch keeps its messages' raw bytes
@@ -40,6 +40,13 @@ until it commits, for that dead letter; :data:`MAX_HELD_BYTES` bounds them.
 Stopping (SIGTERM): take nothing new, commit what is held, acknowledge what committed. A write
 still running :data:`STOP_GRACE_S` after the stop is abandoned, unacknowledged (the broker
 delivers those messages again), so a stop during a database outage takes about that long.
+
+Why this module is long: it is one class, :class:`Ingester`, whose receive path, device-registry
+gate and writers read and write one set of per-session state (the filling batch, the sealed
+queue, the unacknowledged and held counts, the acknowledgement turn) on every message, so the
+acknowledge-after-commit order is checked in one place and the hot path calls into no other
+module. What stands alone is elsewhere: :mod:`ingest.refusals` (what a failed write means),
+:mod:`ingest.readiness` (waiting for the database), :func:`ingest.mqtt.refused_subscription`.
 """
 
 from __future__ import annotations
@@ -49,24 +56,23 @@ import contextlib
 import dataclasses
 import logging
 import math
-import struct
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import aiomqtt
-import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from coldchain.runtime import utcnow
 from coldchain.settings import Settings
 from coldchain.telemetry import Limits, parse_payload, parse_topic
-from ingest.mqtt import IngestClient
+from ingest.mqtt import IngestClient, refused_subscription
+from ingest.refusals import caused_by_data, refused_by_database
 from ingest.sink import LOG_CHARS, Batch, DeadLetter, Sink, clip, dead_letter_for, storable
 
 log = logging.getLogger(__name__)
@@ -83,37 +89,6 @@ WRITERS = 2
 MAX_HELD_BYTES = 64 * 1024 * 1024
 #: How long a write may still run after a stop was asked for.
 STOP_GRACE_S = 1.5
-
-#: SQLSTATE classes that mean "the database is away or busy", not "it refuses this data":
-#: connection (08), transaction rollback (40), resources (53), object state (55), operator
-#: intervention (57), system (58), internal (XX).
-_OUTAGE_CLASSES = frozenset(("08", "40", "53", "55", "57", "58", "XX"))
-
-
-def refused_by_database(exc: BaseException) -> bool:
-    """True when a write failed because of the data it carried, so retrying it cannot help."""
-    if isinstance(exc, psycopg.Error):
-        state = exc.sqlstate
-        if state is None:  # raised by the driver: an encoding refusal, or a connection lost
-            return not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        return state[:2] not in _OUTAGE_CLASSES
-    # Encoding a value the parser let through (the array encoders, UTF-8) fails the same way
-    # every time; anything else (OSError, a pool timeout) is treated as an outage.
-    return isinstance(exc, ValueError | TypeError | OverflowError | struct.error)
-
-
-#: SQLSTATE classes in which the data itself is at fault: data exception (22), integrity
-#: constraint (23), program limit (54: a value too large to store). A lone message refused for
-#: any other reason (say 42501, a missing grant, or 42P01, a missing table) points at the
-#: deployment, which would refuse every message alike: it is retried, loudly, not dead-lettered.
-_DATA_CLASSES = frozenset(("22", "23", "54"))
-
-
-def caused_by_data(exc: BaseException) -> bool:
-    """True when a refusal is about the message's own values, so dead-lettering it is right."""
-    if isinstance(exc, psycopg.Error) and exc.sqlstate is not None:
-        return exc.sqlstate[:2] in _DATA_CLASSES
-    return refused_by_database(exc)  # the driver's own refusals: encoding, NUL, range
 
 
 class _Abandoned(Exception):
@@ -157,19 +132,6 @@ class _Pending:
 
 
 _Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
-
-
-def refused_subscription(granted: Sequence[Any]) -> str | None:
-    """The broker's reason if a SUBACK refused the subscription, else None.
-
-    aiomqtt returns the SUBACK's reason codes (MQTT 5: ``ReasonCode`` objects) or granted QoS
-    values (MQTT 3.1.1: ints, 0x80 for failure); anything at or above 0x80 is a refusal.
-    """
-    for code in granted:
-        value = code.value if hasattr(code, "value") else int(code)
-        if value >= 0x80:
-            return f"{code} (0x{value:02x})" if hasattr(code, "value") else f"0x{value:02x}"
-    return None
 
 
 class Ingester:
@@ -685,46 +647,4 @@ class Ingester:
         return write.result()
 
 
-async def wait_for_database(dsn: str, stop: asyncio.Event, *, retry_s: float = 2.0) -> bool:
-    """Wait until the database accepts a connection, saying so every few seconds.
-
-    False when asked to stop first. Connection errors (the database not started yet, or still
-    recovering) are logged as one line each, never raised.
-    """
-    began = time.monotonic()
-    while not stop.is_set():
-        probe = asyncio.ensure_future(_probe(dsn, max(1, int(retry_s))))
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({probe, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if not probe.done():
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await probe
-            return False
-        error = probe.result()
-        if error is None:
-            return True
-        log.warning(
-            "waiting for the database (%.0f s so far): %s; retrying in %.0f s",
-            time.monotonic() - began,
-            clip(error),
-            retry_s,
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), retry_s)
-    return False
-
-
-async def _probe(dsn: str, connect_timeout_s: int) -> str | None:
-    """None if a connection to ``dsn`` works, else why not."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=connect_timeout_s)
-        async with conn:
-            await conn.execute("SELECT 1")
-    except (psycopg.Error, OSError) as exc:
-        return " ".join(str(exc).split()) or type(exc).__name__
-    return None
-
-
-__all__ = ["IngestStats", "Ingester", "caused_by_data", "refused_by_database", "wait_for_database"]
+__all__ = ["IngestStats", "Ingester"]

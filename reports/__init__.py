@@ -3,6 +3,7 @@
 - :mod:`reports.assemble`  the report's inputs (plain values, as loaded from the database) →
   evidence (a JSON-ready dict) and its content hash (pure)
 - :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
+- :mod:`reports.pdf_sections`  the PDF's page and one renderer per section, called by ``render_pdf``
 - :mod:`reports.service`   loads the inputs, freezes the evidence when it is signed
 
 Canonical JSON and SHA-256, shared with the signatures and EPCIS, are :mod:`coldchain.canonical`.

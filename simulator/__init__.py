@@ -3,8 +3,9 @@
 The pure core, in the order data flows::
 
     scenario.py     load_scenario("demo")           → Scenario   (validated TOML/YAML)
-    fleet.py        build_fleet(scenario, start=…)  → Fleet      (shipments, loggers, units, events)
-                    generate_chunks(fleet)          → ReadingChunk…   (physics.py, routes.py)
+    fleet.py        build_fleet(scenario, start=…)  → Fleet      (shipments, loggers, units, events;
+                                                                  units.py numbers and packs units)
+    streams.py      generate_chunks(fleet)          → ReadingChunk…   (physics.py, routes.py)
     faults.py       FaultInjector / message_stream  → OutgoingMessage… (topic, payload, send time)
     groundtruth.py  GroundTruthBuilder              → GroundTruth (true excursions, MKT, faults)
 

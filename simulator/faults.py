@@ -1,6 +1,6 @@
 """From reading streams to the MQTT messages the loggers send, with faults on purpose (pure).
 
-:class:`FaultInjector` turns each :class:`~simulator.fleet.ReadingChunk` into
+:class:`FaultInjector` turns each :class:`~simulator.streams.ReadingChunk` into
 :class:`OutgoingMessage` objects (topic, payload bytes, send time), in send-time order, and
 injects what real fleets do to an ingester:
 
@@ -47,15 +47,8 @@ from coldchain.telemetry import (
     status_topic,
     telemetry_topic,
 )
-from simulator.fleet import (
-    NEVER,
-    STREAM_FAULT,
-    Fleet,
-    ReadingChunk,
-    from_ms,
-    generate_chunks,
-    rng_for,
-)
+from simulator.fleet import NEVER, STREAM_FAULT, Fleet, from_ms, rng_for
+from simulator.streams import ReadingChunk, generate_chunks
 
 MessageKind = Literal["reading", "batch", "status", "duplicate", "reupload", "malformed"]
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from simulator.fleet import NEVER, Fleet, Product, ReadingChunk, from_ms
+from simulator.fleet import NEVER, Fleet, Product, from_ms
+from simulator.streams import ReadingChunk
 
 if TYPE_CHECKING:
     from simulator.faults import FaultLog

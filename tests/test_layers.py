@@ -144,6 +144,7 @@ EDGES: dict[str, tuple[str, ...]] = {
         "db.roles",
         "ingest.service",
         "ingest.sink",
+        "ingest.readiness",
         "alerts.service",
         "simulator.service",
         "api.app",

@@ -42,9 +42,9 @@ from db.queries.shipments import find_shipment_id
 from db.queries.trace import containment as containment_q
 from db.queries.trace import epcis_export as epcis_export_q
 from db.types import Conn
-from traceability.epcis_import import SHIPMENT_URN_PREFIX
+from traceability.epcis_parse import SHIPMENT_URN_PREFIX
 from traceability.lookup import exposures, find_unit, pieces_from_rows
-from traceability.passport import merge_windows
+from traceability.tracks import merge_windows
 
 __all__ = [
     "DEVICE_URN_PREFIX",

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from coldchain.gs1 import IdentifierError, ParsedIdentifier, canonical_epc, parse_identifier
+from coldchain.gs1 import IdentifierError, ParsedIdentifier, canonical_epc
+from coldchain.gs1_parse import parse_identifier
 
 __all__ = ["UnitKey", "claims_unit_key", "parse_unit"]
 

@@ -24,18 +24,16 @@ from db.types import Conn, Row
 from traceability.identifiers import UnitKey, parse_unit
 from traceability.passport import (
     Containment,
-    Inherited,
     Passport,
-    Piece,
     Profile,
     RecordedExcursion,
     Ride,
     UnitInfo,
     build_passport,
-    merge_windows,
     qa_cleared,
     qa_state,
 )
+from traceability.tracks import Inherited, Piece, merge_windows
 from traceability.verify import Sighting, TravelFlag, Verification, impossible_travel, verdict
 
 _defaults = AlertsSettings()

@@ -21,7 +21,8 @@ def ingest() -> None:
     """Consume device telemetry from MQTT and store it in TimescaleDB."""
     from psycopg_pool import AsyncConnectionPool
 
-    from ingest.service import Ingester, wait_for_database
+    from ingest.readiness import wait_for_database
+    from ingest.service import Ingester
     from ingest.sink import TimescaleSink
 
     settings = load_settings()

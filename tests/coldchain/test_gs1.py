@@ -32,6 +32,8 @@ from coldchain.gs1 import (
     is_valid_gtin,
     is_valid_sscc,
     normalize_gtin,
+)
+from coldchain.gs1_parse import (
     parse_digital_link,
     parse_element_string,
     parse_epc_uri,

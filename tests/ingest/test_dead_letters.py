@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from coldchain.telemetry import Rejection
-from ingest.service import caused_by_data, refused_by_database
+from ingest.refusals import caused_by_data, refused_by_database
 from ingest.sink import (
     MAX_REASONS,
     REASON_CHARS,

@@ -14,16 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coldchain.gs1 import is_valid_gtin, is_valid_sscc, parse_epc_uri
+from coldchain.gs1 import is_valid_gtin, is_valid_sscc
+from coldchain.gs1_parse import parse_epc_uri
 from coldchain.settings import MqttSettings, Settings
 from coldchain.telemetry import DEVICE_ID_PATTERN
 from simulator import simulate
 from simulator.faults import OutgoingMessage
-from simulator.fleet import build_fleet, generate_chunks, to_ms
+from simulator.fleet import build_fleet, to_ms
 from simulator.publisher import InMemoryPublisher, Pacer, pump
 from simulator.routes import CITIES
 from simulator.scenario import load_scenario, scenario_from_dict
 from simulator.service import parse_setpoint, resolve_start, run_simulation, run_virtual_logger
+from simulator.streams import generate_chunks
 from tests.simulator import ROOT, START, base_scenario
 
 

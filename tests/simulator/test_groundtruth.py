@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.fleet import build_fleet, from_ms, generate_chunks
+from simulator.fleet import build_fleet, from_ms
 from simulator.groundtruth import (
     ExcursionTracker,
     GroundTruthBuilder,
@@ -21,6 +21,7 @@ from simulator.groundtruth import (
     mean_kinetic_temperature,
 )
 from simulator.scenario import scenario_from_dict
+from simulator.streams import generate_chunks
 from tests.simulator import START, base_scenario
 
 T0 = 1_780_300_800_000  # an epoch-ms minute boundary

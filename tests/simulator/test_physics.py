@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.fleet import build_fleet, generate_chunks
+from simulator.fleet import build_fleet
 from simulator.physics import (
     AmbientProfile,
     Segment,
@@ -32,6 +32,7 @@ from simulator.routes import (
     plan_route,
 )
 from simulator.scenario import scenario_from_dict
+from simulator.streams import generate_chunks
 from tests.simulator import START, base_scenario
 
 # --- first-order lag ------------------------------------------------------------------------

@@ -17,15 +17,13 @@ from psycopg.rows import dict_row
 
 from db.types import Conn
 from tests.trace.scenario import T0, TM, document, event, scenario_document, seed_rows, sscc
-from traceability.epcis_import import (
+from traceability.epcis_import import EPCISRejected, import_document, load_document
+from traceability.epcis_parse import parse_document
+from traceability.epcis_replay import (
     CustodyEvent,
-    EPCISRejected,
     PackingEvent,
     custody_intervals,
-    import_document,
-    load_document,
     packing_intervals,
-    parse_document,
 )
 from traceability.epcis_schema import SCHEMA_PATH
 

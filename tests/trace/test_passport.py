@@ -11,15 +11,11 @@ from alerts.mkt import Weighting, mkt
 from alerts.series import Point
 from coldchain.thermal.limits import Limits
 from traceability.passport import (
-    Inherited,
-    Piece,
     Profile,
     compute_figures,
-    merge_windows,
     passport_limits,
-    split_tracks,
-    track_points,
 )
+from traceability.tracks import Inherited, Piece, merge_windows, split_tracks, track_points
 
 T = datetime(2025, 1, 1, tzinfo=UTC)
 PROFILE = Profile(

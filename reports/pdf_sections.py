@@ -1,0 +1,433 @@
+"""The PDF form of the report: its page (footer, headings, tables) and one renderer per section.
+
+:func:`reports.render.render_pdf` sets the document up and calls the renderers in order; each
+takes the page and the report document and draws its section, so a section is read and changed on
+its own. Texts use the PDF core fonts (Latin-1), so a few symbols are spelled out (ΔH → dH,
+→ → ->). Nothing here reads a clock: the bytes depend on the document only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from reports.assemble import JsonDict
+
+DECISION_LABELS = {
+    "release": "RELEASE",
+    "quarantine": "QUARANTINE",
+    "reject": "REJECT",
+    "return": "RETURN",
+}
+
+_REPLACEMENTS = {
+    "Δ": "d",
+    "→": "->",
+    "–": "-",
+    "—": "-",
+    "≤": "<=",
+    "≥": ">=",
+    "…": "...",
+    "×": "x",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+}
+
+
+def latin1(text: Any) -> str:
+    """Text the PDF core fonts can print."""
+    s = "-" if text is None else str(text)
+    for a, b in _REPLACEMENTS.items():
+        s = s.replace(a, b)
+    return s.encode("latin-1", "replace").decode("latin-1")
+
+
+def _when(value: str | None) -> str:
+    """ISO text → ``2026-11-26 03:04 UTC``."""
+    if not value:
+        return "-"
+    if "T" not in value:
+        return value
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return dt.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _temp(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} C"
+
+
+class ReportPdf(FPDF):
+    """An A4 page in the core fonts, its footer naming the report and its content hash."""
+
+    def __init__(self, content_hash: str, title: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._hash = content_hash
+        self._title = title
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("helvetica", size=7)
+        self.set_text_color(90, 90, 90)
+        self.cell(
+            0,
+            5,
+            latin1(f"{self._title} - content SHA-256 {self._hash} - page {self.page_no()}/{{nb}}"),
+            align="C",
+        )
+        self.set_text_color(0, 0, 0)
+
+    def heading(self, text: str) -> None:
+        """A numbered section's heading."""
+        self.ln(2)
+        self.set_font("helvetica", "B", 11)
+        self.cell(0, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font("helvetica", size=8.5)
+
+    def paragraph(self, text: str, *, bold: bool = False) -> None:
+        """Text that wraps to the page width."""
+        self.set_font("helvetica", "B" if bold else "", 8.5)
+        self.multi_cell(0, 4.4, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font("helvetica", size=8.5)
+
+    def grid(
+        self, header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float]
+    ) -> None:
+        """A table with a header row, or ``(none)`` when there is no row."""
+        if not rows:
+            self.paragraph("(none)")
+            return
+        self.set_font("helvetica", size=7.5)
+        with self.table(col_widths=tuple(widths), line_height=4.2, text_align="LEFT") as t:
+            head = t.row()
+            for h in header:
+                head.cell(latin1(h))
+            for r in rows:
+                row = t.row()
+                for v in r:
+                    row.cell(latin1(v))
+        self.set_font("helvetica", size=8.5)
+
+
+def report_title(doc: JsonDict) -> str:
+    """The title on the first page, in the PDF's metadata and in every footer."""
+    return f"Excursion report {doc['evidence']['shipment']['reference']}"
+
+
+def title_block(pdf: ReportPdf, doc: JsonDict) -> None:
+    """The title, the evidence's instant and format, the content hash, the frozen record."""
+    ev = doc["evidence"]
+    title = report_title(doc)
+    pdf.set_font("helvetica", "B", 15)
+    pdf.cell(0, 9, latin1(title), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.paragraph(f"Evidence as of {_when(ev['as_of'])} ({ev['as_of']}). Format {ev['format']}.")
+    pdf.paragraph(f"Content SHA-256: {doc['content_hash']}", bold=True)
+    if doc["frozen_snapshot_id"] is not None:
+        pdf.paragraph(f"Frozen record: snapshot {doc['frozen_snapshot_id']} (as signed).")
+
+
+def product_and_lots(pdf: ReportPdf, doc: JsonDict) -> None:
+    """1. The product, its limits, the lots and the units on board."""
+    ev = doc["evidence"]
+    product = ev["product"]
+    pdf.heading("1. Product and lots")
+    if product is None:
+        pdf.paragraph("No product is recorded for this shipment.")
+    else:
+        pdf.paragraph(
+            f"{product['name']} - GTIN {product['gtin']} - labelled range {product['labelled_range']}"
+        )
+        pdf.paragraph(
+            f"Freeze limit {_temp(product['freeze_limit_c'])}; alarm delay "
+            f"{_duration(product['alarm_delay_s'])}; stability budget "
+            f"{_duration(product['stability_budget_s'])}"
+        )
+    pdf.grid(
+        ["GTIN", "Lot", "Expiry", "Units"],
+        [(x["gtin"], x["lot"], x["expiry"], x["units"]) for x in ev["lots"]],
+        [40, 50, 40, 52],
+    )
+    ssccs = [u["sscc"] for u in ev["units"] if u["kind"] == "sscc"]
+    serials = [u["serial"] for u in ev["units"] if u["kind"] == "sgtin"]
+    pdf.paragraph(
+        f"Units on board: {len(ssccs)} SSCC ({', '.join(ssccs[:6])}{' ...' if len(ssccs) > 6 else ''}), "
+        f"{len(serials)} serialised items (all listed in the JSON/CSV report)."
+    )
+
+
+def shipment(pdf: ReportPdf, doc: JsonDict) -> None:
+    """2. The shipment and its legs."""
+    ev = doc["evidence"]
+    ship = ev["shipment"]
+    pdf.heading("2. Shipment")
+    pdf.paragraph(
+        f"{ship['reference']}: {ship['lane']}; status {ship['status']}; carrier {ship['carrier'] or '-'}; "
+        f"planned {_when(ship['planned_departure'])} to {_when(ship['planned_arrival'])}"
+    )
+    pdf.grid(
+        ["Leg", "Mode", "From", "To", "Carrier", "Departure", "Arrival"],
+        [
+            (
+                leg["seq"],
+                leg["mode"],
+                leg["origin"],
+                leg["destination"],
+                leg.get("carrier"),
+                _when(leg.get("planned_departure")),
+                _when(leg.get("planned_arrival")),
+            )
+            for leg in ev["legs"]
+        ],
+        [10, 16, 30, 30, 30, 33, 33],
+    )
+
+
+def loggers(pdf: ReportPdf, doc: JsonDict) -> None:
+    """3. Each logger's calibration, assignment and data completeness, and the gaps."""
+    ev = doc["evidence"]
+    pdf.heading("3. Loggers and data completeness")
+    pdf.grid(
+        ["Serial", "Calibration", "Due", "Interval", "Assigned", "Readings", "Complete", "Gaps"],
+        [
+            (
+                lg["device_id"],
+                lg["calibration_cert"],
+                f"{lg['calibration_due'] or '-'}{' OVERDUE' if lg['calibration_overdue'] else ''}",
+                f"{lg['interval_s']} s",
+                f"{_when(lg['assigned_from'])} - {_when(lg['assigned_to'])}",
+                f"{lg['readings']} / {lg['expected_readings']}",
+                "-" if lg["completeness"] is None else f"{lg['completeness'] * 100:.1f} %",
+                f"{len(lg['gaps'])} ({_duration(lg['time_in_gaps_s'])})",
+            )
+            for lg in ev["loggers"]
+        ],
+        [24, 24, 22, 14, 44, 20, 16, 18],
+    )
+    gaps = [(lg["device_id"], g) for lg in ev["loggers"] for g in lg["gaps"]]
+    if gaps:
+        pdf.paragraph("Data gaps (unknown time, never counted as in range):")
+        pdf.grid(
+            ["Logger", "From", "To", "Duration", "Still open"],
+            [
+                (
+                    d,
+                    _when(g["start"]),
+                    _when(g["end"]),
+                    _duration(g["duration_s"]),
+                    "yes" if g["open"] else "no",
+                )
+                for d, g in gaps[:40]
+            ],
+            [30, 40, 40, 36, 36],
+        )
+        if len(gaps) > 40:
+            pdf.paragraph(f"... and {len(gaps) - 40} more gaps (JSON/CSV report).")
+
+
+def rules(pdf: ReportPdf, doc: JsonDict) -> None:
+    """4. The thresholds the excursions were judged against."""
+    ev = doc["evidence"]
+    pdf.heading("4. Rules and thresholds")
+    rules = ev["rules"]
+    t = rules["temperature"]
+    if t is None:
+        pdf.paragraph("No temperature rule: nothing to judge excursions against.")
+    else:
+        pdf.paragraph(
+            f"Range {_temp(t['low_c'])} to {_temp(t['high_c'])}; freeze limit {_temp(t['freeze_c'])}; "
+            f"alarm delay {_duration(t['alarm_delay_s'])}; gap rule: silence longer than "
+            f"{rules['gap_factor']} x the logging interval."
+        )
+    m = rules["mkt"]
+    pdf.paragraph(
+        f"MKT: dH = {m['delta_h_j_mol']:g} J/mol, R = 8.3144 J/(mol K), weighting '{m['weighting']}', "
+        f"window {m['window_h']:g} h, limit {_temp(m['limit_c'])} ({m['source']})."
+    )
+    b = rules["budget"]
+    pdf.paragraph(
+        "Stability budget: none."
+        if b is None
+        else f"Stability budget: {b['hours']:g} h out of range; warning at {b['warning_share'] * 100:.0f} %; "
+        f"gaps counted as out of range: {'yes' if b['count_gaps_as_out'] else 'no'}."
+    )
+    sources = rules["in_force"].get("sources") if isinstance(rules["in_force"], dict) else None
+    if sources:
+        pdf.paragraph("Rule layers in force: " + "; ".join(str(s) for s in sources))
+    pdf.paragraph(
+        "Each excursion below also lists the thresholds it was evaluated against (JSON/CSV)."
+    )
+
+
+def excursions(pdf: ReportPdf, doc: JsonDict) -> None:
+    """5. Every excursion, with the totals."""
+    ev = doc["evidence"]
+    pdf.heading("5. Excursions")
+    totals = ev["totals"]
+    pdf.paragraph(
+        f"{totals['excursions']} excursion(s), {totals['alarmed_excursions']} alarmed; "
+        f"{_duration(totals['time_out_of_range_s'])} out of range; "
+        f"{totals['degree_minutes']:g} degree-minutes in all."
+    )
+    pdf.grid(
+        ["Logger", "Dir", "Start", "End", "Duration", "Min", "Max", "C.min", "Alarm"],
+        [
+            (
+                e["device_id"],
+                e["direction"],
+                _when(e["start"]),
+                "open" if e["open"] else _when(e["end"]) + (" (gap)" if e["ended_by_gap"] else ""),
+                _duration(e["duration_s"]),
+                _temp(e["min_c"]),
+                _temp(e["max_c"]),
+                f"{e['degree_minutes']:g}",
+                ("freeze " if e["freeze_alarm"] else "")
+                + (_when(e["alarm_at"]) if e["alarm"] else "no"),
+            )
+            for e in ev["excursions"]
+        ],
+        [20, 10, 28, 30, 18, 14, 14, 14, 34],
+    )
+
+
+def mean_kinetic_temperature(pdf: ReportPdf, doc: JsonDict) -> None:
+    """6. MKT per logger, over the window and the whole trip."""
+    ev = doc["evidence"]
+    m = ev["rules"]["mkt"]
+    pdf.heading("6. Mean kinetic temperature")
+    rows = []
+    for lg in ev["loggers"]:
+        for scope, label in (("window", f"last {m['window_h']:g} h"), ("whole_trip", "whole trip")):
+            mk = lg["mkt"][scope]
+            if mk is None:
+                continue
+            verdict = (
+                "-"
+                if mk["above_limit"] is None
+                else ("ABOVE LIMIT" if mk["above_limit"] else "within")
+            )
+            rows.append(
+                (
+                    lg["device_id"],
+                    label,
+                    f"{_when(mk['start'])} - {_when(mk['end'])}",
+                    f"{mk['mkt_c']:.2f} C",
+                    _temp(mk["time_weighted_mean_c"]),
+                    mk["n_readings"],
+                    _duration(mk["duration_covered_s"]),
+                    verdict,
+                )
+            )
+    pdf.grid(
+        ["Logger", "Window", "From - to", "MKT", "Mean", "Readings", "Covered", "vs limit"],
+        rows,
+        [20, 20, 52, 16, 16, 16, 22, 20],
+    )
+
+
+def budget(pdf: ReportPdf, doc: JsonDict) -> None:
+    """7. Cumulative exposure against the stability budget."""
+    ev = doc["evidence"]
+    pdf.heading("7. Cumulative exposure against the stability budget")
+    pdf.grid(
+        [
+            "Logger",
+            "Out of range",
+            "In gaps",
+            "Counted",
+            "Budget",
+            "Used",
+            "Status",
+            "Exhausted at",
+        ],
+        [
+            (
+                lg["device_id"],
+                _duration(bu["time_out_of_range_s"]),
+                _duration(bu["time_in_gaps_s"]),
+                _duration(bu["counted_s"]),
+                _duration(bu["budget_s"]),
+                f"{bu['share_used'] * 100:.1f} %",
+                bu["status"],
+                _when(bu["exhausted_at"]),
+            )
+            for lg in ev["loggers"]
+            if (bu := lg["budget"]) is not None
+        ],
+        [20, 22, 20, 22, 22, 16, 18, 42],
+    )
+
+
+def alerts(pdf: ReportPdf, doc: JsonDict) -> None:
+    """8. The alerts and who acknowledged them."""
+    ev = doc["evidence"]
+    pdf.heading("8. Alerts and acknowledgements")
+    pdf.grid(
+        ["Id", "Severity", "Alert", "Triggered", "State then", "Acknowledged"],
+        [
+            (
+                a["id"],
+                a["severity"],
+                a["title"],
+                _when(a["triggered_at"]),
+                a["state_as_of"],
+                "; ".join(
+                    f"{k['by']} {_when(k['at'])}: {k['comment'] or ''}" for k in a["acknowledged"]
+                )
+                or "-",
+            )
+            for a in ev["alerts"]
+        ],
+        [10, 16, 52, 28, 18, 58],
+    )
+
+
+def dispositions(pdf: ReportPdf, doc: JsonDict) -> None:
+    """9. The signed dispositions, current and superseded."""
+    pdf.heading("9. Dispositions and electronic signatures")
+    if not doc["dispositions"]:
+        pdf.paragraph("No disposition has been signed.")
+    for d in doc["dispositions"]:
+        scope = f"lot {d['lot']}" if d["lot"] else "whole shipment"
+        status = "current" if d["current"] else f"SUPERSEDED by #{d['superseded_by']}"
+        pdf.paragraph(
+            f"#{d['id']}  {DECISION_LABELS.get(d['decision'], d['decision'])} - {scope} - {status}",
+            bold=True,
+        )
+        pdf.paragraph(f"Reason: {d['reason']}")
+        pdf.paragraph(d["signature"])
+        pdf.paragraph(
+            f"Signer: {d['signer_name']} (printed name), user {d['signer_username']}, role "
+            f"{d['signer_role']}; signed {d['signed_at']}; meaning: {d['meaning']}"
+        )
+        extra = f"; supersedes #{d['supersedes']}" if d["supersedes"] else ""
+        pdf.paragraph(f"Signed report hash {d['report_hash']}{extra}")
+        pdf.paragraph(f"Signature record SHA-256 {d['signature_hash']}")
+        pdf.ln(1.5)
+
+
+def about(pdf: ReportPdf, doc: JsonDict, *, hash_note: str) -> None:
+    """How the hash is made and where the readings are listed."""
+    totals = doc["evidence"]["totals"]
+    pdf.heading("About this report")
+    pdf.paragraph(hash_note)
+    pdf.paragraph(
+        f"{totals['readings']} readings are part of the evidence; they are listed in the JSON and "
+        "CSV forms of this report. Times are UTC, on the loggers' own measurement clocks."
+    )
