@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from coldchain.errors import PermissionDeniedError
 from coldchain.gs1 import check_lot, normalize_gtin
 from db.queries.trace import recalls as recall_q
 from db.types import Conn, Row
@@ -146,7 +147,12 @@ def record_recall(conn: Conn, caller: Caller, *, gtin: str, lot: str | None, rea
 
     PermissionDeniedError unless the caller may (``recalls.record``); ValueError naming the
     field for a bad GTIN, lot or reason (checked here whatever the edge checked)."""
-    caller.require("recalls.record")
+    if not caller.can("recalls.record"):
+        # Caller.require's message names the permission; this one says whose decision it is.
+        raise PermissionDeniedError(
+            f"{caller.actor} (role {caller.role}) may not record recalls: a person with the qa "
+            "role records them"
+        )
     recall = parse_recall(gtin=gtin, lot=lot, reason=reason)
     with acting(conn, caller, f"recall: {recall.reason}"), conn.transaction():
         return recall_q.insert_recall(
