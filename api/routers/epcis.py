@@ -15,11 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import ConnDep
+from api.deps import ClientDep, ConnDep, PrincipalDep
 from api.schemas import ErrorOut
+from coldchain.errors import EPCISRejected
 from coldchain.gs1 import IdentifierError
-from traceability.epcis_export import build_document, gather_shipment, gather_unit
-from traceability.epcis_import import EPCISRejected, import_document, load_document
+from services import trace
+from services.caller import Caller
 
 router = APIRouter(prefix="/epcis", tags=["epcis"])
 
@@ -60,16 +61,19 @@ def _rejected(error: EPCISRejected) -> JSONResponse:
     "/events",
     responses={422: {"description": "the document was refused whole; every reason is listed"}},
 )
-async def import_events(request: Request, conn: ConnDep) -> Any:
+async def import_events(
+    request: Request, conn: ConnDep, principal: PrincipalDep, client: ClientDep
+) -> Any:
     """Import one EPCIS 2.0 document (``application/json`` or ``application/ld+json``)."""
     raw = await request.body()
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise HTTPException(status_code=413, detail="document larger than 32 MiB")
     now = datetime.now(UTC)
     try:
-        document = load_document(raw)
         result = await run_in_threadpool(
-            import_document, conn, document, source="api", today=now.date()
+            lambda: trace.import_epcis(
+                conn, Caller.of(principal, client), document=raw, source="api", today=now.date()
+            )
         )
     except EPCISRejected as error:
         return _rejected(error)
@@ -104,11 +108,11 @@ def export(
         raise HTTPException(status_code=400, detail="give exactly one of shipment= or unit=")
     now = datetime.now(UTC)
     if shipment is not None:
-        data = gather_shipment(conn, shipment, bucket_s=interval_min * 60)
+        document = trace.export_shipment(conn, key=shipment, now=now, interval_min=interval_min)
     else:
         assert unit is not None
         try:
-            data = gather_unit(conn, unit, today=now.date(), bucket_s=interval_min * 60)
+            document = trace.export_unit(conn, identifier=unit, now=now, interval_min=interval_min)
         except IdentifierError as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-    return JSONResponse(build_document(data, now=now), media_type=JSON_LD)
+    return JSONResponse(document, media_type=JSON_LD)

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ConnDep
 from api.schemas import Excursion
-from db.queries import excursions as excursion_q
-from db.queries import shipments as shipment_q
+from services import shipments as shipment_s
 
 router = APIRouter(prefix="/excursions", tags=["excursions"])
 
@@ -20,8 +19,7 @@ def list_excursions(
     shipment: Annotated[str, Query(min_length=1, max_length=200, description="id or reference")],
 ) -> list[Excursion]:
     """The current excursions of one shipment, oldest first."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=shipment)
+    shipment_id = shipment_s.find_shipment(conn, key=shipment)
     return [
-        Excursion.model_validate(r)
-        for r in excursion_q.list_excursions(conn=conn, shipment_id=shipment_id)
+        Excursion.model_validate(r) for r in shipment_s.excursions(conn, shipment_id=shipment_id)
     ]

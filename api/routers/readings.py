@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from api.deps import ConnDep
 from api.routers.shipments import End, MaxPoints, Start, check_range
 from api.schemas import ReadingSeries
-from db.queries import readings as reading_q
+from services import shipments as shipment_s
 
 router = APIRouter(tags=["readings"])
 
@@ -24,8 +24,8 @@ def device_readings(
 ) -> ReadingSeries:
     """A logger's readings in [start, end), down-sampled like a shipment's above ``max_points``."""
     check_range(start, end)
-    series = reading_q.device_readings(
-        conn=conn, device_id=device_id, start=start, end=end, max_points=max_points
+    series = shipment_s.device_readings(
+        conn, device_id=device_id, start=start, end=end, max_points=max_points
     )
     return ReadingSeries.model_validate(
         {

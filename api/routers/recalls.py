@@ -21,8 +21,8 @@ from pydantic import (
 from api.deps import ClientDep, ConnDep, PrincipalDep, requires
 from api.schemas import ErrorOut
 from coldchain.gs1 import check_lot, normalize_gtin
-from db.queries.trace import recalls as recall_q
-from traceability.recalls import MAX_REASON_LENGTH, RecallRequest, normalise_reason, record_recall
+from services import trace
+from services.caller import Caller
 
 router = APIRouter(prefix="/recalls", tags=["recalls"])
 
@@ -55,8 +55,8 @@ class RecallIn(BaseModel):
     lot: Lot | None = Field(default=None, description="the lot (AI 10); omitted: every lot")
     reason: Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON_LENGTH),
-        AfterValidator(normalise_reason),
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=trace.MAX_REASON_LENGTH),
+        AfterValidator(trace.normalise_reason),
     ]
 
 
@@ -87,7 +87,7 @@ def list_recalls(
     ] = None,
 ) -> list[Recall]:
     """Every recall, oldest first."""
-    return [_recall(r) for r in recall_q.list_recalls(conn=conn, gtin=gtin, lot=lot)]
+    return [_recall(r) for r in trace.list_recalls(conn, gtin=gtin, lot=lot)]
 
 
 @router.post(
@@ -98,10 +98,7 @@ def list_recalls(
 )
 def add_recall(body: RecallIn, conn: ConnDep, principal: PrincipalDep, client: ClientDep) -> Recall:
     """Record a recall (qa): from now on every unit of the lot verifies as ``recalled``."""
-    row = record_recall(
-        conn,
-        RecallRequest(gtin=body.gtin, lot=body.lot, reason=body.reason),
-        principal=principal,
-        source=client,
+    row = trace.record_recall(
+        conn, Caller.of(principal, client), gtin=body.gtin, lot=body.lot, reason=body.reason
     )
     return _recall(row)

@@ -16,9 +16,7 @@ from api.schemas import (
     ShipmentPage,
     ShipmentStatus,
 )
-from db.queries import excursions as excursion_q
-from db.queries import readings as reading_q
-from db.queries import shipments as shipment_q
+from services import shipments as shipment_s
 
 router = APIRouter(prefix="/shipments", tags=["shipments"])
 
@@ -64,8 +62,8 @@ def list_shipments(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ShipmentPage:
     """Shipments with their live picture; those needing action first (alarm, warning, offline)."""
-    page = shipment_q.list_shipments(
-        conn=conn,
+    page = shipment_s.list_shipments(
+        conn,
         offline_factor=offline_factor,
         status=status,
         condition=condition,
@@ -84,7 +82,7 @@ def get_shipment(
     key: ShipmentKey, conn: ConnDep, offline_factor: OfflineFactorDep
 ) -> ShipmentDetail:
     """One shipment by id or reference: legs, loggers, product, latest reading, alerts, units."""
-    detail = shipment_q.get_shipment_detail(conn=conn, key=key, offline_factor=offline_factor)
+    detail = shipment_s.shipment_detail(conn, key=key, offline_factor=offline_factor)
     return ShipmentDetail.model_validate(detail)
 
 
@@ -102,9 +100,9 @@ def shipment_readings(
     with TimescaleDB ``time_bucket`` (min, mean and max per bucket).
     """
     check_range(start, end)
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
-    series = reading_q.shipment_readings(
-        conn=conn, shipment_id=shipment_id, start=start, end=end, max_points=max_points
+    shipment_id = shipment_s.find_shipment(conn, key=key)
+    series = shipment_s.shipment_readings(
+        conn, shipment_id=shipment_id, start=start, end=end, max_points=max_points
     )
     return ReadingSeries.model_validate(
         {
@@ -122,8 +120,7 @@ def shipment_readings(
 @router.get("/{key}/excursions")
 def shipment_excursions(key: ShipmentKey, conn: ConnDep) -> list[Excursion]:
     """The shipment's current excursions (superseded versions left out), oldest first."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    shipment_id = shipment_s.find_shipment(conn, key=key)
     return [
-        Excursion.model_validate(r)
-        for r in excursion_q.list_excursions(conn=conn, shipment_id=shipment_id)
+        Excursion.model_validate(r) for r in shipment_s.excursions(conn, shipment_id=shipment_id)
     ]

@@ -18,9 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from api.deps import ConnDep, ReportSettingsDep, SettingsDep, requires
 from api.routers.recalls import Lot
 from coldchain.gs1 import IdentifierError
-from traceability import lookup
-from traceability.passport import passport_json
-from traceability.verify import Verification
+from services import trace
+from services.trace import Verification
 
 router = APIRouter(prefix="/units", tags=["units"])
 
@@ -435,17 +434,14 @@ def passport(
     stability budget, its MKT, and its chain of custody."""
     now = datetime.now(UTC)
     try:
-        result = lookup.load_passport(
-            conn,
-            id,
-            today=now.date(),
-            now=now,
-            gap_factor=settings.alerts.gap_factor,
-            rules=cfg,
+        result = trace.passport(
+            conn, cfg, identifier=id, now=now, gap_factor=settings.alerts.gap_factor
         )
     except IdentifierError as error:
         raise _unprocessable(error, "id") from None
-    return PassportOut.model_validate(passport_json(result, include_readings=include_readings))
+    return PassportOut.model_validate(
+        trace.passport_json(result, include_readings=include_readings)
+    )
 
 
 @router.get("/verify")
@@ -454,7 +450,9 @@ def verify(id: Identifier, conn: ConnDep) -> VerificationOut:
     exposed to an excursion QA has not released, or showing counterfeit signals? Always 200:
     the verdict is in ``status`` (``invalid`` and ``unknown`` included)."""
     today = datetime.now(UTC).date()
-    return VerificationOut.model_validate(verification_json(lookup.verify(conn, id, today=today)))
+    return VerificationOut.model_validate(
+        verification_json(trace.verify(conn, identifier=id, today=today))
+    )
 
 
 # A scan is a read, even when the scanner posts it: pharmacies and warehouses verify.
@@ -463,7 +461,7 @@ def verify_scan(body: VerifyRequest, conn: ConnDep) -> VerificationOut:
     """As ``GET /units/verify``, with the scan in a JSON body (raw scanner output, GS included)."""
     today = datetime.now(UTC).date()
     return VerificationOut.model_validate(
-        verification_json(lookup.verify(conn, body.id, today=today))
+        verification_json(trace.verify(conn, identifier=body.id, today=today))
     )
 
 
@@ -474,7 +472,7 @@ def exposed_to_excursion(
 ) -> RecallOut:
     """Recall: every unit (pallets, cases, items) and lot that was inside the excursion's
     shipment while its logger was out of range, with when."""
-    return RecallOut.model_validate(lookup.recall(conn, excursion_id))
+    return RecallOut.model_validate(trace.exposed(conn, excursion_id=excursion_id))
 
 
 @router.get("/lot-excursions")
@@ -484,7 +482,7 @@ def lot_excursions(
     lot: Annotated[Lot, Query(description="the lot (AI 10)")],
 ) -> LotImpactOut:
     """Impact: every excursion any unit of the lot was exposed to, with how many units were."""
-    return LotImpactOut.model_validate(lookup.lot_impact(conn, gtin, lot))
+    return LotImpactOut.model_validate(trace.lot_impact(conn, gtin=gtin, lot=lot))
 
 
 @router.get("/signals")
@@ -494,7 +492,7 @@ def counterfeit_signals(
 ) -> SignalsOut:
     """Counterfeit signals: one serial at two places that cannot both be true, and units seen
     in events but never commissioned (or before their commissioning)."""
-    found = lookup.signals(conn, now=datetime.now(UTC), days=days)
+    found = trace.signals(conn, now=datetime.now(UTC), days=days)
     return SignalsOut.model_validate(
         {
             "since": found.since,

@@ -30,8 +30,8 @@ from dashboard.pages import (
     fmt_ts,
     shipment_href,
 )
-from db.queries import shipments as shipment_q
 from db.types import Conn, Page
+from services import shipments as shipment_s
 
 #: Sortable columns: (key, header). "attention" is the default order: alarm, warning, offline, ok.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -290,8 +290,8 @@ def register(app: Dash, page: PageContext) -> None:
         # The whole fleet, apart from the table: paging, sorting or searching the table does
         # not send the map again (hundreds of KB for thousands of shipments).
         with page.connection() as conn:
-            everyone = shipment_q.fleet_overview(conn=conn, offline_factor=page.offline_factor)
-        frame = pd.DataFrame(everyone, columns=list(shipment_q.FLEET_OVERVIEW_COLUMNS))
+            everyone = shipment_s.fleet_overview(conn, offline_factor=page.offline_factor)
+        frame = pd.DataFrame(everyone.rows, columns=list(everyone.columns))
         return summary_cards(frame["condition"]), figures.fleet_map(frame)
 
     @app.callback(
@@ -321,8 +321,8 @@ def register(app: Dash, page: PageContext) -> None:
         page_no = page_no or 0
 
         def rows_page(conn: Conn, number: int) -> Page:
-            return shipment_q.list_shipments(
-                conn=conn,
+            return shipment_s.list_shipments(
+                conn,
                 offline_factor=page.offline_factor,
                 q=search,
                 condition=condition,

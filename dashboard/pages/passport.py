@@ -30,10 +30,9 @@ from dashboard.pages import (
     shipment_href,
     table,
 )
-from reports.service import ReportSettings
-from traceability import lookup
-from traceability.passport import Passport
-from traceability.verify import Verification
+from services import shipments as shipment_s
+from services import trace
+from services.trace import Passport, Verification
 
 PATH = "/passport"
 
@@ -299,17 +298,16 @@ def lookup_all(page: PageContext, text: str) -> list[Any]:
     """Verdict and passport of ``text`` (the callback's work, without Dash)."""
     now = datetime.now(UTC)
     with page.connection() as conn:
-        verification = lookup.verify(conn, text, today=now.date())
+        verification = trace.verify(conn, identifier=text, today=now.date())
         passport = None
         if verification.status not in ("invalid", "unknown"):
             try:
-                passport = lookup.load_passport(
+                passport = trace.passport(
                     conn,
-                    text,
-                    today=now.date(),
+                    shipment_s.rule_sources(page.settings),
+                    identifier=text,
                     now=now,
                     gap_factor=page.gap_factor,
-                    rules=ReportSettings.from_settings(page.settings),
                 )
             except (NotFoundError, IdentifierError):  # gone between the two reads
                 passport = None

@@ -1,8 +1,8 @@
 """Shipment page ("/shipments/<reference>"): its temperature and humidity over the journey,
 its MKT and stability budget use, its excursions and alerts, the loggers and units on board.
 
-The MKT and budget figures are the excursion report's own (:func:`reports.service.load_inputs`
-and :func:`reports.assemble.logger_evidence`, as of now): the numbers on this page are the ones
+The MKT and budget figures are the excursion report's own (:func:`services.shipments.stability`,
+as of now): the numbers on this page are the ones
 the QA review signs. They come from a callback of their own, refreshed less often than the
 chart (:data:`STABILITY_REFRESH_MS`): they are computed over every reading of the trip.
 """
@@ -16,8 +16,6 @@ from urllib.parse import unquote
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
-from alerts.budget import DEFAULT_WARNING_SHARE
-from alerts.in_force import shipment_limits
 from coldchain.errors import NotFoundError
 from coldchain.thermal.limits import Limits, is_offline
 from dashboard import figures, ids
@@ -32,11 +30,7 @@ from dashboard.pages import (
     fmt_ts,
     table,
 )
-from db.queries import excursions as excursion_q
-from db.queries import readings as reading_q
-from db.queries import shipments as shipment_q
-from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
-from reports.service import ReportSettings, load_inputs
+from services import shipments as shipment_s
 
 PATH_PREFIX = "/shipments/"
 MAX_POINTS = 2000
@@ -295,8 +289,8 @@ def units_table(rows: list[dict[str, Any]]) -> html.Div:
 
 
 def worst_loggers(
-    loggers: list[JsonDict],
-) -> tuple[JsonDict | None, JsonDict | None]:
+    loggers: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The logger blocks with the highest MKT over the window and with the most budget used
     (the conservative reading when a shipment carries several loggers)."""
     with_mkt = [lg for lg in loggers if lg["mkt"]["window"] is not None]
@@ -307,8 +301,8 @@ def worst_loggers(
 
 
 def stability_panel(
-    loggers: list[JsonDict],
-    mkt_cfg: JsonDict,
+    loggers: list[dict[str, Any]],
+    mkt_cfg: dict[str, Any],
     product: dict[str, Any] | None,
     *,
     warning_share: float,
@@ -419,7 +413,7 @@ def _not_found(reference: str) -> tuple[Any, ...]:
 
 def register(app: Dash, page: PageContext) -> None:
     """The shipment page's live refresh, and its MKT and budget figures."""
-    report_cfg = ReportSettings.from_settings(page.settings)
+    rules = shipment_s.rule_sources(page.settings)
 
     @app.callback(
         Output(ids.SHIPMENT_STABILITY, "children"),
@@ -431,17 +425,16 @@ def register(app: Dash, page: PageContext) -> None:
         as_of = datetime.now(UTC).replace(microsecond=0)  # as the QA review's report
         with page.connection() as conn:
             try:
-                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
+                shipment_id = shipment_s.find_shipment(conn, key=reference)
             except NotFoundError:
                 nothing = figures.stability_gauges(mkt_c=None, mkt_limit_c=None, share_used=None)
                 return html.P("—", className="muted"), nothing
-            inputs = load_inputs(conn, shipment_id=shipment_id, as_of=as_of, cfg=report_cfg)
-        budget_cfg = budget_settings(inputs) or {}
+            figures_now = shipment_s.stability(conn, rules, shipment_id=shipment_id, as_of=as_of)
         return stability_panel(
-            logger_evidence(inputs),
-            mkt_settings(inputs),
-            dict(inputs.product) if inputs.product else None,
-            warning_share=float(budget_cfg.get("warning_share") or DEFAULT_WARNING_SHARE),
+            figures_now.loggers,
+            figures_now.mkt,
+            figures_now.product,
+            warning_share=figures_now.warning_share,
         )
 
     @app.callback(
@@ -461,18 +454,18 @@ def register(app: Dash, page: PageContext) -> None:
         now = datetime.now(UTC)
         with page.connection() as conn:
             try:
-                detail = shipment_q.get_shipment_detail(
-                    conn=conn, key=reference, offline_factor=page.offline_factor
+                detail = shipment_s.shipment_detail(
+                    conn, key=reference, offline_factor=page.offline_factor
                 )
             except NotFoundError:
                 return _not_found(reference)
-            series = reading_q.shipment_readings(
-                conn=conn, shipment_id=detail["shipment_id"], max_points=MAX_POINTS
+            series = shipment_s.shipment_readings(
+                conn, shipment_id=detail["shipment_id"], max_points=MAX_POINTS
             )
-            excursions = excursion_q.list_excursions(conn=conn, shipment_id=detail["shipment_id"])
+            excursions = shipment_s.excursions(conn, shipment_id=detail["shipment_id"])
             # The band is the range the rules engine judges by (rules file and stored rule
             # versions on top of the product row), not the product row alone.
-            limits = shipment_limits(conn, report_cfg, shipment_id=detail["shipment_id"])
+            limits = shipment_s.limits(conn, rules, shipment_id=detail["shipment_id"])
         product = detail["product"] or {}
         readings = pd.DataFrame(
             series.points,

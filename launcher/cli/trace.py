@@ -23,16 +23,22 @@ def epcis_import(
 ) -> None:
     """Import EPCIS documents: each is validated against the official schema and stored whole,
     or refused with every reason and nothing stored. Importing again changes nothing."""
-    from traceability.epcis_import import EPCISRejected, import_document, load_document
+    from coldchain.errors import EPCISRejected
+    from services import trace
+    from services.caller import Caller
 
     settings = load_settings()
+    caller = Caller.console()
     refused = 0
     with connect(settings) as conn:
         for path in files:
             try:
-                document = load_document(path.read_bytes())
-                result = import_document(
-                    conn, document, source=path.name, today=datetime.now(UTC).date()
+                result = trace.import_epcis(
+                    conn,
+                    caller,
+                    document=path.read_bytes(),
+                    source=path.name,
+                    today=datetime.now(UTC).date(),
                 )
             except EPCISRejected as error:
                 refused += 1
@@ -71,7 +77,7 @@ def epcis_export(
 
     from coldchain.errors import NotFoundError
     from coldchain.gs1 import IdentifierError
-    from traceability.epcis_export import build_document, gather_shipment, gather_unit
+    from services import trace
 
     if (shipment is None) == (unit is None):
         raise typer.BadParameter("give exactly one of --shipment or --unit")
@@ -80,14 +86,18 @@ def epcis_export(
     try:
         with connect(settings) as conn:
             if shipment is not None:
-                data = gather_shipment(conn, shipment, bucket_s=interval_min * 60)
+                document = trace.export_shipment(
+                    conn, key=shipment, now=now, interval_min=interval_min
+                )
             else:
                 assert unit is not None
-                data = gather_unit(conn, unit, today=now.date(), bucket_s=interval_min * 60)
+                document = trace.export_unit(
+                    conn, identifier=unit, now=now, interval_min=interval_min
+                )
     except (NotFoundError, IdentifierError) as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
-    text = json.dumps(build_document(data, now=now), indent=2, ensure_ascii=False)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
     if output is None:
         typer.echo(text)
     else:
@@ -106,37 +116,32 @@ def passport(
 
     from coldchain.errors import NotFoundError
     from coldchain.gs1 import IdentifierError
-    from traceability import lookup
-    from traceability.passport import passport_json
-    from traceability.report import passport_text
+    from services import shipments, trace
 
     settings = load_settings()
     now = datetime.now(UTC)
     with connect(settings) as conn:
-        verification = lookup.verify(conn, identifier, today=now.date())
+        verification = trace.verify(conn, identifier=identifier, today=now.date())
         try:
-            from reports.service import ReportSettings
-
-            result = lookup.load_passport(
+            result = trace.passport(
                 conn,
-                identifier,
-                today=now.date(),
+                shipments.rule_sources(settings),
+                identifier=identifier,
                 now=now,
                 gap_factor=settings.alerts.gap_factor,
-                rules=ReportSettings.from_settings(settings),
             )
         except (NotFoundError, IdentifierError) as error:
             typer.echo(f"{verification.status}: {error}", err=True)
             raise typer.Exit(1) from None
     if as_json:
-        body = passport_json(result, include_readings=True)
+        body = trace.passport_json(result, include_readings=True)
         body["verification"] = {
             "status": verification.status,
             "reasons": list(verification.reasons),
         }
         typer.echo(json.dumps(body, indent=2, default=str, ensure_ascii=False))
     else:
-        typer.echo(passport_text(result, verification))
+        typer.echo(trace.passport_text(result, verification))
 
 
 recalls_app = typer.Typer(
@@ -166,10 +171,11 @@ def recalls_add(
     from security.accounts import Principal, authenticate
     from security.errors import SecurityError
     from security.ratelimit import LoginLimiter
-    from traceability.recalls import parse_recall, record_recall
+    from services import trace
+    from services.caller import Caller
 
     try:
-        recall = parse_recall(gtin=gtin, lot=lot, reason=reason)
+        recall = trace.parse_recall(gtin=gtin, lot=lot, reason=reason)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -196,7 +202,13 @@ def recalls_add(
                 display_name=person["full_name"],
                 role=person["role"],
             )
-            row = record_recall(conn, recall, principal=principal, source=source)
+            row = trace.record_recall(
+                conn,
+                Caller.of(principal, source),
+                gtin=recall.gtin,
+                lot=recall.lot,
+                reason=recall.reason,
+            )
     except SecurityError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -217,7 +229,7 @@ def recalls_list(
 ) -> None:
     """Every recall, oldest first."""
     from coldchain.gs1 import IdentifierError, check_lot, normalize_gtin
-    from db.queries.trace import recalls as recall_q
+    from services import trace
 
     try:
         gtin = None if gtin is None else normalize_gtin(gtin.strip())
@@ -227,7 +239,7 @@ def recalls_list(
         raise typer.Exit(1) from None
     settings = load_settings()
     with connect(settings) as conn:
-        rows = recall_q.list_recalls(conn=conn, gtin=gtin, lot=lot)
+        rows = trace.list_recalls(conn, gtin=gtin, lot=lot)
     for r in rows:
         typer.echo(
             f"{r['recall_id']:>5} {r['recalled_at']:%Y-%m-%d %H:%M} {r['gtin']} "
