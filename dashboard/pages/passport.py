@@ -30,7 +30,7 @@ from dashboard.pages import (
     shipment_href,
     table,
 )
-from reports.service import ReportSettings
+from services.reports import ReportSettings
 from traceability import lookup
 from traceability.passport import Passport
 from traceability.verify import Verification

@@ -36,7 +36,8 @@ from db.queries import excursions as excursion_q
 from db.queries import readings as reading_q
 from db.queries import shipments as shipment_q
 from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
-from reports.service import ReportSettings, load_inputs
+from reports.service import load_inputs
+from services.reports import ReportSettings
 
 PATH_PREFIX = "/shipments/"
 MAX_POINTS = 2000

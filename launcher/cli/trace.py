@@ -115,7 +115,7 @@ def passport(
     with connect(settings) as conn:
         verification = lookup.verify(conn, identifier, today=now.date())
         try:
-            from reports.service import ReportSettings
+            from services.reports import ReportSettings
 
             result = lookup.load_passport(
                 conn,
