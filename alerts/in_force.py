@@ -1,11 +1,12 @@
 """The rules and limits in force for a shipment: the one derivation every consumer uses.
 
 :func:`rules_of` stacks a shipment's (or a product's) layers, read by :mod:`db.queries.limits`,
-with :func:`alerts.rules.rule_layers` and merges them with :func:`alerts.rules.resolve`: exactly
-what the rules engine judges by. :func:`alerts.conditions.limits_of` turns the merged
+with :func:`alerts.rules.rule_layers` (:func:`layers_of`) and merges them with
+:func:`alerts.rules.resolve`: exactly what the rules engine judges by. :func:`alerts.conditions.limits_of` turns the merged
 temperature rule into :class:`coldchain.thermal.limits.Limits`. The rules engine (:mod:`alerts.service`), the excursion
 report (:mod:`reports.service`), the unit passport (:mod:`traceability.lookup`) and the shipment
-page's chart all go through these two, so a passport or a chart cannot show the product row's
+page's chart all go through these two, and the rules API (:mod:`services.rules`) shows the merged
+rules of :func:`load_rules` and checks a new stored layer against :func:`layers_of`, so a passport or a chart cannot show the product row's
 range while the engine judges by the rules file or a stored rule version.
 
 :func:`shipment_limits` and :func:`load_rules` are the synchronous edges (the web process);

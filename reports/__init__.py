@@ -3,7 +3,8 @@
 - :mod:`reports.assemble`  the report's inputs (plain values, as loaded from the database) →
   evidence (a JSON-ready dict) and its content hash (pure)
 - :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
-- :mod:`reports.service`   loads the inputs, freezes the evidence when it is signed
+- :mod:`reports.service`   loads the inputs as of an instant; builds the report live or from the
+  snapshot frozen when it was signed (signing is :func:`services.reports.sign`)
 
 Canonical JSON and SHA-256, shared with the signatures and EPCIS, are :mod:`coldchain.canonical`.
 
