@@ -1,11 +1,12 @@
 """The rules and limits in force for a shipment: the one derivation every consumer uses.
 
 :func:`rules_of` stacks a shipment's (or a product's) layers, read by :mod:`db.queries.limits`,
-with :func:`alerts.rules.rule_layers` and merges them with :func:`alerts.rules.resolve`: exactly
-what the rules engine judges by. :func:`alerts.conditions.limits_of` turns the merged
+with :func:`alerts.rules.rule_layers` (:func:`layers_of`) and merges them with
+:func:`alerts.rules.resolve`: exactly what the rules engine judges by. :func:`alerts.conditions.limits_of` turns the merged
 temperature rule into :class:`coldchain.thermal.limits.Limits`. The rules engine (:mod:`alerts.service`), the excursion
 report (:mod:`reports.service`), the unit passport (:mod:`traceability.lookup`) and the shipment
-page's chart all go through these two, so a passport or a chart cannot show the product row's
+page's chart all go through these two, and the rules API (:mod:`services.rules`) shows the merged
+rules of :func:`load_rules` and checks a new stored layer against :func:`layers_of`, so a passport or a chart cannot show the product row's
 range while the engine judges by the rules file or a stored rule version.
 
 :func:`shipment_limits` and :func:`load_rules` are the synchronous edges (the web process);
@@ -24,6 +25,7 @@ from psycopg import Connection
 from alerts.conditions import limits_of
 from alerts.rules import (
     EffectiveRules,
+    Layer,
     ProductRow,
     RuleSet,
     RulesFile,
@@ -35,13 +37,21 @@ from coldchain.errors import ConfigError
 from coldchain.thermal.limits import Limits
 from db.queries.limits import RuleInputs, rule_inputs
 
-__all__ = ["RuleContext", "RuleSources", "limits_of", "load_rules", "rules_of", "shipment_limits"]
+__all__ = [
+    "RuleContext",
+    "RuleSources",
+    "layers_of",
+    "limits_of",
+    "load_rules",
+    "rules_of",
+    "shipment_limits",
+]
 
 OnError = Callable[[str, ConfigError], None]
 
 
 class RuleSources(Protocol):
-    """What besides the database the layers come from (``reports.service.ReportSettings``)."""
+    """What besides the database the layers come from (``services.reports.ReportSettings``)."""
 
     @property
     def base_rules(self) -> RuleSet: ...
@@ -64,16 +74,18 @@ def _left_out(source: str, exc: ConfigError) -> None:
     """A layer that does not parse or combine is left out, as the running engine leaves it out."""
 
 
-def rules_of(
+def layers_of(
     found: RuleInputs, ctx: RuleSources, *, on_error: OnError | None = None
-) -> EffectiveRules:
-    """The merged rules of one shipment (or product), layered as :func:`rule_layers` says.
+) -> list[Layer]:
+    """The layers of one shipment's (or product's) rules, bottom first, as :func:`rule_layers`
+    stacks them; the last is the stored version in force of the shipment (or of the product).
 
-    A bad layer is left out (and reported to ``on_error``), as the engine leaves it out.
+    A layer that does not parse is left out (and reported to ``on_error``), as the engine
+    leaves it out.
     """
     report = on_error or _left_out
     product = None if found.product is None else ProductRow.from_columns(found.product)
-    layers = rule_layers(
+    return rule_layers(
         ctx.base_rules,
         ctx.rules_file,
         ctx.rules_file_name,
@@ -85,7 +97,16 @@ def rules_of(
         ),
         on_error=report,
     )
-    return resolve(layers, on_error=report)
+
+
+def rules_of(
+    found: RuleInputs, ctx: RuleSources, *, on_error: OnError | None = None
+) -> EffectiveRules:
+    """The merged rules of one shipment (or product): :func:`layers_of`, merged.
+
+    A bad layer is left out (and reported to ``on_error``), as the engine leaves it out.
+    """
+    return resolve(layers_of(found, ctx, on_error=on_error), on_error=on_error or _left_out)
 
 
 def load_rules(

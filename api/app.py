@@ -80,16 +80,17 @@ from api.routers import (
     users,
 )
 from api.schemas import ErrorOut
-from coldchain.errors import AlertConflictError, NotFoundError, SetupError
+from coldchain.errors import (
+    AlertConflictError,
+    InvalidDispositionError,
+    NotFoundError,
+    ReportChangedError,
+    SetupError,
+    SignatureConflictError,
+)
 from coldchain.settings import Settings
 from dashboard.app import create_dash
 from db.types import Conn
-from reports.service import (
-    InvalidDispositionError,
-    ReportChangedError,
-    ReportSettings,
-    SignatureConflictError,
-)
 from security.errors import (
     AccountError,
     AuthenticationError,
@@ -99,6 +100,7 @@ from security.errors import (
 )
 from security.ratelimit import LoginLimiter
 from security.roles import roles_with
+from services.reports import ReportSettings
 
 log = logging.getLogger(__name__)
 

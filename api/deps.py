@@ -24,11 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
 from db.types import Conn
-from reports.service import ReportSettings
 from security.accounts import Principal, principal_for_secret
 from security.audit import audit_context
 from security.ratelimit import LoginLimiter
 from security.roles import Permission, default_permission, roles_with
+from services.reports import ReportSettings
 
 WebPool = ConnectionPool[Conn]
 

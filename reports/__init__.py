@@ -4,7 +4,8 @@
   evidence (a JSON-ready dict) and its content hash (pure)
 - :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
 - :mod:`reports.pdf_sections`  the PDF's page and one renderer per section, called by ``render_pdf``
-- :mod:`reports.service`   loads the inputs, freezes the evidence when it is signed
+- :mod:`reports.service`   loads the inputs as of an instant; builds the report live or from the
+  snapshot frozen when it was signed (signing is :func:`services.reports.sign`)
 
 Canonical JSON and SHA-256, shared with the signatures and EPCIS, are :mod:`coldchain.canonical`.
 

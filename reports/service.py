@@ -1,97 +1,36 @@
-"""The edge of the report: load its inputs, build it live or from a frozen snapshot, and sign a
-disposition on it.
-
-Signing, in one transaction: the signer's password is checked again (the second component of the
-signature), the report is rebuilt *as of* the instant the signer viewed it and its content hash
-must equal the hash they saw (else :class:`ReportChangedError`: the data changed, review again);
-its evidence is frozen in ``report_snapshots``; the record in force for the same shipment/lot, if
-any, is superseded by the new one (never edited); the signature's hash binds signer, time,
-meaning, reason and the report hash. The audit trigger records the new row with the signer as
-actor and the reason as why.
+"""The edge of the report: load its inputs as of an instant and build it, live or from the
+snapshot frozen when a disposition was signed (signing itself is :func:`services.reports.sign`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-import psycopg
-
-from alerts.in_force import load_rules
-from alerts.rules import (
-    RuleSet,
-    RulesFile,
-    StoredRules,
-    load_rules_file,
-    settings_rules,
-)
-from coldchain.canonical import canonical_json
-from coldchain.errors import (
-    ConfigError,
-    InvalidDispositionError,
-    NotFoundError,
-    ReportChangedError,
-    SignatureConflictError,
-)
-from coldchain.settings import Settings
+from alerts.in_force import RuleSources, load_rules
+from coldchain.errors import InvalidDispositionError, NotFoundError
 from db.queries import products as product_q
 from db.queries import reports as q
 from db.types import Conn, Row
 from reports.assemble import JsonDict, LoggerInput, ReportInputs, assemble, evidence_hash
 from reports.render import disposition_records, document
-from security import accounts
-from security.audit import audit_context
-from security.errors import PermissionDeniedError
-from security.ratelimit import LoginLimiter
-from security.signatures import MEANINGS, Decision, signature_hash, signature_payload
-
-log = logging.getLogger(__name__)
+from security.signatures import signature_hash, signature_payload
 
 #: How far ahead of the server's clock an ``as_of`` may be (clients' clocks drift).
 MAX_AS_OF_SKEW = timedelta(seconds=5)
 
 
-@dataclass(frozen=True)
-class ReportSettings:
-    """What the web process knows about rules besides the database (as the rules engine does)."""
+class ReportSources(RuleSources, Protocol):
+    """What a report needs besides the database: the rules engine's sources of rules
+    (:class:`alerts.in_force.RuleSources`) and the gap factor (``services.reports.ReportSettings``
+    is the web process's)."""
 
-    gap_factor: float
-    base_rules: RuleSet
-    rules_file: RulesFile
-    rules_file_name: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ReportSettings:
-        """The engine's bottom layer and rules file; a rules file that does not load is left
-        out of reports (and logged), as the engine leaves out a bad layer."""
-        a = settings.alerts
-        rules_file = RulesFile()
-        if a.rules_file is not None:
-            try:
-                rules_file = load_rules_file(a.rules_file)
-            except (OSError, ConfigError) as exc:
-                log.error("reports: rules file %s left out: %s", a.rules_file, exc)
-        return cls(
-            gap_factor=a.gap_factor,
-            base_rules=settings_rules(
-                offline_factor=a.offline_factor,
-                battery_threshold=a.battery_threshold,
-                clear_delay_s=a.clear_delay_s,
-            ),
-            rules_file=rules_file,
-            rules_file_name=str(a.rules_file) if a.rules_file else "rules file",
-        )
+    @property
+    def gap_factor(self) -> float: ...
 
 
-def stored_rules(row: Row | None) -> StoredRules | None:
-    """A ``rule_definitions`` row (or None) as the stored layer :func:`rule_layers` takes."""
-    return None if row is None else StoredRules(row["version"], row["definition"])
-
-
-def _rules_in_force(conn: Conn, cfg: ReportSettings, shipment_id: int, as_of: datetime) -> JsonDict:
+def _rules_in_force(conn: Conn, cfg: ReportSources, shipment_id: int, as_of: datetime) -> JsonDict:
     """The merged rules of the shipment as of ``as_of``, as the engine stacks them
     (:mod:`alerts.in_force`), as JSON: a section per rule in force (else None) and the sources."""
     loaded = load_rules(conn, cfg, shipment_ids=[shipment_id], as_of=as_of)
@@ -107,7 +46,7 @@ def _rules_in_force(conn: Conn, cfg: ReportSettings, shipment_id: int, as_of: da
 
 
 def load_inputs(
-    conn: Conn, *, shipment_id: int, as_of: datetime, cfg: ReportSettings
+    conn: Conn, *, shipment_id: int, as_of: datetime, cfg: ReportSources
 ) -> ReportInputs:
     """What the database says about the shipment as of ``as_of``; NotFoundError if none."""
     ship = q.shipment(conn=conn, shipment_id=shipment_id)
@@ -154,7 +93,7 @@ def load_inputs(
 
 
 def live_evidence(
-    conn: Conn, *, shipment_id: int, as_of: datetime, cfg: ReportSettings
+    conn: Conn, *, shipment_id: int, as_of: datetime, cfg: ReportSources
 ) -> tuple[dict[str, Any], str]:
     """The report's evidence as of ``as_of``, and its content hash."""
     evidence = assemble(load_inputs(conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg))
@@ -166,7 +105,7 @@ def report_document(
     *,
     shipment_id: int,
     as_of: datetime | None,
-    cfg: ReportSettings,
+    cfg: ReportSources,
     disposition_id: int | None = None,
     now: datetime,
 ) -> dict[str, Any]:
@@ -217,95 +156,6 @@ def check_as_of(as_of: datetime | None, *, now: datetime) -> datetime:
 def lots_of(conn: Conn, shipment_id: int) -> list[str]:
     """The lots on board a shipment (the scopes a disposition may name besides the whole)."""
     return sorted({u["lot"] for u in q.units(conn=conn, shipment_id=shipment_id) if u["lot"]})
-
-
-def sign_disposition(
-    conn: Conn,
-    *,
-    principal: accounts.Principal,
-    shipment_id: int,
-    lot: str | None,
-    decision: Decision,
-    reason: str,
-    as_of: datetime,
-    report_hash: str,
-    password: str,
-    limiter: LoginLimiter,
-    client: str | None,
-    cfg: ReportSettings,
-    now: datetime,
-) -> Row:
-    """Sign a disposition on the report the signer saw (see the module docstring)."""
-    if not principal.can("dispositions.sign"):
-        raise PermissionDeniedError(f"role {principal.role!r} may not sign dispositions")
-    signer = accounts.check_password(
-        conn, principal, password=password, limiter=limiter, client=client
-    )
-    reason = " ".join(reason.split())
-    if not reason:
-        raise InvalidDispositionError("a disposition needs a reason")
-    as_of = check_as_of(as_of, now=now)
-    if lot is not None and lot not in lots_of(conn, shipment_id):
-        raise InvalidDispositionError(f"lot {lot!r} is not on board shipment {shipment_id}")
-    ctx = principal.context(client, reason=f"{decision}: {reason}")
-    try:
-        with audit_context(conn, ctx), conn.transaction():
-            evidence, digest = live_evidence(conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg)
-            if digest != report_hash:
-                raise ReportChangedError(
-                    f"the report as of {as_of.isoformat()} now has content hash {digest}, not "
-                    f"{report_hash}: its data changed since it was opened; review it again"
-                )
-            snap = q.save_snapshot(
-                conn=conn,
-                shipment_id=shipment_id,
-                as_of=as_of,
-                content_hash=digest,
-                evidence=canonical_json(evidence).decode("utf-8"),
-                created_by=principal.actor,
-            )
-            current = q.current_disposition(conn=conn, shipment_id=shipment_id, lot=lot)
-            supersedes = None if current is None else int(current["disposition_id"])
-            signed_at = now
-            meaning = MEANINGS[decision]
-            payload = signature_payload(
-                shipment_id=shipment_id,
-                shipment_reference=evidence["shipment"]["reference"],
-                lot=lot,
-                decision=decision,
-                reason=reason,
-                meaning=meaning,
-                signer_user_id=int(signer["user_id"]),
-                signer_username=signer["username"],
-                signer_name=signer["full_name"],
-                signer_role=signer["role"],
-                signed_at=signed_at,
-                report_hash=digest,
-                supersedes=supersedes,
-            )
-            return q.insert_disposition(
-                conn=conn,
-                values={
-                    "shipment_id": shipment_id,
-                    "lot": lot,
-                    "decision": decision,
-                    "reason": reason,
-                    "meaning": meaning,
-                    "signer_user_id": signer["user_id"],
-                    "signer_username": signer["username"],
-                    "signer_name": signer["full_name"],
-                    "signer_role": signer["role"],
-                    "signed_at": signed_at,
-                    "snapshot_id": snap["snapshot_id"],
-                    "report_hash": digest,
-                    "supersedes": supersedes,
-                    "signature_hash": signature_hash(payload),
-                },
-            )
-    except psycopg.errors.UniqueViolation:
-        raise SignatureConflictError(
-            "another disposition of this shipment/lot was signed at the same moment; reload"
-        ) from None
 
 
 def verify_signature(row: Row, shipment_reference: str) -> bool:

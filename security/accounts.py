@@ -241,22 +241,6 @@ def logout(conn: Conn, principal: Principal, *, source: str | None) -> bool:
     return revoked
 
 
-def check_password(
-    conn: Conn,
-    principal: Principal,
-    *,
-    password: str,
-    limiter: LoginLimiter,
-    client: str | None,
-) -> Row:
-    """The signer's own password, entered again (the second component of a signature)."""
-    if principal.kind != "user":
-        raise AuthenticationError("a signature needs a person, not an API key")
-    return authenticate(
-        conn, username=principal.name, password=password, limiter=limiter, client=client
-    )
-
-
 def deactivate_user(conn: Conn, *, username: str, ctx: AuditContext) -> Row:
     """Deactivate a person and revoke all their tokens; AccountError if no such active person."""
     username = normalise_username(username)

@@ -25,7 +25,8 @@ from db.queries import shipments as shipment_q
 from db.queries.readings import ReadingSeries
 from db.types import Conn, Page, Row
 from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
-from reports.service import ReportSettings, load_inputs
+from reports.service import load_inputs
+from services.reports import ReportSettings
 
 __all__ = [
     "FleetOverview",

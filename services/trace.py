@@ -26,8 +26,8 @@ from coldchain.errors import PermissionDeniedError
 from coldchain.gs1 import check_lot, normalize_gtin
 from db.queries.trace import recalls as recall_q
 from db.types import Conn, Row
-from reports.service import ReportSettings
 from services.caller import Caller, acting
+from services.reports import ReportSettings
 from traceability import lookup
 from traceability.epcis_export import build_document, gather_shipment, gather_unit
 from traceability.epcis_import import ImportResult, import_document, load_document

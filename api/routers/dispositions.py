@@ -14,21 +14,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.deps import (
-    ClientDep,
-    ConnDep,
-    LimiterDep,
-    PrincipalDep,
-    ReportSettingsDep,
-    requires,
-)
+from api.deps import ClientDep, ConnDep, LimiterDep, PrincipalDep, ReportSettingsDep, requires
 from api.routers.shipments import ShipmentKey
 from api.schemas import ErrorOut
-from db.queries import reports as report_q
-from db.queries import shipments as shipment_q
-from reports.render import disposition_record, disposition_records
-from reports.service import lots_of, sign_disposition
 from security.passwords import MAX_LENGTH
+from services import reports
+from services.caller import Caller
 
 router = APIRouter(prefix="/shipments", tags=["dispositions"])
 
@@ -84,11 +75,9 @@ class DispositionList(BaseModel):
 @router.get("/{key}/dispositions")
 def list_dispositions(key: ShipmentKey, conn: ConnDep) -> DispositionList:
     """Signed dispositions, superseded ones included (marked), oldest first."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
-    rows = report_q.dispositions(conn=conn, shipment_id=shipment_id)
+    found = reports.dispositions(conn, key=key)
     return DispositionList(
-        lots=lots_of(conn, shipment_id),
-        items=[Disposition.model_validate(r) for r in disposition_records(rows)],
+        lots=found.lots, items=[Disposition.model_validate(r) for r in found.records]
     )
 
 
@@ -114,11 +103,11 @@ def sign(
     client: ClientDep,
 ) -> Disposition:
     """Sign a disposition (qa): release, quarantine, reject or return, with a reason."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
-    row = sign_disposition(
+    record = reports.sign(
         conn,
-        principal=principal,
-        shipment_id=shipment_id,
+        Caller.of(principal, client),
+        cfg,
+        key=key,
         lot=body.lot,
         decision=body.decision,
         reason=body.reason,
@@ -126,8 +115,6 @@ def sign(
         report_hash=body.report_hash,
         password=body.password,
         limiter=limiter,
-        client=client,
-        cfg=cfg,
         now=datetime.now(UTC),
     )
-    return Disposition.model_validate(disposition_record(row))
+    return Disposition.model_validate(record)

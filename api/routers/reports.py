@@ -9,7 +9,7 @@ instead: the evidence frozen when that disposition was signed, byte for byte.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
@@ -18,18 +18,10 @@ from pydantic import AwareDatetime
 from api.deps import ConnDep, ReportSettingsDep
 from api.routers.shipments import ShipmentKey
 from api.schemas import ErrorOut
-from db.queries import shipments as shipment_q
-from reports import render
-from reports.service import report_document
+from services import reports
+from services.reports import Format
 
 router = APIRouter(prefix="/shipments", tags=["reports"])
-
-Format = Literal["json", "csv", "pdf"]
-MEDIA_TYPES: dict[str, str] = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "pdf": "application/pdf",
-}
 
 
 @router.get(
@@ -58,26 +50,20 @@ def shipment_report(
     ] = None,
 ) -> Response:
     """The excursion report of one shipment (see the module docstring)."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
-    doc = report_document(
+    file = reports.report_file(
         conn,
-        shipment_id=shipment_id,
+        cfg,
+        key=key,
+        fmt=fmt,
         as_of=as_of,
-        cfg=cfg,
         disposition_id=disposition,
         now=datetime.now(UTC),
     )
-    body = {"json": render.render_json, "csv": render.render_csv, "pdf": render.render_pdf}[fmt](
-        doc
-    )
-    reference = doc["evidence"]["shipment"]["reference"]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)[:80]
-    suffix = f"-signed-{disposition}" if disposition is not None else ""
     return Response(
-        content=body,
-        media_type=MEDIA_TYPES[fmt],
+        content=file.content,
+        media_type=file.media_type,
         headers={
-            "X-Content-SHA256": doc["content_hash"],
-            "Content-Disposition": f'attachment; filename="report-{safe}{suffix}.{fmt}"',
+            "X-Content-SHA256": file.content_hash,
+            "Content-Disposition": f'attachment; filename="{file.filename}"',
         },
     )

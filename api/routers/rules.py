@@ -5,10 +5,11 @@ layer order is in :mod:`alerts.rules`), written in the rules file's format: the 
 ``[products."<GTIN>"]`` or ``[shipments."<reference>"]`` table of ``rules/example.toml``.
 
 A change is never an edit. ``PUT`` validates the definition the way a rules file is validated
-(:func:`alerts.rules.parse_definition`: a misspelt field is a 422 that names it) and checks
-that it merges with the layers below it, then stores it as a new version with who (the caller)
-and why (``reason``, also the "why" of the audit entry). The highest version is in force; the
-rules engine takes it at its next round, and the older versions stay listed.
+(a misspelt field is a 422 that names it) and checks that it merges with the layers below it,
+then stores it as a new version with who (the caller) and why (``reason``, also the "why" of
+the audit entry). The highest version is in force; the rules engine takes it at its next round,
+and the older versions stay listed. The operations are :mod:`services.rules`; the effective
+rules shown are the engine's own (:mod:`alerts.in_force`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
-from alerts.rules import (
+from api.deps import ClientDep, ConnDep, PrincipalDep, ReportSettingsDep, requires
+from api.routers.shipments import ShipmentKey
+from api.schemas import ErrorOut
+from coldchain.errors import ConfigError
+from services import rules
+from services.caller import Caller
+from services.rules import (
     SECTIONS,
     BatteryRule,
     BudgetRule,
@@ -27,35 +34,11 @@ from alerts.rules import (
     HumidityRule,
     MKTRule,
     OfflineRule,
-    ProductRow,
-    RuleSet,
     TemperatureRule,
-    parse_definition,
-    resolve,
-    rule_layers,
 )
-from api.deps import (
-    AuditedConnDep,
-    ClientDep,
-    ConnDep,
-    PrincipalDep,
-    ReportSettingsDep,
-    requires,
-)
-from api.routers.shipments import ShipmentKey
-from api.schemas import ErrorOut
-from coldchain.errors import ConfigError
-from db.queries import products as product_q
-from db.queries import rules as rule_q
-from db.queries import shipments as shipment_q
-from db.types import Conn, Row
-from reports.service import ReportSettings, stored_rules
-from security.audit import apply_context
 
 router = APIRouter(tags=["rules"])
 _ADMIN = requires("admin")
-
-Layers = list[tuple[str, RuleSet | None]]
 
 GtinPath = Annotated[str, Path(pattern=r"^[0-9]{14}$", description="GTIN-14")]
 Reason = Annotated[
@@ -151,19 +134,19 @@ class ScopeRules(BaseModel):
 
 # ---- products -------------------------------------------------------------------------------
 
+_BODY = "request body"
+
 
 @router.get("/products/{gtin}/rules", responses=_NOT_FOUND)
 def get_product_rules(gtin: GtinPath, conn: ConnDep, cfg: ReportSettingsDep) -> ScopeRules:
     """The product's stored rules in force and the merged rules its shipments start from."""
-    product = product_q.get_product(conn=conn, gtin=gtin)
-    return _scope_rules(conn, cfg, product=product)
+    return _out(rules.product_rules(conn, cfg, gtin=gtin))
 
 
 @router.get("/products/{gtin}/rules/versions", responses=_NOT_FOUND)
 def list_product_rule_versions(gtin: GtinPath, conn: ConnDep) -> list[RuleVersion]:
     """Every version of the product's stored rules, oldest first (the last is in force)."""
-    product_q.get_product(conn=conn, gtin=gtin)
-    return [RuleVersion.model_validate(r) for r in rule_q.rule_versions(conn=conn, gtin=gtin)]
+    return [RuleVersion.model_validate(r) for r in rules.product_versions(conn, gtin=gtin)]
 
 
 @router.put("/products/{gtin}/rules", openapi_extra=_PUT, responses=_PUT_RESPONSES)
@@ -171,21 +154,21 @@ def put_product_rules(
     gtin: GtinPath,
     definition: Definition,
     reason: Reason,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     client: ClientDep,
     cfg: ReportSettingsDep,
 ) -> ScopeRules:
     """Store a new version of the product's rules (admins), with a reason; it takes effect at
     the engine's next round."""
-    product = product_q.get_product(conn=conn, gtin=gtin)
-    layers, _ = _layers(conn, cfg, product=product)
-    layer = _validated(definition, below=layers[:-1])
-    apply_context(conn, principal.context(client, reason))
-    rule_q.add_rule_version(
-        conn=conn, gtin=gtin, definition=layer, created_by=principal.actor, reason=reason
-    )
-    return _scope_rules(conn, cfg, product=product)
+    caller = Caller.of(principal, client)
+    try:
+        scope = rules.add_product_version(
+            conn, caller, cfg, gtin=gtin, definition=definition, reason=reason, source=_BODY
+        )
+    except ConfigError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return _out(scope)
 
 
 # ---- shipments ------------------------------------------------------------------------------
@@ -194,16 +177,13 @@ def put_product_rules(
 @router.get("/shipments/{key}/rules", responses=_NOT_FOUND)
 def get_shipment_rules(key: ShipmentKey, conn: ConnDep, cfg: ReportSettingsDep) -> ScopeRules:
     """The shipment's stored rules in force and the merged rules the engine judges it with."""
-    shipment = rule_q.get_shipment_scope(conn=conn, key=key)
-    return _scope_rules(conn, cfg, product=_product_of(conn, shipment), shipment=shipment)
+    return _out(rules.shipment_rules(conn, cfg, key=key))
 
 
 @router.get("/shipments/{key}/rules/versions", responses=_NOT_FOUND)
 def list_shipment_rule_versions(key: ShipmentKey, conn: ConnDep) -> list[RuleVersion]:
     """Every version of the shipment's stored rules, oldest first (the last is in force)."""
-    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
-    rows = rule_q.rule_versions(conn=conn, shipment_id=shipment_id)
-    return [RuleVersion.model_validate(r) for r in rows]
+    return [RuleVersion.model_validate(r) for r in rules.shipment_versions(conn, key=key)]
 
 
 @router.put("/shipments/{key}/rules", openapi_extra=_PUT, responses=_PUT_RESPONSES)
@@ -211,107 +191,43 @@ def put_shipment_rules(
     key: ShipmentKey,
     definition: Definition,
     reason: Reason,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     client: ClientDep,
     cfg: ReportSettingsDep,
 ) -> ScopeRules:
     """Store a new version of the shipment's rules (admins), with a reason; it takes effect at
     the engine's next round."""
-    shipment = rule_q.get_shipment_scope(conn=conn, key=key)
-    product = _product_of(conn, shipment)
-    layers, _ = _layers(conn, cfg, product=product, shipment=shipment)
-    layer = _validated(definition, below=layers[:-1])
-    apply_context(conn, principal.context(client, reason))
-    rule_q.add_rule_version(
-        conn=conn,
-        shipment_id=shipment["shipment_id"],
-        definition=layer,
-        created_by=principal.actor,
-        reason=reason,
-    )
-    return _scope_rules(conn, cfg, product=product, shipment=shipment)
-
-
-# ---- layers, as the engine stacks them ------------------------------------------------------
-
-_BODY = "request body"
-
-
-def _validated(definition: dict[str, Any], *, below: Layers) -> dict[str, Any]:
-    """The definition as it is stored (validated, only the fields given); 422 naming each bad
-    field when it is not a valid layer or does not merge with the layers below it."""
+    caller = Caller.of(principal, client)
     try:
-        layer = parse_definition(definition, source=_BODY)
-        merged_source = f"{_BODY} (merged with the rules below it)"
-
-        def only_ours(source: str, exc: ConfigError) -> None:
-            # A layer below that is broken already is left out, as the engine leaves it out.
-            if source == merged_source:
-                raise exc
-
-        resolve([*below, (merged_source, layer)], on_error=only_ours)
+        scope = rules.add_shipment_version(
+            conn, caller, cfg, key=key, definition=definition, reason=reason, source=_BODY
+        )
     except ConfigError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    return layer.model_dump(mode="json", exclude_unset=True)
+    return _out(scope)
 
 
-def _layers(
-    conn: Conn, cfg: ReportSettings, *, product: Row | None, shipment: Row | None = None
-) -> tuple[Layers, Row | None]:
-    """The layers of a product's (or a shipment's) rules, bottom first, as the engine stacks
-    them (:func:`alerts.rules.rule_layers`), and the stored version in force of that scope,
-    which is the last layer."""
-    product_stored = shipment_stored = None
-    if product is not None:
-        product_stored = rule_q.current_rule_version(conn=conn, gtin=str(product["gtin"]))
-    if shipment is not None:
-        shipment_stored = rule_q.current_rule_version(
-            conn=conn, shipment_id=shipment["shipment_id"]
-        )
-    layers = rule_layers(
-        cfg.base_rules,
-        cfg.rules_file,
-        cfg.rules_file_name,
-        product=None if product is None else ProductRow.from_columns(product),
-        product_stored=stored_rules(product_stored),
-        shipment=None if shipment is None else str(shipment["reference"]),
-        shipment_stored=stored_rules(shipment_stored),
-        # A product row the engine cannot read, or a definition stored before validation
-        # existed (or by hand): left out, as the engine leaves it out.
-        on_error=lambda source, exc: None,
-    )
-    return layers, product_stored if shipment is None else shipment_stored
-
-
-def _product_of(conn: Conn, shipment: Row) -> Row | None:
-    gtin = shipment["product_gtin"]
-    return None if gtin is None else product_q.get_product(conn=conn, gtin=gtin)
-
-
-def _scope_rules(
-    conn: Conn, cfg: ReportSettings, *, product: Row | None, shipment: Row | None = None
-) -> ScopeRules:
+def _out(scope: rules.ScopeRules) -> ScopeRules:
     """The answer of the GET and PUT routes: the version in force and the merged rules."""
-    layers, current = _layers(conn, cfg, product=product, shipment=shipment)
     return ScopeRules(
-        scope="product" if shipment is None else "shipment",
-        gtin=None if product is None else product["gtin"],
-        shipment_id=None if shipment is None else shipment["shipment_id"],
-        shipment_reference=None if shipment is None else shipment["reference"],
-        current=None if current is None else RuleVersion.model_validate(current),
-        effective=_effective(resolve(layers, on_error=lambda source, exc: None)),
+        scope=scope.scope,
+        gtin=scope.gtin,
+        shipment_id=scope.shipment_id,
+        shipment_reference=scope.shipment_reference,
+        current=None if scope.current is None else RuleVersion.model_validate(scope.current),
+        effective=_effective(scope.effective),
     )
 
 
-def _effective(rules: EffectiveRules) -> EffectiveRulesOut:
+def _effective(effective: EffectiveRules) -> EffectiveRulesOut:
     return EffectiveRulesOut(
-        temperature=rules.temperature,
-        budget=rules.budget,
-        mkt=rules.mkt,
-        humidity=rules.humidity,
-        offline=rules.offline,
-        battery=rules.battery,
-        forecast=rules.forecast,
-        sources=list(rules.sources),
+        temperature=effective.temperature,
+        budget=effective.budget,
+        mkt=effective.mkt,
+        humidity=effective.humidity,
+        offline=effective.offline,
+        battery=effective.battery,
+        forecast=effective.forecast,
+        sources=list(effective.sources),
     )

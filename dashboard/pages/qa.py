@@ -31,12 +31,17 @@ from dashboard.pages import (
     table,
 )
 from dashboard.pages.login import current_principal
-from db.queries import shipments as shipment_q
-from reports import render
-from reports.service import ReportSettings, report_document, sign_disposition
-from security.errors import AuthenticationError, RateLimitedError, SecurityError
+from security.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SecurityError,
+)
 from security.ratelimit import LoginLimiter
 from security.signatures import DECISIONS, MEANINGS
+from services import reports
+from services.caller import Caller
+from services.reports import Format, ReportSettings
 
 PATH = "/qa"
 NAV_QA = "nav-qa"
@@ -63,7 +68,7 @@ QA_SIGN = "qa-sign"
 QA_FEEDBACK = "qa-feedback"
 
 WHOLE_SHIPMENT = "__whole__"
-MIME = {"json": "application/json", "csv": "text/csv", "pdf": "application/pdf"}
+FORMATS: tuple[Format, ...] = ("json", "csv", "pdf")
 
 
 def reference_from_path(pathname: str) -> str | None:
@@ -388,30 +393,27 @@ def download(
     cfg: ReportSettings,
     *,
     reference: str,
-    fmt: str,
+    fmt: Format,
     as_of: datetime | None,
     disposition_id: int | None = None,
 ) -> dict[str, Any]:
-    """A ``dcc.Download`` payload: the report as of ``as_of`` (or a signed record) in ``fmt``."""
+    """A ``dcc.Download`` payload: the report as of ``as_of`` (or a signed record) in ``fmt``,
+    the same file the API's ``report.{fmt}`` answers."""
     with page.connection() as conn:
-        shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
-        doc = report_document(
+        file = reports.report_file(
             conn,
-            shipment_id=shipment_id,
+            cfg,
+            key=reference,
+            fmt=fmt,
             as_of=as_of,
-            cfg=cfg,
             disposition_id=disposition_id,
             now=datetime.now(UTC),
         )
-    renderer = {"json": render.render_json, "csv": render.render_csv, "pdf": render.render_pdf}
-    data = renderer[fmt](doc)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)[:80]
-    suffix = f"-signed-{disposition_id}" if disposition_id is not None else ""
     return {
-        "content": base64.b64encode(data).decode("ascii"),
-        "filename": f"report-{safe}{suffix}.{fmt}",
+        "content": base64.b64encode(file.content).decode("ascii"),
+        "filename": file.filename,
         "base64": True,
-        "type": MIME[fmt],
+        "type": file.media_type,
     }
 
 
@@ -422,9 +424,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
     @app.callback(Output(QA_INDEX, "children"), Input("qa-index-url", "pathname"))
     def index(_path: str | None) -> Any:
         with page.connection() as conn:
-            rows = shipment_q.list_shipments(
-                conn=conn, offline_factor=page.offline_factor, limit=500
-            ).items
+            rows = reports.qa_queue(conn, offline_factor=page.offline_factor)
         body = [
             html.Tr(
                 [
@@ -468,10 +468,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
         as_of = _dt(state["as_of"]) if keep else datetime.now(UTC).replace(microsecond=0)
         try:
             with page.connection() as conn:
-                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
-                doc = report_document(
-                    conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg, now=datetime.now(UTC)
-                )
+                doc = reports.report(conn, cfg, key=reference, as_of=as_of, now=datetime.now(UTC))
         except NotFoundError:
             missing = html.H1("Shipment not found")
             return missing, "", html.P(f"No shipment {reference!r}."), [], None, no_update
@@ -520,8 +517,11 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
                 as_of=None,
                 disposition_id=int(target["id"]),
             )
+        fmt = next((f for f in FORMATS if f == target.get("fmt")), None)
+        if fmt is None:
+            raise PreventUpdate
         as_of = _dt(state["as_of"]) if isinstance(state, dict) else None
-        return download(page, cfg, reference=reference, fmt=str(target["fmt"]), as_of=as_of)
+        return download(page, cfg, reference=reference, fmt=fmt, as_of=as_of)
 
     @app.callback(
         Output(QA_FEEDBACK, "children"),
@@ -557,8 +557,6 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
 
         if principal is None:
             return refused("Log in again: your session has ended.")
-        if not principal.can("dispositions.sign"):
-            return refused(f"Your role ({principal.role}) cannot sign dispositions.")
         if decision not in DECISIONS:
             return refused("Choose a decision.")
         if not reason or not reason.strip():
@@ -568,12 +566,13 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
         if not isinstance(state, dict):
             return refused("The report is not loaded yet.")
         try:
+            client = flask.request.remote_addr if flask.has_request_context() else None
             with page.connection() as conn:
-                shipment_id = shipment_q.find_shipment_id(conn=conn, key=reference)
-                row = sign_disposition(
+                record = reports.sign(
                     conn,
-                    principal=principal,
-                    shipment_id=shipment_id,
+                    Caller.of(principal, client),
+                    cfg,
+                    key=reference,
                     lot=None if lot in (None, WHOLE_SHIPMENT) else lot,
                     decision=decision,  # checked against DECISIONS above
                     reason=reason[:2000],
@@ -581,17 +580,16 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
                     report_hash=str(state["hash"]),
                     password=password,
                     limiter=limiter,
-                    client=flask.request.remote_addr if flask.has_request_context() else None,
-                    cfg=cfg,
                     now=datetime.now(UTC),
                 )
+        except PermissionDeniedError:
+            return refused(f"Your role ({principal.role}) cannot sign dispositions.")
         except RateLimitedError as exc:
             return refused(f"Too many wrong passwords: {exc}. Nothing was signed.")
         except AuthenticationError:
             return refused("Wrong password: nothing was signed.")
         except (SecurityError, ColdchainError) as exc:
             return refused(f"Not signed: {exc}")
-        record = render.disposition_record(row)
         return (
             f"Signed #{record['id']}: {record['signature']}.",
             "feedback ok",

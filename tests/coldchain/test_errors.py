@@ -74,8 +74,6 @@ def test_callers_old_names_are_the_same_classes() -> None:
     assert epcis_import.EPCISRejected is errors.EPCISRejected
     assert epcis_schema.Problem is errors.Problem
     assert delivery.DeliveryError is errors.DeliveryError
-    assert reports_service.ReportChangedError is errors.ReportChangedError
-    assert reports_service.SignatureConflictError is errors.SignatureConflictError
     assert reports_service.InvalidDispositionError is errors.InvalidDispositionError
     for name in security_errors.__all__:
         assert getattr(security_errors, name) is CLASSES[name]

@@ -1,12 +1,12 @@
-"""Callers and a connection for the service tests, against this test's real database."""
+"""A web-process connection to the test's migrated database, and callers of every role."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from db.types import Conn
 from security.accounts import principal_for_secret
@@ -17,19 +17,26 @@ from tests.fixtures.auth import Person
 
 @pytest.fixture
 def conn(db_dsn: str) -> Iterator[Conn]:
-    """A connection as the services get one (dict rows, autocommit like the web pool's)."""
-    with psycopg.connect(
-        db_dsn, row_factory=dict_row, autocommit=True, options="-c TimeZone=UTC"
+    """A connection as the web pool opens them (autocommit, dict rows, UTC)."""
+    with psycopg.Connection[DictRow].connect(
+        db_dsn, autocommit=True, row_factory=dict_row, options="-c TimeZone=UTC"
     ) as c:
         yield c
 
 
 @pytest.fixture
-def callers(conn: Conn, people: dict[Role, Person]) -> dict[Role, Caller]:
-    """One caller per role, authenticated from their live token as the API does."""
-    out: dict[Role, Caller] = {}
-    for role, person in people.items():
-        principal = principal_for_secret(conn, person.token)
+def caller(conn: Conn, people: dict[Role, Person]) -> Callable[[Role], Caller]:
+    """The person of ``role``, authenticated by their token as the API does it."""
+
+    def of(role: Role) -> Caller:
+        principal = principal_for_secret(conn, people[role].token, kinds=("api",))
         assert principal is not None
-        out[role] = Caller.of(principal, "203.0.113.7")
-    return out
+        return Caller.of(principal, "203.0.113.7")
+
+    return of
+
+
+@pytest.fixture
+def callers(caller: Callable[[Role], Caller], people: dict[Role, Person]) -> dict[Role, Caller]:
+    """One caller per role, authenticated from their live token as the API does."""
+    return {role: caller(role) for role in people}

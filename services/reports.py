@@ -1,0 +1,270 @@
+"""The excursion report of a shipment, its frozen snapshots, the QA queue, and the signed
+dispositions: what the API (``api/routers/reports.py``, ``api/routers/dispositions.py``) and the
+QA page (``dashboard/pages/qa.py``) both do, defined once.
+
+The report itself is built by :mod:`reports` (evidence from the database as of an instant, its
+content hash, its renderers); here it is found by the shipment's key, rendered as a file with
+its name, and signed.
+
+Signing (:func:`sign`), in one transaction: the caller must hold ``dispositions.sign``; their
+password is checked again (the second component of the signature); the report is rebuilt *as of*
+the instant the signer viewed it and its content hash must equal the hash they saw (else
+:class:`~coldchain.errors.ReportChangedError`: the data changed, review again); its evidence is
+frozen in ``report_snapshots``; the record in force for the same shipment/lot, if any, is
+superseded by the new one (never edited); the signature's hash binds signer, time, meaning,
+reason and the report hash. The audit trigger records the new row with the signer as actor and
+the decision and reason as why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+
+from alerts.rules import RuleSet, RulesFile, load_rules_file, settings_rules
+from coldchain.canonical import canonical_json
+from coldchain.errors import (
+    ConfigError,
+    InvalidDispositionError,
+    ReportChangedError,
+    SignatureConflictError,
+)
+from coldchain.settings import Settings
+from db.queries import reports as report_q
+from db.queries import shipments as shipment_q
+from db.types import Conn, Row
+from reports import render
+from reports.service import check_as_of, live_evidence, lots_of, report_document
+from security import accounts
+from security.ratelimit import LoginLimiter
+from security.signatures import MEANINGS, Decision, signature_hash, signature_payload
+from services.caller import Caller, acting
+
+log = logging.getLogger(__name__)
+
+Format = Literal["json", "csv", "pdf"]
+MEDIA_TYPES: dict[Format, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "pdf": "application/pdf",
+}
+_RENDERERS = {"json": render.render_json, "csv": render.render_csv, "pdf": render.render_pdf}
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the web process knows about rules besides the database (as the rules engine does):
+    the :class:`alerts.in_force.RuleSources` of reports, rules and limits, and the gap factor."""
+
+    gap_factor: float
+    base_rules: RuleSet
+    rules_file: RulesFile
+    rules_file_name: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReportSettings:
+        """The engine's bottom layer and rules file; a rules file that does not load is left
+        out of reports (and logged), as the engine leaves out a bad layer."""
+        a = settings.alerts
+        rules_file = RulesFile()
+        if a.rules_file is not None:
+            try:
+                rules_file = load_rules_file(a.rules_file)
+            except (OSError, ConfigError) as exc:
+                log.error("reports: rules file %s left out: %s", a.rules_file, exc)
+        return cls(
+            gap_factor=a.gap_factor,
+            base_rules=settings_rules(
+                offline_factor=a.offline_factor,
+                battery_threshold=a.battery_threshold,
+                clear_delay_s=a.clear_delay_s,
+            ),
+            rules_file=rules_file,
+            rules_file_name=str(a.rules_file) if a.rules_file else "rules file",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFile:
+    """A report rendered for download: its bytes, media type, file name and content hash."""
+
+    content: bytes
+    media_type: str
+    filename: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dispositions:
+    """Every disposition of a shipment (records, oldest first) and the lots a new one may name."""
+
+    lots: list[str]
+    records: list[dict[str, Any]]
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+
+def qa_queue(conn: Conn, *, offline_factor: float, limit: int = 500) -> list[Row]:
+    """The shipments a QA reviewer picks from, those needing attention first."""
+    return shipment_q.list_shipments(conn=conn, offline_factor=offline_factor, limit=limit).items
+
+
+def report(
+    conn: Conn,
+    cfg: ReportSettings,
+    *,
+    key: str,
+    as_of: datetime | None,
+    now: datetime,
+    disposition_id: int | None = None,
+) -> dict[str, Any]:
+    """The report of the shipment ``key`` (id or reference): live as of ``as_of`` (default
+    ``now``), or with ``disposition_id`` the record as signed (see
+    :func:`reports.service.report_document`). NotFoundError for an unknown shipment or
+    disposition, InvalidDispositionError for an ``as_of`` in the future."""
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    return report_document(
+        conn,
+        shipment_id=shipment_id,
+        as_of=as_of,
+        cfg=cfg,
+        disposition_id=disposition_id,
+        now=now,
+    )
+
+
+def report_file(
+    conn: Conn,
+    cfg: ReportSettings,
+    *,
+    key: str,
+    fmt: Format,
+    as_of: datetime | None,
+    now: datetime,
+    disposition_id: int | None = None,
+) -> ReportFile:
+    """:func:`report` rendered as ``fmt``, named after the shipment's reference (and the
+    disposition, for a signed record)."""
+    doc = report(conn, cfg, key=key, as_of=as_of, now=now, disposition_id=disposition_id)
+    reference = doc["evidence"]["shipment"]["reference"]
+    # A reference is free text: keep the file name portable and short.
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)[:80]
+    suffix = f"-signed-{disposition_id}" if disposition_id is not None else ""
+    return ReportFile(
+        content=_RENDERERS[fmt](doc),
+        media_type=MEDIA_TYPES[fmt],
+        filename=f"report-{safe}{suffix}.{fmt}",
+        content_hash=doc["content_hash"],
+    )
+
+
+def snapshots(conn: Conn, *, key: str) -> list[Row]:
+    """The evidence frozen for the shipment's signatures (no evidence body), oldest first."""
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    return report_q.list_snapshots(conn=conn, shipment_id=shipment_id)
+
+
+def dispositions(conn: Conn, *, key: str) -> Dispositions:
+    """Signed dispositions, superseded ones included (marked), and the shipment's lots."""
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    rows = report_q.dispositions(conn=conn, shipment_id=shipment_id)
+    return Dispositions(lots_of(conn, shipment_id), render.disposition_records(rows))
+
+
+# ---- signing --------------------------------------------------------------------------------
+
+
+def sign(
+    conn: Conn,
+    caller: Caller,
+    cfg: ReportSettings,
+    *,
+    key: str,
+    lot: str | None,
+    decision: Decision,
+    reason: str,
+    as_of: datetime,
+    report_hash: str,
+    password: str,
+    limiter: LoginLimiter,
+    now: datetime,
+) -> dict[str, Any]:
+    """Sign a disposition on the report the signer saw (see the module docstring); the signed
+    record as :func:`reports.render.disposition_record` gives it."""
+    caller.require("dispositions.sign")
+    shipment_id = shipment_q.find_shipment_id(conn=conn, key=key)
+    # Only people hold dispositions.sign (an API key cannot have the qa role, see
+    # security.roles.API_KEY_ROLES, and the console is admin), so the actor is a user name.
+    signer = accounts.authenticate(
+        conn, username=caller.actor, password=password, limiter=limiter, client=caller.source
+    )
+    reason = " ".join(reason.split())
+    if not reason:
+        raise InvalidDispositionError("a disposition needs a reason")
+    as_of = check_as_of(as_of, now=now)
+    if lot is not None and lot not in lots_of(conn, shipment_id):
+        raise InvalidDispositionError(f"lot {lot!r} is not on board shipment {shipment_id}")
+    try:
+        with acting(conn, caller, f"{decision}: {reason}"), conn.transaction():
+            evidence, digest = live_evidence(conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg)
+            if digest != report_hash:
+                raise ReportChangedError(
+                    f"the report as of {as_of.isoformat()} now has content hash {digest}, not "
+                    f"{report_hash}: its data changed since it was opened; review it again"
+                )
+            snap = report_q.save_snapshot(
+                conn=conn,
+                shipment_id=shipment_id,
+                as_of=as_of,
+                content_hash=digest,
+                evidence=canonical_json(evidence).decode("utf-8"),
+                created_by=caller.actor,
+            )
+            current = report_q.current_disposition(conn=conn, shipment_id=shipment_id, lot=lot)
+            supersedes = None if current is None else int(current["disposition_id"])
+            signed_at = now
+            meaning = MEANINGS[decision]
+            payload = signature_payload(
+                shipment_id=shipment_id,
+                shipment_reference=evidence["shipment"]["reference"],
+                lot=lot,
+                decision=decision,
+                reason=reason,
+                meaning=meaning,
+                signer_user_id=int(signer["user_id"]),
+                signer_username=signer["username"],
+                signer_name=signer["full_name"],
+                signer_role=signer["role"],
+                signed_at=signed_at,
+                report_hash=digest,
+                supersedes=supersedes,
+            )
+            row = report_q.insert_disposition(
+                conn=conn,
+                values={
+                    "shipment_id": shipment_id,
+                    "lot": lot,
+                    "decision": decision,
+                    "reason": reason,
+                    "meaning": meaning,
+                    "signer_user_id": signer["user_id"],
+                    "signer_username": signer["username"],
+                    "signer_name": signer["full_name"],
+                    "signer_role": signer["role"],
+                    "signed_at": signed_at,
+                    "snapshot_id": snap["snapshot_id"],
+                    "report_hash": digest,
+                    "supersedes": supersedes,
+                    "signature_hash": signature_hash(payload),
+                },
+            )
+    except psycopg.errors.UniqueViolation:
+        raise SignatureConflictError(
+            "another disposition of this shipment/lot was signed at the same moment; reload"
+        ) from None
+    return render.disposition_record(row)
