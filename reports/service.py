@@ -21,13 +21,8 @@ from typing import Any
 import psycopg
 
 from alerts.in_force import load_rules
-from alerts.rules import (
-    RuleSet,
-    RulesFile,
-    StoredRules,
-    load_rules_file,
-    settings_rules,
-)
+from alerts.layers import StoredRules, settings_rules
+from alerts.rules import RuleSet, RulesFile, load_rules_file
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     ConfigError,

@@ -18,21 +18,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from alerts.layers import EffectiveRules, ProductRow, resolve, rule_layers
 from alerts.rules import (
     SECTIONS,
     BatteryRule,
     BudgetRule,
-    EffectiveRules,
     ForecastRule,
     HumidityRule,
     MKTRule,
     OfflineRule,
-    ProductRow,
     RuleSet,
     TemperatureRule,
     parse_definition,
-    resolve,
-    rule_layers,
 )
 from api.deps import (
     AuditedConnDep,

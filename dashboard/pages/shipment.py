@@ -16,9 +16,9 @@ from urllib.parse import unquote
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
-from alerts.budget import DEFAULT_WARNING_SHARE
 from alerts.in_force import shipment_limits
 from coldchain.errors import NotFoundError
+from coldchain.thermal.budget import DEFAULT_WARNING_SHARE
 from coldchain.thermal.limits import Limits, is_offline
 from dashboard import figures, ids
 from dashboard.pages import (
