@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alerts.rules import EffectiveRules
+from alerts.layers import EffectiveRules
 
 ReportFailure = Callable[[str, BaseException], None]
 """Counts a skipped pair or shipment and logs it (``what`` failed, the exception)."""

@@ -19,10 +19,12 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from alerts import conditions, policy
-from alerts.conditions import ConditionState, Series
+from alerts import policy
+from alerts.conditions import present
+from alerts.conditions.arrays import Series
+from alerts.conditions.pair import evaluate_pair
+from alerts.conditions.states import ConditionState, stopped_holding
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
-from alerts.excursions import Excursion
 from alerts.rows import (
     EMPTY_SERIES,
     ExcursionRecord,
@@ -34,7 +36,8 @@ from alerts.rows import (
     pair_arrays,
 )
 from alerts.rules import SECTION_OF
-from alerts.series import datetime_from_us
+from coldchain.thermal.excursions import Excursion
+from coldchain.thermal.series import datetime_from_us
 from db.queries import rules as q
 
 Stored = dict[tuple[int, str], dict[str, policy.StoredState]]
@@ -124,7 +127,7 @@ class PairJudge:
     ) -> None:
         shipment_id, device_id = pair
         max_gap = timedelta(seconds=info.interval_s * self._gap_factor)
-        result = conditions.evaluate_pair(
+        result = evaluate_pair(
             series,
             ctx.rules,
             max_gap=max_gap,
@@ -161,9 +164,7 @@ class PairJudge:
             last = datetime_from_us(int(series.t_us[-1]))
             since = offline.state.since
             if since is None or last > since:
-                states["device_offline"] = conditions.stopped_holding(
-                    offline.state, ended_at=last, as_of=now
-                )
+                states["device_offline"] = stopped_holding(offline.state, ended_at=last, as_of=now)
         for key, new in states.items():
             old = stored_states.get(key)
             if new.empty and old is None:
@@ -188,7 +189,7 @@ class PairJudge:
         # An assignment open to the past counts from the latest reading.
         start = None if cand is None else (cand.assigned_since or cand.last_ts)
         if cand is not None and rule is not None and start is not None:
-            new = conditions.offline_state(
+            new = present.offline_state(
                 cand.last_ts,
                 start,
                 int(cand.interval_s),
@@ -203,7 +204,7 @@ class PairJudge:
             )
         elif old is not None and old.state.holding:
             # No longer expected to report (delivered, unassigned, rule switched off).
-            new = conditions.stopped_holding(old.state, ended_at=now, as_of=now)
+            new = stopped_holding(old.state, ended_at=now, as_of=now)
         else:
             return None
         row = state_row(shipment_id, device_id, new, ctx.get(shipment_id), "offline")

@@ -1,13 +1,15 @@
 """The rules and limits in force for a shipment: the one derivation every consumer uses.
 
 :func:`rules_of` stacks a shipment's (or a product's) layers, read by :mod:`db.queries.limits`,
-with :func:`alerts.rules.rule_layers` (:func:`layers_of`) and merges them with
-:func:`alerts.rules.resolve`: exactly what the rules engine judges by. :func:`alerts.conditions.limits_of` turns the merged
-temperature rule into :class:`coldchain.thermal.limits.Limits`. The rules engine (:mod:`alerts.service`), the excursion
+with :func:`alerts.layers.rule_layers` (:func:`layers_of`) and merges them with
+:func:`alerts.layers.resolve`: exactly what the rules engine judges by.
+:func:`alerts.layers.limits_of` turns the merged temperature rule into
+:class:`coldchain.thermal.limits.Limits`. The rules engine (:mod:`alerts.service`), the excursion
 report (:mod:`reports.service`), the unit passport (:mod:`traceability.lookup`) and the shipment
-page's chart all go through these two, and the rules API (:mod:`services.rules`) shows the merged
-rules of :func:`load_rules` and checks a new stored layer against :func:`layers_of`, so a passport or a chart cannot show the product row's
-range while the engine judges by the rules file or a stored rule version.
+page's chart all go through these two, and the rules API (:mod:`services.rules`) shows the
+merged rules of :func:`load_rules` and checks a new stored layer against :func:`layers_of`, so
+a passport or a chart cannot show the product row's range while the engine judges by the rules
+file or a stored rule version.
 
 :func:`shipment_limits` and :func:`load_rules` are the synchronous edges (the web process);
 the engine runs the same statement on its asynchronous connection and calls :func:`rules_of`.
@@ -22,17 +24,16 @@ from typing import Any, Protocol
 
 from psycopg import Connection
 
-from alerts.conditions import limits_of
-from alerts.rules import (
+from alerts.layers import (
     EffectiveRules,
     Layer,
     ProductRow,
-    RuleSet,
-    RulesFile,
     StoredRules,
+    limits_of,
     resolve,
     rule_layers,
 )
+from alerts.rules import RuleSet, RulesFile
 from coldchain.errors import ConfigError
 from coldchain.thermal.limits import Limits
 from db.queries.limits import RuleInputs, rule_inputs
@@ -41,7 +42,6 @@ __all__ = [
     "RuleContext",
     "RuleSources",
     "layers_of",
-    "limits_of",
     "load_rules",
     "rules_of",
     "shipment_limits",

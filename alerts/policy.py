@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from alerts.conditions import ConditionState
-from alerts.excursions import Excursion
+from alerts.conditions.states import ConditionState
 from coldchain.severity import RANK, stronger, strongest
+from coldchain.thermal.excursions import Excursion
 
 Transition = Literal["clear", "reopen", "resolve"]
 

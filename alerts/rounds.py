@@ -46,15 +46,10 @@ from alerts.context import EngineStats, ShipmentContext
 from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
+from alerts.layers import settings_rules
 from alerts.reconcile import Reconciler
 from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
-from alerts.rules import (
-    EscalationPolicy,
-    EscalationTier,
-    RulesFile,
-    load_rules_file,
-    settings_rules,
-)
+from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings

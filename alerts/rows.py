@@ -20,7 +20,8 @@ from psycopg.abc import Params
 from psycopg.rows import class_row
 
 from alerts import policy
-from alerts.conditions import ConditionState, Series
+from alerts.conditions.arrays import Series
+from alerts.conditions.states import ConditionState
 from db.binary import float8_values, timestamp_us_values
 
 R = TypeVar("R")

@@ -1,18 +1,8 @@
-"""Alert rules: what is judged, against which thresholds, and who is told.
+"""Alert rules: what is judged, against which thresholds, and who is told; the rules file.
 
-Rules are layered; each layer may set any field of any section, and a later layer wins field by
-field (so a shipment override ``temperature = { alarm_delay_min = 5 }`` changes only the delay):
-
-1. the engine's settings (offline factor, battery threshold, clear delay: ``COLDCHAIN_ALERTS__…``);
-2. ``[defaults]`` of the rules file;
-3. the product row (range, freeze limit, alarm delay, stability budget, MKT limit and ΔH,
-   humidity range): :func:`product_rules`;
-4. ``[products."<GTIN>"]`` of the rules file, then the product's rules stored through the API;
-5. ``[shipments."<reference>"]`` of the rules file, then the shipment's rules stored through
-   the API.
-
-:func:`rule_layers` stacks them in this order, named as each alert's ``sources`` lists them; the
-engine, the reports and the API all take their layers from it.
+This module is the rules' *form*: one pydantic model per rule section (:class:`RuleSet` is one
+layer of them), the escalation tiers, the rules file (:class:`RulesFile`), and the parsing that
+validates them. How layers stack into the rules of one shipment is :mod:`alerts.layers`.
 
 A rules file is TOML (or YAML, by its suffix). Every table is ``extra="forbid"``: a misspelt key
 is a :class:`~coldchain.errors.ConfigError` that names the file and the field, with a suggestion::
@@ -44,17 +34,13 @@ is a :class:`~coldchain.errors.ConfigError` that names the file and the field, w
 switches the rule off at that layer) and ``severity``; durations are in minutes or hours as the
 field name says. Every number is bounded to what the engine can compute with (durations at
 most a year, temperature limits between -273.15 and 1000 °C, no infinity or NaN), so a stored
-rule can never make an evaluation overflow. :class:`EffectiveRules` is the merged result, and
-:meth:`EffectiveRules.snapshot` the exact rule each excursion and alert stores ("as it was when
-evaluated").
+rule can never make an evaluation overflow.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -73,29 +59,21 @@ __all__ = [
     "SECTION_OF",
     "BatteryRule",
     "BudgetRule",
-    "EffectiveRules",
     "EscalationPolicy",
     "EscalationTier",
     "ForecastRule",
     "HumidityRule",
-    "Layer",
     "MKTRule",
     "OfflineRule",
-    "ProductRow",
     "RuleSet",
     "RulesFile",
+    "Section",
     "Severity",
-    "StoredRules",
     "TemperatureRule",
     "load_rules_file",
-    "merge",
     "parse_definition",
-    "product_rules",
-    "resolve",
-    "rule_layers",
     "rules_from_dict",
     "rules_from_text",
-    "settings_rules",
 ]
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -121,7 +99,7 @@ RULE_KEYS = (
 )
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     """One rule's fields; every field has a default so that a layer can set only some."""
 
     # No infinity or NaN (``inf`` in TOML, ``1e400`` in JSON): no threshold means "not set".
@@ -135,7 +113,7 @@ class _Section(BaseModel):
         return default if self.clear_delay_min is None else timedelta(minutes=self.clear_delay_min)
 
 
-class TemperatureRule(_Section):
+class TemperatureRule(Section):
     """High/low limits with an alarm delay; freezing alarms at once and more severely."""
 
     low_c: Celsius | None = None
@@ -156,7 +134,7 @@ class TemperatureRule(_Section):
         return self
 
 
-class BudgetRule(_Section):
+class BudgetRule(Section):
     """Cumulative time out of range (gaps counted as out) against the stability budget."""
 
     hours: float | None = Field(default=None, gt=0, le=MAX_HOURS)
@@ -167,7 +145,7 @@ class BudgetRule(_Section):
     auto_resolve: bool = False
 
 
-class MKTRule(_Section):
+class MKTRule(Section):
     """Mean kinetic temperature over a trailing window above a limit."""
 
     limit_c: Celsius | None = None
@@ -182,7 +160,7 @@ class MKTRule(_Section):
     auto_resolve: bool = False
 
 
-class HumidityRule(_Section):
+class HumidityRule(Section):
     """Relative humidity outside a range for longer than a delay."""
 
     min_rh: float | None = Field(default=None, ge=0, le=100)
@@ -198,7 +176,7 @@ class HumidityRule(_Section):
         return self
 
 
-class OfflineRule(_Section):
+class OfflineRule(Section):
     """No reading for ``minutes``, or for ``factor`` × the logger's own interval."""
 
     factor: float | None = Field(default=None, gt=1, le=1000)
@@ -209,7 +187,7 @@ class OfflineRule(_Section):
     auto_resolve: bool = True
 
 
-class BatteryRule(_Section):
+class BatteryRule(Section):
     """Battery ratio (0…1) below a threshold; clears only above threshold + hysteresis."""
 
     below: float | None = Field(default=None, gt=0, lt=1)
@@ -218,8 +196,9 @@ class BatteryRule(_Section):
     auto_resolve: bool = True
 
 
-class ForecastRule(_Section):
-    """The recent trend predicts a limit breach within ``horizon_min`` (see alerts.forecast)."""
+class ForecastRule(Section):
+    """The recent trend predicts a limit breach within ``horizon_min`` (see
+    :mod:`coldchain.thermal.forecast`)."""
 
     horizon_min: float = Field(default=60.0, gt=0, le=24 * 60)
     lookback_min: float = Field(default=60.0, gt=0, le=24 * 60)
@@ -261,7 +240,7 @@ SECTION_OF = {
     "predicted_breach": "forecast",
 }
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[Section]] = {
     "temperature": TemperatureRule,
     "budget": BudgetRule,
     "mkt": MKTRule,
@@ -377,236 +356,3 @@ def parse_definition(data: Any, *, source: str) -> RuleSet:
         return RuleSet.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, RuleSet, what="rules")) from None
-
-
-# --------------------------------------------------------------------------------------------
-# Layers and merging
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProductRow:
-    """The product columns rules are derived from (as stored in ``products``)."""
-
-    gtin: str | None
-    name: str | None = None
-    temp_min_c: float | None = None
-    temp_max_c: float | None = None
-    freeze_limit_c: float | None = None
-    alarm_delay_s: int = 0
-    stability_budget_s: int | None = None
-    mkt_delta_h_j_mol: float | None = None
-    mkt_limit_c: float | None = None
-    rh_min: float | None = None
-    rh_max: float | None = None
-
-    @classmethod
-    def from_columns(cls, row: Mapping[str, Any]) -> ProductRow:
-        """The fields of a ``products`` row read by column name (extra columns ignored)."""
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRules:
-    """The version in force of a product's or a shipment's rules stored through the API."""
-
-    version: int
-    definition: Any  # as stored (JSON); validated when it is stacked
-
-
-Layer = tuple[str, RuleSet | None]
-
-
-def product_rules(row: ProductRow) -> RuleSet:
-    """The default rules of a product, from its row: only what the row says is set."""
-    temperature: dict[str, Any] = {"alarm_delay_min": row.alarm_delay_s / 60.0}
-    for name, value in (
-        ("low_c", row.temp_min_c),
-        ("high_c", row.temp_max_c),
-        ("freeze_c", row.freeze_limit_c),
-    ):
-        if value is not None:
-            temperature[name] = value
-    if (
-        row.freeze_limit_c is not None
-        and row.temp_min_c is not None
-        and row.freeze_limit_c >= row.temp_min_c
-    ):
-        # A freeze limit inside the range cannot be told apart from "low"; the range wins.
-        del temperature["freeze_c"]
-    sections: dict[str, Any] = {"temperature": temperature}
-    if row.stability_budget_s:
-        sections["budget"] = {"hours": row.stability_budget_s / 3600.0}
-    if row.mkt_limit_c is not None:
-        mkt: dict[str, Any] = {"limit_c": row.mkt_limit_c}
-        if row.mkt_delta_h_j_mol is not None:
-            mkt["delta_h_j_mol"] = row.mkt_delta_h_j_mol
-        # USP <1079.2>: controlled cold products on 24 h, controlled room temperature on 30 days.
-        cold = row.temp_max_c is not None and row.temp_max_c <= 8.0
-        mkt["window_h"] = 24.0 if cold else 30 * 24.0
-        sections["mkt"] = mkt
-    if row.rh_min is not None or row.rh_max is not None:
-        humidity: dict[str, Any] = {"delay_min": row.alarm_delay_s / 60.0}
-        if row.rh_min is not None:
-            humidity["min_rh"] = row.rh_min
-        if row.rh_max is not None:
-            humidity["max_rh"] = row.rh_max
-        sections["humidity"] = humidity
-    return parse_definition(sections, source=f"product {row.gtin}")
-
-
-def settings_rules(
-    *, offline_factor: float, battery_threshold: float, clear_delay_s: float
-) -> RuleSet:
-    """The bottom layer: the engine's settings."""
-    clear = {"clear_delay_min": clear_delay_s / 60.0}
-    return RuleSet.model_validate(
-        {
-            "temperature": clear,
-            "budget": clear,
-            "mkt": clear,
-            "humidity": clear,
-            "offline": {**clear, "factor": offline_factor},
-            "battery": {**clear, "below": battery_threshold},
-            "forecast": clear,
-        }
-    )
-
-
-def rule_layers(
-    base: RuleSet,
-    rules_file: RulesFile,
-    file_name: str,
-    *,
-    product: ProductRow | None,
-    product_stored: StoredRules | None,
-    shipment: str | None,
-    shipment_stored: StoredRules | None,
-    on_error: Callable[[str, ConfigError], None] | None = None,
-) -> list[Layer]:
-    """The layers of a shipment's rules (or, with ``shipment`` None, of a product's), bottom
-    first, for :func:`resolve`; a layer that is not there is ``(name, None)``. Without a
-    ``product`` row there are no product layers (``product_stored`` is not looked at).
-
-    A product row or a stored definition that does not parse raises ConfigError; with
-    ``on_error`` it is reported there with the layer's name and left out (``None``) instead.
-    """
-
-    def parsed(name: str, parse: Callable[[], RuleSet]) -> Layer:
-        try:
-            return (name, parse())
-        except ConfigError as exc:
-            if on_error is None:
-                raise
-            on_error(name, exc)
-            return (name, None)
-
-    def stored(scope: str, key: str, rules: StoredRules | None) -> Layer:
-        if rules is None:
-            return (f"stored {scope} rules {key}", None)
-        name = f"stored {scope} rules {key} v{rules.version}"
-        return parsed(name, lambda: parse_definition(rules.definition, source=name))
-
-    layers: list[Layer] = [("settings", base), (f"{file_name}: defaults", rules_file.defaults)]
-    if product is not None:
-        gtin = str(product.gtin)
-        layers.append(parsed(f"product {gtin} (row)", lambda: product_rules(product)))
-        layers.append((f"{file_name}: products.{gtin}", rules_file.products.get(gtin)))
-        layers.append(stored("product", gtin, product_stored))
-    if shipment is not None:
-        layers.append((f"{file_name}: shipments.{shipment}", rules_file.shipments.get(shipment)))
-        layers.append(stored("shipment", shipment, shipment_stored))
-    return layers
-
-
-def merge(base: RuleSet, override: RuleSet, *, source: str = "override") -> RuleSet:
-    """``override`` on top of ``base``, field by field; a bad combination names ``source``."""
-    merged: dict[str, Any] = {}
-    for name in SECTIONS:
-        low: _Section | None = getattr(base, name)
-        high: _Section | None = getattr(override, name)
-        if low is None and high is None:
-            continue
-        fields = {}
-        for part in (low, high):
-            if part is not None:
-                fields.update(part.model_dump(exclude_unset=True))
-        merged[name] = fields
-    try:
-        return RuleSet.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, RuleSet, what="rules")) from None
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveRules:
-    """The merged rules of one shipment: a concrete section per enabled rule, else None."""
-
-    temperature: TemperatureRule | None
-    budget: BudgetRule | None
-    mkt: MKTRule | None
-    humidity: HumidityRule | None
-    offline: OfflineRule | None
-    battery: BatteryRule | None
-    forecast: ForecastRule | None
-    sources: tuple[str, ...] = field(default=())
-
-    def snapshot(self, section: str, **extra: Any) -> dict[str, Any]:
-        """The rule as it is now, for the row that it judged (thresholds "as they were")."""
-        rule = getattr(self, section)
-        body = rule.model_dump(mode="json") if rule is not None else {}
-        return {"rule": section, **body, **extra, "sources": list(self.sources)}
-
-    def section(self, name: str) -> _Section | None:
-        """A section by name."""
-        value: _Section | None = getattr(self, name)
-        return value
-
-
-def resolve(
-    layers: Sequence[tuple[str, RuleSet | None]],
-    *,
-    on_error: Callable[[str, ConfigError], None] | None = None,
-) -> EffectiveRules:
-    """Merge layers bottom-up into the effective rules; sections nothing enables are None.
-
-    A layer whose combination with the ones below is invalid raises ConfigError naming it; with
-    ``on_error`` it is reported there and left out instead (a running engine keeps judging with
-    the layers that make sense rather than stopping).
-    """
-    merged = RuleSet()
-    sources: list[str] = []
-    for source, layer in layers:
-        if layer is None:
-            continue
-        try:
-            merged = merge(merged, layer, source=source)
-        except ConfigError as exc:
-            if on_error is None:
-                raise
-            on_error(source, exc)
-            continue
-        sources.append(source)
-    sections: dict[str, Any] = {}
-    for name in SECTIONS:
-        rule: _Section | None = getattr(merged, name)
-        if rule is not None and (not rule.enabled or not _has_threshold(name, rule)):
-            rule = None  # switched off, or nothing to judge against (a budget rule with no budget)
-        sections[name] = rule
-    return EffectiveRules(**sections, sources=tuple(sources))
-
-
-def _has_threshold(name: str, rule: _Section) -> bool:
-    if isinstance(rule, TemperatureRule):
-        return rule.low_c is not None or rule.high_c is not None or rule.freeze_c is not None
-    if isinstance(rule, BudgetRule):
-        return rule.hours is not None
-    if isinstance(rule, MKTRule):
-        return rule.limit_c is not None
-    if isinstance(rule, HumidityRule):
-        return rule.min_rh is not None or rule.max_rh is not None
-    if isinstance(rule, OfflineRule):
-        return rule.factor is not None or rule.minutes is not None
-    if isinstance(rule, BatteryRule):
-        return rule.below is not None
-    return name == "forecast"

@@ -9,8 +9,8 @@ so a report rendered from a frozen snapshot is the report rendered when it was s
 What the figures mean (the same contracts the rules engine uses):
 
 - **gaps**: intervals between readings longer than ``gap_factor`` × the logger's interval
-  (:func:`alerts.excursions.find_gaps`), with a trailing gap up to ``as_of`` (or the end of the
-  assignment) when the logger fell silent; unknown time, never "in range";
+  (:func:`coldchain.thermal.excursions.find_gaps`), with a trailing gap up to ``as_of`` (or the
+  end of the assignment) when the logger fell silent; unknown time, never "in range";
 - **completeness**: readings received / readings expected over the covered window (first
   reading → end of the window), capped at 1;
 - **limits** (``rules.temperature``): the merged rules in force at ``as_of`` as the engine
@@ -19,11 +19,12 @@ What the figures mean (the same contracts the rules engine uses):
   beside them;
 - **excursions**: the rules engine's stored excursions current at ``as_of``, with the thresholds
   they were judged against when evaluated;
-- **MKT**: :func:`alerts.mkt.mkt` over the trailing window (rules ``mkt.window_h``; USP <1079.2>:
-  24 h for controlled cold, 30 days for controlled room temperature) ending at the logger's last
-  reading, and over the whole trip, with ΔH, the weighting rule and the gap rule printed;
-- **budget**: :func:`alerts.budget.budget_usage` over the trip (gaps counted as out when the
-  rule says so), against the stability budget.
+- **MKT**: :func:`coldchain.thermal.mkt.mkt` over the trailing window (rules ``mkt.window_h``;
+  USP <1079.2>: 24 h for controlled cold, 30 days for controlled room temperature) ending at the
+  logger's last reading, and over the whole trip, with ΔH, the weighting rule and the gap rule
+  printed;
+- **budget**: :func:`coldchain.thermal.budget.budget_usage` over the trip (gaps counted as out
+  when the rule says so), against the stability budget.
 """
 
 from __future__ import annotations
@@ -35,13 +36,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from alerts.budget import budget_usage
-from alerts.conditions import temperature_limits
-from alerts.excursions import TempLimits, find_gaps
-from alerts.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_weighted_mean
-from alerts.series import Point
 from coldchain.canonical import content_hash
-from coldchain.thermal.limits import limits_from_json
+from coldchain.thermal.budget import budget_usage
+from coldchain.thermal.excursions import TempLimits, find_gaps
+from coldchain.thermal.limits import limits_from_json, temperature_limits
+from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_weighted_mean
+from coldchain.thermal.series import Point
 
 REPORT_FORMAT = "coldchain-excursion-report/1"
 

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from alerts.rules import RuleSet, RulesFile, load_rules_file, settings_rules
+from alerts.layers import settings_rules
+from alerts.rules import RuleSet, RulesFile, load_rules_file
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     ConfigError,

@@ -23,19 +23,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from alerts.in_force import RuleSources, layers_of, load_rules
+from alerts.layers import EffectiveRules, Layer, resolve
 from alerts.rules import (
     SECTIONS,
     BatteryRule,
     BudgetRule,
-    EffectiveRules,
     ForecastRule,
     HumidityRule,
-    Layer,
     MKTRule,
     OfflineRule,
     TemperatureRule,
     parse_definition,
-    resolve,
 )
 from coldchain.errors import ConfigError
 from db.queries import products as product_q

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from alerts.budget import DEFAULT_WARNING_SHARE
 from alerts.in_force import RuleSources, shipment_limits
 from coldchain.settings import Settings
+from coldchain.thermal.budget import DEFAULT_WARNING_SHARE
 from coldchain.thermal.limits import Limits
 from db.queries import excursions as excursion_q
 from db.queries import readings as reading_q

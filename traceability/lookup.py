@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from alerts.in_force import RuleContext, RuleSources, limits_of, load_rules
-from alerts.rules import RulesFile, settings_rules
+from alerts.in_force import RuleContext, RuleSources, load_rules
+from alerts.layers import limits_of, settings_rules
+from alerts.rules import RulesFile
 from coldchain.errors import NotFoundError
 from coldchain.gs1 import IdentifierError
 from coldchain.settings import AlertsSettings

@@ -7,8 +7,9 @@ engine judges each of the unit's shipments by (:mod:`alerts.in_force`: product r
 and stored rule versions, layered; not the product row alone). When the shipments' limits
 differ, the passport judges by the strictest combination (:func:`passport_limits`) and says so. Output: the unit's series and
 the figures the issue asks for, computed by the platform's own pure functions:
-:func:`alerts.excursions.detect_excursions`, :func:`alerts.budget.budget_usage` and
-:func:`alerts.mkt.mkt` (step weighting, the rules engine's default).
+:func:`coldchain.thermal.excursions.detect_excursions`,
+:func:`coldchain.thermal.budget.budget_usage` and :func:`coldchain.thermal.mkt.mkt` (step
+weighting, the rules engine's default).
 
 Tracks (several loggers at once)
 --------------------------------
@@ -31,11 +32,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from alerts.budget import BudgetUsage, budget_usage
-from alerts.conditions import temperature_limits
-from alerts.excursions import Excursion, TempLimits, detect_excursions
-from alerts.mkt import DEFAULT_DELTA_H_J_MOL, MKTResult, Weighting, mkt
-from coldchain.thermal.limits import Limits, strictest
+from coldchain.thermal.budget import BudgetUsage, budget_usage
+from coldchain.thermal.excursions import Excursion, TempLimits, detect_excursions
+from coldchain.thermal.limits import Limits, strictest, temperature_limits
+from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, MKTResult, Weighting, mkt
 from traceability.tracks import (
     Inherited,
     Piece,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.series import Point
+from coldchain.thermal.series import Point
 
 __all__ = [
     "Inherited",

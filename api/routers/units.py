@@ -108,7 +108,7 @@ class PieceOut(_Out):
 
 
 class BudgetOut(_Out):
-    """Cumulative time out of range against the stability budget (alerts.budget)."""
+    """Cumulative time out of range against the stability budget (coldchain.thermal.budget)."""
 
     budget_s: float | None
     time_in_s: float
@@ -123,7 +123,7 @@ class BudgetOut(_Out):
 
 
 class MKTOut(_Out):
-    """Mean kinetic temperature with what it depends on (alerts.mkt)."""
+    """Mean kinetic temperature with what it depends on (coldchain.thermal.mkt)."""
 
     mkt_c: float
     delta_h_j_mol: float

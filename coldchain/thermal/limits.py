@@ -4,13 +4,15 @@ Limits
 ------
 The limits a shipment's readings are judged by are *not* the product row alone: the rules are
 layered (the engine's settings, the rules file's defaults, the product row, the rules file's and
-the stored rules of the product, then of the shipment; :func:`alerts.rules.rule_layers`) and the
-merged ``temperature`` section is what the rules engine judges excursions by. :class:`Limits` is
-that section's thresholds as plain values; :func:`limits_from_rule` builds it from the merged
+the stored rules of the product, then of the shipment; :func:`alerts.layers.rule_layers`) and
+the merged ``temperature`` section is what the rules engine judges excursions by. :class:`Limits`
+is that section's thresholds as plain values; :func:`limits_from_rule` builds it from the merged
 section's fields, and every consumer (the rules engine, the excursion report, the unit passport,
 the shipment chart's band) takes its limits from it, so none of them can show another range than
 the one the engine judged by. The I/O that reads the layers is :mod:`db.queries.limits`, the
-stacking :mod:`alerts.in_force`.
+stacking :mod:`alerts.in_force`. :func:`temperature_limits` adds one logger's gap length to them:
+the :class:`~coldchain.thermal.excursions.TempLimits` that excursion detection, the budget and the
+forecast take.
 
 A unit travels in several shipments, and each may have rules of its own: :func:`strictest`
 combines several shipments' limits into the narrowest (highest low, lowest high, highest freeze
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from coldchain.thermal.excursions import TempLimits
+
 __all__ = [
     "Limits",
     "is_offline",
@@ -40,6 +44,7 @@ __all__ = [
     "limits_from_rule",
     "offline_threshold",
     "strictest",
+    "temperature_limits",
 ]
 
 
@@ -105,6 +110,17 @@ def limits_from_json(rule: Mapping[str, Any] | None, sources: Iterable[str] = ()
         freeze_c=rule.get("freeze_c"),
         alarm_delay_min=float(rule.get("alarm_delay_min") or 0.0),
         sources=sources,
+    )
+
+
+def temperature_limits(limits: Limits, max_gap: timedelta) -> TempLimits:
+    """A shipment's limits for one logger whose gaps exceed ``max_gap`` (excursion detection)."""
+    return TempLimits(
+        low_c=limits.low_c,
+        high_c=limits.high_c,
+        freeze_c=limits.freeze_c,
+        alarm_delay=limits.alarm_delay,
+        max_gap=max_gap,
     )
 
 

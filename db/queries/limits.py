@@ -32,7 +32,7 @@ __all__ = [
     "rule_inputs_params",
 ]
 
-#: The product columns the rules are derived from (alerts.rules.ProductRow's fields), in order.
+#: The product columns the rules are derived from (alerts.layers.ProductRow's fields), in order.
 PRODUCT_RULE_COLUMNS = (
     "gtin",
     "name",

@@ -9,32 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.budget import budget_usage
-from alerts.conditions import (
-    ConditionState,
-    Episode,
-    Series,
-    battery_episodes,
-    budget_from_arrays,
-    evaluate_pair,
-    excursions_from_arrays,
-    forecast_state,
-    humidity_state,
-    mkt_state,
-    offline_state,
-    state_from_episodes,
-)
-from alerts.excursions import TempLimits, detect_excursions
-from alerts.rules import (
-    BatteryRule,
-    ForecastRule,
-    HumidityRule,
-    MKTRule,
-    OfflineRule,
-    RuleSet,
-    resolve,
-)
-from alerts.series import Point, as_arrays, sorted_unique
+from alerts.conditions.arrays import Series, excursions_from_arrays
+from alerts.conditions.history import battery_episodes, humidity_state, mkt_state
+from alerts.conditions.pair import evaluate_pair
+from alerts.conditions.present import forecast_state, offline_state
+from alerts.conditions.states import ConditionState, Episode, state_from_episodes
+from alerts.layers import resolve
+from alerts.rules import BatteryRule, ForecastRule, HumidityRule, MKTRule, OfflineRule, RuleSet
+from coldchain.thermal.budget import budget_from_arrays, budget_usage
+from coldchain.thermal.excursions import TempLimits, detect_excursions
+from coldchain.thermal.series import Point, as_arrays, sorted_unique
 
 T0 = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.conditions import ConditionState
+from alerts.conditions.states import ConditionState
 from alerts.policy import (
     AlertState,
     StoredState,

@@ -14,17 +14,12 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import conditions, policy
-from alerts.conditions import Series
-from alerts.rules import (
-    MAX_MINUTES,
-    RuleSet,
-    load_rules_file,
-    parse_definition,
-    resolve,
-    rules_from_dict,
-    settings_rules,
-)
+from alerts import policy
+from alerts.conditions import present
+from alerts.conditions.arrays import Series
+from alerts.conditions.pair import evaluate_pair
+from alerts.layers import resolve, settings_rules
+from alerts.rules import MAX_MINUTES, RuleSet, load_rules_file, parse_definition, rules_from_dict
 from coldchain.errors import ConfigError
 from coldchain.settings import Settings
 from tests.alerts.test_rules_service import (
@@ -86,10 +81,10 @@ def test_rules_at_the_bounds_evaluate_without_overflow(offline: dict[str, float]
     temp = np.where(np.arange(n) % 100 < 50, 5.0, 30.0)
     series = Series(t_us, temp, np.full(n, 60.0), np.full(n, 0.9))
     now = T0 + timedelta(days=1)
-    result = conditions.evaluate_pair(series, rules, max_gap=timedelta(hours=1), now=now)
+    result = evaluate_pair(series, rules, max_gap=timedelta(hours=1), now=now)
     assert result.excursions is not None
     assert rules.offline is not None
-    conditions.offline_state(
+    present.offline_state(
         T0, T0, 2_000_000_000, rules.offline, now=now, previous=None, alerted_since=None
     )
 
@@ -163,7 +158,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
     failure is logged once per shipment and error, not at every pass."""
     a, b = _two_silent_shipments(db_dsn)
     await _silence(pool, db_dsn)
-    offline_state, plan_rule_alert = conditions.offline_state, policy.plan_rule_alert
+    offline_state, plan_rule_alert = present.offline_state, policy.plan_rule_alert
 
     def failing_offline(last: datetime | None, *args: Any, **kw: Any) -> Any:
         if args[2].minutes == 12:  # shipment A's rule, below
@@ -181,7 +176,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
             " VALUES (%s, 1, %s, 'qa')",
             (a, Jsonb({"offline": {"minutes": 12}})),
         )
-    monkeypatch.setattr(conditions, "offline_state", failing_offline)
+    monkeypatch.setattr(present, "offline_state", failing_offline)
     rules = rules_engine(pool, settings, T0 + timedelta(minutes=45))
     await rules.setup()
     await rules.process_changes()
@@ -195,7 +190,7 @@ async def test_one_shipment_failing_to_evaluate_does_not_stop_the_others(
                       " go on (logged once; counted in pair_errors)"]  # fmt: skip
 
     # A's judging works again, but settling its alert fails: B's alert is still settled.
-    monkeypatch.setattr(conditions, "offline_state", offline_state)
+    monkeypatch.setattr(present, "offline_state", offline_state)
     monkeypatch.setattr(policy, "plan_rule_alert", failing_plan)
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="alerts.rounds"):

@@ -7,18 +7,20 @@ from typing import Any
 
 import pytest
 
-from alerts.rules import (
+from alerts.layers import (
     ProductRow,
-    RuleSet,
     StoredRules,
-    load_rules_file,
-    parse_definition,
     product_rules,
     resolve,
     rule_layers,
+    settings_rules,
+)
+from alerts.rules import (
+    RuleSet,
+    load_rules_file,
+    parse_definition,
     rules_from_dict,
     rules_from_text,
-    settings_rules,
 )
 from coldchain.errors import ConfigError
 

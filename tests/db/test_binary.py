@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat, Transformer
 
-from alerts.series import EPOCH, to_us
+from coldchain.thermal.series import EPOCH, to_us
 from db.binary import (
     PG_EPOCH,
     PG_EPOCH_UNIX_US,

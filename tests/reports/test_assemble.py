@@ -9,9 +9,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.mkt import Weighting, mkt
-from alerts.series import Point
 from coldchain.canonical import canonical_json
+from coldchain.thermal.mkt import Weighting, mkt
+from coldchain.thermal.series import Point
 from reports.assemble import REPORT_FORMAT, assemble, evidence_hash
 from tests.reports.inputs import AS_OF, T0, make_inputs, readings
 

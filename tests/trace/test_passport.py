@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.mkt import Weighting, mkt
-from alerts.series import Point
 from coldchain.thermal.limits import Limits
+from coldchain.thermal.mkt import Weighting, mkt
+from coldchain.thermal.series import Point
 from traceability.passport import (
     Profile,
     compute_figures,

@@ -1,7 +1,7 @@
 """Temperature series: the reading value type and the ordering and gap rules every module shares.
 
-The rules (the contract the other ``alerts`` modules build on)
---------------------------------------------------------------
+The rules (the contract the other :mod:`coldchain.thermal` modules build on)
+---------------------------------------------------------------------------
 * A :class:`Point` is one reading at the device's *measurement* time (timezone-aware) in °C.
   Naive datetimes, non-finite temperatures and temperatures at or below absolute zero are
   rejected with ``ValueError``: they are data errors, not readings.
@@ -10,8 +10,8 @@ The rules (the contract the other ``alerts`` modules build on)
   Exact re-uploads (same ``ts``, same value) therefore never matter; two *different* values for one
   instant are a device or ingest error, and keeping the first means a later upload cannot silently
   rewrite a history that was already reported. This is the only case in which input order can
-  change a result: for inputs without conflicting duplicates, every function in ``alerts`` gives
-  the same answer for any ordering of its input.
+  change a result: for inputs without conflicting duplicates, every function of
+  :mod:`coldchain.thermal` gives the same answer for any ordering of its input.
 * **Gaps**: two consecutive readings further apart than ``max_gap`` (strictly: ``dt > max_gap``)
   enclose a *data gap*. Time in a gap is *unknown*, neither in range nor out of range.
 * **Step rule** (:func:`hold_us`): each reading's value is held from its own ``ts`` until the next

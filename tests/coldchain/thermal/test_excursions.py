@@ -1,4 +1,4 @@
-"""Tests for alerts.excursions: hand-computed excursions, gaps, alarms, and order independence."""
+"""coldchain.thermal.excursions: hand-computed excursions, gaps, alarms, and order independence."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.excursions import Excursion, Gap, TempLimits, detect_excursions, find_gaps
-from alerts.series import Point
+from coldchain.thermal.excursions import Excursion, Gap, TempLimits, detect_excursions, find_gaps
+from coldchain.thermal.series import Point
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""Tests for alerts.series: the value type, ordering/duplicate rule, gaps and the step rule."""
+"""coldchain.thermal.series: the value type, ordering/duplicate rule, gaps and the step rule."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.series import (
+from coldchain.thermal.series import (
     Point,
     as_arrays,
     datetime_from_us,

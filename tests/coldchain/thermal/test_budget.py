@@ -1,4 +1,4 @@
-"""Tests for alerts.budget: time attribution, gaps, carry-over, status and crossing times."""
+"""coldchain.thermal.budget: time attribution, gaps, carry-over, status and crossing times."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.budget import budget_usage
-from alerts.excursions import TempLimits, detect_excursions
-from alerts.series import Point
+from coldchain.thermal.budget import budget_usage
+from coldchain.thermal.excursions import TempLimits, detect_excursions
+from coldchain.thermal.series import Point
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

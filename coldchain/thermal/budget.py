@@ -2,11 +2,12 @@
 
 Contract
 --------
-Time is attributed with the same **step rule** as degree-minutes (:mod:`alerts.series`): each
-interval between consecutive readings belongs to its earlier reading, and counts as
+Time is attributed with the same **step rule** as degree-minutes
+(:mod:`coldchain.thermal.series`): each interval between consecutive readings belongs to its
+earlier reading, and counts as
 
 * **out of range** when that reading is out of range (high or low, freezing included, as
-  classified by :class:`~alerts.excursions.TempLimits`),
+  classified by :class:`~coldchain.thermal.excursions.TempLimits`),
 * **in range** when that reading is in range,
 * **gap** (unknown) when the interval is longer than ``max_gap``, whatever the readings say.
 
@@ -37,8 +38,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from alerts.excursions import TempLimits
-from alerts.series import (
+from coldchain.thermal.excursions import TempLimits
+from coldchain.thermal.series import (
     EPOCH,
     Point,
     datetime_from_us,

@@ -1,4 +1,4 @@
-"""Tests for alerts.forecast: predicted breaches from linear and exponential trends."""
+"""Tests for coldchain.thermal.forecast: predicted breaches from linear and exponential trends."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.excursions import TempLimits
-from alerts.forecast import forecast_breach
-from alerts.series import Point
+from coldchain.thermal.excursions import TempLimits
+from coldchain.thermal.forecast import forecast_breach
+from coldchain.thermal.series import Point
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)

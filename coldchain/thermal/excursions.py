@@ -40,8 +40,8 @@ An **excursion** is a maximal run of consecutive readings classified in the same
 
 Evaluation is as of ``now``: readings stamped after ``now`` are ignored (the result is what was
 knowable at ``now``, so replaying history gives the same answers). The input may arrive in any
-order and may contain exact duplicates (see :mod:`alerts.series` for the ordering rule): the result
-is the same as if the readings had arrived in order. An excursion is identified by
+order and may contain exact duplicates (see :mod:`coldchain.thermal.series` for the ordering
+rule): the result is the same as if the readings had arrived in order. An excursion is identified by
 ``(direction, start)`` (:attr:`Excursion.key`), so a caller can diff the results of two
 evaluations, e.g. before and after late readings arrive.
 """
@@ -58,7 +58,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from alerts.series import (
+from coldchain.thermal.series import (
     Point,
     as_arrays,
     hold_us,

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from alerts.series import (
+from coldchain.thermal.series import (
     ABSOLUTE_ZERO_C,
     Point,
     datetime_from_us,
@@ -187,7 +187,7 @@ class MKTAccumulator:
         max_gap: timedelta,
         delta_h_j_mol: float = DEFAULT_DELTA_H_J_MOL,
     ) -> MKTAccumulator:
-        """One vectorised pass over a series (any order; duplicates as in ``alerts.series``)."""
+        """One vectorised pass over a series (any order; duplicates as in :mod:`.series`)."""
         _check_params(delta_h_j_mol, max_gap)
         t_us, temp_c = to_sorted_arrays(points)
         if len(t_us) == 0:
@@ -394,7 +394,7 @@ def _series_arrays(series: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.flo
     temp_c = series.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(temp_c) & (temp_c > ABSOLUTE_ZERO_C)):
         raise ValueError("rolling_mkt: temperatures must be finite and above absolute zero")
-    order = np.argsort(t_us, kind="stable")  # same keep-first rule as alerts.series
+    order = np.argsort(t_us, kind="stable")  # same keep-first rule as coldchain.thermal.series
     t_us, temp_c = t_us[order], temp_c[order]
     keep = np.ones(len(t_us), dtype=bool)
     keep[1:] = np.diff(t_us) != 0

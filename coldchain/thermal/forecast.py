@@ -42,8 +42,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, stats
 
-from alerts.excursions import Direction, TempLimits
-from alerts.series import (
+from coldchain.thermal.excursions import Direction, TempLimits
+from coldchain.thermal.series import (
     EPOCH,
     Point,
     datetime_from_us,

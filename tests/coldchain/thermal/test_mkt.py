@@ -1,4 +1,4 @@
-"""Tests for alerts.mkt: hand-computed MKT, its properties, accumulators and rolling windows."""
+"""coldchain.thermal.mkt: hand-computed MKT, its properties, accumulators and rolling windows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.mkt import (
+from coldchain.thermal.mkt import (
     DEFAULT_DELTA_H_J_MOL,
     R_J_MOL_K,
     MKTAccumulator,
@@ -22,7 +22,7 @@ from alerts.mkt import (
     rolling_mkt,
     time_weighted_mean,
 )
-from alerts.series import Point
+from coldchain.thermal.series import Point
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
