@@ -10,7 +10,7 @@ No request for the API side falls through to the dashboard (:class:`ApiFallback`
 ``/api/`` and at ``/healthz`` and ``/metrics`` a method the path does not take is a 405 with
 ``Allow``, an unknown path a 404, both in JSON. Every route under ``/api/v1`` documents 401, 403,
 404 and 503 (and 400 and 413 when it reads a body), and every 422 has one schema
-(:data:`UNPROCESSABLE_SCHEMA`).
+(:data:`api.errors.UNPROCESSABLE_SCHEMA`).
 
 One synchronous psycopg pool serves both: it is created closed here, opened in the lifespan and
 waited for, so a wrong DSN fails at start-up instead of at the first request. API handlers are
@@ -18,7 +18,7 @@ plain ``def`` (FastAPI runs them in its thread pool); Dash callbacks run in a2ws
 The pool checks a connection before lending it, so connections broken by a database restart are
 replaced instead of failing a request.
 
-Admission (:class:`AdmissionMiddleware`): a request's connection is taken in one thread-pool hop
+Admission (:class:`api.middleware.AdmissionMiddleware`): a request's connection is taken in one thread-pool hop
 (the dependency) and used and returned in others (handler, response, teardown). Left alone,
 50 clients filled the 40 worker threads with requests *waiting* for one of the 8 connections,
 so the requests *holding* them got no thread to finish in: every wait ran into the pool's
@@ -33,34 +33,39 @@ and the permission its routes declare (:func:`api.deps.authorize`, added to each
 include loop, so a router added later is closed by default); only ``POST /api/v1/auth/login``,
 ``/healthz`` and ``/metrics`` are open. Request bodies are limited in size before any handler
 reads them; the dashboard has its own login (:mod:`dashboard.pages.login`).
+
+Here: the pool, the routers and the OpenAPI document put together by :func:`create_app`; the
+middlewares are in :mod:`api.middleware`, the mapping of errors to statuses in :mod:`api.errors`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
-import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from a2wsgi import WSGIMiddleware
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import WebPool, authorize, route_permission
+from api.errors import install_error_handlers, one_422_schema
+from api.middleware import (
+    AdmissionMiddleware,
+    BodyLimitMiddleware,
+    HttpMetrics,
+    MetricsMiddleware,
+    RouteLabels,
+)
 from api.routers import (
     alerts,
     audit,
@@ -80,24 +85,10 @@ from api.routers import (
     users,
 )
 from api.schemas import ErrorOut
-from coldchain.errors import (
-    AlertConflictError,
-    InvalidDispositionError,
-    NotFoundError,
-    ReportChangedError,
-    SetupError,
-    SignatureConflictError,
-)
+from coldchain.errors import SetupError
 from coldchain.settings import Settings
 from dashboard.app import create_dash
 from db.types import Conn
-from security.errors import (
-    AccountError,
-    AuthenticationError,
-    PermissionDeniedError,
-    RateLimitedError,
-    WeakPasswordError,
-)
 from security.ratelimit import LoginLimiter
 from security.roles import roles_with
 from services.reports import ReportSettings
@@ -182,279 +173,6 @@ def open_pool(pool: WebPool, settings: Settings) -> None:
         ) from exc
 
 
-@dataclass
-class HttpMetrics:
-    """Prometheus metrics of one app, in a registry of its own (apps in tests never collide)."""
-
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.requests = Counter(
-            "coldchain_http_requests",
-            "HTTP requests served, by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "coldchain_http_request_duration_seconds",
-            "Time to serve an HTTP request, by method and route template.",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )
-
-    def watch_pool(self, pool: WebPool) -> None:
-        """Export the pool's size and idle connections."""
-        size = Gauge(
-            "coldchain_web_db_pool_connections", "Connections in the pool.", registry=self.registry
-        )
-        idle = Gauge(
-            "coldchain_web_db_pool_available",
-            "Idle connections in the pool.",
-            registry=self.registry,
-        )
-        size.set_function(lambda: pool.get_stats().get("pool_size", 0))
-        idle.set_function(lambda: pool.get_stats().get("pool_available", 0))
-
-
-class RouteLabels:
-    """Low-cardinality route labels for metrics: the API's path templates, and a few parts of
-    the dashboard. Templates come from the app's OpenAPI paths (read at the first request, when
-    every route exists), so the labels are the full paths a client sees."""
-
-    def __init__(self, templates: Callable[[], Iterable[str]]) -> None:
-        self._templates = templates
-        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
-
-    def __call__(self, path: str) -> str:
-        """The label of a request path."""
-        if self._compiled is None:
-            self._compiled = [(compile_path(t)[0], t) for t in self._templates()]
-        for pattern, template in self._compiled:
-            if pattern.match(path):
-                return template
-        if path.startswith("/api/"):
-            return "/api/{path}"
-        if path.startswith("/_dash-"):
-            return "dashboard " + path.split("/", 2)[1]
-        if path.startswith(("/assets/", "/_favicon")):
-            return "dashboard static"
-        return "dashboard page"
-
-
-class MetricsMiddleware:
-    """Counts every HTTP request and times it, labelled by route template."""
-
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, labels: RouteLabels) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.labels = labels
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = self.labels(scope.get("path", ""))
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
-
-
-#: Paths that never touch the database: served without waiting for a slot.
-UNGATED_PREFIXES = ("/healthz", "/metrics", "/assets/", "/_dash-component-suites/", "/_favicon")
-
-
-def unavailable(detail: str, retry_after_s: float) -> JSONResponse:
-    """503 with ``Retry-After`` (whole seconds, at least 1)."""
-    return JSONResponse(
-        status_code=503,
-        content={"detail": detail},
-        headers={"Retry-After": str(max(1, round(retry_after_s)))},
-    )
-
-
-class AdmissionMiddleware:
-    """At most ``limit`` requests that may use the database at once (see the module docstring);
-    the others wait in line (FIFO, outside the thread pool) up to ``queue_timeout_s``, then get
-    503 with ``Retry-After``. A request's body is received *before* it takes its place, so a
-    client that sends its body slowly holds no place while it does (it sits inside
-    :class:`BodyLimitMiddleware`, whose limit bounds what is held in memory)."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, queue_timeout_s: float) -> None:
-        self.app = app
-        self.limit = limit
-        self.queue_timeout_s = queue_timeout_s
-        self._slots = asyncio.Semaphore(limit)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "").startswith(UNGATED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        received: list[Message] = []
-        if scope.get("method") not in ("GET", "HEAD"):
-            try:
-                while True:
-                    message = await receive()
-                    received.append(message)
-                    if message["type"] != "http.request" or not message.get("more_body"):
-                        break
-            except PayloadTooLargeError as exc:
-                response = JSONResponse(status_code=413, content={"detail": exc.detail})
-                await response(scope, receive, send)
-                return
-            if received[-1]["type"] == "http.disconnect":
-                return  # the client left before sending its body
-
-        async def replay() -> Message:
-            return received.pop(0) if received else await receive()
-
-        try:
-            async with asyncio.timeout(self.queue_timeout_s):
-                await self._slots.acquire()
-        except TimeoutError:
-            response = unavailable(
-                f"the server is busy ({self.limit} requests in progress); retry shortly",
-                self.queue_timeout_s,
-            )
-            await response(scope, replay, send)
-            return
-        try:
-            await self.app(scope, replay, send)
-        finally:
-            self._slots.release()
-
-
-class PayloadTooLargeError(HTTPException):
-    """A request body over the limit (raised while it streams in, when it has no length)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(status_code=413, detail=f"request body larger than {limit} bytes")
-
-
-class BodyLimitMiddleware:
-    """Refuses request bodies over a size limit (413) before a handler reads them: at once when
-    the declared Content-Length is too large, else as soon as the streamed body passes it.
-    ``larger`` gives path prefixes a limit of their own (document uploads)."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, larger: dict[str, int] | None = None) -> None:
-        self.app = app
-        self.limit = limit
-        self.larger = larger or {}
-
-    def _limit_for(self, path: str) -> int:
-        for prefix, limit in self.larger.items():
-            if path.startswith(prefix):
-                return limit
-        return self.limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit_for(scope.get("path", ""))
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None:
-            try:
-                too_large = int(declared) > limit
-            except ValueError:
-                too_large = True  # a length we cannot read is not a length we accept
-            if too_large:
-                response = JSONResponse(
-                    status_code=413, content={"detail": f"request body larger than {limit} bytes"}
-                )
-                await response(scope, receive, send)
-                return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError(limit)
-            return message
-
-        await self.app(scope, limited, send)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
-
-    async def conflict(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=409, content={"detail": str(exc)})
-
-    async def unauthenticated(request: Request, exc: Exception) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"}
-        if isinstance(exc, RateLimitedError):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-            return JSONResponse(status_code=429, content={"detail": str(exc)}, headers=headers)
-        return JSONResponse(status_code=401, content={"detail": str(exc)}, headers=headers)
-
-    async def forbidden(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=403, content={"detail": str(exc)})
-
-    async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    async def bad_value(request: Request, exc: Exception) -> JSONResponse:
-        # A value the database cannot take (out of range, a NUL character…): the client's
-        # mistake, not a server error; the database's own words stay in the log.
-        log.info("refused value on %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            status_code=422,
-            content={"detail": "a value in the request is out of range or cannot be stored"},
-        )
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # No connection in time (saturated: nothing ran), or the database went away
-        # mid-request. In the second case a write whose connection broke during its COMMIT
-        # may or may not be stored, as with any lost connection: README says to re-read
-        # before repeating a write.
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return unavailable("the database is unavailable or busy; retry shortly", 2)
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex[:12]
-        log.error(
-            "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
-        )
-        return JSONResponse(
-            status_code=500,
-            content={
-                "detail": "internal error; the server log has the details under this error_id",
-                "error_id": error_id,
-            },
-        )
-
-    app.add_exception_handler(NotFoundError, not_found)
-    app.add_exception_handler(AlertConflictError, conflict)
-    app.add_exception_handler(AuthenticationError, unauthenticated)
-    app.add_exception_handler(PermissionDeniedError, forbidden)
-    app.add_exception_handler(AccountError, conflict)
-    app.add_exception_handler(WeakPasswordError, unprocessable)
-    app.add_exception_handler(ReportChangedError, conflict)
-    app.add_exception_handler(SignatureConflictError, conflict)
-    app.add_exception_handler(InvalidDispositionError, unprocessable)
-    app.add_exception_handler(psycopg.DataError, bad_value)
-    app.add_exception_handler(PoolTimeout, database_unavailable)
-    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
-    app.add_exception_handler(Exception, unexpected)
-
-
 def _document_body_errors(router: APIRouter) -> None:
     """Document 400 and 413 on every route that reads a JSON body (before it is included)."""
     for route in router.routes:
@@ -479,51 +197,6 @@ def _document_permissions(router: APIRouter) -> None:
             "x-permission": permission,
             "x-roles": list(roles_with(permission)),
         }
-
-
-#: The one schema of a 422: FastAPI's list of field errors, or a sentence (a value the database
-#: cannot take, a refused password…), or an object (an EPCIS document's problems).
-UNPROCESSABLE_SCHEMA: dict[str, Any] = {
-    "title": "Unprocessable",
-    "type": "object",
-    "required": ["detail"],
-    "properties": {
-        "detail": {
-            "anyOf": [
-                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}},
-                {"type": "string"},
-                {"type": "object"},
-            ]
-        }
-    },
-}
-
-
-def _one_422_schema(app: FastAPI) -> None:
-    """Make every documented 422 say what a 422 of this API can carry (:data:`UNPROCESSABLE_SCHEMA`)
-    instead of either FastAPI's field errors or a route's own ``ErrorOut``: each route can give
-    both (a field error from validation, a sentence from the handler)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = generate()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Unprocessable"] = (
-            UNPROCESSABLE_SCHEMA
-        )
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                response = operation.get("responses", {}).get("422")
-                if response is not None:
-                    response["content"] = {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/Unprocessable"}
-                        }
-                    }
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
@@ -627,7 +300,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # Outermost: counts every request, the refused ones (413, 503) included.
     app.add_middleware(MetricsMiddleware, metrics=metrics, labels=labels)
-    _install_error_handlers(app)
+    install_error_handlers(app)
 
     app.include_router(health.router)
     _document_body_errors(auth.router)
@@ -658,7 +331,7 @@ def create_app(settings: Settings) -> FastAPI:
             responses=COMMON_RESPONSES,
         )
 
-    _one_422_schema(app)
+    one_422_schema(app)
 
     dash_app = create_dash(settings, pool, limiter=limiter)
     dashboard = WSGIMiddleware(dash_app.server)

@@ -9,8 +9,9 @@ Authentication and authorisation: :func:`authorize` runs for every route under `
 (``X-API-Key: cck_…``, or as a bearer token), then checks the permission the route declares
 (:func:`requires`, shown in the OpenAPI document as ``x-permission`` and ``x-roles``). A route
 that declares nothing needs ``read`` for GET and ``admin`` for anything else, so a new write
-endpoint is closed until it says who may use it. Handlers that change data take
-``AuditedConnDep``: the same connection, carrying the caller's audit context.
+endpoint is closed until it says who may use it. Handlers that change data build the
+:class:`services.caller.Caller` from the principal and the client address and hand it to the
+service, which checks the permission again and puts the audit context on the connection.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from psycopg_pool import ConnectionPool
 from coldchain.settings import Settings
 from db.types import Conn
 from security.accounts import Principal, principal_for_secret
-from security.audit import audit_context
 from security.ratelimit import LoginLimiter
 from security.roles import Permission, default_permission, roles_with
 from services.reports import ReportSettings
@@ -134,23 +134,12 @@ def authorize(
     return principal
 
 
-def get_audited_conn(
-    request: Request,
-    conn: Annotated[Conn, Depends(get_conn)],
-    principal: Annotated[Principal, Depends(authorize)],
-) -> Iterator[Conn]:
-    """The request's connection, with the caller's audit context on it while the handler runs."""
-    with audit_context(conn, principal.context(client_address(request))):
-        yield conn
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[WebPool, Depends(get_pool)]
 ConnDep = Annotated[Conn, Depends(get_conn)]
 OfflineFactorDep = Annotated[float, Depends(get_offline_factor)]
 PrincipalDep = Annotated[Principal, Depends(authorize)]
 AuthenticatedDep = Annotated[Principal, Depends(get_principal)]
-AuditedConnDep = Annotated[Conn, Depends(get_audited_conn)]
 LimiterDep = Annotated[LoginLimiter, Depends(get_limiter)]
 ReportSettingsDep = Annotated[ReportSettings, Depends(get_report_settings)]
 ClientDep = Annotated[str | None, Depends(client_address)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from coldchain.severity import Severity
+from services.alerts import COMMENT_MAX_LENGTH
 
 Condition = Literal["alarm", "warning", "offline", "ok"]
 AlertState = Literal["open", "acknowledged", "resolved"]
@@ -15,7 +16,8 @@ ShipmentStatus = Literal["planned", "in_transit", "delivered", "cancelled"]
 
 #: A person's user name as given in a request (an assignee): trimmed, not empty.
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+#: The "why" of an alert action (the service enforces the same limit for every edge).
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX_LENGTH)]
 
 
 class _Out(BaseModel):

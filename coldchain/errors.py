@@ -6,6 +6,7 @@ ColdchainError
 ├── NotFoundError           a shipment, device, alert... that the caller named does not exist
 ├── IdentifierError         a GS1 identifier is malformed (also a ValueError, for pydantic)
 ├── AlertConflictError      an alert action its current state does not allow
+├── InvalidAlertActionError an alert action asked with a bad value (comment too long, assignee…)
 ├── EPCISRejected           an EPCIS document refused whole, with every reason; nothing stored
 ├── DeliveryError           one notification attempt failed (status and body, or network error)
 ├── ReportChangedError      the report no longer has the hash the signer saw
@@ -22,8 +23,9 @@ The modules that raise them re-export the names their callers have always import
 (``coldchain.gs1.IdentifierError``, ``security.errors.*``, ``db.queries.alerts.AlertConflictError``,
 ``traceability.epcis_import.EPCISRejected``, ``reports.service.*Error``,
 ``alerts.delivery.DeliveryError``); the classes are these. The API maps them to HTTP statuses
-(``api/app.py``). Not here: the API's own ``PayloadTooLargeError`` (an ``HTTPException``), and
-private control-flow signals that never leave their module (``ingest.service._Abandoned``).
+(``api/errors.py``). Not here: the API's own ``PayloadTooLargeError`` (an ``HTTPException``, in
+``api/middleware.py``), and private control-flow signals that never leave their module
+(``ingest.service._Abandoned``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class IdentifierError(ColdchainError, ValueError):
 
 class AlertConflictError(ColdchainError):
     """An alert action that its current state does not allow (e.g. acknowledging a resolved one)."""
+
+
+class InvalidAlertActionError(ColdchainError):
+    """An alert action asked with a value the rules refuse: a comment over the length limit, an
+    assignee who is not an active user. Nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 600
 REASON = "Why this module is long:"
 
-# Modules other engineers are splitting at the time of writing (issue 12); the merger empties
-# this set once their branches land. The test below fails for an entry that is no longer long,
-# so a stale entry cannot hide a new long module.
-BEING_SPLIT = {
-    "alerts/conditions.py",
-    "alerts/rules.py",
-    "api/app.py",
-}
-
 
 def _packages() -> list[str]:
     """Top-level folders that pyproject.toml ships as packages."""
@@ -75,22 +66,12 @@ def test_no_production_module_is_long_without_a_reason() -> None:
     offenders = {
         where: line_count(path.read_text("utf-8"))
         for where, path in _modules().items()
-        if where not in BEING_SPLIT and too_long(path.read_text("utf-8"))
+        if too_long(path.read_text("utf-8"))
     }
     assert not offenders, (
         f"over {MAX_LINES} lines: split by what each part does, or write a line starting with "
         f"{REASON!r} in the module docstring: {offenders}"
     )
-
-
-def test_every_module_being_split_still_exists_and_is_still_long() -> None:
-    modules = _modules()
-    stale = {
-        where
-        for where in BEING_SPLIT
-        if where not in modules or not too_long(modules[where].read_text("utf-8"))
-    }
-    assert not stale, f"remove from BEING_SPLIT: {sorted(stale)}"
 
 
 def test_the_check_tells_a_reason_from_its_absence() -> None:

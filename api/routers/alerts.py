@@ -1,19 +1,20 @@
 """Alerts: list, one with its timeline, and the lifecycle actions (acknowledge, resolve, assign).
 
-Each action writes the alert row and an ``alert_events`` row in one transaction; an action the
-alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why. Who acts
-is the authenticated caller (operators and admins), never a name in the body; the comment is
-also the "why" of the audit entry.
+The operations are :mod:`services.alerts` (the dashboard's alerts page calls the same ones):
+each action writes the alert row and an ``alert_events`` row in one transaction; an action the
+alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why, an
+assignee who is not an active user a 422. Who acts is the authenticated caller (operators and
+admins), never a name in the body; the comment is also the "why" of the audit entry.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import AuditedConnDep, ClientDep, ConnDep, PrincipalDep, requires
+from api.deps import ClientDep, ConnDep, PrincipalDep, requires
 from api.schemas import (
     Actor,
     AlertDetail,
@@ -23,10 +24,8 @@ from api.schemas import (
     ErrorOut,
     Severity,
 )
-from db.queries import alerts as alert_q
-from db.queries import security as security_q
-from db.queries import shipments as shipment_q
-from security.audit import apply_context
+from services import alerts as service
+from services.caller import Caller
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -49,12 +48,11 @@ def list_alerts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AlertPage:
     """Alerts: unresolved first, then the strongest severity, then the oldest."""
-    shipment_id = None if shipment is None else shipment_q.find_shipment_id(conn=conn, key=shipment)
-    page = alert_q.list_alerts(
-        conn=conn,
+    page = service.list_alerts(
+        conn,
         states=list(state) if state else None,
         severities=list(severity) if severity else None,
-        shipment_id=shipment_id,
+        shipment=shipment,
         limit=limit,
         offset=offset,
     )
@@ -66,7 +64,7 @@ def list_alerts(
 @router.get("/{alert_id}", responses={404: _ACTION_ERRORS[404]})
 def get_alert(alert_id: AlertId, conn: ConnDep) -> AlertDetail:
     """One alert with its timeline (opened, acknowledged, assigned, resolved…)."""
-    return AlertDetail.model_validate(alert_q.get_alert(conn=conn, alert_id=alert_id))
+    return AlertDetail.model_validate(service.get_alert(conn, alert_id=alert_id))
 
 
 class ActionIn(BaseModel):
@@ -93,14 +91,13 @@ _ACT = requires("alerts.act")
 def acknowledge(
     alert_id: AlertId,
     body: ActionIn,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     client: ClientDep,
 ) -> AlertDetail:
     """Acknowledge an open alert, with a comment; the caller is recorded as who."""
-    apply_context(conn, principal.context(client, body.comment or None))
-    row = alert_q.acknowledge_alert(
-        conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment
+    row = service.acknowledge(
+        conn, Caller.of(principal, client), alert_id=alert_id, comment=body.comment
     )
     return AlertDetail.model_validate(row)
 
@@ -109,14 +106,13 @@ def acknowledge(
 def resolve(
     alert_id: AlertId,
     body: ActionIn,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     client: ClientDep,
 ) -> AlertDetail:
     """Resolve an open or acknowledged alert, with a comment; the caller is recorded as who."""
-    apply_context(conn, principal.context(client, body.comment or None))
-    row = alert_q.resolve_alert(
-        conn=conn, alert_id=alert_id, by=principal.actor, comment=body.comment
+    row = service.resolve(
+        conn, Caller.of(principal, client), alert_id=alert_id, comment=body.comment
     )
     return AlertDetail.model_validate(row)
 
@@ -132,16 +128,16 @@ def resolve(
 def assign(
     alert_id: AlertId,
     body: AssignToIn,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     client: ClientDep,
 ) -> AlertDetail:
     """Assign an unresolved alert to an active user; the caller is recorded as who assigned."""
-    assignee = security_q.user_for_login(conn=conn, username=body.assignee.lower())
-    if assignee is None or not assignee["active"]:
-        raise HTTPException(status_code=422, detail=f"{body.assignee!r} is not an active user")
-    apply_context(conn, principal.context(client, body.comment or None))
-    row = alert_q.assign_alert(
-        conn=conn, alert_id=alert_id, assignee=assignee["username"], by=principal.actor
+    row = service.assign(
+        conn,
+        Caller.of(principal, client),
+        alert_id=alert_id,
+        assignee=body.assignee,
+        comment=body.comment,
     )
     return AlertDetail.model_validate(row)

@@ -1,16 +1,16 @@
-"""The audit trail: read it, and verify its hash chain (QA and administrators)."""
+"""The audit trail: read it, and verify its hash chain (QA and administrators); the operations
+are :mod:`services.audit` (``coldchain audit verify`` calls the same)."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
-from api.deps import ConnDep, requires
-from db.queries import security as q
-from security.audit import stored_entries, verify_chain
+from api.deps import ClientDep, ConnDep, PrincipalDep, requires
+from services import audit as service
+from services.caller import Caller
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 _AUDIT = requires("audit.read")
@@ -61,6 +61,8 @@ Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 @router.get("", openapi_extra=_AUDIT)
 def list_audit(
     conn: ConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
     entity: Filter = None,
     entity_id: Filter = None,
     actor: Filter = None,
@@ -68,8 +70,14 @@ def list_audit(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:
     """Audit entries, newest first; filter by table (``entity``), key, or actor."""
-    rows, total = q.list_audit(
-        conn=conn, entity=entity, entity_id=entity_id, actor=actor, limit=limit, offset=offset
+    rows, total = service.list_entries(
+        conn,
+        Caller.of(principal, client),
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        limit=limit,
+        offset=offset,
     )
     return AuditPage(
         items=[AuditEntryOut.model_validate(r) for r in rows],
@@ -80,10 +88,9 @@ def list_audit(
 
 
 @router.get("/verify", openapi_extra=_AUDIT)
-def verify(conn: ConnDep) -> ChainOut:
+def verify(conn: ConnDep, principal: PrincipalDep, client: ClientDep) -> ChainOut:
     """Recompute every entry's hash and link; name the first broken entry."""
-    with contextlib.closing(stored_entries(conn)) as entries:
-        verdict = verify_chain(entries)
+    verdict = service.verify(conn, Caller.of(principal, client))
     return ChainOut(
         ok=verdict.ok,
         entries=verdict.entries,

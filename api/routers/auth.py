@@ -2,12 +2,12 @@
 
 ``POST /api/v1/auth/login`` is the one API route open without credentials. Failed attempts are
 rate-limited per user name and per client address (429 with ``Retry-After``) and audited; the
-answer never says whether the user name or the password was wrong.
+answer never says whether the user name or the password was wrong. The operations are
+:mod:`services.accounts` (the dashboard's login form calls the same ones).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
@@ -15,8 +15,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 from api.deps import AuthenticatedDep, ClientDep, ConnDep, LimiterDep, SettingsDep
 from api.schemas import ErrorOut
-from security import accounts
+from security.accounts import Principal
 from security.passwords import MAX_LENGTH
+from services import accounts as service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -51,7 +52,7 @@ class TokenOut(BaseModel):
     user: Me
 
 
-def _me(principal: accounts.Principal) -> Me:
+def _me(principal: Principal) -> Me:
     return Me(
         kind=principal.kind,
         name=principal.name,
@@ -71,13 +72,12 @@ def login(
     body: LoginIn, conn: ConnDep, settings: SettingsDep, limiter: LimiterDep, client: ClientDep
 ) -> TokenOut:
     """A bearer token for a person (valid ``COLDCHAIN_SECURITY__TOKEN_TTL_H`` hours)."""
-    token, principal, expires_at = accounts.login(
+    token, principal, expires_at = service.login(
         conn,
         username=body.username,
         password=body.password,
         kind="api",
-        ttl=timedelta(hours=settings.security.token_ttl_h),
-        now=datetime.now(UTC),
+        security=settings.security,
         limiter=limiter,
         client=client,
     )
@@ -87,7 +87,7 @@ def login(
 @router.post("/logout", status_code=204, responses={401: {"model": ErrorOut}})
 def logout(principal: AuthenticatedDep, conn: ConnDep, client: ClientDep) -> Response:
     """Revoke the token this request carries (an API key is revoked by an admin instead)."""
-    accounts.logout(conn, principal, source=client)
+    service.logout(conn, principal, source=client)
     return Response(status_code=204)
 
 

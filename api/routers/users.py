@@ -1,21 +1,24 @@
 """People and API keys (administrators only): list, create, deactivate, revoke.
 
 A person is never deleted (their name stays on what they did); deactivating revokes every token
-they hold. A new person's password is generated unless one is given, and shown once.
+they hold. A new person's password is generated unless one is given, and shown once. The
+operations are :mod:`services.accounts` (the ``coldchain users`` and ``apikeys`` commands call
+the same ones).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.deps import AuditedConnDep, ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
+from api.deps import ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
 from api.schemas import ErrorOut
-from db.queries import security as q
-from security import accounts, passwords
+from security import passwords
 from security.roles import Role
+from services import accounts as service
+from services.caller import Caller
 
 router = APIRouter(tags=["users"])
 _ADMIN = requires("admin")
@@ -88,9 +91,10 @@ class NewApiKey(BaseModel):
 
 
 @router.get("/users", openapi_extra=_ADMIN)
-def list_users(conn: ConnDep) -> list[User]:
+def list_users(conn: ConnDep, principal: PrincipalDep, client: ClientDep) -> list[User]:
     """Everyone, active or not."""
-    return [User.model_validate(r) for r in q.list_users(conn=conn)]
+    rows = service.list_users(conn, Caller.of(principal, client))
+    return [User.model_validate(r) for r in rows]
 
 
 @router.post(
@@ -101,31 +105,22 @@ def list_users(conn: ConnDep) -> list[User]:
 )
 def create_user(
     body: UserIn,
-    conn: AuditedConnDep,
+    conn: ConnDep,
     principal: PrincipalDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> NewUser:
     """Create a person with a role."""
-    generated = body.password is None
-    password = (
-        passwords.generate_password(username=body.username)
-        if body.password is None
-        else body.password
-    )
-    row = accounts.create_user(
+    created = service.create_user(
         conn,
+        Caller.of(principal, client),
         username=body.username,
         full_name=body.full_name,
         role=body.role,
-        password=password,
-        min_length=settings.security.password_min_length,
-        ctx=principal.context(client, "user created"),
+        password=body.password,
+        security=settings.security,
     )
-    return NewUser(
-        user=User.model_validate(accounts.public_user(row)),
-        password=password if generated else None,
-    )
+    return NewUser(user=User.model_validate(created.user), password=created.password)
 
 
 @router.post(
@@ -134,24 +129,18 @@ def create_user(
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
 )
 def deactivate_user(
-    username: UsernamePath, conn: AuditedConnDep, principal: PrincipalDep, client: ClientDep
+    username: UsernamePath, conn: ConnDep, principal: PrincipalDep, client: ClientDep
 ) -> User:
     """Deactivate a person and revoke their tokens (administrators cannot lock themselves out)."""
-    if principal.kind == "user" and accounts.normalise_username(username) == principal.name:
-        raise HTTPException(status_code=409, detail="you cannot deactivate yourself")
-    try:
-        row = accounts.deactivate_user(
-            conn, username=username, ctx=principal.context(client, "user deactivated")
-        )
-    except accounts.AccountError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    return User.model_validate(accounts.public_user(row))
+    row = service.deactivate_user(conn, Caller.of(principal, client), username=username)
+    return User.model_validate(row)
 
 
 @router.get("/api-keys", openapi_extra=_ADMIN, tags=["api-keys"])
-def list_api_keys(conn: ConnDep) -> list[ApiKey]:
+def list_api_keys(conn: ConnDep, principal: PrincipalDep, client: ClientDep) -> list[ApiKey]:
     """Every API key, live or revoked."""
-    return [ApiKey.model_validate(r) for r in q.list_api_keys(conn=conn)]
+    rows = service.list_api_keys(conn, Caller.of(principal, client))
+    return [ApiKey.model_validate(r) for r in rows]
 
 
 @router.post(
@@ -162,15 +151,15 @@ def list_api_keys(conn: ConnDep) -> list[ApiKey]:
     responses={409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 def create_api_key(
-    body: ApiKeyIn, conn: AuditedConnDep, principal: PrincipalDep, client: ClientDep
+    body: ApiKeyIn, conn: ConnDep, principal: PrincipalDep, client: ClientDep
 ) -> NewApiKey:
     """Create an API key; the key is in the answer, once."""
-    secret, row = accounts.create_api_key(
+    secret, row = service.create_api_key(
         conn,
+        Caller.of(principal, client),
         name=body.name,
         role=body.role,
         expires_at=body.expires_at,
-        ctx=principal.context(client, "API key created"),
     )
     return NewApiKey(key=secret, api_key=ApiKey.model_validate(row))
 
@@ -182,13 +171,8 @@ def create_api_key(
     responses={404: {"model": ErrorOut}},
 )
 def revoke_api_key(
-    name: KeyNamePath, conn: AuditedConnDep, principal: PrincipalDep, client: ClientDep
+    name: KeyNamePath, conn: ConnDep, principal: PrincipalDep, client: ClientDep
 ) -> ApiKey:
     """Revoke an API key at once."""
-    try:
-        row = accounts.revoke_api_key(
-            conn, name=name, ctx=principal.context(client, "API key revoked")
-        )
-    except accounts.AccountError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+    row = service.revoke_api_key(conn, Caller.of(principal, client), name=name)
     return ApiKey.model_validate(row)

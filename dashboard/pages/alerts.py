@@ -1,9 +1,9 @@
 """Alerts page ("/alerts"): open alerts by severity and age; acknowledge or resolve them.
 
 Who acts is the logged-in person (operators and admins; viewers and QA see no action buttons),
-and the comment is their "why". The actions go through the same query functions as the API, so
-the alert row and its event are written in one transaction, the same state rules apply, and the
-audit trail records the person, their role and their address.
+and the comment is their "why". The actions are the API's own (:mod:`services.alerts`), so the
+alert row and its event are written in one transaction, the same permission, comment and state
+rules apply, and the audit trail records the person, their role and their address.
 """
 
 from __future__ import annotations
@@ -15,18 +15,21 @@ import flask
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from pydantic import TypeAdapter, ValidationError
 
-from api.schemas import Comment
 from coldchain import severity
-from coldchain.errors import AlertConflictError, NotFoundError
+from coldchain.errors import (
+    AlertConflictError,
+    InvalidAlertActionError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from dashboard import figures, ids
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
 from dashboard.pages.login import current_principal
-from db.queries import alerts as alert_q
 from db.types import Conn
 from security.accounts import Principal
-from security.audit import audit_context
+from services import alerts as service
+from services.caller import Caller
 
 STATE_FILTERS = [
     {"label": "Needs action", "value": "open"},
@@ -84,7 +87,7 @@ def _action_panel(principal: Principal | None) -> list[Any]:
                             id=ids.ALERTS_COMMENT,
                             type="text",
                             placeholder="What was done, or why",
-                            maxLength=2000,
+                            maxLength=service.COMMENT_MAX_LENGTH,
                             className="wide",
                         ),
                     ],
@@ -245,24 +248,12 @@ def perform(
     """Acknowledge or resolve an alert as ``principal``; ``(ok, message)`` for the person."""
     if principal is None:
         return False, "Log in again: your session has ended."
-    if not principal.can("alerts.act"):
+    act = service.acknowledge if action == "acknowledge" else service.resolve
+    try:
+        act(conn, Caller.of(principal, source), alert_id=alert_id, comment=comment)
+    except PermissionDeniedError:
         return False, f"Your role ({principal.role}) cannot acknowledge or resolve alerts."
-    try:
-        text = TypeAdapter(Comment | None).validate_python(comment or None)
-    except ValidationError:
-        return False, "The comment is too long (2000 characters at most)."
-    text = text or None
-    try:
-        with audit_context(conn, principal.context(source, text)):
-            if action == "acknowledge":
-                alert_q.acknowledge_alert(
-                    conn=conn, alert_id=alert_id, by=principal.actor, comment=text
-                )
-            else:
-                alert_q.resolve_alert(
-                    conn=conn, alert_id=alert_id, by=principal.actor, comment=text
-                )
-    except (AlertConflictError, NotFoundError) as exc:
+    except (AlertConflictError, InvalidAlertActionError, NotFoundError) as exc:
         return False, str(exc)
     done = "acknowledged" if action == "acknowledge" else "resolved"
     return True, f"Alert {alert_id} {done} by {principal.display_name} ({principal.name})."
@@ -317,8 +308,8 @@ def register(app: Dash, page: PageContext) -> None:
         can_act = principal is not None and principal.can("alerts.act")
         with page.connection() as conn:
             shown = (
-                alert_q.list_alerts(
-                    conn=conn,
+                service.list_alerts(
+                    conn,
                     states=_STATES.get(state or "unresolved", ["open", "acknowledged"]),
                     severities=severities,
                     limit=MAX_ALERTS,
@@ -326,8 +317,8 @@ def register(app: Dash, page: PageContext) -> None:
                 if severities  # every box unticked: nothing to show
                 else []
             )
-            unresolved = alert_q.list_alerts(
-                conn=conn, states=["open", "acknowledged"], limit=MAX_ALERTS
+            unresolved = service.list_alerts(
+                conn, states=["open", "acknowledged"], limit=MAX_ALERTS
             ).items
         body: list[html.Tr] | html.Tr = [
             alert_row(r, now, can_act=can_act) for r in shown

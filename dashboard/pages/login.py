@@ -1,7 +1,8 @@
 """Login page ("/login"), the dashboard session, and the gate in front of every dashboard request.
 
 A person logs in with a plain HTML form (``POST /auth/login``, no JavaScript needed): the Flask
-server checks the password (:func:`security.accounts.login`, the same limiter as the API), stores
+server checks the password (:func:`services.accounts.login`, as the API does, with the same
+limiter), stores
 a new session's hash in ``auth_tokens`` (kind ``dashboard``) and sets the session in a cookie
 (HttpOnly, SameSite=Lax, Secure when ``COLDCHAIN_SECURITY__COOKIE_SECURE``). ``POST
 /auth/logout`` revokes it. A dashboard session is not an API bearer token, and the reverse.
@@ -20,7 +21,6 @@ A POST whose ``Origin`` is not the dashboard's own (a forged cross-site request)
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -35,6 +35,7 @@ from db.types import Conn
 from security import accounts
 from security.errors import AuthenticationError, RateLimitedError
 from security.ratelimit import LoginLimiter
+from services import accounts as service
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def install(
     limiter: LoginLimiter,
 ) -> None:
     """The login and logout routes and the gate, on the dashboard's Flask server."""
-    ttl = timedelta(hours=settings.security.session_ttl_h)
+    ttl = service.token_ttl("dashboard", settings.security)
 
     def client() -> str | None:
         return flask.request.remote_addr
@@ -260,13 +261,12 @@ def install(
         target = safe_next(form.get("next"))
         try:
             with pool.connection() as conn:
-                secret, principal, expires_at = accounts.login(
+                secret, principal, expires_at = service.login(
                     conn,
                     username=form.get("username", "")[:64],
                     password=form.get("password", "")[:1024],
                     kind="dashboard",
-                    ttl=ttl,
-                    now=datetime.now(UTC),
+                    security=settings.security,
                     limiter=limiter,
                     client=client(),
                 )
@@ -295,7 +295,7 @@ def install(
             with pool.connection() as conn:
                 principal = accounts.principal_for_secret(conn, secret, kinds=("dashboard",))
                 if principal is not None:
-                    accounts.logout(conn, principal, source=client())
+                    service.logout(conn, principal, source=client())
         response = flask.redirect(LOGIN_PATH, 303)
         response.delete_cookie(COOKIE, path="/")
         return response

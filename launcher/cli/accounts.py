@@ -1,4 +1,8 @@
-"""``users`` and ``apikeys``: the people and machine clients of the API and the dashboard."""
+"""``users`` and ``apikeys``: the people and machine clients of the API and the dashboard.
+
+The operations are :mod:`services.accounts`, the API's own, done by the console caller
+(``cli:<os user>``, as admin); a refusal prints ``error: …`` and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from launcher.cli.common import cli_context, connect, load_settings
+from launcher.cli.common import connect, load_settings
 
 users_app = typer.Typer(
     help="People who log in to the API and the dashboard (roles: viewer, operator, qa, admin).",
@@ -27,44 +31,42 @@ def users_add(
     ] = False,
 ) -> None:
     """Create a person (the first admin comes from here). Prints a generated password once."""
-    from security import accounts, passwords
-    from security.errors import SecurityError
+    from coldchain.errors import ColdchainError
+    from services import accounts
+    from services.caller import Caller
 
     settings = load_settings()
-    generated = not password_stdin
-    password = (
-        passwords.generate_password(username=username)
-        if generated
-        else sys.stdin.readline().rstrip("\n")
-    )
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     try:
         with connect(settings) as conn:
-            row = accounts.create_user(
+            created = accounts.create_user(
                 conn,
+                Caller.console(),
                 username=username,
                 full_name=name,
                 role=role,
                 password=password,
-                min_length=settings.security.password_min_length,
-                ctx=cli_context("user created"),
+                security=settings.security,
             )
-    except SecurityError as exc:
+    except ColdchainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"user {row['username']} ({row['role']}, {row['full_name']}) created")
-    if generated:
-        typer.echo(f"password: {password}")
+    user = created.user
+    typer.echo(f"user {user['username']} ({user['role']}, {user['full_name']}) created")
+    if created.password is not None:
+        typer.echo(f"password: {created.password}")
         typer.echo("(shown once; the database keeps only its argon2 hash)")
 
 
 @users_app.command("list")
 def users_list() -> None:
     """Everyone, active or not."""
-    from db.queries import security as q
+    from services import accounts
+    from services.caller import Caller
 
     settings = load_settings()
     with connect(settings) as conn:
-        rows = q.list_users(conn=conn)
+        rows = accounts.list_users(conn, Caller.console())
     for r in rows:
         state = "active" if r["active"] else f"deactivated {r['deactivated_at']:%Y-%m-%d}"
         typer.echo(f"{r['username']:<24} {r['role']:<9} {state:<22} {r['full_name']}")
@@ -76,16 +78,15 @@ def users_revoke(
     reason: Annotated[str | None, typer.Option(help="Why (goes into the audit trail).")] = None,
 ) -> None:
     """Deactivate a person and revoke every token and session they hold."""
-    from security import accounts
-    from security.errors import SecurityError
+    from coldchain.errors import ColdchainError
+    from services import accounts
+    from services.caller import Caller
 
     settings = load_settings()
     try:
         with connect(settings) as conn:
-            accounts.deactivate_user(
-                conn, username=username, ctx=cli_context(reason or "user deactivated")
-            )
-    except SecurityError as exc:
+            accounts.deactivate_user(conn, Caller.console(), username=username, reason=reason)
+    except ColdchainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"user {username} deactivated; their tokens and sessions are revoked")
@@ -100,17 +101,18 @@ def apikeys_create(
     """Create an API key; prints it once (send it as the X-API-Key header)."""
     from datetime import timedelta
 
-    from security import accounts
-    from security.errors import SecurityError
+    from coldchain.errors import ColdchainError
+    from services import accounts
+    from services.caller import Caller
 
     settings = load_settings()
     expires = None if days is None else datetime.now(UTC) + timedelta(days=days)
     try:
         with connect(settings) as conn:
             secret, row = accounts.create_api_key(
-                conn, name=name, role=role, expires_at=expires, ctx=cli_context("API key created")
+                conn, Caller.console(), name=name, role=role, expires_at=expires
             )
-    except SecurityError as exc:
+    except ColdchainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"API key {row['name']} ({row['role']}) created")
@@ -121,14 +123,15 @@ def apikeys_create(
 @apikeys_app.command("revoke")
 def apikeys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
     """Revoke an API key at once."""
-    from security import accounts
-    from security.errors import SecurityError
+    from coldchain.errors import ColdchainError
+    from services import accounts
+    from services.caller import Caller
 
     settings = load_settings()
     try:
         with connect(settings) as conn:
-            accounts.revoke_api_key(conn, name=name, ctx=cli_context("API key revoked"))
-    except SecurityError as exc:
+            accounts.revoke_api_key(conn, Caller.console(), name=name)
+    except ColdchainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"API key {name} revoked")

@@ -12,16 +12,12 @@ app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 @app.command("verify")
 def audit_verify() -> None:
     """Recompute the whole hash chain; exit 1 and name the first broken entry if any."""
-    import contextlib
-
-    from security.audit import stored_entries, verify_chain
+    from services import audit
+    from services.caller import Caller
 
     settings = load_settings()
-    with (
-        connect(settings) as conn,
-        contextlib.closing(stored_entries(conn)) as entries,
-    ):
-        verdict = verify_chain(entries)
+    with connect(settings) as conn:
+        verdict = audit.verify(conn, Caller.console())
     typer.echo(verdict.summary())
     if not verdict.ok:
         raise typer.Exit(1)

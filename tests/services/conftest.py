@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,6 +14,9 @@ from security.accounts import principal_for_secret
 from security.roles import Role
 from services.caller import Caller
 from tests.fixtures.auth import Person
+
+#: Where the callers call from (the audit trail records it).
+SOURCE = "203.0.113.7"
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def caller(conn: Conn, people: dict[Role, Person]) -> Callable[[Role], Caller]:
     def of(role: Role) -> Caller:
         principal = principal_for_secret(conn, people[role].token, kinds=("api",))
         assert principal is not None
-        return Caller.of(principal, "203.0.113.7")
+        return Caller.of(principal, SOURCE)
 
     return of
 
@@ -40,3 +44,12 @@ def caller(conn: Conn, people: dict[Role, Person]) -> Callable[[Role], Caller]:
 def callers(caller: Callable[[Role], Caller], people: dict[Role, Person]) -> dict[Role, Caller]:
     """One caller per role, authenticated from their live token as the API does."""
     return {role: caller(role) for role in people}
+
+
+def audit_rows(conn: Conn, entity: str) -> list[dict[str, Any]]:
+    """The audit entries of one table, oldest first."""
+    return conn.execute(
+        "SELECT actor, actor_role, action, entity_id, before, after, reason, source"
+        " FROM audit_log WHERE entity = %s ORDER BY seq",
+        (entity,),
+    ).fetchall()

@@ -1,0 +1,155 @@
+"""People and API keys as administrators manage them, and logging in and out, for the API, the
+dashboard and the ``coldchain`` command alike.
+
+The work itself (name and password rules, hashing, tokens, the audited writes) is
+:mod:`security.accounts`; this module adds who may ask (``admin`` for managing accounts), the
+caller as the audit trail's actor, the rules of the operation (a generated password when none
+is given; an administrator cannot deactivate themselves), and one error per outcome: a person or
+key that is not there is :class:`~coldchain.errors.NotFoundError`, a request that cannot be
+carried out :class:`~coldchain.errors.AccountError`.
+
+Listing users and keys is an administrator's read, so it takes a caller too
+(see :mod:`services`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from coldchain.errors import AccountError, NotFoundError
+from coldchain.settings import SecuritySettings
+from db.queries import security as q
+from db.types import Conn, Row
+from security import accounts, passwords
+from security.accounts import Principal, TokenKind
+from security.ratelimit import LoginLimiter
+from services.caller import Caller
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """A person just created (as :func:`security.accounts.public_user` shows them), and the
+    generated password, to be shown once (None when the caller gave one)."""
+
+    user: dict[str, Any]
+    password: str | None
+
+
+def list_users(conn: Conn, caller: Caller) -> list[Row]:
+    """Everyone, active or not (never a password hash)."""
+    caller.require("admin")
+    return q.list_users(conn=conn)
+
+
+def create_user(
+    conn: Conn,
+    caller: Caller,
+    *,
+    username: str,
+    full_name: str,
+    role: str,
+    password: str | None,
+    security: SecuritySettings,
+) -> NewUser:
+    """Create a person with a role; without ``password`` one is generated (and returned once).
+    AccountError for a bad or taken name or role, WeakPasswordError for a weak password."""
+    caller.require("admin")
+    generated = password is None
+    secret = passwords.generate_password(username=username) if password is None else password
+    row = accounts.create_user(
+        conn,
+        username=username,
+        full_name=full_name,
+        role=role,
+        password=secret,
+        min_length=security.password_min_length,
+        ctx=caller.context("user created"),
+    )
+    return NewUser(accounts.public_user(row), secret if generated else None)
+
+
+def deactivate_user(
+    conn: Conn, caller: Caller, *, username: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Deactivate a person and revoke every token and session they hold; NotFoundError if there
+    is no such active person, AccountError for the caller themselves (an administrator cannot
+    lock themselves out)."""
+    caller.require("admin")
+    # A person's actor is their user name; an API key's and the console's have a prefix
+    # (``apikey:``, ``cli:``) that no user name can carry.
+    if accounts.normalise_username(username) == caller.actor:
+        raise AccountError("you cannot deactivate yourself")
+    try:
+        row = accounts.deactivate_user(
+            conn, username=username, ctx=caller.context(reason or "user deactivated")
+        )
+    except AccountError as exc:
+        raise NotFoundError(str(exc)) from None
+    return accounts.public_user(row)
+
+
+def list_api_keys(conn: Conn, caller: Caller) -> list[Row]:
+    """Every API key, live or revoked (never a key itself)."""
+    caller.require("admin")
+    return q.list_api_keys(conn=conn)
+
+
+def create_api_key(
+    conn: Conn, caller: Caller, *, name: str, role: str, expires_at: datetime | None
+) -> tuple[str, Row]:
+    """A new API key: (the key, shown this once; its row). AccountError for a bad or used name
+    or a role keys may not carry."""
+    caller.require("admin")
+    return accounts.create_api_key(
+        conn, name=name, role=role, expires_at=expires_at, ctx=caller.context("API key created")
+    )
+
+
+def revoke_api_key(conn: Conn, caller: Caller, *, name: str) -> Row:
+    """Revoke a live API key at once; NotFoundError if there is no live key of that name."""
+    caller.require("admin")
+    try:
+        return accounts.revoke_api_key(conn, name=name, ctx=caller.context("API key revoked"))
+    except AccountError as exc:
+        raise NotFoundError(str(exc)) from None
+
+
+def token_ttl(kind: TokenKind, security: SecuritySettings) -> timedelta:
+    """How long a new token lives: an API bearer token ``token_ttl_h``, a dashboard session
+    ``session_ttl_h``."""
+    hours = security.token_ttl_h if kind == "api" else security.session_ttl_h
+    return timedelta(hours=hours)
+
+
+def login(
+    conn: Conn,
+    *,
+    username: str,
+    password: str,
+    kind: TokenKind,
+    security: SecuritySettings,
+    limiter: LoginLimiter,
+    client: str | None,
+    now: datetime | None = None,
+) -> tuple[str, Principal, datetime]:
+    """A person's credentials for a new bearer token (``kind="api"``) or dashboard session:
+    (the secret, returned once; who it stands for; when it expires). AuthenticationError, or
+    RateLimitedError after too many failures, never saying which part was wrong."""
+    return accounts.login(
+        conn,
+        username=username,
+        password=password,
+        kind=kind,
+        ttl=token_ttl(kind, security),
+        now=now or datetime.now(UTC),
+        limiter=limiter,
+        client=client,
+    )
+
+
+def logout(conn: Conn, principal: Principal, *, source: str | None) -> bool:
+    """Revoke the token or session ``principal`` presented; False if there was none (an API key
+    is revoked by an administrator instead)."""
+    return accounts.logout(conn, principal, source=source)
