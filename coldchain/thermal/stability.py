@@ -6,7 +6,7 @@ definitions, which docs/STABILITY.md repeats for people, are these.
 The profile
 -----------
 * **Storage range** ``[storage_low_c, storage_high_c]``, inclusive at both ends as in
-  :class:`alerts.excursions.TempLimits` (a reading above ``high`` or below ``low`` is *outside*);
+  :class:`coldchain.thermal.excursions.TempLimits` (a reading above ``high`` or below ``low`` is *outside*);
   either end may be None (not checked).
 * **Allowances**: temperature bands, each half-open ``[low_c, high_c)`` (either end may be None:
   open), with a cumulative **budget** (``>= 0``; 0 means "never"). Bands must **not overlap**; their
@@ -19,9 +19,9 @@ The profile
 
 Time (the same rules as the stability budget, by the same functions)
 --------------------------------------------------------------------
-Time is attributed by the step rule and gap rule of :mod:`alerts.series`, through
-:func:`alerts.budget.budget_from_arrays` (in range / outside / gap, trailing gap up to ``now``
-included) and :func:`alerts.series.hold_us` (which reading holds which interval). Readings after
+Time is attributed by the step rule and gap rule of :mod:`coldchain.thermal.series`, through
+:func:`coldchain.thermal.budget.budget_from_arrays` (in range / outside / gap, trailing gap up to ``now``
+included) and :func:`coldchain.thermal.series.hold_us` (which reading holds which interval). Readings after
 ``now`` are ignored. Each interval between two readings is exactly one of:
 
 * **in range** (its reading is inside the storage range),
@@ -61,7 +61,7 @@ The verdict
 * ``mkt_above_limit``: the MKT (step weighting, over the whole series, the product's ΔH) is above
   ``mkt_limit_c``; ``mkt_unknown`` when a limit is set but no time is covered to compute it;
 * ``open_excursion``: one per excursion still open, given by its key ``(direction, start)``
-  (:attr:`alerts.excursions.Excursion.key`) as the caller's stored state knows them.
+  (:attr:`coldchain.thermal.excursions.Excursion.key`) as the caller's stored state knows them.
 
 :meth:`Verdict.to_dict` gives plain JSON values (durations in seconds, times in ISO 8601) for an
 API response and a stored record.
@@ -79,10 +79,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from alerts.budget import budget_from_arrays
-from alerts.excursions import Direction, TempLimits
-from alerts.mkt import DEFAULT_DELTA_H_J_MOL, MKTResult, Weighting, mkt
-from alerts.series import (
+from coldchain.thermal.budget import budget_from_arrays
+from coldchain.thermal.excursions import Direction, TempLimits
+from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, MKTResult, Weighting, mkt
+from coldchain.thermal.series import (
     Point,
     datetime_from_us,
     hold_us,

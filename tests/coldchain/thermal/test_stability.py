@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.budget import budget_usage
-from alerts.excursions import TempLimits
-from alerts.mkt import Weighting, mkt
-from alerts.series import Point
+from coldchain.thermal.budget import budget_usage
+from coldchain.thermal.excursions import TempLimits
+from coldchain.thermal.mkt import Weighting, mkt
+from coldchain.thermal.series import Point
 from coldchain.thermal.stability import (
     Allowance,
     StabilityProfile,
