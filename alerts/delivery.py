@@ -81,7 +81,7 @@ def alert_payload(
     event: str, alert: Mapping[str, Any], *, tier: int, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The JSON document every channel sends for one alert event."""
-    return json_safe(
+    payload: dict[str, Any] = json_safe(
         {
             "event": event,
             "tier": tier,
@@ -103,6 +103,7 @@ def alert_payload(
             **dict(extra or {}),
         }
     )
+    return payload
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:

@@ -267,7 +267,7 @@ def same_state(old: policy.StoredState, row: Mapping[str, Any]) -> bool:
     """Would writing ``row`` change nothing the stored state says?"""
     s = old.state
     details = row["details"].obj if isinstance(row["details"], Jsonb) else row["details"]
-    return (
+    return bool(
         s.holding == row["holding"]
         and s.as_of == row["as_of"]
         and s.since == row["since"]

@@ -26,6 +26,7 @@ from alerts.delivery import notification_rows
 from alerts.escalation import targets
 from alerts.rows import AlertRecord, StateRecord, TempAlertStatus, UnlinkedExcursion, fetch
 from alerts.rules import SECTION_OF, SECTIONS, EscalationPolicy
+from coldchain import severity
 from db.queries import rules as q
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Reconciler:
                     {"excursion_id": x.excursion_id},
                 )
                 await self._retime(conn, alert, x.alarm_at, x.device_id)
-                if policy.stronger(sev, alert["severity"]) != alert["severity"]:
+                if severity.stronger(sev, alert["severity"]) != alert["severity"]:
                     await self._upgrade(conn, alert, sev, title, x.extreme)
             await conn.execute(q.LINK_EXCURSION, (alert["alert_id"], x.excursion_id))
 

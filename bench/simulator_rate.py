@@ -28,7 +28,7 @@ from simulator.scenario import load_scenario
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def stream(n: int, root: str):  # type: ignore[no-untyped-def]
+def stream(n: int, root: str):
     fleet = build_fleet(load_scenario("load_test"), start=START)
     return fleet, itertools.islice(message_stream(fleet, FaultInjector(fleet, root=root)), n)
 

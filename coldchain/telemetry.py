@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -515,7 +515,7 @@ def _fast_number(value: Any, low: float, high: float) -> float | None:
     # NaN fails both comparisons and infinity is out of range, so neither gets through.
     if (kind is float or kind is int) and low <= value <= high:
         return float(value)
-    return _NOT_SURE
+    return cast("float | None", _NOT_SURE)
 
 
 # --- building payloads (the simulator's side of the contract) ------------------------------

@@ -204,10 +204,11 @@ def create_dash(
     # After every callback exists: clientside callbacks add inline scripts of their own.
     headers = security_headers(app.csp_hashes())
 
-    @app.server.after_request
     def secure(response: Any) -> Any:
         for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 
+    # Dash's Flask server is untyped: register the hook by a call, not a decorator.
+    app.server.after_request(secure)
     return app

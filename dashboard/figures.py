@@ -93,7 +93,8 @@ def with_gaps(
         if col in fillers.columns:
             fillers[col] = None
     fillers.index = after - 0.5  # sorts between the two points around the gap
-    return pd.concat([data, fillers]).sort_index(kind="stable").reset_index(drop=True)
+    joined: pd.DataFrame = pd.concat([data, fillers]).sort_index(kind="stable")
+    return joined.reset_index(drop=True)
 
 
 def _max_gap_for(device: str, max_gap_s: float | Mapping[str, float]) -> float:

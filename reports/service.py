@@ -175,4 +175,5 @@ def verify_signature(row: Row, shipment_reference: str) -> bool:
         report_hash=row["report_hash"],
         supersedes=row["supersedes"],
     )
-    return signature_hash(payload) == row["signature_hash"]
+    stored: str = row["signature_hash"]
+    return signature_hash(payload) == stored

@@ -326,7 +326,8 @@ class GroundTruth:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (datetimes as ISO 8601 text)."""
-        return _jsonable(asdict(self))
+        out: dict[str, Any] = _jsonable(asdict(self))
+        return out
 
     def to_json(self) -> str:
         """The ground truth file's text."""

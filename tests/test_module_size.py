@@ -12,34 +12,17 @@ so a new package is checked without editing this file; ``tests/`` and ``bench/``
 from __future__ import annotations
 
 import ast
-import fnmatch
-import tomllib
 from pathlib import Path
+
+from tests.coldchain.layout import PRODUCTION, production_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 600
 REASON = "Why this module is long:"
 
 
-def _packages() -> list[str]:
-    """Top-level folders that pyproject.toml ships as packages."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-    patterns = config["tool"]["setuptools"]["packages"]["find"]["include"]
-    return sorted(
-        p.name
-        for p in ROOT.iterdir()
-        if p.is_dir()
-        and (p / "__init__.py").exists()
-        and any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
-    )
-
-
 def _modules() -> dict[str, Path]:
-    return {
-        str(path.relative_to(ROOT)): path
-        for package in _packages()
-        for path in sorted((ROOT / package).rglob("*.py"))
-    }
+    return dict(production_files())
 
 
 def line_count(source: str) -> int:
@@ -57,7 +40,7 @@ def too_long(source: str) -> bool:
 
 
 def test_the_shipped_packages_are_found() -> None:
-    packages = _packages()
+    packages = PRODUCTION
     assert {"coldchain", "ingest", "launcher", "traceability"} <= set(packages), packages
     assert "tests" not in packages and "bench" not in packages
 

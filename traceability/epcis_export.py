@@ -207,7 +207,9 @@ def _custody_events(rides: Iterable[RideSpan]) -> list[dict[str, Any]]:
     return events
 
 
-def _stats(kind: str, uom: str, low: float | None, high: float | None, mean: float | None) -> list:
+def _stats(
+    kind: str, uom: str, low: float | None, high: float | None, mean: float | None
+) -> list[dict[str, Any]]:
     if low is None or high is None or mean is None:
         return []
     return [

@@ -22,8 +22,8 @@ from api.schemas import (
     AlertState,
     Comment,
     ErrorOut,
-    Severity,
 )
+from coldchain.severity import Severity
 from services import alerts as service
 from services.caller import Caller
 

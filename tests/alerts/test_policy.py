@@ -13,8 +13,8 @@ from alerts.policy import (
     clear_decision,
     plan_rule_alert,
     quiet_enough,
-    strongest,
 )
+from coldchain.severity import strongest
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)

@@ -9,7 +9,6 @@ from pathlib import Path
 import coldchain.errors as errors
 from alerts import delivery
 from coldchain import gs1
-from reports import service as reports_service
 from security import errors as security_errors
 from tests.coldchain.layout import production_files
 from traceability import epcis_import, epcis_schema
@@ -74,7 +73,6 @@ def test_callers_old_names_are_the_same_classes() -> None:
     assert epcis_import.EPCISRejected is errors.EPCISRejected
     assert epcis_schema.Problem is errors.Problem
     assert delivery.DeliveryError is errors.DeliveryError
-    assert reports_service.InvalidDispositionError is errors.InvalidDispositionError
     for name in security_errors.__all__:
         assert getattr(security_errors, name) is CLASSES[name]
 

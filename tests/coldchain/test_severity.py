@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from alerts import policy
 from alerts.rules import Severity as RulesSeverity
 from coldchain import severity
 from db.queries import alerts as alert_q
@@ -25,7 +24,6 @@ def test_names_order_and_rank() -> None:
     assert [severity.RANK[s] for s in severity.SEVERITIES] == [1, 2, 3, 4]
     # The rules file and the engine use this one definition.
     assert RulesSeverity is severity.Severity
-    assert policy.stronger is severity.stronger
 
 
 @pytest.mark.parametrize(
