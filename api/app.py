@@ -70,6 +70,7 @@ from api.routers import (
     epcis,
     excursions,
     health,
+    locations,
     products,
     readings,
     recalls,
@@ -80,7 +81,14 @@ from api.routers import (
     users,
 )
 from api.schemas import ErrorOut
-from coldchain.errors import AlertConflictError, NotFoundError, SetupError
+from coldchain.errors import (
+    AlertConflictError,
+    InvalidRecordError,
+    NotFoundError,
+    RecordConflictError,
+    SetupError,
+    VersionConflictError,
+)
 from coldchain.settings import Settings
 from dashboard.app import create_dash
 from db.types import Conn
@@ -405,6 +413,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def forbidden(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
 
+    async def precondition_failed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=412, content={"detail": str(exc)})
+
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
@@ -447,6 +458,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReportChangedError, conflict)
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
+    app.add_exception_handler(InvalidRecordError, unprocessable)
+    app.add_exception_handler(RecordConflictError, conflict)
+    app.add_exception_handler(VersionConflictError, precondition_failed)
     app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)
@@ -639,6 +653,7 @@ def create_app(settings: Settings) -> FastAPI:
         alerts.router,
         devices.router,
         products.router,
+        locations.router,
         rules.router,
         units.router,
         recalls.router,
