@@ -22,11 +22,14 @@ from coldchain.errors import (
     AuthenticationError,
     InvalidAlertActionError,
     InvalidDispositionError,
+    InvalidRecordError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    RecordConflictError,
     ReportChangedError,
     SignatureConflictError,
+    VersionConflictError,
     WeakPasswordError,
 )
 
@@ -51,6 +54,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def forbidden(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+    async def precondition_failed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=412, content={"detail": str(exc)})
 
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
@@ -95,6 +101,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReportChangedError, conflict)
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
+    app.add_exception_handler(InvalidRecordError, unprocessable)
+    app.add_exception_handler(RecordConflictError, conflict)
+    app.add_exception_handler(VersionConflictError, precondition_failed)
     app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)

@@ -12,6 +12,11 @@ ColdchainError
 ├── ReportChangedError      the report no longer has the hash the signer saw
 ├── SignatureConflictError  another disposition of the same shipment/lot was signed at once
 ├── InvalidDispositionError a disposition that cannot be signed as asked
+├── MasterDataError         a product, logger, location, carrier or lane change refused
+│   ├── InvalidRecordError      a value no such record may have (names the field): 422
+│   ├── VersionConflictError    the record changed since the caller read it: 412
+│   └── RecordConflictError     the natural key is taken by a different record, or the
+│                               record is retired: 409
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -105,6 +110,29 @@ class SignatureConflictError(ColdchainError):
 
 class InvalidDispositionError(ColdchainError):
     """A disposition that cannot be signed as asked (unknown lot, as_of in the future…)."""
+
+
+class MasterDataError(ColdchainError):
+    """Base of the refusals of a master-data change (products, loggers, locations, carriers,
+    lanes); nothing was changed."""
+
+
+class InvalidRecordError(MasterDataError, ValueError):
+    """A value the record may not have; ``field`` names it (``allowances[1].low_c``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class VersionConflictError(MasterDataError):
+    """The record is no longer at the version the caller read: re-read it and apply the change
+    again (the API's 412 on a stale ``If-Match``)."""
+
+
+class RecordConflictError(MasterDataError):
+    """Creation with a natural key (GTIN, serial, GLN, code) that a *different* record holds, or
+    a change to a retired record."""
 
 
 class SecurityError(ColdchainError):

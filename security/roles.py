@@ -3,10 +3,15 @@
 ========  =======================================================================
 viewer    logistics: reads everything (fleet, shipments, alerts, reports)
 operator  on-call: viewer + acknowledge, comment, assign and resolve alerts
-qa        quality: viewer + sign dispositions, record recalls, read the audit trail
+qa        quality: viewer + sign dispositions, record recalls, read the audit trail,
+          register and change products and their stability profiles
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
-          read and verify the audit trail
+          loggers, locations, carriers and lanes, read and verify the audit trail
 ========  =======================================================================
+
+Master data (issue 13): ``products.manage`` (admin, qa: a stability profile is a quality
+decision), ``devices.manage`` (admin: registering a logger issues MQTT credentials),
+``locations.manage`` (admin: locations, carriers and lanes).
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
 without leaving two audited steps, and signing always needs a person's password. Recording a
@@ -20,7 +25,15 @@ from typing import Final, Literal, get_args
 
 Role = Literal["viewer", "operator", "qa", "admin"]
 Permission = Literal[
-    "read", "alerts.act", "dispositions.sign", "recalls.record", "audit.read", "admin"
+    "read",
+    "alerts.act",
+    "dispositions.sign",
+    "recalls.record",
+    "audit.read",
+    "admin",
+    "products.manage",
+    "devices.manage",
+    "locations.manage",
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -30,8 +43,20 @@ PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "alerts.act"}),
-    "qa": frozenset({"read", "dispositions.sign", "recalls.record", "audit.read"}),
-    "admin": frozenset({"read", "alerts.act", "audit.read", "admin"}),
+    "qa": frozenset(
+        {"read", "dispositions.sign", "recalls.record", "audit.read", "products.manage"}
+    ),
+    "admin": frozenset(
+        {
+            "read",
+            "alerts.act",
+            "audit.read",
+            "admin",
+            "products.manage",
+            "devices.manage",
+            "locations.manage",
+        }
+    ),
 }
 
 #: Roles an API key may carry: machines never sign.
@@ -40,8 +65,9 @@ API_KEY_ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
 DESCRIPTIONS: Final[dict[Role, str]] = {
     "viewer": "logistics: reads everything",
     "operator": "on-call: acknowledges, comments, assigns and resolves alerts",
-    "qa": "quality assurance: reviews reports, signs dispositions, records recalls",
-    "admin": "administrator: users, API keys, products, rules, devices",
+    "qa": "quality assurance: reviews reports, signs dispositions, records recalls, "
+    "registers products and their stability profiles",
+    "admin": "administrator: users, API keys, products, rules, loggers, locations, lanes",
 }
 
 

@@ -151,16 +151,6 @@ EDGES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Being moved behind the service layer right now (issue 12); each entry goes as its file does.
-PENDING: set[str] = {
-    "api/routers/devices.py",
-    "api/routers/products.py",
-}
-
-
-def _pending_file(finding: str) -> str:
-    return finding.split(":")[0]
-
 
 def layer_of(package: str) -> int:
     return next(i for i, layer in enumerate(LAYERS) if package in layer)
@@ -186,8 +176,7 @@ def upward_imports(root: Path = ROOT) -> set[str]:
 
 
 def test_no_package_imports_its_own_layer_or_one_above() -> None:
-    pending = {_pending_file(p) for p in PENDING}
-    assert {f for f in upward_imports() if _pending_file(f) not in pending} == set()
+    assert upward_imports() == set()
 
 
 def edge_imports(root: Path = ROOT) -> set[str]:
@@ -206,9 +195,7 @@ def edge_imports(root: Path = ROOT) -> set[str]:
 
 
 def test_the_api_the_dashboard_and_the_cli_go_through_services() -> None:
-    pending = {_pending_file(p) for p in PENDING}
-    found = {f for f in edge_imports() if _pending_file(f) not in pending}
-    assert found == set()
+    assert edge_imports() == set()
 
 
 def test_the_layer_rules_catch_a_planted_import(tmp_path: Path) -> None:
