@@ -11,6 +11,13 @@ ColdchainError
 ├── ReportChangedError      the report no longer has the hash the signer saw
 ├── SignatureConflictError  another disposition of the same shipment/lot was signed at once
 ├── InvalidDispositionError a disposition that cannot be signed as asked
+├── ShipmentStateError      a shipment transition or change its state does not allow (also for
+│                           a release while in transit or with an excursion still open)
+├── StaleVersionError       an update sent with a version (If-Match) that is no longer current
+├── DuplicateError          a create that collides with an existing record in another shape, or a
+│                           logger already riding in another shipment
+├── CalibrationExpiredError a logger past its calibration due date, attached without an override
+├── InvalidInputError       a value refused by a service, naming the field (also a ValueError)
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -98,6 +105,39 @@ class SignatureConflictError(ColdchainError):
 
 class InvalidDispositionError(ColdchainError):
     """A disposition that cannot be signed as asked (unknown lot, as_of in the future…)."""
+
+
+class ShipmentStateError(ColdchainError):
+    """A transition or change the shipment's state does not allow; the message names the state
+    and the states the action may leave from (:mod:`coldchain.lifecycle`)."""
+
+
+class StaleVersionError(ColdchainError):
+    """The caller edited an older version than the stored one: re-read, then apply the change
+    again (the API answers 412 Precondition Failed)."""
+
+    def __init__(self, message: str, current_version: int) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class DuplicateError(ColdchainError):
+    """A create that names an existing record (by its natural key or external reference) with
+    a different content, or a logger that already rides in another shipment (409)."""
+
+
+class CalibrationExpiredError(ColdchainError):
+    """A logger whose calibration is past due, attached without an ``override_reason`` (EU GDP
+    9.3): the message says how to override, and the override is audited."""
+
+
+class InvalidInputError(ColdchainError, ValueError):
+    """A value a service refuses; ``field`` names it (a CSV import adds the line)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.problem = message
 
 
 class SecurityError(ColdchainError):
