@@ -7,17 +7,25 @@ timeline entry; the database CHECK of ``shipments.status`` lists the same states
 
 ::
 
-    planned ──start──▶ in_transit ──arrive──▶ arrived ──review──▶ under_review ──release──▶ released
-       │                                                              ├──quarantine──▶ quarantined
-       └──cancel──▶ cancelled                                          ├──reject──────▶ rejected
-                                                                       └──return──────▶ returned
+    planned ──start──▶ in_transit ──arrive──▶ arrived ──review──▶ under_review
+       │                                         │                    │
+       └──cancel──▶ cancelled                    └──── a signed disposition ────┐
+                                                                                 ▼
+                                   released / quarantined / rejected / returned (release,
+                                   quarantine, reject, return)
 
 * ``review`` is what the arrival verdict does: every product on board judged against its stability
   profile, then the shipment waits for QA (:mod:`services.lifecycle`).
-* A quarantined shipment may still be released, rejected or returned once QA has decided: a
-  quarantine is a hold, not an end. Released, rejected, returned and cancelled are final.
+* The dispositions (``release``, ``quarantine``, ``reject``, ``return``) are QA's signed decisions
+  (:func:`reports.service.sign_disposition`). They leave from ``arrived`` (a shipment that arrived
+  before verdicts existed), ``under_review``, and from any disposed state: a signed record is never
+  edited but may be superseded by a new one (a quarantine lifted by a release, a release
+  withdrawn by a quarantine), and the shipment's state follows the record in force. A disposition
+  of one lot does not move the whole shipment.
+* No disposition while the goods are ``planned`` or ``in_transit``: QA decides on goods that are
+  back under control, and a release also needs every excursion closed (the signing checks that).
 * ``cancel`` leaves only from ``planned``: a shipment that has moved has readings, and those are
-  evidence that a cancellation would hide.
+  evidence that a cancellation would hide. ``cancelled`` is the only final state.
 """
 
 from __future__ import annotations
@@ -45,29 +53,29 @@ Event = Literal[
 STATES: Final[tuple[State, ...]] = get_args(State)
 EVENTS: Final[tuple[Event, ...]] = get_args(Event)
 
+#: States a signed disposition may be recorded in (see the module docstring).
+DISPOSABLE: Final[frozenset[State]] = frozenset(
+    {"arrived", "under_review", "released", "quarantined", "rejected", "returned"}
+)
+
 #: Each transition: the states it may leave from, and the state it leads to.
 TRANSITIONS: Final[dict[Event, tuple[frozenset[State], State]]] = {
     "start": (frozenset({"planned"}), "in_transit"),
     "arrive": (frozenset({"in_transit"}), "arrived"),
     "review": (frozenset({"arrived"}), "under_review"),
-    "release": (frozenset({"under_review", "quarantined"}), "released"),
-    "quarantine": (frozenset({"under_review"}), "quarantined"),
-    "reject": (frozenset({"under_review", "quarantined"}), "rejected"),
-    "return": (frozenset({"under_review", "quarantined"}), "returned"),
+    "release": (DISPOSABLE, "released"),
+    "quarantine": (DISPOSABLE, "quarantined"),
+    "reject": (DISPOSABLE, "rejected"),
+    "return": (DISPOSABLE, "returned"),
     "cancel": (frozenset({"planned"}), "cancelled"),
 }
+
+#: The transition a signed decision makes (:data:`security.signatures.Decision` → event).
+DISPOSITIONS: Final[frozenset[Event]] = frozenset({"release", "quarantine", "reject", "return"})
 
 #: States no transition leaves.
 FINAL: Final[frozenset[State]] = frozenset(
     s for s in STATES if not any(s in sources for sources, _ in TRANSITIONS.values())
-)
-
-#: States in which the shipment's loggers are expected to report (the rules engine watches these).
-MOVING: Final[frozenset[State]] = frozenset({"in_transit"})
-
-#: States in which a signed disposition may be recorded: the goods are back under QA's control.
-DISPOSABLE: Final[frozenset[State]] = frozenset(
-    {"arrived", "under_review", "quarantined", "released", "rejected", "returned"}
 )
 
 

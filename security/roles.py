@@ -2,10 +2,11 @@
 
 ========  =======================================================================
 viewer    logistics: reads everything (fleet, shipments, alerts, reports)
-operator  on-call: viewer + acknowledge, comment, assign and resolve alerts
+operator  on-call: viewer + acknowledge, comment, assign and resolve alerts + book shipments
+          (create, update, attach/detach loggers, start, arrive, cancel: shipments.manage)
 qa        quality: viewer + sign dispositions, record recalls, read the audit trail
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
-          read and verify the audit trail
+          book shipments (shipments.manage), read and verify the audit trail
 ========  =======================================================================
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
@@ -20,7 +21,13 @@ from typing import Final, Literal, get_args
 
 Role = Literal["viewer", "operator", "qa", "admin"]
 Permission = Literal[
-    "read", "alerts.act", "dispositions.sign", "recalls.record", "audit.read", "admin"
+    "read",
+    "alerts.act",
+    "dispositions.sign",
+    "recalls.record",
+    "audit.read",
+    "admin",
+    "shipments.manage",
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -29,9 +36,9 @@ PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 #: What each role may do.
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "alerts.act"}),
+    "operator": frozenset({"read", "alerts.act", "shipments.manage"}),
     "qa": frozenset({"read", "dispositions.sign", "recalls.record", "audit.read"}),
-    "admin": frozenset({"read", "alerts.act", "audit.read", "admin"}),
+    "admin": frozenset({"read", "alerts.act", "audit.read", "admin", "shipments.manage"}),
 }
 
 #: Roles an API key may carry: machines never sign.

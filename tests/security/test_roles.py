@@ -26,6 +26,7 @@ WHO: dict[str, set[str]] = {
     "recalls.record": {"qa"},
     "audit.read": {"qa", "admin"},
     "admin": {"admin"},
+    "shipments.manage": {"operator", "admin"},
 }
 
 # method, path (with {placeholders} filled from the fleet), permission, JSON body
