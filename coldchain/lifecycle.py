@@ -46,9 +46,7 @@ State = Literal[
     "returned",
     "cancelled",
 ]
-Event = Literal[
-    "start", "arrive", "review", "release", "quarantine", "reject", "return", "cancel"
-]
+Event = Literal["start", "arrive", "review", "release", "quarantine", "reject", "return", "cancel"]
 
 STATES: Final[tuple[State, ...]] = get_args(State)
 EVENTS: Final[tuple[Event, ...]] = get_args(Event)
@@ -91,7 +89,7 @@ class Move:
 def _refused(event: str, state: str) -> ShipmentStateError:
     if event not in TRANSITIONS:
         return ShipmentStateError(f"unknown transition {event!r}: one of {', '.join(EVENTS)}")
-    sources = ", ".join(s for s in STATES if s in TRANSITIONS[event][0])  # type: ignore[index]
+    sources = ", ".join(s for s in STATES if s in TRANSITIONS[event][0])
     return ShipmentStateError(f"cannot {event} a shipment that is {state}: only from {sources}")
 
 
@@ -100,10 +98,10 @@ def transition(state: str, event: str) -> Move:
     states it may leave from) if nowhere."""
     if event not in TRANSITIONS or state not in STATES:
         raise _refused(event, state)
-    sources, after = TRANSITIONS[event]  # type: ignore[index]
+    sources, after = TRANSITIONS[event]
     if state not in sources:
         raise _refused(event, state)
-    return Move(event, state, after)  # type: ignore[arg-type]
+    return Move(event, state, after)
 
 
 def allowed(state: str) -> tuple[Event, ...]:

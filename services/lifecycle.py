@@ -136,7 +136,9 @@ def arrive(
         arrived = _move(conn, caller, shipment_id, "arrive", reason=reason, now=now)
         verdicts = _judge(conn, caller, shipment_id, started_at=arrived["started_at"], now=now,
                           gap_factor=gap_factor)  # fmt: skip
-        outcome = "exception" if any(v["verdict"] == "exception" for v in verdicts) else "conforming"
+        outcome = (
+            "exception" if any(v["verdict"] == "exception" for v in verdicts) else "conforming"
+        )
         _move(
             conn,
             caller,

@@ -160,6 +160,50 @@ WHERE a.shipment_id = %(id)s ORDER BY lower(a.during), a.device_id
 """
 
 
+TAKEN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%(refs)s::text[])"
+
+# Bulk booking (imports): the shipments in one statement, the rest by COPY.
+INSERT_SHIPMENTS = """
+INSERT INTO shipments (reference, product_gtin, origin, destination, planned_departure,
+                       planned_arrival, carrier, lane_id, carrier_id, create_hash)
+SELECT * FROM unnest(%(reference)s::text[], %(product_gtin)s::char(14)[], %(origin)s::text[],
+                     %(destination)s::text[], %(planned_departure)s::timestamptz[],
+                     %(planned_arrival)s::timestamptz[], %(carrier)s::text[],
+                     %(lane_id)s::bigint[], %(carrier_id)s::bigint[], %(create_hash)s::text[])
+RETURNING shipment_id, reference
+"""
+COPY_REFERENCES = "COPY shipment_references (shipment_id, kind, value) FROM STDIN"
+COPY_ITEMS = "COPY shipment_items (shipment_id, gtin, lot, quantity) FROM STDIN"
+
+
+def taken_references(*, conn: Conn, references: Sequence[str]) -> set[str]:
+    """Which of these shipment references are booked already."""
+    rows = conn.execute(TAKEN_REFERENCES, {"refs": list(references)}).fetchall()
+    return {r["reference"] for r in rows}
+
+
+def insert_shipments(*, conn: Conn, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert planned shipments (dicts with the columns of INSERT_SHIPMENTS); reference → id."""
+    columns = ("reference", "product_gtin", "origin", "destination", "planned_departure",
+               "planned_arrival", "carrier", "lane_id", "carrier_id", "create_hash")  # fmt: skip
+    params = {c: [r[c] for r in rows] for c in columns}
+    return {r["reference"]: int(r["shipment_id"]) for r in conn.execute(INSERT_SHIPMENTS, params)}
+
+
+def copy_references(*, conn: Conn, rows: Sequence[tuple[int, str, str]]) -> None:
+    """Bulk-add (shipment_id, kind, value) external references."""
+    with conn.cursor().copy(COPY_REFERENCES) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def copy_items(*, conn: Conn, rows: Sequence[tuple[int, str, str, int]]) -> None:
+    """Bulk-add (shipment_id, gtin, lot, quantity) items."""
+    with conn.cursor().copy(COPY_ITEMS) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def booking(*, conn: Conn, shipment_id: int, lock: bool = False) -> Row | None:
     """The shipment's booking row (``lock``: FOR UPDATE, inside the caller's transaction)."""
     return conn.execute(LOCK_BOOKING if lock else SELECT_BOOKING, {"id": shipment_id}).fetchone()

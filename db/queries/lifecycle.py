@@ -9,6 +9,7 @@ shipment, decide the move with :func:`coldchain.lifecycle.transition`, and call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,10 +39,7 @@ VALUES (%(id)s, %(at)s, %(event)s, %(from_state)s, %(to_state)s, %(actor)s, %(re
         %(data)s)
 RETURNING event_id, shipment_id, at, event, from_state, to_state, actor, reason, data
 """
-COPY_EVENTS = """
-COPY shipment_events (shipment_id, at, event, from_state, to_state, actor, reason, data)
-FROM STDIN
-"""
+COPY_EVENTS = "COPY shipment_events (shipment_id, at, event, actor, to_state) FROM STDIN"
 
 SELECT_EVENTS = """
 SELECT event_id, at, event, from_state, to_state, actor, reason, data
@@ -174,6 +172,13 @@ def add_event(
     ).fetchone()
     assert row is not None
     return row
+
+
+def copy_events(*, conn: Conn, rows: Sequence[tuple[int, datetime, str, str, str]]) -> None:
+    """Bulk-append (shipment_id, at, event, actor, to_state) timeline entries (imports)."""
+    with conn.cursor().copy(COPY_EVENTS) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def events(*, conn: Conn, shipment_id: int) -> list[Row]:
