@@ -65,6 +65,7 @@ from api.routers import (
     alerts,
     audit,
     auth,
+    bookings,
     devices,
     dispositions,
     epcis,
@@ -80,7 +81,16 @@ from api.routers import (
     users,
 )
 from api.schemas import ErrorOut
-from coldchain.errors import AlertConflictError, NotFoundError, SetupError
+from coldchain.errors import (
+    AlertConflictError,
+    CalibrationExpiredError,
+    DuplicateError,
+    InvalidInputError,
+    NotFoundError,
+    SetupError,
+    ShipmentStateError,
+    StaleVersionError,
+)
 from coldchain.settings import Settings
 from dashboard.app import create_dash
 from db.types import Conn
@@ -408,6 +418,26 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
+    async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
+        # Shaped like FastAPI's own 422s, so a client reads the field the same way.
+        assert isinstance(exc, InvalidInputError)
+        detail = [
+            {
+                "type": "value_error",
+                "loc": ["body", *exc.field.replace("]", "").replace("[", ".").split(".")],
+                "msg": exc.problem,
+            }
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    async def stale(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StaleVersionError)
+        return JSONResponse(
+            status_code=412,
+            content={"detail": str(exc)},
+            headers={"ETag": f'"{exc.current_version}"'},
+        )
+
     async def bad_value(request: Request, exc: Exception) -> JSONResponse:
         # A value the database cannot take (out of range, a NUL character…): the client's
         # mistake, not a server error; the database's own words stay in the log.
@@ -447,6 +477,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReportChangedError, conflict)
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
+    app.add_exception_handler(ShipmentStateError, conflict)
+    app.add_exception_handler(DuplicateError, conflict)
+    app.add_exception_handler(CalibrationExpiredError, conflict)
+    app.add_exception_handler(StaleVersionError, stale)
+    app.add_exception_handler(InvalidInputError, invalid_field)
     app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)
@@ -634,6 +669,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
+        bookings.router,
+        bookings.qa_router,
         readings.router,
         excursions.router,
         alerts.router,

@@ -42,6 +42,7 @@ from coldchain.errors import (
 from coldchain.gs1 import check_digit
 from db.queries import bookings as q
 from db.queries import lifecycle as lifecycle_q
+from db.queries import shipments as shipment_q
 from db.types import Conn, Row
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
@@ -298,6 +299,11 @@ def _insert(
         data={"reference": new.reference},
     )
     return row
+
+
+def resolve(conn: Conn, *, key: str) -> int:
+    """The id of the shipment named by its id or reference; NotFoundError otherwise."""
+    return shipment_q.find_shipment_id(conn=conn, key=key)
 
 
 def get(conn: Conn, *, shipment_id: int) -> Row:
