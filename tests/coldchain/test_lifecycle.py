@@ -38,7 +38,14 @@ def test_the_states_and_events_are_those_of_the_issue() -> None:
         "rejected", "returned", "cancelled",
     }  # fmt: skip
     assert set(EVENTS) == {
-        "start", "arrive", "review", "release", "quarantine", "reject", "return", "cancel"
+        "start",
+        "arrive",
+        "review",
+        "release",
+        "quarantine",
+        "reject",
+        "return",
+        "cancel",
     }
 
 
