@@ -71,6 +71,7 @@ from api.routers import (
     epcis,
     excursions,
     health,
+    locations,
     products,
     readings,
     recalls,
@@ -84,12 +85,12 @@ from api.schemas import ErrorOut
 from coldchain.errors import (
     AlertConflictError,
     CalibrationExpiredError,
-    DuplicateError,
-    InvalidInputError,
+    InvalidRecordError,
     NotFoundError,
+    RecordConflictError,
     SetupError,
     ShipmentStateError,
-    StaleVersionError,
+    VersionConflictError,
 )
 from coldchain.settings import Settings
 from dashboard.app import create_dash
@@ -415,28 +416,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def forbidden(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
 
+    async def precondition_failed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=412, content={"detail": str(exc)})
+
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
-        # Shaped like FastAPI's own 422s, so a client reads the field the same way.
-        assert isinstance(exc, InvalidInputError)
-        detail = [
-            {
-                "type": "value_error",
-                "loc": ["body", *exc.field.replace("]", "").replace("[", ".").split(".")],
-                "msg": exc.problem,
-            }
-        ]
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    async def stale(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StaleVersionError)
-        return JSONResponse(
-            status_code=412,
-            content={"detail": str(exc)},
-            headers={"ETag": f'"{exc.current_version}"'},
-        )
 
     async def bad_value(request: Request, exc: Exception) -> JSONResponse:
         # A value the database cannot take (out of range, a NUL character…): the client's
@@ -477,11 +461,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ReportChangedError, conflict)
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
+    app.add_exception_handler(InvalidRecordError, unprocessable)
+    app.add_exception_handler(RecordConflictError, conflict)
+    app.add_exception_handler(VersionConflictError, precondition_failed)
     app.add_exception_handler(ShipmentStateError, conflict)
-    app.add_exception_handler(DuplicateError, conflict)
     app.add_exception_handler(CalibrationExpiredError, conflict)
-    app.add_exception_handler(StaleVersionError, stale)
-    app.add_exception_handler(InvalidInputError, invalid_field)
     app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)
@@ -676,6 +660,7 @@ def create_app(settings: Settings) -> FastAPI:
         alerts.router,
         devices.router,
         products.router,
+        locations.router,
         rules.router,
         units.router,
         recalls.router,

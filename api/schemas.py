@@ -286,6 +286,8 @@ class Device(_Out):
     firmware: str | None
     current_shipment_id: int | None
     current_shipment_reference: str | None
+    version: int
+    retired_at: AwareDatetime | None
 
 
 class DeviceAssignment(_Out):

@@ -11,13 +11,15 @@ ColdchainError
 ├── ReportChangedError      the report no longer has the hash the signer saw
 ├── SignatureConflictError  another disposition of the same shipment/lot was signed at once
 ├── InvalidDispositionError a disposition that cannot be signed as asked
-├── ShipmentStateError      a shipment transition or change its state does not allow (also for
-│                           a release while in transit or with an excursion still open)
-├── StaleVersionError       an update sent with a version (If-Match) that is no longer current
-├── DuplicateError          a create that collides with an existing record in another shape, or a
-│                           logger already riding in another shipment
+├── MasterDataError         a product, logger, location, carrier, lane or booking change refused
+│   ├── InvalidRecordError      a value no such record may have (names the field): 422
+│   ├── VersionConflictError    the record changed since the caller read it: 412
+│   └── RecordConflictError     the natural key is taken by a different record, or the
+│                               record is retired: 409 (also a shipment's reference or external
+│                               reference, and a logger already riding in another shipment)
+├── ShipmentStateError      a shipment transition or change its state does not allow (also a
+│                           disposition while in transit, a release with an excursion open)
 ├── CalibrationExpiredError a logger past its calibration due date, attached without an override
-├── InvalidInputError       a value refused by a service, naming the field (also a ValueError)
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -112,32 +114,33 @@ class ShipmentStateError(ColdchainError):
     and the states the action may leave from (:mod:`coldchain.lifecycle`)."""
 
 
-class StaleVersionError(ColdchainError):
-    """The caller edited an older version than the stored one: re-read, then apply the change
-    again (the API answers 412 Precondition Failed)."""
-
-    def __init__(self, message: str, current_version: int) -> None:
-        super().__init__(message)
-        self.current_version = current_version
-
-
-class DuplicateError(ColdchainError):
-    """A create that names an existing record (by its natural key or external reference) with
-    a different content, or a logger that already rides in another shipment (409)."""
-
-
 class CalibrationExpiredError(ColdchainError):
     """A logger whose calibration is past due, attached without an ``override_reason`` (EU GDP
     9.3): the message says how to override, and the override is audited."""
 
 
-class InvalidInputError(ColdchainError, ValueError):
-    """A value a service refuses; ``field`` names it (a CSV import adds the line)."""
+class MasterDataError(ColdchainError):
+    """Base of the refusals of a master-data change (products, loggers, locations, carriers,
+    lanes) or of a shipment's booking; nothing was changed."""
+
+
+class InvalidRecordError(MasterDataError, ValueError):
+    """A value the record may not have; ``field`` names it (``allowances[1].low_c``)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
-        self.problem = message
+
+
+class VersionConflictError(MasterDataError):
+    """The record is no longer at the version the caller read: re-read it and apply the change
+    again (the API's 412 on a stale ``If-Match``)."""
+
+
+class RecordConflictError(MasterDataError):
+    """Creation with a natural key (GTIN, serial, GLN, code; a shipment's reference or external
+    reference, or Idempotency-Key) that a *different* record holds, a change to a retired record,
+    or a logger attached while it rides in another shipment."""
 
 
 class SecurityError(ColdchainError):

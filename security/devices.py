@@ -104,17 +104,12 @@ def provision(
                     conn=conn, device_id=device_id, password_hash=mosquitto_hash(password)
                 )
                 issued[device_id] = password
-        active = q.active_device_credentials(conn=conn)
-        accounts = q.active_service_accounts(conn=conn)
-    entries = [(r["device_id"], r["password_hash"]) for r in active]
-    entries += [(a["username"], a["password_hash"]) for a in accounts]
+    # Written once the new hashes are committed, so the files never admit an uncommitted one.
+    files = write_broker_files(conn, topic_root=topic_root, out_dir=out_dir)
     result = ProvisionResult(
-        password_file=write_private(out_dir / PASSWORD_FILE, password_file(entries)),
-        acl_file=write_private(
-            out_dir / ACL_FILE,
-            acl_file(topic_root, [ServiceAccount(a["username"], a["kind"]) for a in accounts]),
-        ),
-        devices_with_credentials=len(active),
+        password_file=files.password_file,
+        acl_file=files.acl_file,
+        devices_with_credentials=files.devices_with_credentials,
         issued=issued,
         services=new_services,
         skipped=skipped,
@@ -125,6 +120,45 @@ def provision(
             out_dir / f"device-credentials-{stamp}.csv", credentials_csv(topic_root, issued)
         )
     return result
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """The password file and ACL written, and how many loggers they let in."""
+
+    password_file: Path
+    acl_file: Path
+    devices_with_credentials: int
+
+
+def write_broker_files(conn: Conn, *, topic_root: str, out_dir: Path) -> BrokerFiles:
+    """Write Mosquitto's password file and ACL into ``out_dir`` from the live credentials the
+    database holds (read in the caller's transaction, if any). The broker reads them on SIGHUP."""
+    check_topic_root(topic_root)
+    active = q.active_device_credentials(conn=conn)
+    accounts = q.active_service_accounts(conn=conn)
+    entries = [(r["device_id"], r["password_hash"]) for r in active]
+    entries += [(a["username"], a["password_hash"]) for a in accounts]
+    return BrokerFiles(
+        password_file=write_private(out_dir / PASSWORD_FILE, password_file(entries)),
+        acl_file=write_private(
+            out_dir / ACL_FILE,
+            acl_file(topic_root, [ServiceAccount(a["username"], a["kind"]) for a in accounts]),
+        ),
+        devices_with_credentials=len(active),
+    )
+
+
+def issue_device_password(conn: Conn, device_id: str) -> str:
+    """A new MQTT password for one registered logger (its hash stored, any earlier one replaced);
+    the plaintext is returned, the only copy. AccountError if the id cannot be a user name."""
+    if not valid_username(device_id):
+        raise AccountError(
+            f"logger {device_id!r} cannot be an MQTT user name (':' or longer than 64 characters)"
+        )
+    password = new_device_password()
+    q.set_device_credential(conn=conn, device_id=device_id, password_hash=mosquitto_hash(password))
+    return password
 
 
 def credentials_csv(topic_root: str, issued: dict[str, str]) -> str:

@@ -2,12 +2,20 @@
 
 ========  =======================================================================
 viewer    logistics: reads everything (fleet, shipments, alerts, reports)
-operator  on-call: viewer + acknowledge, comment, assign and resolve alerts + book shipments
-          (create, update, attach/detach loggers, start, arrive, cancel: shipments.manage)
-qa        quality: viewer + sign dispositions, record recalls, read the audit trail
+operator  on-call: viewer + acknowledge, comment, assign and resolve alerts,
+          book shipments and move them (shipments.manage)
+qa        quality: viewer + sign dispositions, record recalls, read the audit trail,
+          register and change products and their stability profiles
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
-          book shipments (shipments.manage), read and verify the audit trail
+          loggers, locations, carriers and lanes, book shipments, read and verify the audit
+          trail
 ========  =======================================================================
+
+Master data (issue 13): ``products.manage`` (admin, qa: a stability profile is a quality
+decision), ``devices.manage`` (admin: registering a logger issues MQTT credentials),
+``locations.manage`` (admin: locations, carriers and lanes). Shipments (booking, loggers,
+start / arrive / cancel): ``shipments.manage`` (operator and admin: logistics work; QA decides
+by signing, not by booking).
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
 without leaving two audited steps, and signing always needs a person's password. Recording a
@@ -27,6 +35,9 @@ Permission = Literal[
     "recalls.record",
     "audit.read",
     "admin",
+    "products.manage",
+    "devices.manage",
+    "locations.manage",
     "shipments.manage",
 ]
 
@@ -37,8 +48,21 @@ PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "alerts.act", "shipments.manage"}),
-    "qa": frozenset({"read", "dispositions.sign", "recalls.record", "audit.read"}),
-    "admin": frozenset({"read", "alerts.act", "audit.read", "admin", "shipments.manage"}),
+    "qa": frozenset(
+        {"read", "dispositions.sign", "recalls.record", "audit.read", "products.manage"}
+    ),
+    "admin": frozenset(
+        {
+            "read",
+            "alerts.act",
+            "audit.read",
+            "admin",
+            "products.manage",
+            "devices.manage",
+            "locations.manage",
+            "shipments.manage",
+        }
+    ),
 }
 
 #: Roles an API key may carry: machines never sign.

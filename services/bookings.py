@@ -6,7 +6,7 @@ Idempotent creation, for an ERP or WMS that retries: a create is recognised as a
 external references (unique per organisation: one organisation per installation today). The
 repeat of the *same* request (same SHA-256 of its canonical JSON, :func:`request_hash`) returns
 the first shipment and ``created=False``; another request under the same key or reference is a
-:class:`~coldchain.errors.DuplicateError` naming it.
+:class:`~coldchain.errors.RecordConflictError` naming it.
 
 Loggers: an assignment is a time range (``device_assignments``, 0001): attaching opens one from
 now, detaching closes it, so a swap keeps both loggers' histories in the shipment. A logger
@@ -32,12 +32,12 @@ import psycopg
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     CalibrationExpiredError,
-    DuplicateError,
     IdentifierError,
-    InvalidInputError,
+    InvalidRecordError,
     NotFoundError,
+    RecordConflictError,
     ShipmentStateError,
-    StaleVersionError,
+    VersionConflictError,
 )
 from coldchain.gs1 import check_digit
 from db.queries import bookings as q
@@ -96,53 +96,55 @@ def _gtin(value: str, field_name: str) -> str:
     if len(code) in (8, 12, 13):
         code = code.zfill(14)
     if len(code) != 14 or not code.isdigit() or check_digit(code[:-1]) != int(code[-1]):
-        raise InvalidInputError(field_name, f"{value!r} is not a GTIN (14 digits, check digit)")
+        raise InvalidRecordError(field_name, f"{value!r} is not a GTIN (14 digits, check digit)")
     return code
 
 
 def validate(new: NewShipment) -> NewShipment:
-    """The booking with its values normalised, or InvalidInputError naming the first bad field
+    """The booking with its values normalised, or InvalidRecordError naming the first bad field
     (pure: what needs the database is checked by :func:`create`)."""
     reference = new.reference.strip()
     if not 1 <= len(reference) <= 100:
-        raise InvalidInputError("reference", "must be 1–100 characters")
+        raise InvalidRecordError("reference", "must be 1–100 characters")
     if new.lane_id is None:
         for name in ("origin", "destination"):
             value = getattr(new, name)
             if value is None or not value.strip():
-                raise InvalidInputError(name, "required when no lane_id is given")
+                raise InvalidRecordError(name, "required when no lane_id is given")
     if (
         new.planned_departure is not None
         and new.planned_arrival is not None
         and new.planned_arrival <= new.planned_departure
     ):
-        raise InvalidInputError("planned_arrival", "must be after planned_departure")
+        raise InvalidRecordError("planned_arrival", "must be after planned_departure")
     for name in ("planned_departure", "planned_arrival"):
         value = getattr(new, name)
         if value is not None and value.tzinfo is None:
-            raise InvalidInputError(name, "needs a time zone (ISO 8601 with offset or Z)")
+            raise InvalidRecordError(name, "needs a time zone (ISO 8601 with offset or Z)")
     refs = []
     for i, (kind, value) in enumerate(new.references):
         if kind not in REFERENCE_KINDS:
-            raise InvalidInputError(f"references[{i}].kind", f"one of {', '.join(REFERENCE_KINDS)}")
+            raise InvalidRecordError(
+                f"references[{i}].kind", f"one of {', '.join(REFERENCE_KINDS)}"
+            )
         if not value.strip() or len(value.strip()) > 200:
-            raise InvalidInputError(f"references[{i}].value", "must be 1–200 characters")
+            raise InvalidRecordError(f"references[{i}].value", "must be 1–200 characters")
         refs.append((kind, value.strip()))
     if len(set(refs)) != len(refs):
-        raise InvalidInputError("references", "the same reference is given twice")
+        raise InvalidRecordError("references", "the same reference is given twice")
     items = []
     for i, item in enumerate(new.items):
         gtin = _gtin(item.gtin, f"items[{i}].gtin")
         lot = item.lot.strip()
         if not 1 <= len(lot) <= 20:
-            raise InvalidInputError(f"items[{i}].lot", "must be 1–20 characters (GS1 AI 10)")
+            raise InvalidRecordError(f"items[{i}].lot", "must be 1–20 characters (GS1 AI 10)")
         if isinstance(item.quantity, bool) or not isinstance(item.quantity, int):
-            raise InvalidInputError(f"items[{i}].quantity", "must be a whole number")
+            raise InvalidRecordError(f"items[{i}].quantity", "must be a whole number")
         if item.quantity <= 0:
-            raise InvalidInputError(f"items[{i}].quantity", "must be above 0")
+            raise InvalidRecordError(f"items[{i}].quantity", "must be above 0")
         items.append(Item(gtin, lot, item.quantity))
     if len({(i.gtin, i.lot) for i in items}) != len(items):
-        raise InvalidInputError("items", "the same GTIN and lot are given twice")
+        raise InvalidRecordError("items", "the same GTIN and lot are given twice")
     product = new.product_gtin
     if product is not None:
         product = _gtin(product, "product_gtin")
@@ -171,14 +173,14 @@ def _check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
     for gtin in sorted(gtins):
         name = "product_gtin" if gtin == new.product_gtin else "items"
         if gtin not in known:
-            raise InvalidInputError(name, f"no product with GTIN {gtin}: register it first")
+            raise InvalidRecordError(name, f"no product with GTIN {gtin}: register it first")
         if known[gtin]["retired_at"] is not None:
-            raise InvalidInputError(name, f"product {gtin} is retired: it cannot ship any more")
+            raise InvalidRecordError(name, f"product {gtin} is retired: it cannot ship any more")
     origin, destination, carrier = new.origin, new.destination, new.carrier
     if new.lane_id is not None:
         lane = q.lane(conn=conn, lane_id=new.lane_id)
         if lane is None:
-            raise InvalidInputError("lane_id", f"no lane {new.lane_id}")
+            raise InvalidRecordError("lane_id", f"no lane {new.lane_id}")
         retired = [
             what
             for what, col in (
@@ -189,16 +191,16 @@ def _check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
             if lane[col] is not None
         ]
         if retired:
-            raise InvalidInputError(
+            raise InvalidRecordError(
                 "lane_id", f"lane {lane['code']}: {' and '.join(retired)} retired"
             )
         origin, destination = lane["origin"], lane["destination"]
     if new.carrier_id is not None:
         row = q.carrier(conn=conn, carrier_id=new.carrier_id)
         if row is None:
-            raise InvalidInputError("carrier_id", f"no carrier {new.carrier_id}")
+            raise InvalidRecordError("carrier_id", f"no carrier {new.carrier_id}")
         if row["retired_at"] is not None:
-            raise InvalidInputError("carrier_id", f"carrier {row['name']!r} is retired")
+            raise InvalidRecordError("carrier_id", f"carrier {row['name']!r} is retired")
         carrier = row["name"]
     return NewShipment(
         **{**_fields(new), "origin": origin, "destination": destination, "carrier": carrier}
@@ -210,7 +212,7 @@ def _fields(new: NewShipment) -> dict[str, Any]:
 
 
 def _existing(conn: Conn, new: NewShipment, key: str | None, digest: str) -> Row | None:
-    """The shipment a repeat of this create names, or None; DuplicateError if it names one
+    """The shipment a repeat of this create names, or None; RecordConflictError if it names one
     made by another request."""
     candidates: list[tuple[str, Row]] = []
     if key is not None:
@@ -226,7 +228,7 @@ def _existing(conn: Conn, new: NewShipment, key: str | None, digest: str) -> Row
             candidates.append((f"{row['matched_kind']} {row['matched_value']!r}", row))
     for what, row in candidates:
         if row["create_hash"] != digest:
-            raise DuplicateError(
+            raise RecordConflictError(
                 f"{what} already belongs to shipment {row['reference']} (id "
                 f"{row['shipment_id']}), created by a different request: change the reference "
                 "or send the same request to get that shipment back"
@@ -247,7 +249,7 @@ def create(
     caller.require(MANAGE)
     new = validate(new)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise InvalidInputError("Idempotency-Key", "must be 1–200 characters")
+        raise InvalidRecordError("Idempotency-Key", "must be 1–200 characters")
     digest = request_hash(new)
     for attempt in range(2):
         try:
@@ -329,11 +331,11 @@ def update(
     now: datetime,
 ) -> Row:
     """Change plans, lane or carrier of a shipment still at ``version`` (else
-    :class:`StaleVersionError` with the current one); only while planned or in transit."""
+    :class:`VersionConflictError` with the current one); only while planned or in transit."""
     caller.require(MANAGE)
     unknown = set(changes) - set(q.UPDATABLE)
     if unknown:
-        raise InvalidInputError(
+        raise InvalidRecordError(
             sorted(unknown)[0], f"cannot be changed; only {', '.join(q.UPDATABLE)}"
         )
     with acting(conn, caller, reason), conn.transaction():
@@ -341,10 +343,9 @@ def update(
         if current is None:
             raise NotFoundError(f"shipment {shipment_id} not found")
         if current["version"] != version:
-            raise StaleVersionError(
+            raise VersionConflictError(
                 f"shipment {shipment_id} is at version {current['version']}, not {version}: "
                 "someone changed it since you read it; read it again and reapply your change",
-                current_version=int(current["version"]),
             )
         if current["status"] not in EDITABLE:
             raise ShipmentStateError(
@@ -388,7 +389,7 @@ def _jsonable(value: Any) -> Any:
 def add_reference(
     conn: Conn, caller: Caller, *, shipment_id: int, kind: str, value: str
 ) -> list[Row]:
-    """Add an external reference; DuplicateError if another shipment holds it."""
+    """Add an external reference; RecordConflictError if another shipment holds it."""
     caller.require(MANAGE)
     (ref,) = validate(NewShipment(reference="x", origin="x", destination="x",
                                   references=((kind, value),))).references  # fmt: skip
@@ -397,7 +398,7 @@ def add_reference(
         for row in q.by_external(conn=conn, refs=[ref]):
             if row["shipment_id"] == shipment_id:
                 return q.references(conn=conn, shipment_id=shipment_id)
-            raise DuplicateError(f"{ref[0]} {ref[1]!r} belongs to shipment {row['reference']}")
+            raise RecordConflictError(f"{ref[0]} {ref[1]!r} belongs to shipment {row['reference']}")
         q.add_references(conn=conn, shipment_id=shipment_id, refs=[ref])
     return q.references(conn=conn, shipment_id=shipment_id)
 
@@ -452,7 +453,7 @@ def add_unit(conn: Conn, caller: Caller, *, shipment_id: int, scan: str, now: da
     try:
         unit = parse_unit(scan, today=now.date())
     except IdentifierError as exc:
-        raise InvalidInputError("scan", str(exc)) from None
+        raise InvalidRecordError("scan", str(exc)) from None
     key = {"kind": unit.kind, "sscc": unit.sscc, "gtin": unit.gtin, "serial": unit.serial}
     with acting(conn, caller, f"unit {unit.epc} loaded"), conn.transaction():
         _require(conn, shipment_id)
@@ -465,7 +466,7 @@ def add_unit(conn: Conn, caller: Caller, *, shipment_id: int, scan: str, now: da
         if elsewhere is not None:
             if elsewhere["shipment_id"] == shipment_id:
                 return epc
-            raise DuplicateError(f"unit {epc} is on board shipment {elsewhere['reference']}")
+            raise RecordConflictError(f"unit {epc} is on board shipment {elsewhere['reference']}")
         q.add_unit(conn=conn, shipment_id=shipment_id, epc=epc, at=now)
     return epc
 
@@ -503,7 +504,7 @@ def attach(
         if device is None:
             raise NotFoundError(f"logger {device_id!r} not found: register it first")
         if device["retired_at"] is not None:
-            raise InvalidInputError("device_id", f"logger {device_id} is retired")
+            raise InvalidRecordError("device_id", f"logger {device_id} is retired")
         due = device["calibration_due"]
         expired = due is not None and due < now.date()
         if expired and override is None:
@@ -516,14 +517,14 @@ def attach(
         if busy is not None:
             if busy["shipment_id"] == shipment_id:
                 return q.assignments(conn=conn, shipment_id=shipment_id)
-            raise DuplicateError(
+            raise RecordConflictError(
                 f"logger {device_id} is in shipment {busy['reference']} (since "
                 f"{busy['assigned_from'].isoformat()}): detach it there first"
             )
         try:
             q.attach(conn=conn, shipment_id=shipment_id, device_id=device_id, at=now)
         except psycopg.errors.ExclusionViolation:
-            raise DuplicateError(
+            raise RecordConflictError(
                 f"logger {device_id} was just attached to another shipment: detach it there first"
             ) from None
         data: dict[str, Any] = {"device_id": device_id}
@@ -585,6 +586,11 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 
+def _message(exc: InvalidRecordError) -> str:
+    """What is wrong, without the field the error names first."""
+    return str(exc).removeprefix(f"{exc.field}: ")
+
+
 @dataclass(frozen=True, slots=True)
 class RowProblem:
     """A bad row of an import: its line in the file (the header is line 1), the field, why."""
@@ -603,7 +609,7 @@ def _optional_int(raw: str, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise InvalidInputError(name, f"{raw!r} is not a whole number") from None
+        raise InvalidRecordError(name, f"{raw!r} is not a whole number") from None
 
 
 def _optional_time(raw: str, name: str) -> datetime | None:
@@ -612,7 +618,7 @@ def _optional_time(raw: str, name: str) -> datetime | None:
     try:
         return datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInputError(name, f"{raw!r} is not an ISO 8601 time") from None
+        raise InvalidRecordError(name, f"{raw!r} is not an ISO 8601 time") from None
 
 
 def parse_csv(text: str) -> tuple[list[tuple[int, NewShipment]], list[RowProblem]]:
@@ -638,12 +644,12 @@ def parse_csv(text: str) -> tuple[list[tuple[int, NewShipment]], list[RowProblem
         cells = {k: (v or "").strip() for k, v in row.items() if k is not None}
         try:
             if None in row:
-                raise InvalidInputError("row", "more cells than columns")
+                raise InvalidRecordError("row", "more cells than columns")
             items: tuple[Item, ...] = ()
             if cells.get("lot") or cells.get("quantity"):
                 quantity = _optional_int(cells.get("quantity", ""), "quantity")
                 if quantity is None:
-                    raise InvalidInputError("quantity", "required with a lot")
+                    raise InvalidRecordError("quantity", "required with a lot")
                 items = (Item(cells.get("product_gtin", ""), cells.get("lot", ""), quantity),)
             refs = tuple(
                 (kind, cells[kind]) for kind in ("purchase_order", "sales_order", "customer")
@@ -666,9 +672,9 @@ def parse_csv(text: str) -> tuple[list[tuple[int, NewShipment]], list[RowProblem
                     items=items,
                 )
             )  # fmt: skip
-        except InvalidInputError as exc:
+        except InvalidRecordError as exc:
             field_name = exc.field.replace("items[0].", "")
-            problems.append(RowProblem(line, field_name, exc.problem))
+            problems.append(RowProblem(line, field_name, _message(exc)))
             continue
         if new.reference in seen:
             problems.append(RowProblem(line, "reference", f"{new.reference!r} is also on line "
@@ -733,8 +739,8 @@ def _check_rows(
         if problem is None and (new.lane_id is not None or new.carrier_id is not None):
             try:
                 new = _check_master_data(conn, new)
-            except InvalidInputError as exc:
-                problem = RowProblem(line, exc.field, exc.problem)
+            except InvalidRecordError as exc:
+                problem = RowProblem(line, exc.field, _message(exc))
         if problem is None:
             good.append((line, new))
         else:

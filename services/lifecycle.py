@@ -36,7 +36,8 @@ from typing import Any
 
 from alerts.series import Point
 from coldchain import lifecycle
-from coldchain.errors import InvalidInputError, NotFoundError, ShipmentStateError
+from coldchain.errors import InvalidRecordError, NotFoundError, ShipmentStateError
+from coldchain.thermal.profile_doc import profile_from_doc
 from coldchain.thermal.stability import Allowance, StabilityProfile, Verdict, evaluate
 from db.queries import bookings as booking_q
 from db.queries import lifecycle as q
@@ -116,7 +117,7 @@ def start(
 def cancel(conn: Conn, caller: Caller, *, shipment_id: int, now: datetime, reason: str) -> Row:
     """planned → cancelled; a reason is required (it is the audit trail's why)."""
     if not reason or not reason.strip():
-        raise InvalidInputError("reason", "a cancellation needs a reason")
+        raise InvalidRecordError("reason", "a cancellation needs a reason")
     return move(conn, caller, shipment_id=shipment_id, event="cancel", reason=reason, now=now)
 
 
@@ -155,7 +156,7 @@ def profile_from_row(product: Row, stored: Row | None) -> tuple[StabilityProfile
     """The profile to judge a product by: the stored version in force, else the product row's
     storage range and stability budget (see the module docstring); with the version used."""
     if stored is not None:
-        return stability_profile(stored["profile"]), int(stored["version"])
+        return profile_from_doc(stored["profile"]), int(stored["version"])
     budget = product["stability_budget_s"]
     allowances = () if budget is None else (Allowance(None, None, timedelta(seconds=budget)),)
     profile = StabilityProfile(
@@ -167,17 +168,6 @@ def profile_from_row(product: Row, stored: Row | None) -> tuple[StabilityProfile
         delta_h_j_mol=product["mkt_delta_h_j_mol"],
     )
     return profile, None
-
-
-def stability_profile(doc: dict[str, Any]) -> StabilityProfile:
-    """A stored profile (``product_profiles.profile``: StabilityProfile field for field, budgets
-    in seconds as ``budget_s``) as the value object; its own validation names a bad field."""
-    fields = {k: v for k, v in doc.items() if k != "allowances"}
-    allowances = tuple(
-        Allowance(a.get("low_c"), a.get("high_c"), timedelta(seconds=a["budget_s"]))
-        for a in doc.get("allowances", ())
-    )
-    return StabilityProfile(allowances=allowances, **fields)
 
 
 def _judge(

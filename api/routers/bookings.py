@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
+from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from services import bookings, lifecycle
 from services.caller import Caller
@@ -205,7 +206,7 @@ def _id(conn: ConnDep, key: str) -> int:
 
 
 def _booking(row: dict[str, Any], response: Response) -> Booking:
-    response.headers["ETag"] = f'"{row["version"]}"'
+    set_etag(response, row)
     return Booking.model_validate(row)
 
 
@@ -259,27 +260,10 @@ def get_booking(key: ShipmentKey, conn: ConnDep, response: Response) -> Booking:
     return _booking(bookings.get(conn, shipment_id=_id(conn, key)), response)
 
 
-def _if_match(value: str | None) -> int:
-    if value is None:
-        raise HTTPException(
-            status_code=428,
-            detail="If-Match is required: send the ETag (the version) of the booking you read "
-            "(GET /shipments/{key}/booking), so that a concurrent change is not overwritten",
-        )
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit() or len(raw) > 9:
-        raise HTTPException(status_code=412, detail=f"If-Match {value!r} is not a version")
-    return int(raw)
-
-
 @router.patch(
     "/{key}",
     openapi_extra=MANAGE,
-    responses={
-        412: {"model": ErrorOut, "description": "If-Match is not the current version"},
-        428: {"model": ErrorOut, "description": "If-Match is missing"},
-        **WRITE_RESPONSES,
-    },
+    responses={**PRECONDITION_RESPONSES, **WRITE_RESPONSES},
 )
 def update_shipment(
     key: ShipmentKey,
@@ -287,10 +271,10 @@ def update_shipment(
     caller: CallerDep,
     response: Response,
     conn: ConnDep,
-    if_match: Annotated[str | None, Header(max_length=50)] = None,
+    version: Annotated[int, Depends(expected_version)],
 ) -> Booking:
-    """Change the plans, lane or carrier (only the fields sent), at the version read."""
-    version = _if_match(if_match)
+    """Change the plans, lane or carrier (only the fields sent), at the version read
+    (``If-Match``)."""
     changes = body.model_dump(exclude_unset=True)
     reason = changes.pop("reason", None)
     row = bookings.update(

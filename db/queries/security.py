@@ -128,9 +128,11 @@ RETURNING {_KEY_COLUMNS}
 # MQTT credentials
 # --------------------------------------------------------------------------------------------
 
+# A retired logger gets no password again (retiring revoked it).
 DEVICES_FOR_CREDENTIALS = """
 SELECT d.device_id, c.password_hash, c.revoked_at
 FROM devices d LEFT JOIN device_credentials c USING (device_id)
+WHERE d.retired_at IS NULL
 ORDER BY d.device_id
 """
 
@@ -393,7 +395,7 @@ def list_audit(
 
 
 def devices_for_credentials(*, conn: Conn) -> list[Row]:
-    """Every registered logger with its current credential hash (None if it has none)."""
+    """Every live (not retired) logger with its current credential hash (None if none)."""
     return conn.execute(DEVICES_FOR_CREDENTIALS).fetchall()
 
 

@@ -84,10 +84,10 @@ def test_who_may_book_and_bad_fields_are_named(
                                                            "quantity": 1}])  # fmt: skip
     r = client.post(f"{API}/shipments", json=bad, headers=people["operator"].headers)
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["body", "items", "0", "gtin"]
+    assert r.json()["detail"].startswith("items[0].gtin: ")
     no_place = {"reference": "SHP-Y"}
     r = client.post(f"{API}/shipments", json=no_place, headers=people["operator"].headers)
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "origin"]
+    assert r.status_code == 422 and r.json()["detail"].startswith("origin: required")
 
 
 def test_a_stale_if_match_is_refused(
@@ -111,7 +111,7 @@ def test_a_stale_if_match_is_refused(
     later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     stale = client.patch(url, json={"planned_arrival": later}, headers={**op, "If-Match": etag})
     assert stale.status_code == 412
-    assert stale.headers["ETag"] == ok.headers["ETag"]
+    assert f"at version {ok.json()['version']}" in stale.json()["detail"]
     assert (
         client.get(f"{url}/booking", headers=op).json()["planned_arrival"]
         == ok.json()["planned_arrival"]
