@@ -673,7 +673,8 @@ def parse_csv(text: str) -> tuple[list[tuple[int, NewShipment]], list[RowProblem
                 )
             )  # fmt: skip
         except InvalidRecordError as exc:
-            field_name = exc.field.replace("items[0].", "")
+            # the row's one item is its product_gtin, lot and quantity columns
+            field_name = exc.field.replace("items[0].gtin", "product_gtin").replace("items[0].", "")
             problems.append(RowProblem(line, field_name, _message(exc)))
             continue
         if new.reference in seen:
