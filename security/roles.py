@@ -71,8 +71,9 @@ API_KEY_ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
 DESCRIPTIONS: Final[dict[Role, str]] = {
     "viewer": "logistics: reads everything",
     "operator": "on-call: acknowledges, comments, assigns and resolves alerts",
-    "qa": "quality assurance: reviews reports, signs dispositions, records recalls",
-    "admin": "administrator: users, API keys, products, rules, devices",
+    "qa": "quality assurance: reviews reports, signs dispositions, records recalls, "
+    "registers products and their stability profiles",
+    "admin": "administrator: users, API keys, products, rules, loggers, locations, lanes",
 }
 
 

@@ -48,6 +48,11 @@ class ImportResult:
     issued: dict[str, str] = field(default_factory=dict)
 
 
+def message(text: str) -> str:
+    """A validation message without pydantic's "Value error, " prefix."""
+    return text.removeprefix("Value error, ")
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -94,7 +99,9 @@ def parse_rows(
             if check is not None:
                 check(record)
         except ValidationError as exc:
-            problems += [RowProblem(start, _loc(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+            problems += [
+                RowProblem(start, _loc(tuple(e["loc"])), message(e["msg"])) for e in exc.errors()
+            ]
             continue
         except InvalidRecordError as exc:
             problems.append(RowProblem(start, exc.field, str(exc).removeprefix(f"{exc.field}: ")))

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -95,14 +96,16 @@ class LaneIn(BaseModel):
     destination_location_id: _Id
     mode: Mode
 
-    @model_validator(mode="after")
-    def _two_ends(self) -> LaneIn:
-        if self.origin_location_id == self.destination_location_id:
-            raise ValueError("a lane's origin and destination must differ")
-        return self
+    @field_validator("destination_location_id")
+    @classmethod
+    def _two_ends(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("origin_location_id"):
+            raise ValueError("a lane's destination must differ from its origin")
+        return value
 
 
-_MODELS: dict[str, type[BaseModel]] = {
+#: The model each table's records are created with.
+MODELS: dict[str, type[BaseModel]] = {
     "locations": LocationIn,
     "carriers": CarrierIn,
     "lanes": LaneIn,
@@ -114,7 +117,7 @@ def _spec_of(table: Table, row: Row) -> BaseModel:
     data = {f: row[f] for f in q.TABLES[table][1]}
     if table == "locations":
         data["location_id"] = row["location_id"]
-    return _MODELS[table].model_validate(data)
+    return MODELS[table].model_validate(data)
 
 
 def _fields(table: Table, spec: BaseModel) -> dict[str, Any]:
@@ -201,7 +204,7 @@ def update_record(
         )
         before = _spec_of(table, row)
         try:
-            after = _MODELS[table].model_validate({**before.model_dump(), **changes})
+            after = MODELS[table].model_validate({**before.model_dump(), **changes})
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidRecordError(
@@ -249,7 +252,7 @@ def import_records(
     every bad row reported, applied in one transaction only if all are good (or the good ones
     with ``skip_bad``). A row identical to a stored record is counted as unchanged."""
     caller.require("locations.manage")
-    model = _MODELS[table]
+    model = MODELS[table]
     required = tuple(n for n, f in model.model_fields.items() if f.is_required())
     good, problems = parse_rows(text, model, required_columns=required)
     result = ImportResult()

@@ -27,8 +27,8 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from coldchain.errors import InvalidRecordError, RecordConflictError
@@ -92,14 +92,15 @@ class ProductIn(BaseModel):
     def _gtin(cls, value: str) -> str:
         return normalize_gtin(value.strip())
 
-    @model_validator(mode="after")
-    def _ranges(self) -> ProductIn:
-        low, high = self.temp_min_c, self.temp_max_c
-        if low is not None and high is not None and low >= high:
-            raise ValueError(f"temp_min_c ({low}) must be below temp_max_c ({high})")
-        if self.rh_min is not None and self.rh_max is not None and self.rh_min >= self.rh_max:
-            raise ValueError(f"rh_min ({self.rh_min}) must be below rh_max ({self.rh_max})")
-        return self
+    # On the upper end, so that an error names a field (a model-level one would name none).
+    @field_validator("temp_max_c", "rh_max")
+    @classmethod
+    def _above_lower(cls, value: float | None, info: ValidationInfo) -> float | None:
+        lower_name = {"temp_max_c": "temp_min_c", "rh_max": "rh_min"}[str(info.field_name)]
+        lower = info.data.get(lower_name)
+        if value is not None and lower is not None and lower >= value:
+            raise ValueError(f"{info.field_name} ({value}) must be above {lower_name} ({lower})")
+        return value
 
 
 def profile_of(product: ProductIn) -> StabilityProfile:

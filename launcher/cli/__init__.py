@@ -10,15 +10,29 @@ per concern:
 - :mod:`~launcher.cli.trace`: ``epcis import|export``, ``passport``, ``recalls add|list``
 - :mod:`~launcher.cli.accounts`: ``users add|list|revoke``, ``apikeys create|revoke``
 - :mod:`~launcher.cli.devices`: ``devices provision``
+- :mod:`~launcher.cli.products`: ``products list|show|add|update|retire|import``
+- :mod:`~launcher.cli.loggers`: ``loggers list|show|add|update|retire|import``
+- :mod:`~launcher.cli.locations`: ``locations|carriers|lanes list|show|add|update|retire|import``
 - :mod:`~launcher.cli.audit`: ``audit verify``
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
+- :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
 
 from __future__ import annotations
 
 import typer
 
-from launcher.cli import accounts, audit, database, devices, stages, trace
+from launcher.cli import (
+    accounts,
+    audit,
+    database,
+    devices,
+    locations,
+    loggers,
+    products,
+    stages,
+    trace,
+)
 
 app = typer.Typer(
     help="Cold-chain telemetry for pharmaceutical shipments.",
@@ -43,6 +57,11 @@ app.add_typer(trace.recalls_app, name="recalls")
 app.add_typer(accounts.users_app, name="users")
 app.add_typer(accounts.apikeys_app, name="apikeys")
 app.add_typer(devices.app, name="devices")
+app.add_typer(products.app, name="products")
+app.add_typer(loggers.app, name="loggers")
+app.add_typer(locations.locations_app, name="locations")
+app.add_typer(locations.carriers_app, name="carriers")
+app.add_typer(locations.lanes_app, name="lanes")
 app.add_typer(audit.app, name="audit")
 
 

@@ -154,7 +154,7 @@ def test_who_may_register_a_product(
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"temp_min_c": 9.0}, "temp_min_c"),
+        ({"temp_min_c": 9.0}, "temp_max_c"),
         (
             {
                 "stability": {
