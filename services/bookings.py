@@ -45,6 +45,7 @@ from db.queries import lifecycle as lifecycle_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
 from services.caller import Caller, acting
+from services.csvimport import ImportResult, RowProblem
 from services.lifecycle import MANAGE
 from traceability.identifiers import parse_unit
 
@@ -591,18 +592,6 @@ def _message(exc: InvalidRecordError) -> str:
     return str(exc).removeprefix(f"{exc.field}: ")
 
 
-@dataclass(frozen=True, slots=True)
-class RowProblem:
-    """A bad row of an import: its line in the file (the header is line 1), the field, why."""
-
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.field}: {self.message}"
-
-
 def _optional_int(raw: str, name: str) -> int | None:
     if not raw:
         return None
@@ -686,15 +675,6 @@ def parse_csv(text: str) -> tuple[list[tuple[int, NewShipment]], list[RowProblem
     return good, problems
 
 
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    """What an import did: shipments created, and every problem (applied or not)."""
-
-    created: int
-    problems: list[RowProblem]
-    applied: bool
-
-
 def import_csv(
     conn: Conn, caller: Caller, *, text: str, now: datetime, skip_bad: bool = False
 ) -> ImportResult:
@@ -708,9 +688,10 @@ def import_csv(
         good, more = _check_rows(conn, good)
         problems = sorted([*problems, *more], key=lambda p: p.line)
         if problems and not skip_bad:
-            return ImportResult(0, problems, applied=False)
+            return ImportResult(problems=problems)
         _insert_many(conn, caller, [new for _, new in good], now=now)
-    return ImportResult(len(good), problems, applied=True)
+    skipped = sorted({p.line for p in problems})
+    return ImportResult(applied=len(good), problems=problems, skipped_lines=skipped)
 
 
 def _check_rows(
