@@ -25,6 +25,22 @@ TREE = {
     "users": ["add", "list", "revoke"],
     "apikeys": ["create", "revoke"],
     "devices": ["provision"],
+    "products": ["list", "show", "add", "update", "retire", "import"],
+    "loggers": ["list", "show", "add", "update", "retire", "import"],
+    "locations": ["list", "show", "add", "update", "retire", "import"],
+    "carriers": ["list", "show", "add", "update", "retire", "import"],
+    "lanes": ["list", "show", "add", "update", "retire", "import"],
+    "shipments": [
+        "create",
+        "show",
+        "attach",
+        "detach",
+        "start",
+        "arrive",
+        "cancel",
+        "timeline",
+        "import",
+    ],
     "audit": ["verify"],
 }
 
