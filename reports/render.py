@@ -174,6 +174,7 @@ def render_csv(doc: JsonDict) -> bytes:
         "calibration_cert",
         "calibration_due",
         "calibration_overdue",
+        "readings_after_calibration_due",
         "interval_s",
         "assigned_from",
         "assigned_to",
@@ -186,7 +187,8 @@ def render_csv(doc: JsonDict) -> bytes:
         "max_c",
         "time_in_gaps_s",
     )
-    block("loggers", logger_cols, [tuple(lg[k] for k in logger_cols) for lg in ev["loggers"]])
+    # .get: evidence frozen before a column existed (a signed snapshot) shows it empty
+    block("loggers", logger_cols, [tuple(lg.get(k) for k in logger_cols) for lg in ev["loggers"]])
     block(
         "gaps",
         ["device_id", "start", "end", "duration_s", "open"],
@@ -512,7 +514,12 @@ def render_pdf(doc: JsonDict) -> bytes:
             (
                 lg["device_id"],
                 lg["calibration_cert"],
-                f"{lg['calibration_due'] or '-'}{' OVERDUE' if lg['calibration_overdue'] else ''}",
+                f"{lg['calibration_due'] or '-'}{' OVERDUE' if lg['calibration_overdue'] else ''}"
+                + (
+                    f" ({lg['readings_after_calibration_due']} readings after it, EU GDP 9.3)"
+                    if lg.get("readings_after_calibration_due")
+                    else ""
+                ),
                 f"{lg['interval_s']} s",
                 f"{_when(lg['assigned_from'])} - {_when(lg['assigned_to'])}",
                 f"{lg['readings']} / {lg['expected_readings']}",
