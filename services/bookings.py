@@ -51,6 +51,8 @@ from traceability.identifiers import parse_unit
 
 ReferenceKind = Literal["purchase_order", "sales_order", "customer", "other"]
 REFERENCE_KINDS: Final[tuple[ReferenceKind, ...]] = get_args(ReferenceKind)
+#: States in which a logger may be attached (readings after arrival count until detached).
+ATTACHABLE: Final[frozenset[str]] = frozenset({"planned", "in_transit", "arrived", "under_review"})
 #: States in which the booking (plans, lane, carrier) may still change.
 EDITABLE: Final[frozenset[str]] = frozenset({"planned", "in_transit"})
 
@@ -494,9 +496,7 @@ def attach(
     why = f"calibration override: {override}" if override else f"logger {device_id} attached"
     with acting(conn, caller, why), conn.transaction():
         current = _require(conn, shipment_id)
-        if current["status"] in ("cancelled",) or current["status"] not in (
-            "planned", "in_transit", "arrived", "under_review"
-        ):  # fmt: skip
+        if current["status"] not in ATTACHABLE:
             raise ShipmentStateError(
                 f"shipment {shipment_id} is {current['status']}: loggers are attached while it "
                 "is planned, in transit or awaiting review"

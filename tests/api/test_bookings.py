@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from coldchain.gs1 import check_digit
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from tests.fixtures.auth import PASSWORD, Person
@@ -252,3 +253,31 @@ def test_cancel_only_while_planned(
     assert (
         refused.json()["detail"] == "cannot cancel a shipment that is in_transit: only from planned"
     )
+
+
+def test_references_items_and_scanned_units(
+    client: TestClient, people: dict[str, Person], product: str
+) -> None:
+    op = people["operator"].headers
+    sid = client.post(f"{API}/shipments", json=booking(product), headers=op).json()["shipment_id"]
+    url = f"{API}/shipments/{sid}"
+    refs = client.post(f"{url}/references", json={"kind": "customer", "value": "C-9"}, headers=op)
+    assert refs.status_code == 200 and {"kind": "customer", "value": "C-9"} in refs.json()
+    gone = client.delete(f"{url}/references/purchase_order/PO-4711", headers=op)
+    assert gone.json() == [{"kind": "customer", "value": "C-9"}]
+    items = client.post(f"{url}/items", json={"gtin": product, "lot": "L-2", "quantity": 7},
+                        headers=op)  # fmt: skip
+    assert [(i["lot"], i["quantity"]) for i in items.json()] == [("L-1", 120), ("L-2", 7)]
+    body = "950600001343"
+    sscc = "0" + body + "1234"
+    sscc += str(check_digit(sscc))
+    unit = client.post(f"{url}/units", json={"scan": f"(00){sscc}"}, headers=op)
+    assert unit.status_code == 200, unit.text
+    assert unit.json()["epc"].startswith("urn:epc:id:sscc:")
+    bad = client.post(f"{url}/units", json={"scan": "(00)123"}, headers=op)
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("scan: ")
+    # A unit is on board one shipment at a time.
+    other = client.post(f"{API}/shipments", json=booking(product, "SHP-9", references=[]),
+                        headers=op).json()["shipment_id"]  # fmt: skip
+    taken = client.post(f"{API}/shipments/{other}/units", json={"scan": f"(00){sscc}"}, headers=op)
+    assert taken.status_code == 409 and "SHP-100" in taken.json()["detail"]
