@@ -103,6 +103,28 @@ def _gtin(value: str, field_name: str) -> str:
     return code
 
 
+def _reference(kind: str, value: str, where: str) -> tuple[str, str]:
+    """An external reference, checked and trimmed; ``where`` prefixes the field named."""
+    if kind not in REFERENCE_KINDS:
+        raise InvalidRecordError(f"{where}.kind", f"one of {', '.join(REFERENCE_KINDS)}")
+    if not value.strip() or len(value.strip()) > 200:
+        raise InvalidRecordError(f"{where}.value", "must be 1–200 characters")
+    return kind, value.strip()
+
+
+def _item(item: Item, where: str) -> Item:
+    """A product lot on board, checked (GTIN check digit, lot length, quantity > 0)."""
+    gtin = _gtin(item.gtin, f"{where}.gtin")
+    lot = item.lot.strip()
+    if not 1 <= len(lot) <= 20:
+        raise InvalidRecordError(f"{where}.lot", "must be 1–20 characters (GS1 AI 10)")
+    if isinstance(item.quantity, bool) or not isinstance(item.quantity, int):
+        raise InvalidRecordError(f"{where}.quantity", "must be a whole number")
+    if item.quantity <= 0:
+        raise InvalidRecordError(f"{where}.quantity", "must be above 0")
+    return Item(gtin, lot, item.quantity)
+
+
 def validate(new: NewShipment) -> NewShipment:
     """The booking with its values normalised, or InvalidRecordError naming the first bad field
     (pure: what needs the database is checked by :func:`create`)."""
@@ -124,28 +146,10 @@ def validate(new: NewShipment) -> NewShipment:
         value = getattr(new, name)
         if value is not None and value.tzinfo is None:
             raise InvalidRecordError(name, "needs a time zone (ISO 8601 with offset or Z)")
-    refs = []
-    for i, (kind, value) in enumerate(new.references):
-        if kind not in REFERENCE_KINDS:
-            raise InvalidRecordError(
-                f"references[{i}].kind", f"one of {', '.join(REFERENCE_KINDS)}"
-            )
-        if not value.strip() or len(value.strip()) > 200:
-            raise InvalidRecordError(f"references[{i}].value", "must be 1–200 characters")
-        refs.append((kind, value.strip()))
+    refs = [_reference(k, v, f"references[{i}]") for i, (k, v) in enumerate(new.references)]
     if len(set(refs)) != len(refs):
         raise InvalidRecordError("references", "the same reference is given twice")
-    items = []
-    for i, item in enumerate(new.items):
-        gtin = _gtin(item.gtin, f"items[{i}].gtin")
-        lot = item.lot.strip()
-        if not 1 <= len(lot) <= 20:
-            raise InvalidRecordError(f"items[{i}].lot", "must be 1–20 characters (GS1 AI 10)")
-        if isinstance(item.quantity, bool) or not isinstance(item.quantity, int):
-            raise InvalidRecordError(f"items[{i}].quantity", "must be a whole number")
-        if item.quantity <= 0:
-            raise InvalidRecordError(f"items[{i}].quantity", "must be above 0")
-        items.append(Item(gtin, lot, item.quantity))
+    items = [_item(item, f"items[{i}]") for i, item in enumerate(new.items)]
     if len({(i.gtin, i.lot) for i in items}) != len(items):
         raise InvalidRecordError("items", "the same GTIN and lot are given twice")
     product = new.product_gtin
@@ -168,9 +172,8 @@ def validate(new: NewShipment) -> NewShipment:
     )
 
 
-def _check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
-    """Products, lane and carrier exist and are not retired; origin/destination/carrier filled
-    from the lane and carrier."""
+def _check_products(conn: Conn, new: NewShipment) -> None:
+    """Every product of the booking is registered and not retired."""
     gtins = {i.gtin for i in new.items} | ({new.product_gtin} if new.product_gtin else set())
     known = q.products_by_gtin(conn=conn, gtins=sorted(gtins))
     for gtin in sorted(gtins):
@@ -179,6 +182,12 @@ def _check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
             raise InvalidRecordError(name, f"no product with GTIN {gtin}: register it first")
         if known[gtin]["retired_at"] is not None:
             raise InvalidRecordError(name, f"product {gtin} is retired: it cannot ship any more")
+
+
+def _check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
+    """Products, lane and carrier exist and are not retired; origin/destination/carrier filled
+    from the lane and carrier."""
+    _check_products(conn, new)
     origin, destination, carrier = new.origin, new.destination, new.carrier
     if new.lane_id is not None:
         lane = q.lane(conn=conn, lane_id=new.lane_id)
@@ -394,8 +403,7 @@ def add_reference(
 ) -> list[Row]:
     """Add an external reference; RecordConflictError if another shipment holds it."""
     caller.require(MANAGE)
-    (ref,) = validate(NewShipment(reference="x", origin="x", destination="x",
-                                  references=((kind, value),))).references  # fmt: skip
+    ref = _reference(kind, value, "reference")
     with acting(conn, caller, f"reference {ref[0]} {ref[1]} added"), conn.transaction():
         _require(conn, shipment_id)
         for row in q.by_external(conn=conn, refs=[ref]):
@@ -423,15 +431,13 @@ def set_item(
 ) -> list[Row]:
     """Put a product lot on board (or change its quantity), while planned."""
     caller.require(MANAGE)
-    probe = validate(NewShipment(reference="x", origin="x", destination="x",
-                                 items=(Item(gtin, lot, quantity),)))  # fmt: skip
-    item = probe.items[0]
+    item = _item(Item(gtin, lot, quantity), "item")
     with acting(conn, caller, f"{item.gtin} lot {item.lot}: {item.quantity}"), conn.transaction():
         current = _require(conn, shipment_id)
         if current["status"] != "planned":
             raise ShipmentStateError(f"shipment {shipment_id} is {current['status']}: items "
                                      "change only while planned")  # fmt: skip
-        _check_master_data(conn, probe)
+        _check_products(conn, NewShipment(reference=current["reference"], items=(item,)))
         q.set_item(conn=conn, shipment_id=shipment_id, gtin=item.gtin, lot=item.lot,
                    quantity=item.quantity)  # fmt: skip
     return q.items(conn=conn, shipment_id=shipment_id)
