@@ -96,14 +96,10 @@ def profile_from_doc(doc: Mapping[str, Any]) -> StabilityProfile:
             raise InvalidRecordError(f"{where}.budget_s", "is required (seconds, >= 0)")
         budget = _number(raw["budget_s"], f"{where}.budget_s", optional=False)
         assert budget is not None
+        low = _number(raw.get("low_c"), f"{where}.low_c")
+        high = _number(raw.get("high_c"), f"{where}.high_c")
         try:
-            allowances.append(
-                Allowance(
-                    low_c=_number(raw.get("low_c"), f"{where}.low_c"),
-                    high_c=_number(raw.get("high_c"), f"{where}.high_c"),
-                    budget=timedelta(seconds=budget),
-                )
-            )
+            allowances.append(Allowance(low_c=low, high_c=high, budget=timedelta(seconds=budget)))
         except ValueError as exc:
             raise InvalidRecordError(where, str(exc)) from None
     kwargs: dict[str, Any] = {
