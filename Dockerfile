@@ -16,6 +16,7 @@ COPY api ./api
 COPY traceability ./traceability
 COPY security ./security
 COPY reports ./reports
+COPY services ./services
 COPY launcher ./launcher
 RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 coldchain
 # The eclipse-mosquitto image's broker account (uid and gid 1883): docker-compose.yml runs
