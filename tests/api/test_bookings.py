@@ -281,3 +281,20 @@ def test_references_items_and_scanned_units(
                         headers=op).json()["shipment_id"]  # fmt: skip
     taken = client.post(f"{API}/shipments/{other}/units", json={"scan": f"(00){sscc}"}, headers=op)
     assert taken.status_code == 409 and "SHP-100" in taken.json()["detail"]
+
+
+def test_a_retired_product_or_logger_cannot_be_used_for_a_new_shipment(
+    client: TestClient, people: dict[str, Person], product: str, db_dsn: str
+) -> None:
+    with psycopg.connect(db_dsn) as conn:
+        add_device(conn, "LOG-OLD")
+        conn.execute("UPDATE devices SET retired_at = now() WHERE device_id = 'LOG-OLD'")
+        conn.execute("UPDATE products SET retired_at = now() WHERE gtin = %s", (product,))
+    op = people["operator"].headers
+    r = client.post(f"{API}/shipments", json=booking(product), headers=op)
+    assert r.status_code == 422 and r.json()["detail"].startswith("product_gtin: ")
+    assert "retired" in r.json()["detail"]
+    plain = {"reference": "SHP-3", "origin": "Basel", "destination": "Oslo"}
+    sid = client.post(f"{API}/shipments", json=plain, headers=op).json()["shipment_id"]
+    r = client.post(f"{API}/shipments/{sid}/loggers", json={"device_id": "LOG-OLD"}, headers=op)
+    assert r.status_code == 422 and "LOG-OLD is retired" in r.json()["detail"]
