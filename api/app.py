@@ -70,6 +70,7 @@ from api.routers import (
     alerts,
     audit,
     auth,
+    bookings,
     devices,
     dispositions,
     epcis,
@@ -310,6 +311,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
+        bookings.router,
+        bookings.qa_router,
         readings.router,
         excursions.router,
         alerts.router,

@@ -20,6 +20,7 @@ from coldchain.errors import (
     AccountError,
     AlertConflictError,
     AuthenticationError,
+    CalibrationExpiredError,
     InvalidAlertActionError,
     InvalidDispositionError,
     InvalidRecordError,
@@ -28,6 +29,7 @@ from coldchain.errors import (
     RateLimitedError,
     RecordConflictError,
     ReportChangedError,
+    ShipmentStateError,
     SignatureConflictError,
     VersionConflictError,
     WeakPasswordError,
@@ -104,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRecordError, unprocessable)
     app.add_exception_handler(RecordConflictError, conflict)
     app.add_exception_handler(VersionConflictError, precondition_failed)
+    app.add_exception_handler(ShipmentStateError, conflict)
+    app.add_exception_handler(CalibrationExpiredError, conflict)
     app.add_exception_handler(psycopg.DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, database_unavailable)

@@ -7,12 +7,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from coldchain.lifecycle import State
 from coldchain.severity import Severity
 from services.alerts import COMMENT_MAX_LENGTH
 
 Condition = Literal["alarm", "warning", "offline", "ok"]
 AlertState = Literal["open", "acknowledged", "resolved"]
-ShipmentStatus = Literal["planned", "in_transit", "delivered", "cancelled"]
+#: A shipment's state: the one definition is coldchain.lifecycle.
+ShipmentStatus = State
 
 #: A person's user name as given in a request (an assignee): trimmed, not empty.
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

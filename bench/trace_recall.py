@@ -83,7 +83,7 @@ def build(dsn: str, shipments: int) -> dict[str, int]:
         )
         conn.execute(
             "INSERT INTO shipments (reference, product_gtin, origin, destination, status)"
-            " SELECT 'BENCH-' || s, %s, 'Basel', 'Milan', 'delivered'"
+            " SELECT 'BENCH-' || s, %s, 'Basel', 'Milan', 'arrived'"
             " FROM generate_series(0, %s - 1) s",
             (GTIN_VALUE, shipments),
         )

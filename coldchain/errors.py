@@ -12,11 +12,15 @@ ColdchainError
 ├── ReportChangedError      the report no longer has the hash the signer saw
 ├── SignatureConflictError  another disposition of the same shipment/lot was signed at once
 ├── InvalidDispositionError a disposition that cannot be signed as asked
-├── MasterDataError         a product, logger, location, carrier or lane change refused
+├── MasterDataError         a product, logger, location, carrier, lane or booking change refused
 │   ├── InvalidRecordError      a value no such record may have (names the field): 422
 │   ├── VersionConflictError    the record changed since the caller read it: 412
 │   └── RecordConflictError     the natural key is taken by a different record, or the
-│                               record is retired: 409
+│                               record is retired: 409 (also a shipment's reference or external
+│                               reference, and a logger already riding in another shipment)
+├── ShipmentStateError      a shipment transition or change its state does not allow (also a
+│                           disposition while in transit, a release with an excursion open)
+├── CalibrationExpiredError a logger past its calibration due date, attached without an override
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -112,9 +116,19 @@ class InvalidDispositionError(ColdchainError):
     """A disposition that cannot be signed as asked (unknown lot, as_of in the future…)."""
 
 
+class ShipmentStateError(ColdchainError):
+    """A transition or change the shipment's state does not allow; the message names the state
+    and the states the action may leave from (:mod:`coldchain.lifecycle`)."""
+
+
+class CalibrationExpiredError(ColdchainError):
+    """A logger whose calibration is past due, attached without an ``override_reason`` (EU GDP
+    9.3): the message says how to override, and the override is audited."""
+
+
 class MasterDataError(ColdchainError):
     """Base of the refusals of a master-data change (products, loggers, locations, carriers,
-    lanes); nothing was changed."""
+    lanes) or of a shipment's booking; nothing was changed."""
 
 
 class InvalidRecordError(MasterDataError, ValueError):
@@ -131,8 +145,9 @@ class VersionConflictError(MasterDataError):
 
 
 class RecordConflictError(MasterDataError):
-    """Creation with a natural key (GTIN, serial, GLN, code) that a *different* record holds, or
-    a change to a retired record."""
+    """Creation with a natural key (GTIN, serial, GLN, code; a shipment's reference or external
+    reference, or Idempotency-Key) that a *different* record holds, a change to a retired record,
+    or a logger attached while it rides in another shipment."""
 
 
 class SecurityError(ColdchainError):

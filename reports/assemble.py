@@ -257,12 +257,20 @@ def _logger_block(
         if logger.calibration_due is None
         else logger.calibration_due < inputs.as_of.astimezone(UTC).date()
     )
+    # EU GDP 9.3: readings taken after the due date (UTC) came from an uncalibrated logger.
+    uncalibrated = (
+        []
+        if logger.calibration_due is None
+        else [p for p in points if p.ts.astimezone(UTC).date() > logger.calibration_due]
+    )
     return {
         "device_id": logger.device_id,
         "model": logger.model,
         "calibration_cert": logger.calibration_cert,
         "calibration_due": iso(logger.calibration_due),
         "calibration_overdue": calibration_overdue,
+        "readings_after_calibration_due": len(uncalibrated),
+        "first_reading_after_calibration_due": iso(uncalibrated[0].ts) if uncalibrated else None,
         "interval_s": logger.interval_s,
         "assigned_from": iso(logger.assigned_from),
         "assigned_to": iso(logger.assigned_to),

@@ -209,7 +209,12 @@ def loggers(pdf: ReportPdf, doc: JsonDict) -> None:
             (
                 lg["device_id"],
                 lg["calibration_cert"],
-                f"{lg['calibration_due'] or '-'}{' OVERDUE' if lg['calibration_overdue'] else ''}",
+                f"{lg['calibration_due'] or '-'}{' OVERDUE' if lg['calibration_overdue'] else ''}"
+                + (
+                    f" ({lg['readings_after_calibration_due']} readings after it, EU GDP 9.3)"
+                    if lg.get("readings_after_calibration_due")
+                    else ""
+                ),
                 f"{lg['interval_s']} s",
                 f"{_when(lg['assigned_from'])} - {_when(lg['assigned_to'])}",
                 f"{lg['readings']} / {lg['expected_readings']}",

@@ -164,6 +164,7 @@ def render_csv(doc: JsonDict) -> bytes:
         "calibration_cert",
         "calibration_due",
         "calibration_overdue",
+        "readings_after_calibration_due",
         "interval_s",
         "assigned_from",
         "assigned_to",
@@ -176,7 +177,8 @@ def render_csv(doc: JsonDict) -> bytes:
         "max_c",
         "time_in_gaps_s",
     )
-    block("loggers", logger_cols, [tuple(lg[k] for k in logger_cols) for lg in ev["loggers"]])
+    # .get: evidence frozen before a column existed (a signed snapshot) shows it empty
+    block("loggers", logger_cols, [tuple(lg.get(k) for k in logger_cols) for lg in ev["loggers"]])
     block(
         "gaps",
         ["device_id", "start", "end", "duration_s", "open"],

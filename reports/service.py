@@ -49,7 +49,7 @@ def load_inputs(
     conn: Conn, *, shipment_id: int, as_of: datetime, cfg: ReportSources
 ) -> ReportInputs:
     """What the database says about the shipment as of ``as_of``; NotFoundError if none."""
-    ship = q.shipment(conn=conn, shipment_id=shipment_id)
+    ship = q.shipment(conn=conn, shipment_id=shipment_id, as_of=as_of)
     if ship is None:
         raise NotFoundError(f"shipment {shipment_id} not found")
     product = (

@@ -2,16 +2,20 @@
 
 ========  =======================================================================
 viewer    logistics: reads everything (fleet, shipments, alerts, reports)
-operator  on-call: viewer + acknowledge, comment, assign and resolve alerts
+operator  on-call: viewer + acknowledge, comment, assign and resolve alerts,
+          book shipments and move them (shipments.manage)
 qa        quality: viewer + sign dispositions, record recalls, read the audit trail,
           register and change products and their stability profiles
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
-          loggers, locations, carriers and lanes, read and verify the audit trail
+          loggers, locations, carriers and lanes, book shipments, read and verify the audit
+          trail
 ========  =======================================================================
 
 Master data (issue 13): ``products.manage`` (admin, qa: a stability profile is a quality
 decision), ``devices.manage`` (admin: registering a logger issues MQTT credentials),
-``locations.manage`` (admin: locations, carriers and lanes).
+``locations.manage`` (admin: locations, carriers and lanes). Shipments (booking, loggers,
+start / arrive / cancel): ``shipments.manage`` (operator and admin: logistics work; QA decides
+by signing, not by booking).
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
 without leaving two audited steps, and signing always needs a person's password. Recording a
@@ -34,6 +38,7 @@ Permission = Literal[
     "products.manage",
     "devices.manage",
     "locations.manage",
+    "shipments.manage",
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -42,7 +47,7 @@ PERMISSIONS: Final[tuple[Permission, ...]] = get_args(Permission)
 #: What each role may do.
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
-    "operator": frozenset({"read", "alerts.act"}),
+    "operator": frozenset({"read", "alerts.act", "shipments.manage"}),
     "qa": frozenset(
         {"read", "dispositions.sign", "recalls.record", "audit.read", "products.manage"}
     ),
@@ -55,6 +60,7 @@ GRANTS: Final[dict[Role, frozenset[Permission]]] = {
             "products.manage",
             "devices.manage",
             "locations.manage",
+            "shipments.manage",
         }
     ),
 }

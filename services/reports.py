@@ -14,6 +14,11 @@ frozen in ``report_snapshots``; the record in force for the same shipment/lot, i
 superseded by the new one (never edited); the signature's hash binds signer, time, meaning,
 reason and the report hash. The audit trigger records the new row with the signer as actor and
 the decision and reason as why.
+
+Guarded by the shipment's state (:func:`_disposition_move`): nothing is signed while the
+shipment is planned or in transit, and a release waits until every excursion has ended. A
+whole-shipment disposition moves the shipment to released / quarantined / rejected / returned
+(:mod:`coldchain.lifecycle`), with a timeline entry, in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ import psycopg
 
 from alerts.layers import settings_rules
 from alerts.rules import RuleSet, RulesFile, load_rules_file
+from coldchain import lifecycle
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     ConfigError,
     InvalidDispositionError,
+    NotFoundError,
     ReportChangedError,
+    ShipmentStateError,
     SignatureConflictError,
 )
 from coldchain.settings import Settings
+from db.queries import lifecycle as lifecycle_q
 from db.queries import reports as report_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
@@ -212,6 +221,7 @@ def sign(
         raise InvalidDispositionError(f"lot {lot!r} is not on board shipment {shipment_id}")
     try:
         with acting(conn, caller, f"{decision}: {reason}"), conn.transaction():
+            move = _disposition_move(conn, shipment_id=shipment_id, lot=lot, decision=decision)
             evidence, digest = live_evidence(conn, shipment_id=shipment_id, as_of=as_of, cfg=cfg)
             if digest != report_hash:
                 raise ReportChangedError(
@@ -264,8 +274,56 @@ def sign(
                     "signature_hash": signature_hash(payload),
                 },
             )
+            if move is not None:  # the shipment's state follows the record in force
+                lifecycle_q.set_state(
+                    conn=conn,
+                    shipment_id=shipment_id,
+                    event=move.event,
+                    from_state=move.before,
+                    to_state=move.after,
+                    at=now,
+                )
+                lifecycle_q.add_event(
+                    conn=conn,
+                    shipment_id=shipment_id,
+                    at=now,
+                    event=move.event,
+                    actor=caller.actor,
+                    reason=reason,
+                    from_state=move.before,
+                    to_state=move.after,
+                    data={"disposition_id": row["disposition_id"]},
+                )
     except psycopg.errors.UniqueViolation:
         raise SignatureConflictError(
             "another disposition of this shipment/lot was signed at the same moment; reload"
         ) from None
     return render.disposition_record(row)
+
+
+def _disposition_move(
+    conn: Conn, *, shipment_id: int, lot: str | None, decision: Decision
+) -> lifecycle.Move | None:
+    """The guard of a signature (the shipment locked until it is stored): no disposition while
+    the shipment is planned or in transit, no release while an excursion is still open; and the
+    state move of a whole-shipment disposition (:mod:`coldchain.lifecycle`; a lot's disposition
+    leaves the shipment's state alone)."""
+    current = lifecycle_q.lock_state(conn=conn, shipment_id=shipment_id)
+    if current is None:
+        raise NotFoundError(f"shipment {shipment_id} not found")
+    state = current["status"]
+    if state not in lifecycle.DISPOSABLE:
+        raise ShipmentStateError(
+            f"shipment {current['reference']} is {state}: a {decision} can be signed only once "
+            "it has arrived (the goods are not back under control yet)"
+        )
+    if decision == "release":
+        still_open = lifecycle_q.open_excursions(conn=conn, shipment_id=shipment_id)
+        if still_open:
+            first = still_open[0]
+            raise ShipmentStateError(
+                f"shipment {current['reference']} has {len(still_open)} excursion(s) still open "
+                f"(the first: {first['direction']} on logger {first['device_id']} since "
+                f"{first['start_ts'].isoformat()}): a release waits until they have ended"
+            )
+    return None if lot is not None else lifecycle.transition(state, decision)

@@ -16,10 +16,22 @@ from psycopg.rows import tuple_row
 from db.queries.shipments import SELECT_LEGS
 from db.types import Conn, Row
 
+# The status is the shipment's logistic state as of ``as_of`` (from its timeline, 0011): QA's
+# decisions are the report's dispositions, listed apart, so signing one does not change the
+# evidence it was signed on. A shipment without a timeline (older than 0011) shows its stored
+# state, with a disposed one shown as the "arrived" it was before the decision.
 SHIPMENT = """
-SELECT shipment_id, reference, product_gtin, origin, destination, status, carrier,
-       planned_departure, planned_arrival, created_at
-FROM shipments WHERE shipment_id = %(shipment_id)s
+SELECT s.shipment_id, s.reference, s.product_gtin, s.origin, s.destination,
+       coalesce(
+           (SELECT e.to_state FROM shipment_events e
+            WHERE e.shipment_id = s.shipment_id AND e.at <= %(as_of)s
+              AND e.event IN ('create', 'start', 'arrive', 'review', 'cancel')
+            ORDER BY e.at DESC, e.event_id DESC LIMIT 1),
+           CASE WHEN s.status IN ('released', 'quarantined', 'rejected', 'returned')
+                THEN 'arrived' ELSE s.status END
+       ) AS status,
+       s.carrier, s.planned_departure, s.planned_arrival, s.created_at
+FROM shipments s WHERE s.shipment_id = %(shipment_id)s
 """
 
 LOGGERS = """
@@ -136,9 +148,9 @@ RETURNING {_DISPOSITION_COLUMNS}
 """
 
 
-def shipment(*, conn: Conn, shipment_id: int) -> Row | None:
-    """The shipment's own row."""
-    return conn.execute(SHIPMENT, {"shipment_id": shipment_id}).fetchone()
+def shipment(*, conn: Conn, shipment_id: int, as_of: datetime) -> Row | None:
+    """The shipment's own row, its status as of ``as_of`` (see SHIPMENT)."""
+    return conn.execute(SHIPMENT, {"shipment_id": shipment_id, "as_of": as_of}).fetchone()
 
 
 def legs(*, conn: Conn, shipment_id: int) -> list[Row]:

@@ -13,6 +13,8 @@ per concern:
 - :mod:`~launcher.cli.products`: ``products list|show|add|update|retire|import``
 - :mod:`~launcher.cli.loggers`: ``loggers list|show|add|update|retire|import``
 - :mod:`~launcher.cli.locations`: ``locations|carriers|lanes list|show|add|update|retire|import``
+- :mod:`~launcher.cli.shipments`: ``shipments create|show|attach|detach|start|arrive|cancel|
+  timeline|import``
 - :mod:`~launcher.cli.audit`: ``audit verify``
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
@@ -30,6 +32,7 @@ from launcher.cli import (
     locations,
     loggers,
     products,
+    shipments,
     stages,
     trace,
 )
@@ -62,6 +65,7 @@ app.add_typer(loggers.app, name="loggers")
 app.add_typer(locations.locations_app, name="locations")
 app.add_typer(locations.carriers_app, name="carriers")
 app.add_typer(locations.lanes_app, name="lanes")
+app.add_typer(shipments.app, name="shipments")
 app.add_typer(audit.app, name="audit")
 
 

@@ -74,7 +74,7 @@ def test_fleet_and_alert_list_rank_by_the_one_definition(db_dsn: str) -> None:
     with psycopg.connect(db_dsn) as conn:
         product = add_product(conn)
         ids = {
-            name: add_shipment(conn, f"SHP-{name.upper()}", product=product, status="delivered")
+            name: add_shipment(conn, f"SHP-{name.upper()}", product=product, status="arrived")
             for name in severity.SEVERITIES
         }
         for n, name in enumerate(severity.SEVERITIES):

@@ -303,7 +303,10 @@ def test_qa_signs_a_disposition_on_the_review_page(
     people: dict[str, Person],
     session_cookie: Any,
 ) -> None:
-    _seed(db_dsn)
+    seeded = _seed(db_dsn)
+    with psycopg.connect(db_dsn) as conn:  # a release is signed once the goods have arrived
+        conn.execute("UPDATE shipments SET status = 'arrived' WHERE shipment_id = %s",
+                     (seeded["hot"],))  # fmt: skip
     # A viewer reads the review but has no signature form.
     _login_as(browser, web_server, session_cookie(people["viewer"]))
     _open(browser, web_server.url + "/qa/SHP-HOT")

@@ -30,6 +30,17 @@ TREE = {
     "locations": ["list", "show", "add", "update", "retire", "import"],
     "carriers": ["list", "show", "add", "update", "retire", "import"],
     "lanes": ["list", "show", "add", "update", "retire", "import"],
+    "shipments": [
+        "create",
+        "show",
+        "attach",
+        "detach",
+        "start",
+        "arrive",
+        "cancel",
+        "timeline",
+        "import",
+    ],
     "audit": ["verify"],
 }
 

@@ -33,7 +33,7 @@ def make_inputs(**overrides: Any) -> ReportInputs:
             "reference": "SHP-7",
             "origin": "Rotterdam",
             "destination": "Basel",
-            "status": "delivered",
+            "status": "arrived",
             "carrier": "Frigo Express",
             "planned_departure": T0,
             "planned_arrival": AS_OF,

@@ -146,3 +146,15 @@ def test_no_product_and_no_readings_still_make_a_report() -> None:
     assert ev["product"] is None and ev["rules"]["temperature"] is None
     assert ev["loggers"][0]["mkt"] == {"window": None, "whole_trip": None}
     assert ev["loggers"][0]["completeness"] == 0.0
+
+
+def test_readings_after_the_calibration_due_date_are_flagged() -> None:
+    """EU GDP 9.3: a logger past its calibration due date gives readings that are flagged."""
+    base = make_inputs()
+    (logger,) = base.loggers
+    for due, expected in ((T0.date(), []), (T0.date() - timedelta(days=1), list(logger.readings))):
+        inputs = make_inputs(loggers=[dataclasses.replace(logger, calibration_due=due)])
+        (block,) = assemble(inputs)["loggers"]
+        assert block["readings_after_calibration_due"] == len(expected)
+        first = expected[0][0].isoformat().replace("+00:00", "Z") if expected else None
+        assert block["first_reading_after_calibration_due"] == first

@@ -45,7 +45,7 @@ def shipment(db_dsn: str) -> dict[str, Any]:
     with psycopg.connect(db_dsn) as conn:
         gtin = add_product(conn)
         add_device(conn, "LOG-1", interval_s=300)
-        sid = add_shipment(conn, "SHP-1", product=gtin)
+        sid = add_shipment(conn, "SHP-1", product=gtin, status="arrived")
         assign(conn, "LOG-1", sid, START)
         add_excursion(
             conn, sid, "LOG-1", start=START + timedelta(hours=2), end=START + timedelta(hours=3),

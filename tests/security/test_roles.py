@@ -26,6 +26,7 @@ WHO: dict[str, set[str]] = {
     "recalls.record": {"qa"},
     "audit.read": {"qa", "admin"},
     "admin": {"admin"},
+    "shipments.manage": {"operator", "admin"},
 }
 
 # method, path (with {placeholders} filled from the fleet), permission, JSON body
@@ -59,6 +60,18 @@ MATRIX: list[tuple[str, str, str, Any]] = [
         "recalls.record",
         {"gtin": "{gtin}", "lot": "L-{role}", "reason": "stability failure"},
     ),
+    (
+        "POST",
+        "/api/v1/shipments",
+        "shipments.manage",
+        {"reference": "BOOK-{role}", "origin": "Basel", "destination": "Milan"},
+    ),
+    ("GET", "/api/v1/shipments/{shipment}/booking", "read", None),
+    ("GET", "/api/v1/shipments/{shipment}/timeline", "read", None),
+    ("GET", "/api/v1/shipments/{shipment}/verdicts", "read", None),
+    ("POST", "/api/v1/shipments/{shipment}/loggers", "shipments.manage", {"device_id": "{device}"}),
+    ("POST", "/api/v1/shipments/{shipment}/cancel", "shipments.manage", {"reason": "test"}),
+    ("GET", "/api/v1/qa/queue", "read", None),
     ("GET", "/api/v1/devices", "read", None),
     ("GET", "/api/v1/devices/{device}", "read", None),
     ("GET", "/api/v1/devices/{device}/readings", "read", None),

@@ -236,7 +236,7 @@ def seed_rows(dsn: str) -> Scenario:
         for device in ("L1", "L2"):
             add_device(conn, device, interval_s=300)
         for ref, device in (("SHP-1", "L1"), ("SHP-2", "L2")):
-            s.shipments[ref] = add_shipment(conn, ref, product=gtin, status="delivered")
+            s.shipments[ref] = add_shipment(conn, ref, product=gtin, status="arrived")
             assign(conn, device, s.shipments[ref], T0 - timedelta(hours=1), T0 + timedelta(hours=9))
         conn.execute(
             "INSERT INTO shipment_legs (shipment_id, seq, mode, origin, destination,"
