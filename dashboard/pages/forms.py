@@ -76,8 +76,8 @@ def refusal(exc: ColdchainError, *, what: str, role: str, labels: Mapping[str, s
         return f"Not saved — {field_label(exc.field, labels)}: {detail}"
     if isinstance(exc, VersionConflictError):
         return (
-            f"Not saved: someone changed it since you opened it ({exc}). Pick it again in the "
-            "list to load the current version, then redo your change."
+            f"Not saved: someone changed it since you opened it ({exc}). Press Reload to load "
+            "the current version, then redo your change."
         )
     # RecordConflictError (the key is another record's, or it is retired), NotFoundError, …
     return f"Not saved: {exc}"

@@ -55,6 +55,7 @@ EDIT_PANEL = "loggers-edit-panel"
 SELECT = "loggers-select"
 REASON = "loggers-reason"
 SAVE = "loggers-save"
+RELOAD = "loggers-reload"  # loads the picked record again (after a refused stale edit)
 RETIRE = "loggers-retire"
 EDIT_FEEDBACK = "loggers-edit-feedback"
 
@@ -64,7 +65,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("model", "Model"),
     ("interval_s", "Logging interval (s)"),
     ("calibration_cert", "Calibration certificate"),
-    ("calibration_due", "Calibration due (YYYY-MM-DD)"),
+    ("calibration_due", "Calibration due"),
 )
 LABELS: dict[str, str] = {**dict(FIELDS), "reason": "Reason"}
 EDITABLE = tuple(k for k, _ in FIELDS if k != "device_id")
@@ -183,18 +184,17 @@ def credentials_panel(device_id: str, password: str, topic: str, files_written: 
                 ),
                 className="text-alarm",
             ),
-            html.Dl(
-                className="facts",
-                children=[
-                    html.Div(
-                        [html.Dt("MQTT user"), html.Dd(html.Code(device_id))], className="fact"
-                    ),
-                    html.Div(
-                        [html.Dt("MQTT password"), html.Dd(html.Code(password, id=PASSWORD))],
-                        className="fact",
-                    ),
-                    html.Div([html.Dt("Topic"), html.Dd(html.Code(topic))], className="fact"),
-                ],
+            html.Table(
+                className="data-table",
+                children=html.Tbody(
+                    [
+                        html.Tr([html.Th("MQTT user"), html.Td(html.Code(device_id))]),
+                        html.Tr(
+                            [html.Th("MQTT password"), html.Td(html.Code(password, id=PASSWORD))]
+                        ),
+                        html.Tr([html.Th("Topic"), html.Td(html.Code(topic))]),
+                    ]
+                ),
             ),
             html.P(broker, className="muted"),
         ],
@@ -207,14 +207,14 @@ def credentials_panel(device_id: str, password: str, topic: str, files_written: 
 def _field(key: str, label: str, make_id: Any) -> html.Label:
     if key == "interval_s":
         return labelled(label, number_input(make_id(key), step=1))
-    placeholder = {"calibration_due": "2027-06-30", "device_id": "e.g. TL-000123"}.get(key, "")
+    placeholder = {"calibration_due": "YYYY-MM-DD", "device_id": "e.g. TL-000123"}.get(key, "")
     return labelled(label, text_input(make_id(key), placeholder=placeholder, max_length=100))
 
 
 def _register_panel(visible: bool) -> html.Div:
     return html.Div(
         id=REGISTER_PANEL,
-        className="card",
+        className="card editor",
         style=None if visible else {"display": "none"},
         children=[
             html.H2("Register a logger"),
@@ -241,7 +241,7 @@ def _register_panel(visible: bool) -> html.Div:
 def _edit_panel(visible: bool) -> html.Div:
     return html.Div(
         id=EDIT_PANEL,
-        className="card",
+        className="card editor",
         style=None if visible else {"display": "none"},
         children=[
             html.H2("Change a logger's calibration, or retire it"),
@@ -278,6 +278,7 @@ def _edit_panel(visible: bool) -> html.Div:
                 className="toolbar",
                 children=[
                     html.Button("Save", id=SAVE, className="btn btn-ack", n_clicks=0),
+                    html.Button("Reload", id=RELOAD, className="btn", n_clicks=0),
                     html.Button("Retire", id=RETIRE, className="btn", n_clicks=0),
                 ],
             ),
@@ -375,8 +376,9 @@ def register(app: Dash, page: PageContext) -> None:
         *(Output(edit_id(k), "value") for k in EDITABLE),
         Output(EDITING, "data"),
         Input(SELECT, "value"),
+        Input(RELOAD, "n_clicks"),
     )
-    def load(device_id: str | None) -> tuple[Any, ...]:
+    def load(device_id: str | None, _reloads: int | None) -> tuple[Any, ...]:
         if not device_id:
             return (None, None, None, None, None)
         with page.connection() as conn:

@@ -53,6 +53,7 @@ FORM_TITLE = "products-form-title"
 SELECT = "products-select"  # which product the form edits ("" for a new one)
 REASON = "products-reason"
 SAVE = "products-save"
+RELOAD = "products-reload"  # loads the picked record again (after a refused stale edit)
 RETIRE = "products-retire"
 FEEDBACK = "products-feedback"
 NEW = ""
@@ -255,7 +256,7 @@ def _form(visible: bool) -> html.Div:
     """The editor (always in the layout, so its callbacks exist; shown to the managing roles)."""
     return html.Div(
         id=FORM,
-        className="card",
+        className="card editor",
         style=None if visible else {"display": "none"},
         children=[
             html.H2("Register a product", id=FORM_TITLE),
@@ -307,6 +308,7 @@ def _form(visible: bool) -> html.Div:
                 className="toolbar",
                 children=[
                     html.Button("Save", id=SAVE, className="btn btn-ack", n_clicks=0),
+                    html.Button("Reload", id=RELOAD, className="btn", n_clicks=0),
                     html.Button(
                         "Retire", id=RETIRE, className="btn", n_clicks=0, style={"display": "none"}
                     ),
@@ -416,8 +418,9 @@ def register(app: Dash, page: PageContext) -> None:
         *(Output(i, "value") for i in FORM_IDS),
         Output(EDITING, "data"),
         Input(SELECT, "value"),
+        Input(RELOAD, "n_clicks"),
     )
-    def load(gtin: str | None) -> tuple[Any, ...]:
+    def load(gtin: str | None, _reloads: int | None) -> tuple[Any, ...]:
         product = None
         if gtin:
             with page.connection() as conn:
@@ -450,6 +453,7 @@ def register(app: Dash, page: PageContext) -> None:
         Output(FEEDBACK, "className"),
         Output(CHANGED, "data"),
         Output(EDITING, "data", allow_duplicate=True),
+        Output(SELECT, "value"),
         Input(SAVE, "n_clicks"),
         Input(RETIRE, "n_clicks"),
         State(EDITING, "data"),
@@ -470,7 +474,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update, no_update
+            return "Log in again: your session has ended.", "feedback error", *[no_update] * 3
         values = dict(zip(FORM_KEYS, form, strict=True))
         reason = (reason or "").strip()
         try:
@@ -481,7 +485,7 @@ def register(app: Dash, page: PageContext) -> None:
                     row, message = _save(conn, who, editing, reason, values)
         except ColdchainError as exc:
             text = refusal(exc, what="products", role=who.role, labels=LABELS)
-            return text, "feedback error", no_update, no_update
+            return text, "feedback error", *[no_update] * 3
         editing = {
             "gtin": row["gtin"],
             "version": row["version"],
@@ -489,7 +493,9 @@ def register(app: Dash, page: PageContext) -> None:
         }
         if row["retired_at"] is not None:
             editing = None
-        return message, "feedback ok", (changed or 0) + 1, editing
+        # The picker shows what the form now edits (choosing it reloads the stored values).
+        selected = NEW if editing is None else editing["gtin"]
+        return message, "feedback ok", (changed or 0) + 1, editing, selected
 
 
 def _save(

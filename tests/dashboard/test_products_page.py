@@ -253,6 +253,24 @@ def test_a_stale_edit_is_refused_not_saved_over_the_other(
     assert _rows(db_dsn, "SELECT name, version FROM products") == [
         {"name": "Renamed elsewhere", "version": 2}
     ]
+    # Reload shows the other change and its version; the change then goes on top of it.
+    reloaded = call(
+        web_server,
+        cookie,
+        trigger=f"{page.RELOAD}.n_clicks",
+        output=f"{page.EDITING}.data",
+        values={f"{page.SELECT}.value": code},
+    )
+    assert reloaded[page.field_id("name")]["value"] == "Renamed elsewhere"
+    editing = reloaded[page.EDITING]["data"]
+    assert editing["version"] == 2
+    form = {k: reloaded[i]["value"] for k, i in zip(page.FORM_KEYS, page.FORM_IDS, strict=True)}
+    out = _save(web_server, cookie, {**form, "rh_max": 60}, editing=editing, reason="RH limit")
+    assert out[page.FEEDBACK]["className"] == "feedback ok", out
+    assert out[page.SELECT]["value"] == code
+    assert _rows(db_dsn, "SELECT name, rh_max, version FROM products") == [
+        {"name": "Renamed elsewhere", "rh_max": 60.0, "version": 3}
+    ]
 
 
 @pytest.mark.integration
