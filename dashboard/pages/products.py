@@ -361,6 +361,15 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
     )
 
 
+def picker_options(rows: list[Row]) -> list[dict[str, str]]:
+    """The editor's picker: a new product, then every live one."""
+    return [{"label": "New product", "value": NEW}] + [
+        {"label": f"{r['name']} ({r['gtin']})", "value": r["gtin"]}
+        for r in rows
+        if r["retired_at"] is None
+    ]
+
+
 def product_rows(rows: list[Row]) -> list[html.Tr]:
     """The list's rows (retired ones marked)."""
     out = []
@@ -405,14 +414,9 @@ def register(app: Dash, page: PageContext) -> None:
             rows = service.list_products(conn, include_retired=True)
         shown = rows if show_retired else [r for r in rows if r["retired_at"] is None]
         headers = ["GTIN", "Name", "Range", "Freeze", "MKT limit", "Stability bands", "Profile", ""]
-        options = [{"label": "New product", "value": NEW}] + [
-            {"label": f"{r['name']} ({r['gtin']})", "value": r["gtin"]}
-            for r in rows
-            if r["retired_at"] is None
-        ]
         return table(
             headers, product_rows(shown), empty="No product yet.", id="products-list"
-        ), options
+        ), picker_options(rows)
 
     @app.callback(
         *(Output(i, "value") for i in FORM_IDS),
@@ -453,6 +457,7 @@ def register(app: Dash, page: PageContext) -> None:
         Output(FEEDBACK, "className"),
         Output(CHANGED, "data"),
         Output(EDITING, "data", allow_duplicate=True),
+        Output(SELECT, "options", allow_duplicate=True),
         Output(SELECT, "value"),
         Input(SAVE, "n_clicks"),
         Input(RETIRE, "n_clicks"),
@@ -474,7 +479,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", *[no_update] * 3
+            return "Log in again: your session has ended.", "feedback error", *[no_update] * 4
         values = dict(zip(FORM_KEYS, form, strict=True))
         reason = (reason or "").strip()
         try:
@@ -483,9 +488,12 @@ def register(app: Dash, page: PageContext) -> None:
                     row, message = _retire(conn, who, editing, reason)
                 else:
                     row, message = _save(conn, who, editing, reason, values)
+                # With the new product among them: a picked value missing from the options
+                # would be cleared by the dropdown.
+                options = picker_options(service.list_products(conn, include_retired=True))
         except ColdchainError as exc:
             text = refusal(exc, what="products", role=who.role, labels=LABELS)
-            return text, "feedback error", *[no_update] * 3
+            return text, "feedback error", *[no_update] * 4
         editing = {
             "gtin": row["gtin"],
             "version": row["version"],
@@ -495,7 +503,7 @@ def register(app: Dash, page: PageContext) -> None:
             editing = None
         # The picker shows what the form now edits (choosing it reloads the stored values).
         selected = NEW if editing is None else editing["gtin"]
-        return message, "feedback ok", (changed or 0) + 1, editing, selected
+        return message, "feedback ok", (changed or 0) + 1, editing, options, selected
 
 
 def _save(
