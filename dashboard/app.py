@@ -38,6 +38,7 @@ from dashboard.pages import (
     products,
     qa,
     shipment,
+    sites,
 )
 from db.types import Conn
 from security.accounts import Principal
@@ -81,7 +82,7 @@ def navbar(principal: Principal | None = None) -> html.Header:
 def _editor_links(principal: Principal | None) -> list[dcc.Link]:
     """The master-data editors, linked for the roles that may change their records (anyone
     may still open them: a read-only list)."""
-    editors = [(products, "Products"), (loggers, "Loggers")]
+    editors = [(products, "Products"), (loggers, "Loggers"), (sites, "Sites")]
     return [
         dcc.Link(label, href=m.PATH, id=m.NAV, className="nav-link")
         for m, label in editors
@@ -136,6 +137,8 @@ def render(
         return products.layout(page, principal), plain, plain
     if path.rstrip("/") == loggers.PATH:
         return loggers.layout(page, principal), plain, plain
+    if path.rstrip("/") == sites.PATH:
+        return sites.layout(page, principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.layout(page, reference), active, plain
@@ -210,6 +213,7 @@ def create_dash(
             *qa.validation_layouts(page),
             products.layout(page),
             loggers.layout(page),
+            sites.layout(page),
         ]
     )
     login.install(app.server, pool=pool, settings=settings, limiter=limiter)
@@ -221,6 +225,7 @@ def create_dash(
     qa.register(app, page, limiter=limiter)
     products.register(app, page)
     loggers.register(app, page)
+    sites.register(app, page)
 
     @app.callback(
         Output(ids.PAGE, "children"),

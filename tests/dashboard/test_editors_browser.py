@@ -9,11 +9,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from dashboard.pages import loggers, products
+from dashboard.pages import loggers, products, sites
 from security.mosquitto import verify_mosquitto_hash
+from services import locations
+from services.caller import Caller
 from tests.dashboard.test_browser import _console_errors, _login_as, _open, _text_of, _wait
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, gtin, screenshot
@@ -55,10 +58,10 @@ def test_an_admin_registers_a_product_and_a_logger_a_viewer_only_reads(
         ("max_freeze_thaw_cycles", "3"),
     ]:
         _type(browser, products.field_id(key), text)
-    for row, cells in enumerate([("8", "25", "72"), ("", "2", "12")]):
+    for band, cells in enumerate([("8", "25", "72"), ("", "2", "12")]):
         for column, text in zip(products.BAND_COLUMNS, cells, strict=True):
             if text:
-                _type(browser, products.band_id(row, column), text)
+                _type(browser, products.band_id(band, column), text)
     browser.find_element(By.ID, products.SAVE).click()
     _wait(browser).until(
         lambda d: (_text_of(d, f"#{products.FEEDBACK}") or "").startswith("Registered")
@@ -104,6 +107,18 @@ def test_an_admin_registers_a_product_and_a_logger_a_viewer_only_reads(
     assert not browser.find_elements(By.ID, loggers.PASSWORD)
     assert _console_errors(browser) == []
 
+    # The sites page, with a site registered elsewhere (the CLI).
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        site = locations.LocationIn(
+            gln="4098765000010", name="DC Basel", lat=47.56, lon=7.59, geofence_m=250
+        )
+        locations.create_record(conn, Caller.console(), "locations", record=site)
+    site_row = '#sites-locations-table tr.record-row[data-key="4098765000010"]'
+    _open(browser, web_server.url + sites.PATH)
+    _wait(browser).until(lambda d: _text_of(d, f"{site_row} td") == "4098765000010")
+    assert _shown(browser, sites.BY_TABLE["lanes"].id("forms"))
+    screenshot(browser, "sites-admin")
+
     # A viewer reads both lists, without a form or a link to them.
     _login_as(browser, web_server, session_cookie(people["viewer"]))
     _open(browser, web_server.url + products.PATH)
@@ -116,4 +131,8 @@ def test_an_admin_registers_a_product_and_a_logger_a_viewer_only_reads(
     assert not _shown(browser, loggers.REGISTER_PANEL) and not _shown(browser, loggers.EDIT_PANEL)
     assert not browser.find_elements(By.ID, loggers.NAV)
     screenshot(browser, "loggers-viewer")
+    _open(browser, web_server.url + sites.PATH)
+    _wait(browser).until(lambda d: _text_of(d, f"{site_row} td") == "4098765000010")
+    assert not _shown(browser, sites.BY_TABLE["lanes"].id("forms"))
+    screenshot(browser, "sites-viewer")
     assert _console_errors(browser) == []
