@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pydantic import ValidationError
 
-from coldchain.errors import ColdchainError, InvalidRecordError
+from coldchain.errors import ColdchainError, InvalidRecordError, NotFoundError
 from coldchain.telemetry import telemetry_topic
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, shipment_href, table
 from dashboard.pages.forms import (
@@ -379,10 +379,14 @@ def register(app: Dash, page: PageContext) -> None:
         Input(RELOAD, "n_clicks"),
     )
     def load(device_id: str | None, _reloads: int | None) -> tuple[Any, ...]:
+        empty = (None, None, None, None, None)
         if not device_id:
-            return (None, None, None, None, None)
-        with page.connection() as conn:
-            row = service.get_logger(conn, device_id)
+            return empty
+        try:
+            with page.connection() as conn:
+                row = service.get_logger(conn, device_id)
+        except NotFoundError:
+            return empty  # not (or no longer) there: an empty form
         due = row["calibration_due"]
         return (
             row["model"],

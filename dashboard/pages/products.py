@@ -22,7 +22,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pydantic import ValidationError
 
-from coldchain.errors import ColdchainError, InvalidRecordError
+from coldchain.errors import ColdchainError, InvalidRecordError, NotFoundError
 from dashboard.pages import PageContext, badge, data_attrs, fmt_range, fmt_temp, table
 from dashboard.pages.forms import (
     REASON_MAX,
@@ -58,8 +58,8 @@ RETIRE = "products-retire"
 FEEDBACK = "products-feedback"
 NEW = ""
 
-#: The product's own fields on the form: (form key, label, id). The keys are the service's
-#: field names, except the two typed in other units (alarm delay in minutes).
+#: The product's own fields on the form: (form key, label). The keys are the service's field
+#: names, except the alarm delay (typed in minutes) and the freeze–thaw cycles (of ``stability``).
 FIELDS: tuple[tuple[str, str], ...] = (
     ("gtin", "GTIN"),
     ("name", "Name"),
@@ -427,8 +427,12 @@ def register(app: Dash, page: PageContext) -> None:
     def load(gtin: str | None, _reloads: int | None) -> tuple[Any, ...]:
         product = None
         if gtin:
-            with page.connection() as conn:
-                product = service.get_product(conn, gtin)
+            try:
+                with page.connection() as conn:
+                    product = service.get_product(conn, gtin)
+            except NotFoundError:
+                product = None  # not (or no longer) there: an empty form
+
         values = form_values(product)
         editing = (
             None

@@ -246,3 +246,18 @@ def test_a_calibration_edit_needs_the_version_read_and_a_reason(
     assert _rows(db_dsn, "SELECT revoked_at IS NOT NULL AS revoked FROM device_credentials") == [
         {"revoked": True}
     ]
+
+
+@pytest.mark.integration
+def test_loading_a_logger_that_is_not_there_gives_an_empty_form(
+    web_server: LiveServer, people: dict[str, Person], session_cookie: Any
+) -> None:
+    out = call(
+        web_server,
+        session_cookie(people["admin"]),
+        trigger=f"{page.SELECT}.value",
+        output=f"{page.EDITING}.data",
+        values={f"{page.SELECT}.value": "NOT-THERE"},
+    )
+    assert out[page.EDITING]["data"] is None
+    assert out[page.edit_id("model")]["value"] is None

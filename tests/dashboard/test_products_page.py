@@ -303,3 +303,12 @@ def test_retiring_needs_a_reason_and_keeps_the_product(
         "SELECT reason FROM audit_log WHERE entity = 'products' AND action = 'update'",
     )
     assert audit == [{"reason": "Discontinued by the manufacturer"}]
+
+
+@pytest.mark.integration
+def test_loading_a_product_that_is_not_there_gives_an_empty_form(
+    web_server: LiveServer, people: dict[str, Person], session_cookie: Any
+) -> None:
+    out = _load(web_server, session_cookie(people["admin"]), gtin())
+    assert out[page.EDITING]["data"] is None
+    assert out[page.field_id("name")]["value"] == ""
