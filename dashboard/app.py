@@ -28,7 +28,18 @@ from psycopg_pool import ConnectionPool
 from coldchain.settings import Settings
 from dashboard import ids
 from dashboard.figures import OSM_TILES
-from dashboard.pages import PageContext, alerts, fleet, login, passport, qa, shipment
+from dashboard.pages import (
+    PageContext,
+    alerts,
+    fleet,
+    loggers,
+    login,
+    passport,
+    products,
+    qa,
+    shipment,
+    sites,
+)
 from db.types import Conn
 from security.accounts import Principal
 from security.ratelimit import LoginLimiter
@@ -58,6 +69,7 @@ def navbar(principal: Principal | None = None) -> html.Header:
                         "Passport", href=passport.PATH, id=ids.NAV_PASSPORT, className="nav-link"
                     ),
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
+                    *_editor_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
                 ],
                 style=None if principal is not None else {"display": "none"},
@@ -65,6 +77,17 @@ def navbar(principal: Principal | None = None) -> html.Header:
             login.user_menu(principal),
         ],
     )
+
+
+def _editor_links(principal: Principal | None) -> list[dcc.Link]:
+    """The master-data editors, linked for the roles that may change their records (anyone
+    may still open them: a read-only list)."""
+    editors = [(products, "Products"), (loggers, "Loggers"), (sites, "Sites")]
+    return [
+        dcc.Link(label, href=m.PATH, id=m.NAV, className="nav-link")
+        for m, label in editors
+        if principal is not None and principal.can(m.PERMISSION)
+    ]
 
 
 def shell(principal: Principal | None = None) -> html.Div:
@@ -110,6 +133,12 @@ def render(
         return alerts.layout(page, principal), plain, active
     if path.rstrip("/") == passport.PATH:
         return passport.layout(page), plain, plain
+    if path.rstrip("/") == products.PATH:
+        return products.layout(page, principal), plain, plain
+    if path.rstrip("/") == loggers.PATH:
+        return loggers.layout(page, principal), plain, plain
+    if path.rstrip("/") == sites.PATH:
+        return sites.layout(page, principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.layout(page, reference), active, plain
@@ -182,6 +211,9 @@ def create_dash(
             login.layout(),
             passport.layout(page),
             *qa.validation_layouts(page),
+            products.layout(page),
+            loggers.layout(page),
+            sites.layout(page),
         ]
     )
     login.install(app.server, pool=pool, settings=settings, limiter=limiter)
@@ -191,6 +223,9 @@ def create_dash(
     passport.register(app, page)
     login.register(app)
     qa.register(app, page, limiter=limiter)
+    products.register(app, page)
+    loggers.register(app, page)
+    sites.register(app, page)
 
     @app.callback(
         Output(ids.PAGE, "children"),

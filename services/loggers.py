@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from coldchain.errors import InvalidRecordError, RecordConflictError
+from coldchain.settings import Settings
 from db.queries import devices as q
 from db.queries import security as credentials_q
 from db.types import Conn, Row
@@ -69,6 +70,13 @@ def _spec_of(row: Row) -> LoggerIn:
 
 def _fields(spec: LoggerIn) -> dict[str, Any]:
     return {f: getattr(spec, f) for f in q.FIELDS}
+
+
+def broker_dir(settings: Settings) -> Path | None:
+    """The broker's password file and ACL folder on this host (the local stack's), or None when
+    this host has none (the broker runs elsewhere)."""
+    folder = settings.stack.data_dir / "mosquitto"
+    return folder if folder.is_dir() else None
 
 
 def _write_files(conn: Conn, topic_root: str, broker_dir: Path | None) -> bool:

@@ -9,7 +9,6 @@ the broker applies them on SIGHUP (README "Master data").
 
 from __future__ import annotations
 
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -18,7 +17,6 @@ from pydantic import BaseModel, Field
 from api.deps import ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
 from api.preconditions import PRECONDITION_RESPONSES, expected_version, patch_model, set_etag
 from api.schemas import Device, DeviceDetail, ErrorOut
-from coldchain.settings import Settings
 from services import loggers as service
 from services.caller import Caller
 from services.loggers import LoggerIn
@@ -50,12 +48,6 @@ class RegisteredLogger(BaseModel):
         description="whether this host's broker password file and ACL were rewritten "
         "(the broker applies them on SIGHUP)"
     )
-
-
-def broker_dir(settings: Settings) -> FilePath | None:
-    """The broker's files on this host (the local stack's), or None when there are none."""
-    folder = settings.stack.data_dir / "mosquitto"
-    return folder if folder.is_dir() else None
 
 
 @router.get("")
@@ -95,7 +87,7 @@ def register_device(
         Caller.of(principal, client),
         logger=body,
         topic_root=settings.mqtt.topic_root,
-        broker_dir=broker_dir(settings),
+        broker_dir=service.broker_dir(settings),
     )
     response.status_code = 201 if done.created else 200
     set_etag(response, done.logger)
@@ -160,7 +152,7 @@ def retire_device(
         expected_version=version,
         reason=reason,
         topic_root=settings.mqtt.topic_root,
-        broker_dir=broker_dir(settings),
+        broker_dir=service.broker_dir(settings),
     )
     set_etag(response, row)
     return DeviceDetail.model_validate(row)

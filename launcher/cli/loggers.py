@@ -31,13 +31,10 @@ ReasonOption = Annotated[str, typer.Option(help="Why (recorded in the audit trai
 VersionOption = Annotated[int, typer.Option(help="The version you read (`loggers show`).")]
 
 
-def _broker_dir(settings: Settings) -> Path | None:
-    folder = settings.stack.data_dir / "mosquitto"
-    return folder if folder.is_dir() else None
-
-
 def _reload_hint(settings: Settings) -> None:
-    if _broker_dir(settings) is None:
+    from services.loggers import broker_dir
+
+    if broker_dir(settings) is None:
         typer.echo("no local broker files: run `coldchain devices provision` where the broker runs")
     else:
         typer.echo("broker password file and ACL rewritten: reload the broker (SIGHUP) to apply")
@@ -84,7 +81,7 @@ def loggers_add(
             Caller.console(),
             logger=spec,
             topic_root=settings.mqtt.topic_root,
-            broker_dir=_broker_dir(settings),
+            broker_dir=loggers.broker_dir(settings),
             reason=reason,
         )
     if not done.created:
@@ -133,7 +130,7 @@ def loggers_retire(device_id: str, version: VersionOption, reason: ReasonOption)
             expected_version=version,
             reason=reason,
             topic_root=settings.mqtt.topic_root,
-            broker_dir=_broker_dir(settings),
+            broker_dir=loggers.broker_dir(settings),
         )
     typer.echo(f"retired: {device_id}")
     _reload_hint(settings)
@@ -167,7 +164,7 @@ def loggers_import(
             text=text,
             reason=reason,
             topic_root=settings.mqtt.topic_root,
-            broker_dir=_broker_dir(settings),
+            broker_dir=loggers.broker_dir(settings),
             skip_bad=skip_bad,
         )
     report_import(result, file, skip_bad=skip_bad)
