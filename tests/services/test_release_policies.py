@@ -130,13 +130,13 @@ def test_only_qa_signs_with_their_password_one_policy_per_scope_and_revocation(
                                        limiter=_limiter(), now=datetime.now(UTC))  # fmt: skip
 
     for role in ("viewer", "operator", "admin"):
-        with pytest.raises(PermissionDeniedError, match="policies.sign"):
+        with pytest.raises(PermissionDeniedError, match=r"policies\.sign"):
             sign(caller(role))
     with pytest.raises(AuthenticationError):
         sign(qa, password="not my password")
-    with pytest.raises(InvalidRecordError, match="^reason"):
+    with pytest.raises(InvalidRecordError, match=r"^reason"):
         sign(qa, reason="   ")
-    with pytest.raises(InvalidRecordError, match="^gtin"):
+    with pytest.raises(InvalidRecordError, match=r"^gtin"):
         release_policies.create(conn, qa, scope=release_policies.Scope(gtin="09506000134999"),
                                 reason="x", password=PASSWORD, limiter=_limiter(),
                                 now=datetime.now(UTC))  # fmt: skip
