@@ -80,6 +80,7 @@ from api.routers import (
     products,
     readings,
     recalls,
+    release_policies,
     reports,
     rules,
     shipments,
@@ -325,6 +326,7 @@ def create_app(settings: Settings) -> FastAPI:
         epcis.router,
         reports.router,
         dispositions.router,
+        release_policies.router,
         users.router,
         audit.router,
     ):

@@ -18,6 +18,8 @@ ColdchainError
 │   └── RecordConflictError     the natural key is taken by a different record, or the
 │                               record is retired: 409 (also a shipment's reference or external
 │                               reference, and a logger already riding in another shipment)
+│       └── PolicyConflictError     an auto-release policy already active for the scope, or
+│                                   one already revoked: 409
 ├── ShipmentStateError      a shipment transition or change its state does not allow (also a
 │                           disposition while in transit, a release with an excursion open)
 ├── CalibrationExpiredError a logger past its calibration due date, attached without an override
@@ -148,6 +150,11 @@ class RecordConflictError(MasterDataError):
     """Creation with a natural key (GTIN, serial, GLN, code; a shipment's reference or external
     reference, or Idempotency-Key) that a *different* record holds, a change to a retired record,
     or a logger attached while it rides in another shipment."""
+
+
+class PolicyConflictError(RecordConflictError):
+    """An auto-release policy that cannot be created or revoked as asked: another policy is
+    already active for the same product or lane (revoke it first), or it is already revoked."""
 
 
 class SecurityError(ColdchainError):

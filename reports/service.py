@@ -5,6 +5,7 @@ snapshot frozen when a disposition was signed (signing itself is :func:`services
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -158,8 +159,11 @@ def lots_of(conn: Conn, shipment_id: int) -> list[str]:
     return sorted({u["lot"] for u in q.units(conn=conn, shipment_id=shipment_id) if u["lot"]})
 
 
-def verify_signature(row: Row, shipment_reference: str) -> bool:
-    """Whether a stored disposition still matches its signature hash."""
+def verify_signature(
+    row: Row, shipment_reference: str, policy: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether a stored disposition still matches its signature hash (an automatic release:
+    with ``policy``, its policy's ``policy_id`` and ``signature_hash``)."""
     payload = signature_payload(
         shipment_id=row["shipment_id"],
         shipment_reference=shipment_reference,
@@ -174,6 +178,7 @@ def verify_signature(row: Row, shipment_reference: str) -> bool:
         signed_at=row["signed_at"],
         report_hash=row["report_hash"],
         supersedes=row["supersedes"],
+        policy=policy,
     )
     stored: str = row["signature_hash"]
     return signature_hash(payload) == stored

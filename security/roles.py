@@ -5,7 +5,8 @@ viewer    logistics: reads everything (fleet, shipments, alerts, reports)
 operator  on-call: viewer + acknowledge, comment, assign and resolve alerts,
           book shipments and move them (shipments.manage)
 qa        quality: viewer + sign dispositions, record recalls, read the audit trail,
-          register and change products and their stability profiles
+          register and change products and their stability profiles, sign and revoke
+          auto-release policies (policies.sign)
 admin     viewer + act on alerts + users, API keys, products, rules, devices,
           loggers, locations, carriers and lanes, book shipments, read and verify the audit
           trail
@@ -15,7 +16,8 @@ Master data (issue 13): ``products.manage`` (admin, qa: a stability profile is a
 decision), ``devices.manage`` (admin: registering a logger issues MQTT credentials),
 ``locations.manage`` (admin: locations, carriers and lanes). Shipments (booking, loggers,
 start / arrive / cancel): ``shipments.manage`` (operator and admin: logistics work; QA decides
-by signing, not by booking).
+by signing, not by booking). Auto-release policies: ``policies.sign`` (qa alone: a policy
+releases shipments in QA's name, so only a QA person signs or revokes one, with their password).
 
 No role signs *and* administers: an administrator cannot create a QA account and sign with it
 without leaving two audited steps, and signing always needs a person's password. Recording a
@@ -39,6 +41,7 @@ Permission = Literal[
     "devices.manage",
     "locations.manage",
     "shipments.manage",
+    "policies.sign",
 ]
 
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
@@ -49,7 +52,14 @@ GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     "viewer": frozenset({"read"}),
     "operator": frozenset({"read", "alerts.act", "shipments.manage"}),
     "qa": frozenset(
-        {"read", "dispositions.sign", "recalls.record", "audit.read", "products.manage"}
+        {
+            "read",
+            "dispositions.sign",
+            "recalls.record",
+            "audit.read",
+            "products.manage",
+            "policies.sign",
+        }
     ),
     "admin": frozenset(
         {
@@ -72,7 +82,7 @@ DESCRIPTIONS: Final[dict[Role, str]] = {
     "viewer": "logistics: reads everything",
     "operator": "on-call: acknowledges, comments, assigns and resolves alerts",
     "qa": "quality assurance: reviews reports, signs dispositions, records recalls, "
-    "registers products and their stability profiles",
+    "registers products and their stability profiles, signs auto-release policies",
     "admin": "administrator: users, API keys, products, rules, loggers, locations, lanes",
 }
 

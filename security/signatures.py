@@ -44,8 +44,12 @@ def signature_payload(
     signed_at: datetime,
     report_hash: str,
     supersedes: int | None,
+    policy: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything a signature attests, as JSON values."""
+    """Everything a signature attests, as JSON values. An automatic release adds ``policy``
+    (its id and signature hash, :func:`auto_release_meaning`); a person's record has none, and
+    its payload (and hash) is what it always was."""
+    extra = {} if policy is None else {"policy": dict(policy)}
     return {
         "version": SIGNATURE_VERSION,
         "shipment_id": shipment_id,
@@ -63,6 +67,61 @@ def signature_payload(
         "signed_at": format_signed_at(signed_at),
         "report_hash": report_hash,
         "supersedes": supersedes,
+        **extra,
+    }
+
+
+#: What a QA person attests by signing a release policy.
+POLICY_MEANING: Final = (
+    "Approval: every shipment in this scope whose arrival verdict is conforming is released "
+    "for sale or use automatically, without a further signature"
+)
+#: What a QA person attests by revoking one.
+REVOKE_MEANING: Final = "Withdrawal: shipments in this scope are no longer released automatically"
+
+
+def auto_release_meaning(
+    *, policy_id: int, signer_name: str, signer_username: str, signed_at: datetime
+) -> str:
+    """The meaning of an automatic release: no person signed it at that time; it rests on the
+    policy QA signed earlier, named with its signer and date."""
+    at = signed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"Automatic release under release policy {policy_id}, signed by {signer_name} "
+        f"({signer_username}) on {at}; no person signed this release: the arrival verdict "
+        "was conforming and the product is released for sale or use"
+    )
+
+
+def policy_payload(
+    *,
+    action: Literal["create", "revoke"],
+    scope: Mapping[str, Any],
+    reason: str,
+    meaning: str,
+    signer_user_id: int,
+    signer_username: str,
+    signer_name: str,
+    signer_role: str,
+    signed_at: datetime,
+    policy: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the signature of a release policy (``create``) or of its revocation
+    (``revoke``: ``policy`` is the policy's id and signature hash) attests."""
+    return {
+        "version": SIGNATURE_VERSION,
+        "kind": f"release-policy-{action}",
+        "scope": dict(scope),
+        "reason": reason,
+        "meaning": meaning,
+        "signer": {
+            "user_id": signer_user_id,
+            "username": signer_username,
+            "printed_name": signer_name,
+            "role": signer_role,
+        },
+        "signed_at": format_signed_at(signed_at),
+        "policy": None if policy is None else dict(policy),
     }
 
 
@@ -78,8 +137,11 @@ def format_signed_at(signed_at: datetime) -> str:
 
 def manifestation(row: Mapping[str, Any]) -> str:
     """The signature as people read it: ``Signed by Ana Ruiz (ana, qa) on 2026-11-26 03:04:05
-    UTC — Approval: the product is released for sale or use``."""
+    UTC — Approval: the product is released for sale or use``; an automatic release says
+    ``Released automatically on … — Automatic release under release policy 3, signed by …``."""
     at = row["signed_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if row.get("policy_id") is not None:
+        return f"Released automatically on {at} — {row['meaning']}"
     return (
         f"Signed by {row['signer_name']} ({row['signer_username']}, {row['signer_role']}) "
         f"on {at} — {row['meaning']}"

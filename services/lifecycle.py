@@ -43,7 +43,9 @@ from db.queries import bookings as booking_q
 from db.queries import lifecycle as q
 from db.queries import reports as report_q
 from db.types import Conn, Row
+from reports.service import ReportSources
 from security.roles import Permission
+from services import release_policies
 from services.caller import Caller, acting
 
 #: The permission of every booking and lifecycle change (operator and admin).
@@ -129,9 +131,13 @@ def arrive(
     now: datetime,
     gap_factor: float,
     reason: str | None = None,
+    release: ReportSources | None = None,
 ) -> list[Row]:
     """in_transit → arrived → under_review, with a verdict per product (module docstring);
-    returns the verdicts stored."""
+    returns the verdicts stored. With ``release`` (the report's sources), a conforming
+    shipment that QA's policies cover is then released automatically
+    (:func:`services.release_policies.auto_release`, its own transaction: the arrival stands
+    whatever happens to it); without, it waits in the QA queue."""
     caller.require(MANAGE)
     with acting(conn, caller, reason), conn.transaction():
         arrived = _move(conn, caller, shipment_id, "arrive", reason=reason, now=now)
@@ -149,7 +155,9 @@ def arrive(
             now=now,
             data={"verdicts": {v["gtin"]: v["verdict"] for v in verdicts}},
         )
-        return verdicts
+    if release is not None and outcome == "conforming":
+        release_policies.auto_release(conn, release, shipment_id=shipment_id, now=now)
+    return verdicts
 
 
 def profile_from_row(product: Row, stored: Row | None) -> tuple[StabilityProfile, int | None]:

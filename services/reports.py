@@ -272,6 +272,7 @@ def sign(
                     "report_hash": digest,
                     "supersedes": supersedes,
                     "signature_hash": signature_hash(payload),
+                    "policy_id": None,  # a person's signature (automatic: release_policies)
                 },
             )
             if move is not None:  # the shipment's state follows the record in force

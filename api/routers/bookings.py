@@ -20,7 +20,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
+from api.deps import (
+    ClientDep,
+    ConnDep,
+    PrincipalDep,
+    ReportSettingsDep,
+    SettingsDep,
+    requires,
+)
 from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
@@ -385,12 +392,18 @@ def start(key: ShipmentKey, body: Because, caller: CallerDep, conn: ConnDep) -> 
 
 @router.post("/{key}/arrive", openapi_extra=MANAGE, responses=WRITE_RESPONSES)
 def arrive(
-    key: ShipmentKey, body: Because, caller: CallerDep, conn: ConnDep, settings: SettingsDep
+    key: ShipmentKey,
+    body: Because,
+    caller: CallerDep,
+    conn: ConnDep,
+    settings: SettingsDep,
+    cfg: ReportSettingsDep,
 ) -> list[VerdictOut]:
-    """in_transit → arrived → under_review, with a verdict per product on board."""
+    """in_transit → arrived → under_review, with a verdict per product on board; a conforming
+    shipment that QA's auto-release policies cover is then released."""
     rows = lifecycle.arrive(
         conn, caller, shipment_id=_id(conn, key), now=utcnow(),
-        gap_factor=settings.alerts.gap_factor, reason=body.reason,
+        gap_factor=settings.alerts.gap_factor, reason=body.reason, release=cfg,
     )  # fmt: skip
     return [VerdictOut.model_validate(r) for r in rows]
 

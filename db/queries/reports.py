@@ -113,7 +113,7 @@ FROM report_snapshots WHERE shipment_id = %(shipment_id)s ORDER BY snapshot_id
 
 _DISPOSITION_COLUMNS = """disposition_id, shipment_id, lot, decision, reason, meaning,
     signer_user_id, signer_username, signer_name, signer_role, signed_at, snapshot_id,
-    report_hash, supersedes, signature_hash"""
+    report_hash, supersedes, signature_hash, policy_id"""
 
 LIST_DISPOSITIONS = f"""
 SELECT {_DISPOSITION_COLUMNS} FROM dispositions
@@ -140,10 +140,10 @@ WHERE d.shipment_id = %(shipment_id)s AND d.lot IS NOT DISTINCT FROM %(lot)s
 INSERT_DISPOSITION = f"""
 INSERT INTO dispositions (shipment_id, lot, decision, reason, meaning, signer_user_id,
     signer_username, signer_name, signer_role, signed_at, snapshot_id, report_hash, supersedes,
-    signature_hash)
+    signature_hash, policy_id)
 VALUES (%(shipment_id)s, %(lot)s, %(decision)s, %(reason)s, %(meaning)s, %(signer_user_id)s,
     %(signer_username)s, %(signer_name)s, %(signer_role)s, %(signed_at)s, %(snapshot_id)s,
-    %(report_hash)s, %(supersedes)s, %(signature_hash)s)
+    %(report_hash)s, %(supersedes)s, %(signature_hash)s, %(policy_id)s)
 RETURNING {_DISPOSITION_COLUMNS}
 """
 

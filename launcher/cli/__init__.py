@@ -15,6 +15,7 @@ per concern:
 - :mod:`~launcher.cli.locations`: ``locations|carriers|lanes list|show|add|update|retire|import``
 - :mod:`~launcher.cli.shipments`: ``shipments create|show|attach|detach|start|arrive|cancel|
   timeline|import``
+- :mod:`~launcher.cli.policies`: ``policies list|add|revoke`` (QA's auto-release policies)
 - :mod:`~launcher.cli.audit`: ``audit verify``
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
@@ -31,6 +32,7 @@ from launcher.cli import (
     devices,
     locations,
     loggers,
+    policies,
     products,
     shipments,
     stages,
@@ -66,6 +68,7 @@ app.add_typer(locations.locations_app, name="locations")
 app.add_typer(locations.carriers_app, name="carriers")
 app.add_typer(locations.lanes_app, name="lanes")
 app.add_typer(shipments.app, name="shipments")
+app.add_typer(policies.app, name="policies")
 app.add_typer(audit.app, name="audit")
 
 

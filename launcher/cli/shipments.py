@@ -135,12 +135,14 @@ def shipments_arrive(key: Key, reason: Reason = None) -> None:
     """in transit → arrived → under review, with a verdict per product on board."""
     from services import bookings, lifecycle
     from services.caller import Caller
+    from services.reports import ReportSettings
 
     settings = load_settings()
     with refusals(), connect(settings) as conn:
         rows = lifecycle.arrive(
             conn, Caller.console(), shipment_id=bookings.resolve(conn, key=key), now=_now(),
             gap_factor=settings.alerts.gap_factor, reason=reason,
+            release=ReportSettings.from_settings(settings),
         )  # fmt: skip
     for v in rows:
         reasons = "; ".join(r["message"] for r in v["reasons"]) or "no reason to hold it"

@@ -41,6 +41,7 @@ TREE = {
         "timeline",
         "import",
     ],
+    "policies": ["list", "add", "revoke"],
     "audit": ["verify"],
 }
 
