@@ -13,7 +13,9 @@ The automatic release (:func:`auto_release`, called by :func:`services.lifecycle
 after the arrival's own transaction): when the latest verdict of every product on board is
 *conforming* and every product is covered by an active policy (the shipment's lane's, or its
 own product's), the shipment is released as QA would release it (the same guard: no release
-with an excursion still open, :func:`services.reports._disposition_move`), in one transaction:
+with an excursion still open, :func:`services.reports._disposition_move`), and stored by the
+same function as a person's signature (:func:`services.reports.record_disposition`), in one
+transaction:
 
 * the report is frozen as of that instant (``report_snapshots``), as for a person's signature;
 * a disposition ``release`` with ``policy_id`` set. Its signer columns name the policy's QA
@@ -39,7 +41,6 @@ from typing import Any
 
 import psycopg
 
-from coldchain.canonical import canonical_json
 from coldchain.errors import (
     InvalidRecordError,
     NotFoundError,
@@ -52,7 +53,6 @@ from db.queries import lifecycle as lifecycle_q
 from db.queries import locations as location_q
 from db.queries import products as product_q
 from db.queries import release_policies as q
-from db.queries import reports as report_q
 from db.types import Conn, Row
 from reports import render
 from reports.service import ReportSources, live_evidence
@@ -65,10 +65,9 @@ from security.signatures import (
     auto_release_meaning,
     policy_payload,
     signature_hash,
-    signature_payload,
 )
 from services.caller import Caller, acting
-from services.reports import _disposition_move
+from services.reports import Signer, _disposition_move, record_disposition
 
 log = logging.getLogger(__name__)
 
@@ -313,80 +312,33 @@ def auto_release(
                 if locked is None or not locked["active"]:
                     return None
             evidence, digest = live_evidence(conn, shipment_id=shipment_id, as_of=now, cfg=cfg)
-            snap = report_q.save_snapshot(
-                conn=conn,
+            assert move is not None  # a whole-shipment release always moves
+            row = record_disposition(
+                conn,
                 shipment_id=shipment_id,
-                as_of=now,
-                content_hash=digest,
-                evidence=canonical_json(evidence).decode("utf-8"),
-                created_by=actor,
-            )
-            current = report_q.current_disposition(conn=conn, shipment_id=shipment_id, lot=None)
-            supersedes = None if current is None else int(current["disposition_id"])
-            meaning = auto_release_meaning(
-                policy_id=int(policy["policy_id"]),
-                signer_name=policy["signer_name"],
-                signer_username=policy["signer_username"],
-                signed_at=policy["signed_at"],
-            )
-            payload = signature_payload(
-                shipment_id=shipment_id,
-                shipment_reference=evidence["shipment"]["reference"],
                 lot=None,
                 decision="release",
                 reason=reason,
-                meaning=meaning,
-                signer_user_id=int(policy["signer_user_id"]),
-                signer_username=policy["signer_username"],
-                signer_name=policy["signer_name"],
-                signer_role=policy["signer_role"],
-                signed_at=now,
-                report_hash=digest,
-                supersedes=supersedes,
-                policy={
-                    "policy_id": int(policy["policy_id"]),
-                    "signature_hash": policy["signature_hash"],
-                },
-            )
-            row = report_q.insert_disposition(
-                conn=conn,
-                values={
-                    "shipment_id": shipment_id,
-                    "lot": None,
-                    "decision": "release",
-                    "reason": reason,
-                    "meaning": meaning,
-                    "signer_user_id": policy["signer_user_id"],
-                    "signer_username": policy["signer_username"],
-                    "signer_name": policy["signer_name"],
-                    "signer_role": policy["signer_role"],
-                    "signed_at": now,
-                    "snapshot_id": snap["snapshot_id"],
-                    "report_hash": digest,
-                    "supersedes": supersedes,
-                    "signature_hash": signature_hash(payload),
-                    "policy_id": policy["policy_id"],
-                },
-            )
-            assert move is not None  # a whole-shipment release always moves
-            lifecycle_q.set_state(
-                conn=conn,
-                shipment_id=shipment_id,
-                event=move.event,
-                from_state=move.before,
-                to_state=move.after,
-                at=now,
-            )
-            lifecycle_q.add_event(
-                conn=conn,
-                shipment_id=shipment_id,
-                at=now,
-                event=move.event,
+                meaning=auto_release_meaning(
+                    policy_id=int(policy["policy_id"]),
+                    signer_name=policy["signer_name"],
+                    signer_username=policy["signer_username"],
+                    signed_at=policy["signed_at"],
+                ),
+                signer=Signer(
+                    int(policy["signer_user_id"]),
+                    policy["signer_username"],
+                    policy["signer_name"],
+                    policy["signer_role"],
+                ),
+                move=move,
+                evidence=evidence,
+                digest=digest,
+                as_of=now,
+                now=now,
                 actor=actor,
-                reason=reason,
-                from_state=move.before,
-                to_state=move.after,
-                data={"disposition_id": row["disposition_id"], "policy_ids": policy_ids},
+                policy=policy,
+                event_data={"policy_ids": policy_ids},
             )
             for pid in policy_ids:
                 q.add_event(

@@ -13,7 +13,9 @@ the instant the signer viewed it and its content hash must equal the hash they s
 frozen in ``report_snapshots``; the record in force for the same shipment/lot, if any, is
 superseded by the new one (never edited); the signature's hash binds signer, time, meaning,
 reason and the report hash. The audit trigger records the new row with the signer as actor and
-the decision and reason as why.
+the decision and reason as why. The storing (snapshot, record, state move, timeline entry) is
+:func:`record_disposition`, which an automatic release under a QA policy
+(:mod:`services.release_policies`) calls too: one definition of a disposition.
 
 Guarded by the shipment's state (:func:`_disposition_move`): nothing is signed while the
 shipment is planned or in transit, and a release waits until every excursion has ended. A
@@ -228,78 +230,142 @@ def sign(
                     f"the report as of {as_of.isoformat()} now has content hash {digest}, not "
                     f"{report_hash}: its data changed since it was opened; review it again"
                 )
-            snap = report_q.save_snapshot(
-                conn=conn,
+            row = record_disposition(
+                conn,
                 shipment_id=shipment_id,
-                as_of=as_of,
-                content_hash=digest,
-                evidence=canonical_json(evidence).decode("utf-8"),
-                created_by=caller.actor,
-            )
-            current = report_q.current_disposition(conn=conn, shipment_id=shipment_id, lot=lot)
-            supersedes = None if current is None else int(current["disposition_id"])
-            signed_at = now
-            meaning = MEANINGS[decision]
-            payload = signature_payload(
-                shipment_id=shipment_id,
-                shipment_reference=evidence["shipment"]["reference"],
                 lot=lot,
                 decision=decision,
                 reason=reason,
-                meaning=meaning,
-                signer_user_id=int(signer["user_id"]),
-                signer_username=signer["username"],
-                signer_name=signer["full_name"],
-                signer_role=signer["role"],
-                signed_at=signed_at,
-                report_hash=digest,
-                supersedes=supersedes,
+                meaning=MEANINGS[decision],
+                signer=Signer(
+                    int(signer["user_id"]),
+                    signer["username"],
+                    signer["full_name"],
+                    signer["role"],
+                ),
+                move=move,
+                evidence=evidence,
+                digest=digest,
+                as_of=as_of,
+                now=now,
+                actor=caller.actor,
             )
-            row = report_q.insert_disposition(
-                conn=conn,
-                values={
-                    "shipment_id": shipment_id,
-                    "lot": lot,
-                    "decision": decision,
-                    "reason": reason,
-                    "meaning": meaning,
-                    "signer_user_id": signer["user_id"],
-                    "signer_username": signer["username"],
-                    "signer_name": signer["full_name"],
-                    "signer_role": signer["role"],
-                    "signed_at": signed_at,
-                    "snapshot_id": snap["snapshot_id"],
-                    "report_hash": digest,
-                    "supersedes": supersedes,
-                    "signature_hash": signature_hash(payload),
-                    "policy_id": None,  # a person's signature (automatic: release_policies)
-                },
-            )
-            if move is not None:  # the shipment's state follows the record in force
-                lifecycle_q.set_state(
-                    conn=conn,
-                    shipment_id=shipment_id,
-                    event=move.event,
-                    from_state=move.before,
-                    to_state=move.after,
-                    at=now,
-                )
-                lifecycle_q.add_event(
-                    conn=conn,
-                    shipment_id=shipment_id,
-                    at=now,
-                    event=move.event,
-                    actor=caller.actor,
-                    reason=reason,
-                    from_state=move.before,
-                    to_state=move.after,
-                    data={"disposition_id": row["disposition_id"]},
-                )
     except psycopg.errors.UniqueViolation:
         raise SignatureConflictError(
             "another disposition of this shipment/lot was signed at the same moment; reload"
         ) from None
     return render.disposition_record(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """Whom a disposition's signature names: the person who signed it, or, for an automatic
+    release, the QA person who signed the policy it rests on."""
+
+    user_id: int
+    username: str
+    name: str
+    role: str
+
+
+def record_disposition(
+    conn: Conn,
+    *,
+    shipment_id: int,
+    lot: str | None,
+    decision: Decision,
+    reason: str,
+    meaning: str,
+    signer: Signer,
+    move: lifecycle.Move | None,
+    evidence: dict[str, Any],
+    digest: str,
+    as_of: datetime,
+    now: datetime,
+    actor: str,
+    policy: Row | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> Row:
+    """Store a disposition whose guard (:func:`_disposition_move`) already passed, inside the
+    caller's transaction and audit context: the evidence frozen as of ``as_of``, the record in
+    force superseded, the signed record inserted (with ``policy``, an automatic release naming
+    it: its id and signature hash enter the signature), and the shipment's ``move`` with its
+    timeline entry (``event_data`` added to it). Shared by :func:`sign` and
+    :func:`services.release_policies.auto_release`, so a person's release and an automatic one
+    are the same record; the stored row."""
+    snap = report_q.save_snapshot(
+        conn=conn,
+        shipment_id=shipment_id,
+        as_of=as_of,
+        content_hash=digest,
+        evidence=canonical_json(evidence).decode("utf-8"),
+        created_by=actor,
+    )
+    current = report_q.current_disposition(conn=conn, shipment_id=shipment_id, lot=lot)
+    supersedes = None if current is None else int(current["disposition_id"])
+    policy_ref = (
+        None
+        if policy is None
+        else {"policy_id": int(policy["policy_id"]), "signature_hash": policy["signature_hash"]}
+    )
+    payload = signature_payload(
+        shipment_id=shipment_id,
+        shipment_reference=evidence["shipment"]["reference"],
+        lot=lot,
+        decision=decision,
+        reason=reason,
+        meaning=meaning,
+        signer_user_id=signer.user_id,
+        signer_username=signer.username,
+        signer_name=signer.name,
+        signer_role=signer.role,
+        signed_at=now,
+        report_hash=digest,
+        supersedes=supersedes,
+        policy=policy_ref,
+    )
+    row = report_q.insert_disposition(
+        conn=conn,
+        values={
+            "shipment_id": shipment_id,
+            "lot": lot,
+            "decision": decision,
+            "reason": reason,
+            "meaning": meaning,
+            "signer_user_id": signer.user_id,
+            "signer_username": signer.username,
+            "signer_name": signer.name,
+            "signer_role": signer.role,
+            "signed_at": now,
+            "snapshot_id": snap["snapshot_id"],
+            "report_hash": digest,
+            "supersedes": supersedes,
+            "signature_hash": signature_hash(payload),
+            # None: a person's signature; else the policy an automatic release rests on.
+            "policy_id": None if policy_ref is None else policy_ref["policy_id"],
+        },
+    )
+    if move is not None:  # the shipment's state follows the record in force
+        lifecycle_q.set_state(
+            conn=conn,
+            shipment_id=shipment_id,
+            event=move.event,
+            from_state=move.before,
+            to_state=move.after,
+            at=now,
+        )
+        lifecycle_q.add_event(
+            conn=conn,
+            shipment_id=shipment_id,
+            at=now,
+            event=move.event,
+            actor=actor,
+            reason=reason,
+            from_state=move.before,
+            to_state=move.after,
+            data={"disposition_id": row["disposition_id"], **(event_data or {})},
+        )
+    return row
 
 
 def _disposition_move(
