@@ -327,10 +327,10 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
             }
 
         hot, clean = "SHP-INTEG-1", "SHP-INTEG-2"
-        key = {"Idempotency-Key": "erp-order-1"}
-        first = ok(await http.post("/api/v1/shipments", headers=operator | key, json=booking(1)),
+        idempotent = operator | {"Idempotency-Key": "erp-order-1"}
+        first = ok(await http.post("/api/v1/shipments", headers=idempotent, json=booking(1)),
                    201)  # fmt: skip
-        again = ok(await http.post("/api/v1/shipments", headers=operator | key, json=booking(1)))
+        again = ok(await http.post("/api/v1/shipments", headers=idempotent, json=booking(1)))
         assert again["shipment_id"] == first["shipment_id"]
         second = ok(await http.post("/api/v1/shipments", headers=operator, json=booking(2)), 201)
         assert (first["origin"], first["destination"]) == ("DC Basel", "Hospital Bern")
