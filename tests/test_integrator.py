@@ -460,6 +460,8 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
             assert who(entries, "insert") == [admin_name]
         entries = await audit(http, qa, entity="lanes", entity_id=str(lane["lane_id"]))
         assert who(entries, "insert") == [admin_name]
+        entries = await audit(http, qa, entity="carriers", entity_id=str(carrier["carrier_id"]))
+        assert who(entries, "insert") == [admin_name]
         assert who(await audit(http, qa, entity="release_policies",
                                entity_id=str(policy["policy_id"])), "insert") == [qa_name]  # fmt: skip
         for shipment, releaser in ((first, qa_name), (second, policy_actor)):
@@ -477,6 +479,9 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
                 ("under_review", op_name),
                 ("released", releaser),
             ]
+            judged = await audit(http, qa, entity="shipment_verdicts",
+                                 entity_id=str(shipment["shipment_id"]))  # fmt: skip
+            assert who(judged, "insert") == [op_name]
             assigned = await audit(http, qa, entity="device_assignments")
             assert any(
                 e["after"]["shipment_id"] == shipment["shipment_id"] and e["actor"] == op_name
