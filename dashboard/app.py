@@ -28,7 +28,16 @@ from psycopg_pool import ConnectionPool
 from coldchain.settings import Settings
 from dashboard import ids
 from dashboard.figures import OSM_TILES
-from dashboard.pages import PageContext, alerts, fleet, login, passport, qa, shipment
+from dashboard.pages import (
+    PageContext,
+    alerts,
+    fleet,
+    login,
+    new_shipment,
+    passport,
+    qa,
+    shipment,
+)
 from db.types import Conn
 from security.accounts import Principal
 from security.ratelimit import LoginLimiter
@@ -58,6 +67,7 @@ def navbar(principal: Principal | None = None) -> html.Header:
                         "Passport", href=passport.PATH, id=ids.NAV_PASSPORT, className="nav-link"
                     ),
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
+                    *new_shipment.nav_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
                 ],
                 style=None if principal is not None else {"display": "none"},
@@ -110,6 +120,8 @@ def render(
         return alerts.layout(page, principal), plain, active
     if path.rstrip("/") == passport.PATH:
         return passport.layout(page), plain, plain
+    if path.rstrip("/") == new_shipment.PATH:
+        return new_shipment.layout(page, principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.layout(page, reference), active, plain
@@ -181,6 +193,7 @@ def create_dash(
             alerts.layout(page),
             login.layout(),
             passport.layout(page),
+            new_shipment.layout(page, None),
             *qa.validation_layouts(page),
         ]
     )
@@ -189,6 +202,7 @@ def create_dash(
     shipment.register(app, page)
     alerts.register(app, page)
     passport.register(app, page)
+    new_shipment.register(app, page)
     login.register(app)
     qa.register(app, page, limiter=limiter)
 
