@@ -284,7 +284,7 @@ def _field(label: str, control: Any, slot: str, *, hint: str | None = None) -> h
 
 def _item_row(i: int) -> html.Div:
     return html.Div(
-        className="form-row item-row",
+        className="item-row",
         children=[
             html.Div(
                 className="form-field grow",

@@ -471,9 +471,10 @@ def register(app: Dash, page: PageContext) -> None:
         Output(ids.SHIPMENT_UNITS, "children"),
         Output(ids.SHIPMENT_UPDATED, "children"),
         Input(ids.SHIPMENT_INTERVAL, "n_intervals"),
+        Input(ids.SHIPMENT_CHANGED, "data"),
         State(ids.SHIPMENT_KEY, "data"),
     )
-    def refresh(_n: int | None, reference: str) -> tuple[Any, ...]:
+    def refresh(_n: int | None, _changed: int | None, reference: str) -> tuple[Any, ...]:
         now = datetime.now(UTC)
         with page.connection() as conn:
             try:
@@ -626,6 +627,7 @@ def lifecycle_card() -> html.Div:
                                 type="text",
                                 maxLength=200,
                                 placeholder="Logger serial (scan or type)",
+                                style={"minWidth": "240px"},
                             ),
                             html.Button(
                                 "Attach logger", id=ids.SHIPMENT_ATTACH, className="btn", n_clicks=0
@@ -694,9 +696,9 @@ def _event_detail(data: Any) -> str:
     """What a timeline entry without a reason was about (its logger, its reference)."""
     if not isinstance(data, dict):
         return "—"
-    for key in ("device_id", "reference"):
+    for key, label in (("device_id", "logger"), ("reference", "reference")):
         if key in data:
-            return f"{key.replace('_', ' ')} {data[key]}"
+            return f"{label} {data[key]}"
     return "—"
 
 
@@ -835,8 +837,10 @@ def register_lifecycle(app: Dash, page: PageContext) -> None:
         can_manage = principal is not None and principal.can(lifecycle_s.MANAGE)
         shown = actions_for(booking["status"], can_manage=can_manage)
         attached = [a["device_id"] for a in booking["loggers"] if a["attached"]]
+        note = [] if can_manage else [html.Span(" changes need the operator or admin role",
+                                                className="muted")]  # fmt: skip
         return (
-            state_badge(booking["status"]),
+            [state_badge(booking["status"]), *note],
             None if can_manage else _HIDDEN,
             *[None if event in shown else _HIDDEN for event in BUTTONS],
             [{"label": d, "value": d} for d in attached],
