@@ -5,7 +5,7 @@ customer), up to :data:`ITEM_ROWS` product lots with their quantities, the lane 
 destination follow it) and the carrier from their pick lists, the planned departure and
 arrival (UTC), the loggers (typed or scanned, one serial a line, or picked from the loggers that
 are free) and the serialised units (SSCC or SGTIN scans: GS1 element strings, Digital Links or
-EPC URIs, one a line).
+EPC URIs, one a line; read by the services' own :func:`services.bookings.read_scan`).
 
 Submitting calls :func:`services.bookings.book`: the API's own create, then attach and load,
 in one transaction, so a refused logger or scan books nothing. The form first reads every field
@@ -33,7 +33,6 @@ from dash.exceptions import PreventUpdate
 from coldchain.errors import (
     CalibrationExpiredError,
     ColdchainError,
-    IdentifierError,
     InvalidRecordError,
     PermissionDeniedError,
     RecordConflictError,
@@ -44,7 +43,6 @@ from security.accounts import Principal
 from services import bookings, locations, loggers, products
 from services.caller import Caller
 from services.lifecycle import MANAGE
-from traceability.identifiers import parse_unit
 
 PATH = "/new-shipment"
 NAV_NEW = "nav-new-shipment"
@@ -199,9 +197,9 @@ def read_form(values: FormValues, *, today: date) -> Booking:
     scans = split_lines(values.units)
     for n, scan in enumerate(scans, start=1):
         try:
-            parse_unit(scan, today=today)
-        except IdentifierError as exc:
-            errors["units"] = f"Line {n} ({scan!r}): {exc}"
+            bookings.read_scan(scan, today=today)
+        except InvalidRecordError as exc:
+            errors["units"] = f"Line {n} ({scan!r}): {message_of(exc)}"
             break
     if errors:
         return Booking(None, errors=errors)
