@@ -8,9 +8,12 @@ artifacts/screenshots/ (:func:`tests.fixtures.web.screenshot`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -23,6 +26,7 @@ from tests.dashboard.test_browser import _attr_of, _console_errors, _login_as, _
 from tests.dashboard.test_browser import _wait as wait
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, screenshot
+from tests.services.test_lifecycle import _profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -61,6 +65,8 @@ def test_an_operator_books_on_the_form_and_sees_the_shipment_on_the_fleet_page(
     session_cookie: Any,
 ) -> None:
     data: MasterData = register(db_dsn)
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:  # two bands
+        _profile(conn, data.gtin, budget_s=3600, created_at=datetime.now(UTC) - timedelta(hours=1))
     _login_as(browser, web_server, session_cookie(people["operator"]))
     _open(browser, web_server.url + "/")
     wait(browser).until(lambda d: _text_of(d, f"#{ns.NAV_NEW}") == "New shipment")
@@ -115,6 +121,8 @@ def test_an_operator_books_on_the_form_and_sees_the_shipment_on_the_fleet_page(
     verdict = f"#{ids.SHIPMENT_VERDICTS} .verdict[data-gtin='{data.gtin}']"
     wait(browser).until(lambda d: _attr_of(d, verdict, "data-verdict") is not None)
     assert not browser.find_element(By.ID, ids.SHIPMENT_ARRIVE).is_displayed()
+    bands = (_text_of(browser, verdict) or "").replace("–", "-")
+    assert "8-25" in bands and "0-2" in bands, bands
     screenshot(browser, "shipment-lifecycle-operator")
     assert _console_errors(browser) == []
 
