@@ -34,6 +34,7 @@ from dashboard.pages import (
     fleet,
     loggers,
     login,
+    new_shipment,
     passport,
     products,
     qa,
@@ -70,6 +71,7 @@ def navbar(principal: Principal | None = None) -> html.Header:
                     ),
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
                     *_editor_links(principal),
+                    *new_shipment.nav_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
                 ],
                 style=None if principal is not None else {"display": "none"},
@@ -139,6 +141,8 @@ def render(
         return loggers.layout(page, principal), plain, plain
     if path.rstrip("/") == sites.PATH:
         return sites.layout(page, principal), plain, plain
+    if path.rstrip("/") == new_shipment.PATH:
+        return new_shipment.layout(page, principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.layout(page, reference), active, plain
@@ -210,6 +214,7 @@ def create_dash(
             alerts.layout(page),
             login.layout(),
             passport.layout(page),
+            new_shipment.layout(page, None),
             *qa.validation_layouts(page),
             products.layout(page),
             loggers.layout(page),
@@ -221,6 +226,7 @@ def create_dash(
     shipment.register(app, page)
     alerts.register(app, page)
     passport.register(app, page)
+    new_shipment.register(app, page)
     login.register(app)
     qa.register(app, page, limiter=limiter)
     products.register(app, page)

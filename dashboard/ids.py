@@ -48,6 +48,25 @@ SHIPMENT_STABILITY = "shipment-stability"  # the MKT and budget figures, one row
 SHIPMENT_STABILITY_GRAPH = "shipment-stability-graph"  # the two gauges
 SHIPMENT_MKT = "shipment-mkt"  # <dd>: the highest MKT over the window, e.g. "5.22 °C"
 SHIPMENT_BUDGET = "shipment-budget"  # <dd>: the most budget used, e.g. "1.9 %"
+# The lifecycle panel: the state badge (span.badge-state with data-state), the transition
+# buttons (shown only when allowed and the role may), attach/detach, the verdict, the timeline
+# (rows tr.timeline-row with data-event).
+SHIPMENT_STATE = "shipment-state"
+SHIPMENT_ACTIONS = "shipment-actions"
+SHIPMENT_START = "shipment-start"
+SHIPMENT_ARRIVE = "shipment-arrive"
+SHIPMENT_CANCEL = "shipment-cancel"
+SHIPMENT_REASON = "shipment-reason"
+SHIPMENT_ATTACH_SERIAL = "shipment-attach-serial"
+SHIPMENT_ATTACH = "shipment-attach"
+SHIPMENT_OVERRIDE = "shipment-override"  # the calibration override panel
+SHIPMENT_OVERRIDE_REASON = "shipment-override-reason"
+SHIPMENT_DETACH_PICK = "shipment-detach-pick"
+SHIPMENT_DETACH = "shipment-detach"
+SHIPMENT_ACTION_FEEDBACK = "shipment-action-feedback"
+SHIPMENT_CHANGED = "shipment-changed"  # dcc.Store bumped after an action, to refresh at once
+SHIPMENT_VERDICTS = "shipment-verdicts"  # div.verdict per product with data-gtin, data-verdict
+SHIPMENT_TIMELINE = "shipment-timeline"
 
 # Alerts page "/alerts"
 ALERTS_INTERVAL = "alerts-interval"

@@ -11,8 +11,10 @@ plain rows or records. It knows nothing of HTTP, Dash or the terminal: a missing
 :mod:`coldchain.errors`, and each edge turns those into a status code, a message on screen or
 an exit code.
 
-Reads take no caller: every role may read everything today, and the API and the dashboard have
-already authenticated the person. When a read becomes restricted, it gains a caller like a write.
+Reads that every role may make (the fleet, a shipment, its alerts and reports) take no caller:
+the API and the dashboard have already authenticated the person. A restricted read takes one
+like a write and checks it: the users and API keys (``admin``), the audit trail
+(``audit.read``).
 
 Layers (``tests/test_layers.py``): ``services`` sits above the stages (``db``, ``security``,
 ``alerts``, ``reports``, ``traceability`` …) and below ``dashboard``, ``api`` and

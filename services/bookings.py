@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal, get_args
 
 import psycopg
@@ -43,7 +43,7 @@ from db.queries import shipments as shipment_q
 from db.types import Conn, Row
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
-from traceability.identifiers import parse_unit
+from traceability.identifiers import UnitKey, parse_unit
 
 ReferenceKind = Literal["purchase_order", "sales_order", "customer", "other"]
 REFERENCE_KINDS: Final[tuple[ReferenceKind, ...]] = get_args(ReferenceKind)
@@ -452,13 +452,19 @@ def remove_item(conn: Conn, caller: Caller, *, shipment_id: int, gtin: str, lot:
     return q.items(conn=conn, shipment_id=shipment_id)
 
 
+def read_scan(scan: str, *, today: date) -> UnitKey:
+    """A unit's scan read (SSCC or SGTIN in any GS1 form; pure), or InvalidRecordError naming
+    ``scan`` with what is wrong: what :func:`add_unit` and the dashboard's form check."""
+    try:
+        return parse_unit(scan, today=today)
+    except IdentifierError as exc:
+        raise InvalidRecordError("scan", str(exc)) from None
+
+
 def add_unit(conn: Conn, caller: Caller, *, shipment_id: int, scan: str, now: datetime) -> str:
     """Put a serialised unit on board by its scan (SSCC or SGTIN in any GS1 form); its EPC."""
     caller.require(MANAGE)
-    try:
-        unit = parse_unit(scan, today=now.date())
-    except IdentifierError as exc:
-        raise InvalidRecordError("scan", str(exc)) from None
+    unit = read_scan(scan, today=now.date())
     key = {"kind": unit.kind, "sscc": unit.sscc, "gtin": unit.gtin, "serial": unit.serial}
     with acting(conn, caller, f"unit {unit.epc} loaded"), conn.transaction():
         _require(conn, shipment_id)

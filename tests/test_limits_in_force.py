@@ -108,7 +108,10 @@ async def _shipment_page(http: httpx.AsyncClient, cookie: str) -> dict[str, Any]
         {
             "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
             "outputs": [{"id": i, "property": p} for i, p in outputs],
-            "inputs": [{"id": ids.SHIPMENT_INTERVAL, "property": "n_intervals", "value": 1}],
+            "inputs": [
+                {"id": ids.SHIPMENT_INTERVAL, "property": "n_intervals", "value": 1},
+                {"id": ids.SHIPMENT_CHANGED, "property": "data", "value": None},
+            ],
             "state": [{"id": ids.SHIPMENT_KEY, "property": "data", "value": REFERENCE}],
             "changedPropIds": [f"{ids.SHIPMENT_INTERVAL}.n_intervals"],
         },

@@ -1,5 +1,7 @@
 """Shipment page ("/shipments/<reference>"): its temperature and humidity over the journey,
-its MKT and stability budget use, its excursions and alerts, the loggers and units on board.
+its MKT and stability budget use, its excursions and alerts, the loggers and units on board;
+and its life (the state, the buttons that move it, the arrival verdict and the timeline:
+:mod:`dashboard.pages.shipment_life`).
 
 The MKT and budget figures are the excursion report's own (:func:`services.shipments.stability`,
 as of now): the numbers on this page are the ones
@@ -16,7 +18,9 @@ from urllib.parse import unquote
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
-from coldchain.errors import NotFoundError
+from coldchain.errors import (
+    NotFoundError,
+)
 from coldchain.thermal.limits import Limits, is_offline
 from dashboard import figures, ids
 from dashboard.pages import (
@@ -30,6 +34,7 @@ from dashboard.pages import (
     fmt_ts,
     table,
 )
+from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
 from services import shipments as shipment_s
 
 PATH_PREFIX = "/shipments/"
@@ -63,6 +68,8 @@ def layout(page: PageContext, reference: str) -> html.Div:
                 children=[dcc.Link("Fleet", href="/"), html.Span(" / "), html.Span(reference)],
             ),
             html.Div(id=ids.SHIPMENT_HEADER, className="shipment-header"),
+            lifecycle_card(),
+            _card("Arrival verdict", html.Div(id=ids.SHIPMENT_VERDICTS), className="card-verdict"),
             dcc.Interval(
                 id=ids.SHIPMENT_STABILITY_INTERVAL,
                 interval=max(page.refresh_ms, STABILITY_REFRESH_MS),
@@ -102,6 +109,7 @@ def layout(page: PageContext, reference: str) -> html.Div:
             ),
             _card("Loggers", html.Div(id=ids.SHIPMENT_DEVICES)),
             _card("Units on board", html.Div(id=ids.SHIPMENT_UNITS)),
+            _card("Timeline", html.Div(id=ids.SHIPMENT_TIMELINE)),
             html.Div(id=ids.SHIPMENT_UPDATED, className="updated"),
         ],
     )
@@ -412,8 +420,9 @@ def _not_found(reference: str) -> tuple[Any, ...]:
 
 
 def register(app: Dash, page: PageContext) -> None:
-    """The shipment page's live refresh, and its MKT and budget figures."""
+    """The shipment page's live refresh, its MKT and budget figures, and its life."""
     rules = shipment_s.rule_sources(page.settings)
+    register_lifecycle(app, page)
 
     @app.callback(
         Output(ids.SHIPMENT_STABILITY, "children"),
@@ -448,9 +457,10 @@ def register(app: Dash, page: PageContext) -> None:
         Output(ids.SHIPMENT_UNITS, "children"),
         Output(ids.SHIPMENT_UPDATED, "children"),
         Input(ids.SHIPMENT_INTERVAL, "n_intervals"),
+        Input(ids.SHIPMENT_CHANGED, "data"),
         State(ids.SHIPMENT_KEY, "data"),
     )
-    def refresh(_n: int | None, reference: str) -> tuple[Any, ...]:
+    def refresh(_n: int | None, _changed: int | None, reference: str) -> tuple[Any, ...]:
         now = datetime.now(UTC)
         with page.connection() as conn:
             try:
