@@ -16,6 +16,7 @@ from coldchain import lifecycle
 from coldchain.gs1 import check_digit
 from dashboard import ids
 from dashboard.pages import new_shipment as ns
+from dashboard.pages import new_shipment_form
 from dashboard.pages import shipment_life as life
 from services import bookings
 from services import lifecycle as lifecycle_s
@@ -67,7 +68,11 @@ def _submit(server: LiveServer, cookie: str, form: dict[str, Any]) -> dict[str, 
         *[(ns.error_id(slot), "children") for slot in ns.SLOTS],
     ]
     order = [ns.NS_REFERENCE, ns.NS_PO, ns.NS_SO, ns.NS_CUSTOMER]
-    order += [ns.item_id(p, i) for i in range(ns.ITEM_ROWS) for p in ("product", "lot", "qty")]
+    order += [
+        ns.item_id(p, i)
+        for i in range(new_shipment_form.ITEM_ROWS)
+        for p in ("product", "lot", "qty")
+    ]
     order += [ns.NS_LANE, ns.NS_CARRIER, ns.NS_DEPARTURE, ns.NS_ARRIVAL, ns.NS_LOGGERS]
     order += [ns.NS_LOGGER_PICK, ns.NS_UNITS, ns.NS_OVERRIDE_REASON]
     state = [{"id": i, "property": "value", "value": form.get(i)} for i in order]
