@@ -16,14 +16,10 @@ audit entry's why and a ``calibration_override`` entry on the timeline (EU GDP 9
 
 A retired product, lane, carrier or logger cannot be used for a new booking.
 
-Planned legs (``shipment_legs``, 0001): the booking's route, in order, each with a mode, origin,
-destination, carrier and planned departure and arrival; ``seq`` is assigned 1, 2, … in the order
-given. The times run forward: a leg arrives after it departs, departs no earlier than the leg
-before it arrived, and the legs stay within the shipment's own planned departure and arrival
-when those are given. A leg's mode is a transport mode of the lanes (road, air, sea, rail) or
-``warehouse`` (a stay in between); on a single-mode lane every transport leg has the lane's mode,
-on a multimodal lane any. An update that sends ``legs`` replaces the whole plan (audited row by
-row: 0006's triggers on ``shipment_legs``). The CSV import books shipments without legs.
+Planned legs (``shipment_legs``, 0001; what makes a plan valid: :mod:`services.booking_legs`)
+are stored with the booking; an update that sends ``legs`` replaces the whole plan (audited row
+by row: 0006's triggers on ``shipment_legs``), and any other update is checked against the legs
+it keeps. The CSV import books shipments without legs.
 """
 
 from __future__ import annotations
@@ -50,18 +46,13 @@ from db.queries import bookings as q
 from db.queries import lifecycle as lifecycle_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
+from services.booking_legs import Leg, check_lane_mode, leg_of, legs_doc, legs_rows, validate_legs
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
 from traceability.identifiers import parse_unit
 
 ReferenceKind = Literal["purchase_order", "sales_order", "customer", "other"]
 REFERENCE_KINDS: Final[tuple[ReferenceKind, ...]] = get_args(ReferenceKind)
-#: A leg's mode: a lane's transport modes (:data:`services.locations.Mode` less ``multimodal``,
-#: which a whole lane may be and one leg is not) or a stay in a warehouse; 0001's CHECK.
-LegMode = Literal["road", "air", "sea", "rail", "warehouse"]
-LEG_MODES: Final[tuple[LegMode, ...]] = get_args(LegMode)
-#: How many legs a booking may plan.
-MAX_LEGS: Final = 50
 #: States in which a logger may be attached (readings after arrival count until detached).
 ATTACHABLE: Final[frozenset[str]] = frozenset({"planned", "in_transit", "arrived", "under_review"})
 #: States in which the booking (plans, lane, carrier) may still change.
@@ -75,18 +66,6 @@ class Item:
     gtin: str
     lot: str
     quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class Leg:
-    """A planned leg of the route (``seq`` is its place in the booking's list)."""
-
-    mode: str
-    origin: str
-    destination: str
-    carrier: str | None = None
-    planned_departure: datetime | None = None
-    planned_arrival: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,31 +86,20 @@ class NewShipment:
     legs: tuple[Leg, ...] = field(default=())
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def request_hash(new: NewShipment) -> str:
     """SHA-256 of the booking's canonical JSON: what makes two creates "the same request"."""
     doc = asdict(new)
     doc["references"] = sorted([list(r) for r in new.references])
     doc["items"] = sorted([[i.gtin, i.lot, i.quantity] for i in new.items])
     for key in ("planned_departure", "planned_arrival"):
-        doc[key] = _iso(doc[key])
-    # Legs are in order (their order is their seq). A booking without legs hashes as it did
-    # before legs were bookable, so a retry of a create stored then still matches it.
-    doc.pop("legs")
+        if doc[key] is not None:
+            doc[key] = doc[key].isoformat()
+    # Legs in order (their order is their seq). A booking without legs hashes as it did before
+    # legs were bookable, so a retry of a create stored then still matches it.
+    del doc["legs"]
     if new.legs:
-        doc["legs"] = [_leg_values(leg, seq) for seq, leg in enumerate(new.legs, start=1)]
-        for leg in doc["legs"]:
-            for key in ("planned_departure", "planned_arrival"):
-                leg[key] = _iso(leg[key])
+        doc["legs"] = legs_doc(new.legs)
     return hashlib.sha256(canonical_json(doc)).hexdigest()
-
-
-def _leg_values(leg: Leg, seq: int) -> dict[str, Any]:
-    """A leg as the columns of ``shipment_legs``."""
-    return {"seq": seq, **{f: getattr(leg, f) for f in Leg.__dataclass_fields__}}
 
 
 def _gtin(value: str, field_name: str) -> str:
@@ -163,64 +131,6 @@ def _item(item: Item, where: str) -> Item:
     if item.quantity <= 0:
         raise InvalidRecordError(f"{where}.quantity", "must be above 0")
     return Item(gtin, lot, item.quantity)
-
-
-def _text(value: str | None, where: str, *, required: bool) -> str | None:
-    text = None if value is None else value.strip() or None
-    if text is None and required:
-        raise InvalidRecordError(where, "required")
-    if text is not None and len(text) > 200:
-        raise InvalidRecordError(where, "must be at most 200 characters")
-    return text
-
-
-def validate_legs(
-    legs: tuple[Leg, ...], *, departure: datetime | None, arrival: datetime | None
-) -> tuple[Leg, ...]:
-    """The planned legs checked and trimmed (modes, places, times running forward within the
-    shipment's planned departure and arrival); InvalidRecordError naming ``legs[i].field``."""
-    if len(legs) > MAX_LEGS:
-        raise InvalidRecordError("legs", f"at most {MAX_LEGS} legs")
-    out: list[Leg] = []
-    # The latest instant the route has reached so far, and what set it (named in the error).
-    reached, reached_by = departure, "planned_departure"
-    for i, leg in enumerate(legs):
-        where = f"legs[{i}]"
-        if leg.mode not in LEG_MODES:
-            raise InvalidRecordError(f"{where}.mode", f"one of {', '.join(LEG_MODES)}")
-        for name in ("planned_departure", "planned_arrival"):
-            value = getattr(leg, name)
-            if value is not None and value.tzinfo is None:
-                raise InvalidRecordError(
-                    f"{where}.{name}", "needs a time zone (ISO 8601 with offset or Z)"
-                )
-        for name, value in (("planned_departure", leg.planned_departure),
-                            ("planned_arrival", leg.planned_arrival)):  # fmt: skip
-            if value is None:
-                continue
-            if reached is not None and (
-                value < reached if name == "planned_departure" else value <= reached
-            ):
-                raise InvalidRecordError(
-                    f"{where}.{name}", f"must not be before {reached_by} ({reached.isoformat()})"
-                )
-            reached, reached_by = value, f"{where}.{name}"
-        if arrival is not None and reached is not None and reached > arrival:
-            raise InvalidRecordError(
-                f"{reached_by}", f"must not be after the shipment's planned_arrival "
-                f"({arrival.isoformat()})",
-            )  # fmt: skip
-        out.append(
-            Leg(
-                mode=leg.mode,
-                origin=_text(leg.origin, f"{where}.origin", required=True) or "",
-                destination=_text(leg.destination, f"{where}.destination", required=True) or "",
-                carrier=_text(leg.carrier, f"{where}.carrier", required=False),
-                planned_departure=leg.planned_departure,
-                planned_arrival=leg.planned_arrival,
-            )
-        )
-    return tuple(out)
 
 
 def validate(new: NewShipment) -> NewShipment:
@@ -272,19 +182,6 @@ def validate(new: NewShipment) -> NewShipment:
     )
 
 
-def _check_legs_mode(legs: tuple[Leg, ...], lane: Row) -> None:
-    """On a single-mode lane, every transport leg has the lane's mode (module docstring)."""
-    if lane["mode"] == "multimodal":
-        return
-    for i, leg in enumerate(legs):
-        if leg.mode not in ("warehouse", lane["mode"]):
-            raise InvalidRecordError(
-                f"legs[{i}].mode",
-                f"{leg.mode!r} on lane {lane['code']}, which is {lane['mode']}: use "
-                f"{lane['mode']} or warehouse, or a multimodal lane",
-            )
-
-
 def _check_products(conn: Conn, new: NewShipment) -> None:
     """Every product of the booking is registered and not retired."""
     gtins = {i.gtin for i in new.items} | ({new.product_gtin} if new.product_gtin else set())
@@ -320,7 +217,7 @@ def check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
                 "lane_id", f"lane {lane['code']}: {' and '.join(retired)} retired"
             )
         origin, destination = lane["origin"], lane["destination"]
-        _check_legs_mode(new.legs, lane)
+        check_lane_mode(new.legs, lane)
     if new.carrier_id is not None:
         row = q.carrier(conn=conn, carrier_id=new.carrier_id)
         if row is None:
@@ -417,7 +314,7 @@ def _insert(
     q.add_items(
         conn=conn, shipment_id=shipment_id, items=[(i.gtin, i.lot, i.quantity) for i in new.items]
     )
-    q.replace_legs(conn=conn, shipment_id=shipment_id, legs=_legs_rows(new.legs))
+    q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(new.legs))
     lifecycle_q.add_event(
         conn=conn,
         shipment_id=shipment_id,
@@ -428,10 +325,6 @@ def _insert(
         data={"reference": new.reference},
     )
     return row
-
-
-def _legs_rows(legs: tuple[Leg, ...]) -> list[dict[str, Any]]:
-    return [_leg_values(leg, seq) for seq, leg in enumerate(legs, start=1)]
 
 
 def resolve(conn: Conn, *, key: str) -> int:
@@ -488,12 +381,9 @@ def update(
                 "while planned or in transit"
             )
         merged = {**{c: current[c] for c in q.UPDATABLE}, **changes}
-        # Unchanged legs are checked again too: new planned times or a new lane must fit them.
-        legs = (
-            tuple(new_legs)
-            if new_legs is not None
-            else tuple(_leg_of(r) for r in q.legs(conn=conn, shipment_id=shipment_id))
-        )
+        # Kept legs are checked again too: new planned times or a new lane must fit them.
+        kept = q.legs(conn=conn, shipment_id=shipment_id) if new_legs is None else []
+        legs = tuple(new_legs) if new_legs is not None else tuple(map(leg_of, kept))
         probe = NewShipment(
             reference=current["reference"],
             origin=current["origin"],
@@ -514,9 +404,8 @@ def update(
         assert row is not None  # locked and checked above
         data = {k: _jsonable(v) for k, v in changes.items()}
         if new_legs is not None:
-            rows = _legs_rows(checked.legs)
-            q.replace_legs(conn=conn, shipment_id=shipment_id, legs=rows)
-            data["legs"] = [{k: _jsonable(v) for k, v in leg.items()} for leg in rows]
+            q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(checked.legs))
+            data["legs"] = legs_doc(checked.legs)
         lifecycle_q.add_event(
             conn=conn,
             shipment_id=shipment_id,
@@ -527,10 +416,6 @@ def update(
             data=data,
         )
     return get(conn, shipment_id=shipment_id)
-
-
-def _leg_of(row: Row) -> Leg:
-    return Leg(**{f: row[f] for f in Leg.__dataclass_fields__})
 
 
 def _jsonable(value: Any) -> Any:

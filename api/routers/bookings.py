@@ -31,7 +31,7 @@ from api.deps import (
 from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
-from services import bookings, lifecycle
+from services import booking_legs, bookings, lifecycle
 from services.caller import Caller
 
 router = APIRouter(prefix="/shipments", tags=["bookings"])
@@ -69,7 +69,7 @@ class ItemIn(Model):
 class LegIn(Model):
     """A planned leg; its ``seq`` is its place in the list (1, 2, …)."""
 
-    mode: bookings.LegMode = Field(
+    mode: booking_legs.LegMode = Field(
         description="a lane's transport mode, or warehouse (a stay between legs); on a "
         "single-mode lane every transport leg has the lane's mode"
     )
@@ -112,7 +112,7 @@ class ShipmentCreate(Model):
     items: list[ItemIn] = Field(default_factory=list, max_length=500)
     legs: list[LegIn] = Field(
         default_factory=list,
-        max_length=bookings.MAX_LEGS,
+        max_length=booking_legs.MAX_LEGS,
         description="the planned legs, " + LEGS_RULE,
     )
 
@@ -127,7 +127,7 @@ class ShipmentPatch(Model):
     lane_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     legs: list[LegIn] | None = Field(
         default=None,
-        max_length=bookings.MAX_LEGS,
+        max_length=booking_legs.MAX_LEGS,
         description="the whole new plan of legs ([] removes them; absent or null: unchanged), "
         + LEGS_RULE,
     )
@@ -277,8 +277,8 @@ def _new(body: ShipmentCreate) -> bookings.NewShipment:
     )
 
 
-def _legs(legs: list[LegIn]) -> tuple[bookings.Leg, ...]:
-    return tuple(bookings.Leg(**leg.model_dump()) for leg in legs)
+def _legs(legs: list[LegIn]) -> tuple[booking_legs.Leg, ...]:
+    return tuple(booking_legs.Leg(**leg.model_dump()) for leg in legs)
 
 
 @router.post(

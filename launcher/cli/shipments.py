@@ -20,7 +20,7 @@ from launcher.cli.common import connect, load_settings
 from launcher.cli.masterdata import read_file, refusals, report_import, show, table
 
 if TYPE_CHECKING:
-    from services.bookings import Leg
+    from services.booking_legs import Leg
 
 app = typer.Typer(
     help="Shipments: booking, loggers, start, arrival, timeline.", no_args_is_help=True
@@ -43,9 +43,9 @@ _TIMES = re.compile(r":(?=\d{4}-\d{2}-\d{2}|$)")
 
 def parse_leg(spec: str) -> Leg:
     """``--leg road:DC Basel:Hub Milan:2026-12-05T08:00Z:2026-12-05T14:00Z`` as a
-    :class:`~services.bookings.Leg` (either time may be left empty); ValueError saying what is
+    :class:`~services.booking_legs.Leg` (either time may be left empty); ValueError saying what is
     wrong. Places cannot contain a colon here (the API takes any)."""
-    from services.bookings import Leg
+    from services.booking_legs import Leg
 
     parts = spec.split(":", 3)
     if len(parts) < 3:

@@ -13,7 +13,7 @@ from coldchain.errors import InvalidRecordError, RecordConflictError, VersionCon
 from coldchain.gs1 import check_digit
 from db.types import Conn
 from services import bookings, locations
-from services.bookings import Leg
+from services.booking_legs import Leg
 from services.caller import Caller
 from tests.fixtures.web import add_product
 from tests.services.conftest import audit_rows
