@@ -80,7 +80,7 @@ def validate_legs(
         raise InvalidRecordError("legs", f"at most {MAX_LEGS} legs")
     out: list[Leg] = []
     # The latest instant the route has reached so far, and what set it (named in the error).
-    reached, reached_by = departure, "planned_departure"
+    reached, reached_by = departure, "the shipment's planned_departure"
     for i, leg in enumerate(legs):
         where = f"legs[{i}]"
         if leg.mode not in LEG_MODES:
@@ -95,11 +95,12 @@ def validate_legs(
                             ("planned_arrival", leg.planned_arrival)):  # fmt: skip
             if value is None:
                 continue
-            if reached is not None and (
-                value < reached if name == "planned_departure" else value <= reached
-            ):
+            # A leg may depart the instant the previous one arrived; it arrives after it departs.
+            departs = name == "planned_departure"
+            if reached is not None and (value < reached if departs else value <= reached):
+                rule = "must not be before" if departs else "must be after"
                 raise InvalidRecordError(
-                    f"{where}.{name}", f"must not be before {reached_by} ({reached.isoformat()})"
+                    f"{where}.{name}", f"{rule} {reached_by} ({reached.isoformat()})"
                 )
             reached, reached_by = value, f"{where}.{name}"
         if arrival is not None and reached is not None and reached > arrival:
