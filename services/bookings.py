@@ -15,6 +15,11 @@ before today (UTC) is refused unless ``override_reason`` is given; the override 
 audit entry's why and a ``calibration_override`` entry on the timeline (EU GDP 9.3).
 
 A retired product, lane, carrier or logger cannot be used for a new booking.
+
+Planned legs (``shipment_legs``, 0001; what makes a plan valid: :mod:`services.booking_legs`)
+are stored with the booking; an update that sends ``legs`` replaces the whole plan (audited row
+by row: 0006's triggers on ``shipment_legs``), and any other update is checked against the legs
+it keeps. The CSV import books shipments without legs.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from db.queries import bookings as q
 from db.queries import lifecycle as lifecycle_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
+from services.booking_legs import Leg, check_lane_mode, leg_of, legs_doc, legs_rows, validate_legs
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
 from traceability.identifiers import UnitKey, parse_unit
@@ -77,6 +83,7 @@ class NewShipment:
     planned_arrival: datetime | None = None
     references: tuple[tuple[str, str], ...] = ()
     items: tuple[Item, ...] = field(default=())
+    legs: tuple[Leg, ...] = field(default=())
 
 
 def request_hash(new: NewShipment) -> str:
@@ -87,6 +94,11 @@ def request_hash(new: NewShipment) -> str:
     for key in ("planned_departure", "planned_arrival"):
         if doc[key] is not None:
             doc[key] = doc[key].isoformat()
+    # Legs in order (their order is their seq). A booking without legs hashes as it did before
+    # legs were bookable, so a retry of a create stored then still matches it.
+    del doc["legs"]
+    if new.legs:
+        doc["legs"] = legs_doc(new.legs)
     return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
@@ -148,6 +160,7 @@ def validate(new: NewShipment) -> NewShipment:
     items = [_item(item, f"items[{i}]") for i, item in enumerate(new.items)]
     if len({(i.gtin, i.lot) for i in items}) != len(items):
         raise InvalidRecordError("items", "the same GTIN and lot are given twice")
+    legs = validate_legs(new.legs, departure=new.planned_departure, arrival=new.planned_arrival)
     product = new.product_gtin
     if product is not None:
         product = _gtin(product, "product_gtin")
@@ -165,6 +178,7 @@ def validate(new: NewShipment) -> NewShipment:
         planned_arrival=new.planned_arrival,
         references=tuple(refs),
         items=tuple(items),
+        legs=legs,
     )
 
 
@@ -203,6 +217,7 @@ def check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
                 "lane_id", f"lane {lane['code']}: {' and '.join(retired)} retired"
             )
         origin, destination = lane["origin"], lane["destination"]
+        check_lane_mode(new.legs, lane)
     if new.carrier_id is not None:
         row = q.carrier(conn=conn, carrier_id=new.carrier_id)
         if row is None:
@@ -299,6 +314,7 @@ def _insert(
     q.add_items(
         conn=conn, shipment_id=shipment_id, items=[(i.gtin, i.lot, i.quantity) for i in new.items]
     )
+    q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(new.legs))
     lifecycle_q.add_event(
         conn=conn,
         shipment_id=shipment_id,
@@ -324,6 +340,7 @@ def get(conn: Conn, *, shipment_id: int) -> Row:
     row = {k: v for k, v in row.items() if k not in ("create_key", "create_hash")}
     row["references"] = q.references(conn=conn, shipment_id=shipment_id)
     row["items"] = q.items(conn=conn, shipment_id=shipment_id)
+    row["legs"] = q.legs(conn=conn, shipment_id=shipment_id)
     row["loggers"] = q.assignments(conn=conn, shipment_id=shipment_id)
     return row
 
@@ -338,13 +355,16 @@ def update(
     reason: str | None = None,
     now: datetime,
 ) -> Row:
-    """Change plans, lane or carrier of a shipment still at ``version`` (else
-    :class:`VersionConflictError` with the current one); only while planned or in transit."""
+    """Change plans, lane, carrier or planned legs (``legs``: a sequence of :class:`Leg`, the
+    whole new plan) of a shipment still at ``version`` (else :class:`VersionConflictError` with
+    the current one); only while planned or in transit."""
     caller.require(MANAGE)
+    changes = dict(changes)
+    new_legs = changes.pop("legs", None)
     unknown = set(changes) - set(q.UPDATABLE)
     if unknown:
         raise InvalidRecordError(
-            sorted(unknown)[0], f"cannot be changed; only {', '.join(q.UPDATABLE)}"
+            sorted(unknown)[0], f"cannot be changed; only {', '.join(q.UPDATABLE)}, legs"
         )
     with acting(conn, caller, reason), conn.transaction():
         current = q.booking(conn=conn, shipment_id=shipment_id, lock=True)
@@ -361,6 +381,9 @@ def update(
                 "while planned or in transit"
             )
         merged = {**{c: current[c] for c in q.UPDATABLE}, **changes}
+        # Kept legs are checked again too: new planned times or a new lane must fit them.
+        kept = q.legs(conn=conn, shipment_id=shipment_id) if new_legs is None else []
+        legs = tuple(new_legs) if new_legs is not None else tuple(map(leg_of, kept))
         probe = NewShipment(
             reference=current["reference"],
             origin=current["origin"],
@@ -370,6 +393,7 @@ def update(
             carrier=merged["carrier"],
             planned_departure=merged["planned_departure"],
             planned_arrival=merged["planned_arrival"],
+            legs=legs,
         )
         checked = check_master_data(conn, validate(probe))
         if "carrier_id" in changes and changes["carrier_id"] is not None:
@@ -378,6 +402,10 @@ def update(
             conn=conn, shipment_id=shipment_id, version=version, changes=changes
         )
         assert row is not None  # locked and checked above
+        data = {k: _jsonable(v) for k, v in changes.items()}
+        if new_legs is not None:
+            q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(checked.legs))
+            data["legs"] = legs_doc(checked.legs)
         lifecycle_q.add_event(
             conn=conn,
             shipment_id=shipment_id,
@@ -385,7 +413,7 @@ def update(
             event="update",
             actor=caller.actor,
             reason=reason,
-            data={k: _jsonable(v) for k, v in changes.items()},
+            data=data,
         )
     return get(conn, shipment_id=shipment_id)
 
