@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
 import psycopg
@@ -34,7 +34,6 @@ import psycopg
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     CalibrationExpiredError,
-    IdentifierError,
     InvalidRecordError,
     NotFoundError,
     RecordConflictError,
@@ -49,7 +48,6 @@ from db.types import Conn, Row
 from services.booking_legs import Leg, check_lane_mode, leg_of, legs_doc, legs_rows, validate_legs
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
-from traceability.identifiers import UnitKey, parse_unit
 
 ReferenceKind = Literal["purchase_order", "sales_order", "customer", "other"]
 REFERENCE_KINDS: Final[tuple[ReferenceKind, ...]] = get_args(ReferenceKind)
@@ -429,7 +427,7 @@ def add_reference(
     caller.require(MANAGE)
     ref = _reference(kind, value, "reference")
     with acting(conn, caller, f"reference {ref[0]} {ref[1]} added"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         for row in q.by_external(conn=conn, refs=[ref]):
             if row["shipment_id"] == shipment_id:
                 return q.references(conn=conn, shipment_id=shipment_id)
@@ -444,7 +442,7 @@ def remove_reference(
     """Remove an external reference of the shipment."""
     caller.require(MANAGE)
     with acting(conn, caller, f"reference {kind} {value} removed"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         if not q.remove_reference(conn=conn, shipment_id=shipment_id, kind=kind, value=value):
             raise NotFoundError(f"shipment {shipment_id} has no {kind} reference {value!r}")
     return q.references(conn=conn, shipment_id=shipment_id)
@@ -457,7 +455,7 @@ def set_item(
     caller.require(MANAGE)
     item = _item(Item(gtin, lot, quantity), "item")
     with acting(conn, caller, f"{item.gtin} lot {item.lot}: {item.quantity}"), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] != "planned":
             raise ShipmentStateError(f"shipment {shipment_id} is {current['status']}: items "
                                      "change only while planned")  # fmt: skip
@@ -471,7 +469,7 @@ def remove_item(conn: Conn, caller: Caller, *, shipment_id: int, gtin: str, lot:
     """Take a product lot off the shipment, while planned."""
     caller.require(MANAGE)
     with acting(conn, caller, f"{gtin} lot {lot} removed"), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] != "planned":
             raise ShipmentStateError(f"shipment {shipment_id} is {current['status']}: items "
                                      "change only while planned")  # fmt: skip
@@ -480,37 +478,8 @@ def remove_item(conn: Conn, caller: Caller, *, shipment_id: int, gtin: str, lot:
     return q.items(conn=conn, shipment_id=shipment_id)
 
 
-def read_scan(scan: str, *, today: date) -> UnitKey:
-    """A unit's scan read (SSCC or SGTIN in any GS1 form; pure), or InvalidRecordError naming
-    ``scan`` with what is wrong: what :func:`add_unit` and the dashboard's form check."""
-    try:
-        return parse_unit(scan, today=today)
-    except IdentifierError as exc:
-        raise InvalidRecordError("scan", str(exc)) from None
-
-
-def add_unit(conn: Conn, caller: Caller, *, shipment_id: int, scan: str, now: datetime) -> str:
-    """Put a serialised unit on board by its scan (SSCC or SGTIN in any GS1 form); its EPC."""
-    caller.require(MANAGE)
-    unit = read_scan(scan, today=now.date())
-    key = {"kind": unit.kind, "sscc": unit.sscc, "gtin": unit.gtin, "serial": unit.serial}
-    with acting(conn, caller, f"unit {unit.epc} loaded"), conn.transaction():
-        _require(conn, shipment_id)
-        epc = q.find_unit(conn=conn, key=key)
-        if epc is None:
-            epc = unit.epc
-            q.insert_unit(conn=conn, unit={**key, "epc": epc, "lot": unit.lot,
-                                           "expiry": unit.expiry})  # fmt: skip
-        elsewhere = q.unit_elsewhere(conn=conn, epc=epc, at=now)
-        if elsewhere is not None:
-            if elsewhere["shipment_id"] == shipment_id:
-                return epc
-            raise RecordConflictError(f"unit {epc} is on board shipment {elsewhere['reference']}")
-        q.add_unit(conn=conn, shipment_id=shipment_id, epc=epc, at=now)
-    return epc
-
-
-def _require(conn: Conn, shipment_id: int) -> Row:
+def require_booking(conn: Conn, shipment_id: int) -> Row:
+    """The shipment's booking row, locked until the transaction ends; NotFoundError."""
     row = q.booking(conn=conn, shipment_id=shipment_id, lock=True)
     if row is None:
         raise NotFoundError(f"shipment {shipment_id} not found")
@@ -531,7 +500,7 @@ def attach(
     override = (override_reason or "").strip() or None
     why = f"calibration override: {override}" if override else f"logger {device_id} attached"
     with acting(conn, caller, why), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] not in ATTACHABLE:
             raise ShipmentStateError(
                 f"shipment {shipment_id} is {current['status']}: loggers are attached while it "
@@ -592,7 +561,7 @@ def detach(
     """Close the logger's open assignment at ``now``; its readings until then stay the shipment's."""
     caller.require(MANAGE)
     with acting(conn, caller, reason or f"logger {device_id} detached"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         row = q.detach(conn=conn, shipment_id=shipment_id, device_id=device_id, at=now)
         if row is None:
             raise NotFoundError(f"logger {device_id!r} is not attached to shipment {shipment_id}")

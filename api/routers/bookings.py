@@ -31,7 +31,7 @@ from api.deps import (
 from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
-from services import booking_legs, bookings, lifecycle
+from services import booking_legs, bookings, lifecycle, units_on_board
 from services.caller import Caller
 
 router = APIRouter(prefix="/shipments", tags=["bookings"])
@@ -393,7 +393,7 @@ def remove_item(
 @router.post("/{key}/units", openapi_extra=MANAGE, responses=WRITE_RESPONSES)
 def add_unit(key: ShipmentKey, body: UnitScan, caller: CallerDep, conn: ConnDep) -> UnitOut:
     """Put a serialised unit on board by its scan (SSCC, or SGTIN with serial)."""
-    epc = bookings.add_unit(
+    epc = units_on_board.add_unit(
         conn, caller, shipment_id=_id(conn, key), scan=body.scan,
         now=utcnow(),
     )  # fmt: skip

@@ -5,7 +5,7 @@ customer), up to :data:`~dashboard.pages.new_shipment_form.ITEM_ROWS` product lo
 destination follow it) and the carrier from their pick lists, the planned departure and
 arrival (UTC), the loggers (typed or scanned, one serial a line, or picked from the loggers that
 are free) and the serialised units (SSCC or SGTIN scans: GS1 element strings, Digital Links or
-EPC URIs, one a line; read by the services' own :func:`services.bookings.read_scan`).
+EPC URIs, one a line; read by the services' own :func:`services.units_on_board.read_scan`).
 
 Submitting calls :func:`services.whole_booking.book`: the API's own create, then attach and load,
 in one transaction, so a refused logger or scan books nothing. The form first reads every field

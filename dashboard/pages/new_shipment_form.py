@@ -17,7 +17,7 @@ from coldchain.errors import (
     InvalidRecordError,
     RecordConflictError,
 )
-from services import bookings
+from services import bookings, units_on_board
 
 #: Product lots the form offers (a booking with more lots comes by the API or a CSV import).
 ITEM_ROWS: Final = 3
@@ -124,7 +124,7 @@ def read_form(values: FormValues, *, today: date) -> Booking:
     scans = split_lines(values.units)
     for n, scan in enumerate(scans, start=1):
         try:
-            bookings.read_scan(scan, today=today)
+            units_on_board.read_scan(scan, today=today)
         except InvalidRecordError as exc:
             errors["units"] = f"Line {n} ({scan!r}): {message_of(exc)}"
             break

@@ -18,7 +18,7 @@ from dashboard import ids
 from dashboard.pages import new_shipment as ns
 from dashboard.pages import new_shipment_form
 from dashboard.pages import shipment_life as life
-from services import bookings
+from services import bookings, units_on_board
 from services import lifecycle as lifecycle_s
 from tests.dashboard.masterdata import MasterData, register
 from tests.dashboard.test_qa_page import _callback
@@ -151,7 +151,7 @@ def test_only_operator_and_admin_book_and_the_booking_is_the_apis(
     ]
     assert [(a["device_id"], a["attached"]) for a in row["loggers"]] == [(data.loggers[0], True)]
     assert [e["event"] for e in row["timeline"]] == ["create", "logger_attached"]
-    assert row["units"] == [bookings.read_scan(SSCC, today=datetime.now(UTC).date()).epc]
+    assert row["units"] == [units_on_board.read_scan(SSCC, today=datetime.now(UTC).date()).epc]
     assert {a["actor"] for a in row["audit"]} == {people["operator"].username}
 
     # The same booking sent again (a double click) books nothing more.
