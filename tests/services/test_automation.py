@@ -1,0 +1,279 @@
+"""Shipments that start and arrive on their own (services/automation.py) on the real database:
+readings stored as the ingester stores them, the worker's passes, the timeline and the audit
+trail; its cursor across restarts; late readings; the lifecycle webhooks' outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from coldchain.geo import Geofence, distance_m
+from coldchain.telemetry import Reading
+from db.types import Conn
+from services import automation, bookings, lifecycle, locations, loggers, products
+from services.caller import Caller
+from tests.fixtures.web import gtin as gtin_of
+from tests.fixtures.web import ingest
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Caller("ada.admin", "admin", "test", "Ada Admin")
+OPERATOR = Caller("ana.ruiz", "operator", "test", "Ana Ruiz")
+GAP_FACTOR = 2.0
+ORIGIN_GLN, DESTINATION_GLN = "7610000000000", "8000000000000"
+ORIGIN = Geofence(47.5596, 7.5886, 500.0)
+DESTINATION = Geofence(45.4642, 9.1900, 800.0)
+AT_ORIGIN = (47.5598, 7.5889)
+ON_THE_ROAD = (46.5, 8.4)
+AT_DESTINATION = (45.4650, 9.1905)
+
+
+def gln(body: str) -> str:
+    """A valid GLN from its first 12 digits (the same check digit as a GTIN's)."""
+    return gtin_of(body.zfill(13))[1:]
+
+
+@pytest.fixture
+def conn(db_dsn: str) -> Iterator[Conn]:
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as c:
+        yield c
+
+
+@pytest.fixture
+def t0() -> datetime:
+    """The planned departure: a round minute three hours ago."""
+    return (datetime.now(UTC) - timedelta(hours=3)).replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def lane(conn: Conn) -> dict[str, Any]:
+    """Basel depot → Milan hospital, each with a geofence; a 2–8 °C product; logger L-1."""
+    sites = {}
+    for name, body, fence in (("Basel depot", "761000000001", ORIGIN),
+                              ("Milan hospital", "800000000001", DESTINATION)):  # fmt: skip
+        row, _ = locations.create_record(
+            conn, ADMIN, "locations",
+            record=locations.LocationIn(gln=gln(body), name=name, lat=fence.lat, lon=fence.lon,
+                                        geofence_m=fence.radius_m),
+        )  # fmt: skip
+        sites[name] = row
+    lane_row, _ = locations.create_record(
+        conn, ADMIN, "lanes",
+        record=locations.LaneIn(code="BSL-MIL", origin_location_id=sites["Basel depot"]["location_id"],
+                                destination_location_id=sites["Milan hospital"]["location_id"],
+                                mode="road"),
+    )  # fmt: skip
+    product, _ = products.create_product(
+        conn, ADMIN,
+        product=products.ProductIn(gtin=gtin_of("0950600013435"), name="Vaccine", temp_min_c=2.0,
+                                   temp_max_c=8.0, freeze_limit_c=0.0),
+    )  # fmt: skip
+    loggers.register_logger(
+        conn, ADMIN, logger=loggers.LoggerIn(device_id="L-1", model="TL-300", interval_s=60,
+                                             calibration_due=datetime.now(UTC).date() + timedelta(days=300),
+                                             calibration_cert="CAL-1"),
+        topic_root="test", broker_dir=None,
+    )  # fmt: skip
+    return {
+        "lane_id": lane_row["lane_id"],
+        "gtin": product["gtin"],
+        "origin_gln": sites["Basel depot"]["gln"],
+        "destination_gln": sites["Milan hospital"]["gln"],
+    }
+
+
+def book(conn: Conn, lane: dict[str, Any], reference: str, departure: datetime | None,
+         attach_at: datetime) -> int:  # fmt: skip
+    row, _ = bookings.create(
+        conn, OPERATOR,
+        new=bookings.NewShipment(reference=reference, product_gtin=lane["gtin"],
+                                 lane_id=lane["lane_id"], planned_departure=departure),
+        now=attach_at,
+    )  # fmt: skip
+    sid = int(row["shipment_id"])
+    bookings.attach(conn, OPERATOR, shipment_id=sid, device_id="L-1", now=attach_at)
+    return sid
+
+
+def trip(t0: datetime, minutes: range, *, hot: range = range(0)) -> list[Reading]:
+    """One reading a minute from t0: 20 min at the origin, 60 on the road, then the destination."""
+    out = []
+    for m in minutes:
+        lat, lon = AT_ORIGIN if m < 5 else ON_THE_ROAD if m < 65 else AT_DESTINATION
+        out.append(Reading("L-1", t0 + timedelta(minutes=m), 12.0 if m in hot else 5.0,
+                           lat=lat, lon=lon))  # fmt: skip
+    return out
+
+
+def timeline(conn: Conn, sid: int) -> list[dict[str, Any]]:
+    return lifecycle.timeline(conn, shipment_id=sid)
+
+
+def state(conn: Conn, sid: int) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT status, started_at, arrived_at FROM shipments WHERE shipment_id = %s", (sid,)
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_the_premise_positions_are_where_the_names_say() -> None:
+    assert distance_m(*AT_ORIGIN, ORIGIN.lat, ORIGIN.lon) < ORIGIN.radius_m
+    assert distance_m(*AT_DESTINATION, DESTINATION.lat, DESTINATION.lon) < DESTINATION.radius_m
+    assert distance_m(*ON_THE_ROAD, ORIGIN.lat, ORIGIN.lon) > 50_000
+
+
+def test_starts_at_the_first_reading_after_departure_and_arrives_on_entering_the_destination(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-1", t0, t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(-20, 70), hot=range(30, 50)))
+    stats = automation.AutomationStats()
+    taken = automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR,
+                                       stats=stats)  # fmt: skip
+    assert taken >= 1 and (stats.started, stats.arrived, stats.errors) == (1, 1, 0)
+
+    # The transitions happened at the readings' times, not the clock's.
+    arrival = t0 + timedelta(minutes=65)
+    assert state(conn, sid) == {"status": "under_review", "started_at": t0, "arrived_at": arrival}
+    moves = [(e["event"], e["at"], e["actor"]) for e in timeline(conn, sid)
+             if e["event"] in ("start", "arrive", "verdict", "review")]  # fmt: skip
+    assert moves == [
+        ("start", t0, "system:automation"),
+        ("arrive", arrival, "system:automation"),
+        ("verdict", arrival, "system:automation"),
+        ("review", arrival, "system:automation"),
+    ]
+    start, arrive = (e for e in timeline(conn, sid) if e["event"] in ("start", "arrive"))
+    assert start["reason"].startswith("first reading after departure")
+    assert start["data"] == {"automatic": True, "rule": "departure", "device_id": "L-1",
+                             "reading_ts": t0.isoformat()}  # fmt: skip
+    assert f"entered destination geofence GLN {lane['destination_gln']}" in arrive["reason"]
+
+    # The verdict judged the trip up to the arrival: 20 minutes at 12 °C with no budget.
+    (verdict,) = lifecycle.verdicts(conn, shipment_id=sid)
+    assert verdict["verdict"] == "exception"
+
+    # The audit trail has each change of the shipment with the system actor and the reason.
+    audited = conn.execute(
+        "SELECT actor, reason, after ->> 'status' AS status FROM audit_log"
+        " WHERE entity = 'shipments' AND entity_id = %s AND actor = 'system:automation'"
+        " ORDER BY seq",
+        (str(sid),),
+    ).fetchall()
+    assert [a["status"] for a in audited] == ["in_transit", "arrived", "under_review"]
+    assert audited[0]["reason"] == start["reason"]
+    assert audited[1]["reason"] == arrive["reason"]
+
+    # A late reading (on the road, before the arrival) moves nothing again.
+    events = len(timeline(conn, sid))
+    ingest(db_dsn, [Reading("L-1", t0 + timedelta(minutes=64, seconds=30), 5.0,
+                            lat=AT_DESTINATION[0], lon=AT_DESTINATION[1])])  # fmt: skip
+    automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    automation.sweep(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    assert len(timeline(conn, sid)) == events
+    assert state(conn, sid)["arrived_at"] == arrival
+
+
+def test_leaving_the_origin_geofence_starts_a_shipment_without_a_planned_departure(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-2", None, t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(-20, 30)))  # still on the road
+    automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    assert state(conn, sid) == {"status": "in_transit", "started_at": t0 + timedelta(minutes=5),
+                                "arrived_at": None}  # fmt: skip
+    (start,) = (e for e in timeline(conn, sid) if e["event"] == "start")
+    assert start["reason"].startswith(f"left origin geofence GLN {lane['origin_gln']}")
+    assert start["data"]["rule"] == "left_origin"
+
+
+def test_a_logger_switched_on_away_from_the_origin_does_not_start_it(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-3", None, t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(10, 30)))  # never seen inside the origin
+    automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    automation.sweep(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    assert state(conn, sid)["status"] == "planned"
+
+
+def test_a_restarted_worker_misses_nothing_and_repeats_nothing(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-4", t0 + timedelta(minutes=2), t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(-20, 2)))  # all before the departure
+    assert automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR) >= 1
+    assert state(conn, sid)["status"] == "planned"
+
+    # The worker is gone (its connection closed); readings keep coming meanwhile.
+    conn.close()
+    ingest(db_dsn, trip(t0, range(2, 40)))
+    ingest(db_dsn, trip(t0, range(40, 80)))
+    with automation.connect(db_dsn) as again:
+        (cursor,) = again.execute(
+            "SELECT last_change_id FROM engine_cursor WHERE name = 'automation'"
+        ).fetchall()
+        assert automation.process_changes(again, now=datetime.now(UTC),
+                                          gap_factor=GAP_FACTOR) == 2  # fmt: skip
+        assert state(again, sid)["status"] == "under_review"
+        assert state(again, sid)["started_at"] == t0 + timedelta(minutes=2)
+        (latest,) = again.execute("SELECT max(change_id) AS m FROM reading_changes").fetchall()
+        (moved,) = again.execute(
+            "SELECT last_change_id FROM engine_cursor WHERE name = 'automation'"
+        ).fetchall()
+        assert moved["last_change_id"] == latest["m"] > cursor["last_change_id"]
+        # Nothing new: nothing taken, nothing moved.
+        events = len(timeline(again, sid))
+        assert automation.process_changes(again, now=datetime.now(UTC),
+                                          gap_factor=GAP_FACTOR) == 0  # fmt: skip
+        assert len(timeline(again, sid)) == events
+
+
+def test_a_shipment_someone_started_by_hand_is_theirs(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-5", t0, t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(-5, 10)))
+    stale = automation.q.candidates(conn=conn, devices=["L-1"])
+    lifecycle.start(conn, OPERATOR, shipment_id=sid, now=t0 + timedelta(minutes=1))
+    assert automation.consider(conn, stale[0], now=datetime.now(UTC), gap_factor=GAP_FACTOR) == []
+    starts = [e for e in timeline(conn, sid) if e["event"] == "start"]
+    assert [e["actor"] for e in starts] == ["ana.ruiz"]
+
+
+def test_every_lifecycle_entry_is_queued_once_per_receiver(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    # Entries written while no receiver is configured are handled without a notification.
+    early = book(conn, lane, "AUTO-6", t0, t0 - timedelta(minutes=30))
+    assert automation.queue_webhooks(conn, receivers=[]) >= 1
+    # Then two receivers; the trip: started, arrived, verdict (and review, which is not sent).
+    receivers = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+    ingest(db_dsn, trip(t0, range(-5, 70)))
+    automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    handled = automation.queue_webhooks(conn, receivers=receivers)
+    assert automation.queue_webhooks(conn, receivers=receivers) == 0  # nothing twice
+    rows = conn.execute(
+        "SELECT n.event, n.target, n.alert_id, n.payload, e.event AS entry"
+        " FROM notifications n JOIN shipment_events e ON e.event_id = n.shipment_event_id"
+        " WHERE e.shipment_id = %s ORDER BY n.id",
+        (early,),
+    ).fetchall()
+    # Every entry of the trip that has a webhook event, in order; not the create (handled before).
+    expected = [automation.WEBHOOK_EVENTS[e["event"]] for e in timeline(conn, early)
+                if e["event"] in automation.WEBHOOK_EVENTS and e["event"] != "create"]  # fmt: skip
+    assert {"shipment.started", "shipment.arrived", "shipment.verdict"} <= set(expected)
+    assert handled == len(expected)
+    assert [r["event"] for r in rows if r["target"] == receivers[0]] == expected
+    assert [r["event"] for r in rows if r["target"] == receivers[1]] == expected
+    assert "shipment.created" not in {r["event"] for r in rows}
+    assert all(r["alert_id"] is None for r in rows)
+    payload = rows[0]["payload"]
+    assert payload["shipment"] == {"id": early, "reference": "AUTO-6", "status": "under_review"}
+    assert payload["entry"]["actor"] == "system:automation"
