@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from coldchain.geo import Geofence, distance_m
 from coldchain.telemetry import Reading
+from db.queries import automation as automation_q
 from db.types import Conn
 from services import automation, bookings, lifecycle, locations, loggers, products
 from services.caller import Caller
@@ -240,7 +241,7 @@ def test_a_shipment_someone_started_by_hand_is_theirs(
 ) -> None:
     sid = book(conn, lane, "AUTO-5", t0, t0 - timedelta(minutes=30))
     ingest(db_dsn, trip(t0, range(-5, 10)))
-    stale = automation.q.candidates(conn=conn, devices=["L-1"])
+    stale = automation_q.candidates(conn=conn, devices=["L-1"])
     lifecycle.start(conn, OPERATOR, shipment_id=sid, now=t0 + timedelta(minutes=1))
     assert automation.consider(conn, stale[0], now=datetime.now(UTC), gap_factor=GAP_FACTOR) == []
     starts = [e for e in timeline(conn, sid) if e["event"] == "start"]
