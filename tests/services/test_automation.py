@@ -4,22 +4,32 @@ trail; its cursor across restarts; late readings; the lifecycle webhooks' outbox
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiomqtt
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
 
+from alerts.service import run_rules_engine
 from coldchain.geo import Geofence, distance_m
-from coldchain.telemetry import Reading
+from coldchain.settings import AutomationSettings, Settings
+from coldchain.telemetry import Reading, batch_payload, telemetry_topic
 from db.queries import automation as automation_q
 from db.types import Conn
+from ingest.service import Ingester
+from ingest.sink import TimescaleSink
 from services import automation, bookings, lifecycle, locations, loggers, products
 from services.caller import Caller
 from tests.fixtures.web import gtin as gtin_of
 from tests.fixtures.web import ingest
+from tests.fixtures.webhooks import SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -278,3 +288,102 @@ def test_every_lifecycle_entry_is_queued_once_per_receiver(
     payload = rows[0]["payload"]
     assert payload["shipment"] == {"id": early, "reference": "AUTO-6", "status": "under_review"}
     assert payload["entry"]["actor"] == "system:automation"
+
+
+# --------------------------------------------------------------------------------------------
+# The real stack: MQTT → ingester → automation → outbox → the rules engine's delivery
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, *, automate: bool = True) -> AsyncIterator[None]:
+    """The ingester, the rules engine (whose worker delivers the webhooks) and the automation,
+    as ``coldchain up`` runs them."""
+    stop = asyncio.Event()
+    async with AsyncConnectionPool(settings.db.dsn, open=False, min_size=1, max_size=2) as pool:
+        await pool.wait()
+        ingester = Ingester(settings, TimescaleSink(pool))
+        tasks = [
+            asyncio.create_task(ingester.run(stop), name="ingest"),
+            asyncio.create_task(run_rules_engine(settings, stop), name="rules"),
+        ]
+        if automate:
+            tasks.append(asyncio.create_task(automation.run_automation(settings, stop)))
+        await asyncio.wait_for(ingester.connected.wait(), 20)
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+async def publish(settings: Settings, readings: list[Reading]) -> None:
+    """Upload the readings as a logger does, ten at a time."""
+    topic = telemetry_topic(settings.mqtt.topic_root, "L-1")
+    async with aiomqtt.Client("127.0.0.1", settings.mqtt.port) as client:
+        for i in range(0, len(readings), 10):
+            await client.publish(topic, batch_payload("L-1", readings[i : i + 10]), qos=1)
+
+
+async def until(check: Any, what: str, within_s: float = 30.0) -> None:
+    for _ in range(int(within_s / 0.2)):
+        if check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {within_s} s: {what}")
+
+
+async def test_over_mqtt_a_shipment_starts_arrives_and_its_webhooks_are_signed(
+    conn: Conn, db_dsn: str, settings: Settings, lane: dict[str, Any], t0: datetime
+) -> None:
+    sid = book(conn, lane, "AUTO-MQTT", t0, t0 - timedelta(minutes=30))
+    async with WebhookReceiver() as rx:
+        configured = settings.model_copy(
+            update={
+                "alerts": settings.alerts.model_copy(
+                    update={"webhook_secret": SecretStr(SECRET.decode())}
+                ),
+                "automation": AutomationSettings(webhook_urls=[rx.url]),
+            }
+        )
+        async with running(configured):
+            await publish(configured, trip(t0, range(-10, 40)))
+            await until(lambda: state(conn, sid)["status"] == "in_transit", "started")
+            await publish(configured, trip(t0, range(40, 70)))
+            await until(lambda: state(conn, sid)["status"] == "under_review", "arrived")
+            await until(lambda: len(rx.received) >= 4, "four webhooks received")
+
+        # Each signed (the receiver refuses others), in the order of the timeline.
+        events = [h["x-coldchain-event"] for h, _, signed in rx.received if signed]
+        assert events == ["shipment.created", "shipment.started", "shipment.arrived",
+                          "shipment.verdict"]  # fmt: skip
+        by_event = {p["event"]: p for _, p, _ in rx.received}
+        started = by_event["shipment.started"]["entry"]
+        assert started["actor"] == "system:automation"
+        assert datetime.fromisoformat(started["at"]) == t0
+        arrived = by_event["shipment.arrived"]["entry"]
+        assert datetime.fromisoformat(arrived["at"]) == t0 + timedelta(minutes=65)
+        assert f"GLN {lane['destination_gln']}" in arrived["reason"]
+        assert by_event["shipment.verdict"]["entry"]["data"]["verdict"] == "conforming"
+
+    # Stopped, a late reading comes in (the ingester alone), then the automation restarts:
+    # it takes the change after its cursor and moves nothing again.
+    entries = len(timeline(conn, sid))
+    async with running(settings, automate=False):
+        late = t0 + timedelta(minutes=30, seconds=30)  # new: between two stored readings
+        await publish(settings, [Reading("L-1", late, 5.0, lat=ON_THE_ROAD[0], lon=ON_THE_ROAD[1])])
+        await until(lambda: _pending(conn) > 0, "the late reading stored")
+    async with running(settings):
+        await until(lambda: _pending(conn) == 0, "the automation caught up")
+    assert len(timeline(conn, sid)) == entries
+    assert state(conn, sid)["arrived_at"] == t0 + timedelta(minutes=65)
+
+
+def _pending(conn: Conn) -> int:
+    """Reading changes after the automation's cursor."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM reading_changes WHERE change_id > coalesce("
+        "(SELECT last_change_id FROM engine_cursor WHERE name = 'automation'), 0)"
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
