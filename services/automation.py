@@ -23,6 +23,14 @@ the services and may not import them (``tests/test_layers.py``), and a shipment'
 are the services' to make. The delivery of the webhooks stays the engine's: its worker sends
 every row of the outbox.
 
+A dock scan
+-----------
+:func:`dock_scan` arrives a shipment by one of its units (an SSCC or SGTIN label on board)
+scanned at a site's GLN: the shipment the unit is on board now, if in transit, arrives now,
+with the reason "dock scan of <EPC> at GLN <gln>". A shipment whose lane names another
+destination is refused (409); a scan of a shipment that already arrived changes nothing (the
+second pallet of the same delivery).
+
 Webhooks
 --------
 Each timeline entry of :data:`WEBHOOK_EVENTS` is put in ``lifecycle_outbox`` by a trigger, in the
@@ -50,15 +58,24 @@ from psycopg.rows import DictRow, dict_row
 
 from alerts.policy import json_safe
 from coldchain.automation import Fix, Trigger, arrive_trigger, start_trigger
-from coldchain.errors import ShipmentStateError
+from coldchain.errors import (
+    IdentifierError,
+    InvalidRecordError,
+    NotFoundError,
+    RecordConflictError,
+    ShipmentStateError,
+)
 from coldchain.geo import Geofence, bounding_box
+from coldchain.gs1 import check_digit
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
 from db.listen import listen
 from db.queries import automation as q
+from db.queries import bookings as booking_q
 from db.types import Conn, Row
 from services import lifecycle
 from services.caller import Caller
+from traceability.identifiers import parse_unit
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +234,64 @@ def sweep(
     with conn.transaction():
         shipments = q.candidates(conn=conn, devices=None)
         _consider_all(conn, shipments, now=now, gap_factor=gap_factor, stats=stats)
+
+
+@dataclass(frozen=True, slots=True)
+class DockScan:
+    """What a dock scan did: the shipment, its state after, and the verdicts if it arrived."""
+
+    shipment_id: int
+    reference: str
+    status: str
+    arrived: bool
+    verdicts: list[Row]
+
+
+def _gln(value: str) -> str:
+    value = value.strip()
+    if len(value) != 13 or not value.isascii() or not value.isdigit():
+        raise InvalidRecordError("gln", f"a GLN is 13 digits, not {value!r}")
+    if check_digit(value[:-1]) != int(value[-1]):
+        raise InvalidRecordError(
+            "gln", f"GLN check digit is {value[-1]}, expected {check_digit(value[:-1])}"
+        )
+    return value
+
+
+def dock_scan(
+    conn: Conn, caller: Caller, *, scan: str, gln: str, now: datetime, gap_factor: float
+) -> DockScan:
+    """Arrive the shipment that has the scanned unit on board, scanned at site ``gln``."""
+    caller.require(lifecycle.MANAGE)
+    site = _gln(gln)
+    try:
+        unit = parse_unit(scan, today=now.date())
+    except IdentifierError as exc:
+        raise InvalidRecordError("scan", str(exc)) from None
+    key = {"kind": unit.kind, "sscc": unit.sscc, "gtin": unit.gtin, "serial": unit.serial}
+    found = q.shipment_of_unit(conn=conn, key=key, at=now)
+    if found is None:
+        raise NotFoundError(f"no shipment has unit {unit.epc} on board")
+    sid, reference = int(found["shipment_id"]), str(found["reference"])
+    expected = found["destination_gln"]
+    if expected is not None and expected != site:
+        raise RecordConflictError(
+            f"unit {unit.epc} rides in shipment {reference}, bound for GLN {expected}, "
+            f"not GLN {site}"
+        )
+    if found["status"] != "in_transit":
+        if found["status"] == "planned":
+            raise ShipmentStateError(
+                f"shipment {reference} is planned: start it before it can arrive"
+            )
+        return DockScan(sid, reference, str(found["status"]), False, [])
+    verdicts = lifecycle.arrive(
+        conn, caller, shipment_id=sid, now=now, gap_factor=gap_factor,
+        reason=f"dock scan of {unit.epc} at GLN {site}",
+        data={"rule": "dock_scan", "epc": unit.epc, "gln": site},
+    )  # fmt: skip
+    after = booking_q.booking(conn=conn, shipment_id=sid)
+    return DockScan(sid, reference, str(after["status"]) if after else "", True, verdicts)
 
 
 def lifecycle_payload(entry: Row) -> dict[str, Any]:

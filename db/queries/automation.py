@@ -52,6 +52,19 @@ WHERE a.shipment_id = %(id)s
 ORDER BY r.ts, r.device_id
 """
 
+# The shipment a unit is on board at a time, with its lane's destination site (a dock scan).
+SHIPMENT_OF_UNIT = """
+SELECT s.shipment_id, s.reference, s.status, d.gln AS destination_gln,
+       d.location_id AS destination_id
+FROM units u
+JOIN shipment_units su ON su.epc = u.epc AND su.during @> %(at)s::timestamptz
+JOIN shipments s ON s.shipment_id = su.shipment_id
+LEFT JOIN lanes l ON l.lane_id = s.lane_id
+LEFT JOIN locations d ON d.location_id = l.destination_location_id
+WHERE (%(kind)s = 'sscc' AND u.sscc = %(sscc)s)
+   OR (%(kind)s = 'sgtin' AND u.gtin = %(gtin)s AND u.serial = %(serial)s)
+"""
+
 # Timeline entries waiting for their webhooks, oldest first, with their shipment.
 PENDING_WEBHOOKS = """
 SELECT e.event_id, e.shipment_id, e.at, e.event, e.from_state, e.to_state, e.actor, e.reason,
@@ -125,6 +138,12 @@ def fixes(
         "lon_max": lon_max,
     }
     return conn.execute(FIXES, params).fetchall()
+
+
+def shipment_of_unit(*, conn: Conn, key: dict[str, Any], at: datetime) -> Row | None:
+    """The shipment the unit (``kind``, ``sscc``, ``gtin``, ``serial``) is on board at ``at``,
+    with its lane's destination GLN."""
+    return conn.execute(SHIPMENT_OF_UNIT, {**key, "at": at}).fetchone()
 
 
 def pending_webhooks(*, conn: Conn, limit: int) -> list[Row]:
