@@ -190,7 +190,7 @@ def _consider_all(
     """Each shipment apart: one that fails is logged and rolled back; the others go on."""
     for shipment in shipments:
         try:
-            with conn.transaction():  # a savepoint inside the caller's transaction
+            with conn.transaction():  # a savepoint in a batch; its own transaction in a sweep
                 for trigger in consider(conn, shipment, now=now, gap_factor=gap_factor):
                     if trigger.rule == "entered_destination":
                         stats.arrived += 1
@@ -229,11 +229,11 @@ def process_changes(
 def sweep(
     conn: Conn, *, now: datetime, gap_factor: float, stats: AutomationStats | None = None
 ) -> None:
-    """Look at every planned and in-transit shipment that has a logger."""
+    """Look at every planned and in-transit shipment that has a logger, each in a transaction
+    of its own (``conn`` in autocommit), so that no lock is held longer than one shipment."""
     stats = stats if stats is not None else AutomationStats()
-    with conn.transaction():
-        shipments = q.candidates(conn=conn, devices=None)
-        _consider_all(conn, shipments, now=now, gap_factor=gap_factor, stats=stats)
+    shipments = q.candidates(conn=conn, devices=None)
+    _consider_all(conn, shipments, now=now, gap_factor=gap_factor, stats=stats)
 
 
 @dataclass(frozen=True, slots=True)

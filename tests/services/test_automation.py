@@ -36,7 +36,6 @@ pytestmark = pytest.mark.integration
 ADMIN = Caller("ada.admin", "admin", "test", "Ada Admin")
 OPERATOR = Caller("ana.ruiz", "operator", "test", "Ana Ruiz")
 GAP_FACTOR = 2.0
-ORIGIN_GLN, DESTINATION_GLN = "7610000000000", "8000000000000"
 ORIGIN = Geofence(47.5596, 7.5886, 500.0)
 DESTINATION = Geofence(45.4642, 9.1900, 800.0)
 AT_ORIGIN = (47.5598, 7.5889)
