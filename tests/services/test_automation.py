@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -386,3 +387,31 @@ def _pending(conn: Conn) -> int:
     ).fetchone()
     assert row is not None
     return int(row["n"])
+
+
+def test_the_outbox_trigger_and_the_webhook_events_name_the_same_entries(
+    conn: Conn, lane: dict[str, Any], t0: datetime
+) -> None:
+    """The trigger (SQL) picks the entries, services.automation names their events: one list.
+    Every kind of timeline entry is written once; exactly the named ones reach the outbox."""
+    sid = book(conn, lane, "AUTO-KINDS", t0, t0 - timedelta(minutes=30))
+    kinds = conn.execute(
+        "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint"
+        " WHERE conrelid = 'shipment_events'::regclass AND contype = 'c'"
+        " AND pg_get_constraintdef(oid) LIKE '%%event%%start%%'"
+    ).fetchone()
+    assert kinds is not None
+    every = sorted(set(re.findall(r"'([a-z_]+)'::text", kinds["d"])))
+    assert {"create", "start", "review", "logger_attached"} <= set(every)
+    before = conn.execute("SELECT max(event_id) AS m FROM lifecycle_outbox").fetchone()
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO shipment_events (shipment_id, event, actor) VALUES (%s, %s, 'test')",
+            [(sid, kind) for kind in every],
+        )
+    queued = conn.execute(
+        "SELECT e.event FROM lifecycle_outbox o JOIN shipment_events e USING (event_id)"
+        " WHERE o.event_id > %s AND e.actor = 'test'",
+        ((before or {}).get("m") or 0,),
+    ).fetchall()
+    assert sorted(r["event"] for r in queued) == sorted(automation.WEBHOOK_EVENTS)
