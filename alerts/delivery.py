@@ -18,6 +18,10 @@ Webhooks
 HMAC-SHA256 of ``"<timestamp>." + body`` under the secret (:func:`signature`; receivers check it
 with :func:`verify_signature` and reject old timestamps against replays). Any 2xx is delivered.
 
+The outbox also carries a shipment's lifecycle events (``alert_id`` NULL, ``shipment_event_id``
+set: :mod:`services.automation` queues them), sent by the same worker with the same headers and
+signature; only their payload differs.
+
 E-mail
 ------
 Plain-text mail over SMTP (optionally STARTTLS and login) with the standard library, in a
@@ -169,7 +173,7 @@ class Outgoing:
     """One claimed notification."""
 
     notification_id: int
-    alert_id: int
+    alert_id: int | None  # None: a shipment's lifecycle event (services/automation.py)
     event: str
     tier: int
     channel: str

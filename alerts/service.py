@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
-import psycopg
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.delivery import DeliveryWorker, senders_from_settings
 from alerts.rounds import RulesEngine
 from coldchain.runtime import utcnow
 from coldchain.settings import Settings
+from db.listen import listen
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ async def run_rules_engine(
         log.info("rules engine running")
         async with asyncio.TaskGroup() as tg:
             listener = tg.create_task(
-                _listen(
+                listen(
                     settings.db.dsn,
                     {"reading_changes": wake_rules, "alert_notifications": wake_delivery},
                     stop,
@@ -72,20 +71,3 @@ async def run_rules_engine(
             rules.stats.alerts_opened,
             worker.sent,
         )
-
-
-async def _listen(dsn: str, wakes: Mapping[str, asyncio.Event], stop: asyncio.Event) -> None:
-    """LISTEN on each channel and set its event; reconnect quietly when the database goes away."""
-    while not stop.is_set():
-        try:
-            async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
-                for channel in wakes:
-                    await conn.execute(f"LISTEN {channel}")
-                for event in wakes.values():
-                    event.set()  # whatever happened while we were not listening
-                async for notify in conn.notifies():
-                    woken = wakes.get(notify.channel)
-                    if woken is not None:
-                        woken.set()
-        except psycopg.OperationalError:
-            await asyncio.sleep(1.0)

@@ -68,6 +68,7 @@ from api.middleware import (
 )
 from api.routers import (
     alerts,
+    arrivals,
     audit,
     auth,
     bookings,
@@ -312,6 +313,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,
+        arrivals.router,
         bookings.router,
         bookings.qa_router,
         readings.router,

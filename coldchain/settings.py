@@ -9,6 +9,7 @@ constructors; nothing imports a global instance.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr
@@ -122,6 +123,18 @@ class AlertsSettings(BaseModel):
     delivery_backoff_max_s: float = Field(default=900.0, gt=0)
 
 
+class AutomationSettings(BaseModel):
+    """Shipments that start and arrive on their own, and lifecycle webhooks
+    (``coldchain automate``; README "Shipments that start and arrive on their own")."""
+
+    # Besides following new readings: every so often, every planned and in-transit shipment
+    # with a logger is looked at again (a booking changed, a change committed out of order).
+    sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Receivers of lifecycle events (created, started, arrived, verdict, released…), signed
+    # with COLDCHAIN_ALERTS__WEBHOOK_SECRET and sent by the rules engine's delivery worker.
+    webhook_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+
+
 class WebSettings(BaseModel):
     """The web process: HTTP API and dashboard on one port."""
 
@@ -185,6 +198,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    automation: AutomationSettings = Field(default_factory=AutomationSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

@@ -1,6 +1,7 @@
 """``coldchain up``: the local stack and every stage, started in order and stopped cleanly.
 
-Order: PostgreSQL → migrations → demo users → Mosquitto → ingester → rules engine → web →
+Order: PostgreSQL → migrations → demo users → Mosquitto → ingester → rules engine → lifecycle
+automation (shipments that start and arrive on their own: :mod:`services.automation`) → web →
 simulator.
 
 Security of the local stack (README "Security"): the database is owned by a separate role
@@ -183,7 +184,12 @@ def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "de
             broker.start()
 
         env = dict(os.environ)
-        stages = [Stage("ingest", ["ingest"]), Stage("rules", ["rules"]), Stage("web", ["web"])]
+        stages = [
+            Stage("ingest", ["ingest"]),
+            Stage("rules", ["rules"]),
+            Stage("automate", ["automate"]),
+            Stage("web", ["web"]),
+        ]
         if simulator:
             stages.append(Stage("simulate", ["simulate", "--scenario", scenario, "--no-progress"]))
         for stage in stages:

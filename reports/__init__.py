@@ -10,7 +10,8 @@
 Canonical JSON and SHA-256, shared with the signatures and EPCIS, are :mod:`coldchain.canonical`.
 
 The *evidence* is everything the report says about what happened (product, shipment, loggers,
-readings, rules and thresholds, excursions, MKT, budget, alerts) as of one instant. Its content
+readings, rules and thresholds, excursions, MKT, budget, alerts, arrival verdicts) as of one
+instant. Its content
 hash is SHA-256 over its canonical JSON; a signed disposition names that hash, and the evidence
 is frozen in the database when it is signed, so the signed report renders again byte for byte.
 """

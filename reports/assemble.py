@@ -24,7 +24,13 @@ What the figures mean (the same contracts the rules engine uses):
   logger's last reading, and over the whole trip, with ΔH, the weighting rule and the gap rule
   printed;
 - **budget**: :func:`coldchain.thermal.budget.budget_usage` over the trip (gaps counted as out
-  when the rule says so), against the stability budget.
+  when the rule says so), against the stability budget;
+- **verdicts** (format 2): the stability verdict at arrival of each product on board, as
+  :mod:`services.lifecycle` stored it (latest evaluation by ``as_of``): conforming or exception,
+  the profile version it was judged by (the version in force when the shipment started), or the
+  product's own range and budget when it had no profile, each reason, and per band of the profile
+  the time used against its budget. Stored figures, not recomputed: the verdict is what QA was
+  shown and what an auto-release acted on.
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ from coldchain.thermal.limits import limits_from_json, temperature_limits
 from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_weighted_mean
 from coldchain.thermal.series import Point
 
-REPORT_FORMAT = "coldchain-excursion-report/1"
+#: The evidence's format, part of what is hashed and signed. 1: up to the arrival verdicts;
+#: 2: adds ``verdicts``. Frozen snapshots keep their format and render as they were signed
+#: (:mod:`reports.render` draws a section only when the evidence has it).
+REPORT_FORMAT = "coldchain-excursion-report/2"
+#: What the verdict says it was judged by when the product had no stability profile.
+OWN_RANGE = "the product's own range and budget"
 
 JsonDict = dict[str, Any]
 
@@ -74,6 +85,7 @@ class ReportInputs:
     units: Sequence[Mapping[str, Any]]
     excursions: Sequence[Mapping[str, Any]]
     alerts: Sequence[Mapping[str, Any]]
+    verdicts: Sequence[Mapping[str, Any]] = ()  # shipment_verdicts rows (with product_name)
     rules: Mapping[str, Any] = field(default_factory=dict)  # EffectiveRules, as JSON
     gap_factor: float = 2.0
 
@@ -352,6 +364,32 @@ def _alert(row: Mapping[str, Any]) -> JsonDict:
     }
 
 
+def judged_by(profile_version: int | None) -> str:
+    """What a verdict was judged by, in words: ``profile version 2``, or :data:`OWN_RANGE`."""
+    return OWN_RANGE if profile_version is None else f"profile version {profile_version}"
+
+
+def _verdict(row: Mapping[str, Any]) -> JsonDict:
+    figures = _jsonable(dict(row.get("figures") or {}))
+    bands = figures.pop("bands", [])
+    version = row.get("profile_version")
+    return {
+        "gtin": row["gtin"],
+        "product": row.get("product_name"),
+        "verdict": row["verdict"],
+        "profile_version": version,
+        "judged_by": judged_by(version),
+        "reasons": [
+            {"code": r.get("code"), "message": r.get("message"), "band": r.get("band")}
+            for r in row.get("reasons") or []
+        ],
+        "bands": bands,
+        "figures": figures,
+        "evaluated_at": iso(row["evaluated_at"]),
+        "evaluated_by": row["evaluated_by"],
+    }
+
+
 def _lots(units: Sequence[Mapping[str, Any]]) -> list[JsonDict]:
     lots: dict[tuple[str | None, str], JsonDict] = {}
     for u in units:
@@ -465,6 +503,7 @@ def assemble(inputs: ReportInputs) -> JsonDict:
         "alerts": [
             _alert(a) for a in sorted(inputs.alerts, key=lambda a: (a["triggered_at"], a["id"]))
         ],
+        "verdicts": [_verdict(v) for v in sorted(inputs.verdicts, key=lambda v: v["gtin"])],
         "readings": readings,
     }
 

@@ -81,6 +81,7 @@ class ReportPdf(FPDF):
         super().__init__(orientation="P", unit="mm", format="A4")
         self._hash = content_hash
         self._title = title
+        self._sections = 0
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -100,6 +101,12 @@ class ReportPdf(FPDF):
         self.set_font("helvetica", "B", 11)
         self.cell(0, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_font("helvetica", size=8.5)
+
+    def section(self, title: str) -> None:
+        """The next numbered section's heading: numbered as drawn, so a section that an older
+        evidence format lacks leaves no hole and its record renders as it was signed."""
+        self._sections += 1
+        self.heading(f"{self._sections}. {title}")
 
     def paragraph(self, text: str, *, bold: bool = False) -> None:
         """Text that wraps to the page width."""
@@ -147,7 +154,7 @@ def product_and_lots(pdf: ReportPdf, doc: JsonDict) -> None:
     """1. The product, its limits, the lots and the units on board."""
     ev = doc["evidence"]
     product = ev["product"]
-    pdf.heading("1. Product and lots")
+    pdf.section("Product and lots")
     if product is None:
         pdf.paragraph("No product is recorded for this shipment.")
     else:
@@ -176,7 +183,7 @@ def shipment(pdf: ReportPdf, doc: JsonDict) -> None:
     """2. The shipment and its legs."""
     ev = doc["evidence"]
     ship = ev["shipment"]
-    pdf.heading("2. Shipment")
+    pdf.section("Shipment")
     pdf.paragraph(
         f"{ship['reference']}: {ship['lane']}; status {ship['status']}; carrier {ship['carrier'] or '-'}; "
         f"planned {_when(ship['planned_departure'])} to {_when(ship['planned_arrival'])}"
@@ -202,7 +209,7 @@ def shipment(pdf: ReportPdf, doc: JsonDict) -> None:
 def loggers(pdf: ReportPdf, doc: JsonDict) -> None:
     """3. Each logger's calibration, assignment and data completeness, and the gaps."""
     ev = doc["evidence"]
-    pdf.heading("3. Loggers and data completeness")
+    pdf.section("Loggers and data completeness")
     pdf.grid(
         ["Serial", "Calibration", "Due", "Interval", "Assigned", "Readings", "Complete", "Gaps"],
         [
@@ -249,7 +256,7 @@ def loggers(pdf: ReportPdf, doc: JsonDict) -> None:
 def rules(pdf: ReportPdf, doc: JsonDict) -> None:
     """4. The thresholds the excursions were judged against."""
     ev = doc["evidence"]
-    pdf.heading("4. Rules and thresholds")
+    pdf.section("Rules and thresholds")
     rules = ev["rules"]
     t = rules["temperature"]
     if t is None:
@@ -283,7 +290,7 @@ def rules(pdf: ReportPdf, doc: JsonDict) -> None:
 def excursions(pdf: ReportPdf, doc: JsonDict) -> None:
     """5. Every excursion, with the totals."""
     ev = doc["evidence"]
-    pdf.heading("5. Excursions")
+    pdf.section("Excursions")
     totals = ev["totals"]
     pdf.paragraph(
         f"{totals['excursions']} excursion(s), {totals['alarmed_excursions']} alarmed; "
@@ -315,7 +322,7 @@ def mean_kinetic_temperature(pdf: ReportPdf, doc: JsonDict) -> None:
     """6. MKT per logger, over the window and the whole trip."""
     ev = doc["evidence"]
     m = ev["rules"]["mkt"]
-    pdf.heading("6. Mean kinetic temperature")
+    pdf.section("Mean kinetic temperature")
     rows = []
     for lg in ev["loggers"]:
         for scope, label in (("window", f"last {m['window_h']:g} h"), ("whole_trip", "whole trip")):
@@ -349,7 +356,7 @@ def mean_kinetic_temperature(pdf: ReportPdf, doc: JsonDict) -> None:
 def budget(pdf: ReportPdf, doc: JsonDict) -> None:
     """7. Cumulative exposure against the stability budget."""
     ev = doc["evidence"]
-    pdf.heading("7. Cumulative exposure against the stability budget")
+    pdf.section("Cumulative exposure against the stability budget")
     pdf.grid(
         [
             "Logger",
@@ -379,10 +386,52 @@ def budget(pdf: ReportPdf, doc: JsonDict) -> None:
     )
 
 
-def alerts(pdf: ReportPdf, doc: JsonDict) -> None:
-    """8. The alerts and who acknowledged them."""
+def verdicts(pdf: ReportPdf, doc: JsonDict) -> None:
+    """8. The stability verdict at arrival of each product (evidence format 2 on; an older
+    record has no such section and none is drawn)."""
     ev = doc["evidence"]
-    pdf.heading("8. Alerts and acknowledgements")
+    if "verdicts" not in ev:
+        return
+    pdf.section("Stability verdict at arrival")
+    if not ev["verdicts"]:
+        pdf.paragraph("No product has been judged at arrival (yet) as of this report.")
+    for v in ev["verdicts"]:
+        pdf.paragraph(
+            f"{v['product'] or v['gtin']} (GTIN {v['gtin']}): {v['verdict'].upper()} - judged by "
+            f"{v['judged_by']}; evaluated {_when(v['evaluated_at'])} by {v['evaluated_by']}",
+            bold=True,
+        )
+        for r in v["reasons"]:
+            pdf.paragraph(f"- {r['message']}")
+        if not v["reasons"]:
+            pdf.paragraph("- No reason for an exception: every budget, limit and cycle held.")
+        pdf.grid(
+            ["Band", "Range", "Used", "Budget", "Share", "Exceeded"],
+            [
+                (
+                    b.get("label") or b.get("key"),
+                    _band_range(b.get("low_c"), b.get("high_c")),
+                    _duration(b.get("used_s")),
+                    _duration(b.get("budget_s")),
+                    "-" if b.get("share") is None else f"{b['share'] * 100:.1f} %",
+                    "YES" if b.get("exceeded") else "no",
+                )
+                for b in v["bands"]
+            ],
+            [50, 36, 24, 24, 20, 28],
+        )
+
+
+def _band_range(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "outside the range"
+    return f"{_temp(low) if low is not None else '...'} to {_temp(high) if high is not None else '...'}"
+
+
+def alerts(pdf: ReportPdf, doc: JsonDict) -> None:
+    """9. The alerts and who acknowledged them."""
+    ev = doc["evidence"]
+    pdf.section("Alerts and acknowledgements")
     pdf.grid(
         ["Id", "Severity", "Alert", "Triggered", "State then", "Acknowledged"],
         [
@@ -404,8 +453,8 @@ def alerts(pdf: ReportPdf, doc: JsonDict) -> None:
 
 
 def dispositions(pdf: ReportPdf, doc: JsonDict) -> None:
-    """9. The signed dispositions, current and superseded."""
-    pdf.heading("9. Dispositions and electronic signatures")
+    """10. The signed dispositions, current and superseded."""
+    pdf.section("Dispositions and electronic signatures")
     if not doc["dispositions"]:
         pdf.paragraph("No disposition has been signed.")
     for d in doc["dispositions"]:

@@ -95,7 +95,7 @@ def _scalar(value: Any) -> Any:
 
 def render_csv(doc: JsonDict) -> bytes:
     """The report as CSV blocks: summary, lots, legs, loggers, gaps, excursions, MKT, budget,
-    alerts, dispositions, readings."""
+    verdicts and their bands (evidence format 2 on), alerts, dispositions, readings."""
     ev = doc["evidence"]
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -274,6 +274,28 @@ def render_csv(doc: JsonDict) -> bytes:
             if lg["budget"] is not None
         ],
     )
+    if "verdicts" in ev:  # format 2 on: an older frozen record renders as it was signed
+        verdict_cols = ("gtin", "product", "verdict", "profile_version", "judged_by",
+                        "evaluated_at", "evaluated_by")  # fmt: skip
+        block(
+            "verdicts",
+            [*verdict_cols, "reasons"],
+            [
+                (*(v[k] for k in verdict_cols), " | ".join(r["message"] for r in v["reasons"]))
+                for v in ev["verdicts"]
+            ],
+        )
+        band_cols = ("key", "label", "low_c", "high_c", "budget_s", "used_s", "remaining_s",
+                     "share", "exceeded")  # fmt: skip
+        block(
+            "verdict_bands",
+            ["gtin", "profile_version", *band_cols],
+            [
+                (v["gtin"], v["profile_version"], *(b.get(k) for k in band_cols))
+                for v in ev["verdicts"]
+                for b in v["bands"]
+            ],
+        )
     block(
         "alerts",
         [
@@ -352,6 +374,7 @@ def render_pdf(doc: JsonDict) -> bytes:
     section.excursions(pdf, doc)
     section.mean_kinetic_temperature(pdf, doc)
     section.budget(pdf, doc)
+    section.verdicts(pdf, doc)
     section.alerts(pdf, doc)
     section.dispositions(pdf, doc)
     section.about(pdf, doc, hash_note=HASH_NOTE)

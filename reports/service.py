@@ -88,6 +88,7 @@ def load_inputs(
         units=q.units(conn=conn, shipment_id=shipment_id),
         excursions=q.excursions(conn=conn, shipment_id=shipment_id, as_of=as_of),
         alerts=q.alerts(conn=conn, shipment_id=shipment_id, as_of=as_of),
+        verdicts=q.verdicts(conn=conn, shipment_id=shipment_id, as_of=as_of),
         rules=_rules_in_force(conn, cfg, shipment_id, as_of),
         gap_factor=cfg.gap_factor,
     )

@@ -15,13 +15,18 @@ before today (UTC) is refused unless ``override_reason`` is given; the override 
 audit entry's why and a ``calibration_override`` entry on the timeline (EU GDP 9.3).
 
 A retired product, lane, carrier or logger cannot be used for a new booking.
+
+Planned legs (``shipment_legs``, 0001; what makes a plan valid: :mod:`services.booking_legs`)
+are stored with the booking; an update that sends ``legs`` replaces the whole plan (audited row
+by row: 0006's triggers on ``shipment_legs``), and any other update is checked against the legs
+it keeps. The CSV import books shipments without legs.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
 import psycopg
@@ -29,7 +34,6 @@ import psycopg
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     CalibrationExpiredError,
-    IdentifierError,
     InvalidRecordError,
     NotFoundError,
     RecordConflictError,
@@ -41,9 +45,9 @@ from db.queries import bookings as q
 from db.queries import lifecycle as lifecycle_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
+from services.booking_legs import Leg, check_lane_mode, leg_of, legs_doc, legs_rows, validate_legs
 from services.caller import Caller, acting
 from services.lifecycle import MANAGE
-from traceability.identifiers import UnitKey, parse_unit
 
 ReferenceKind = Literal["purchase_order", "sales_order", "customer", "other"]
 REFERENCE_KINDS: Final[tuple[ReferenceKind, ...]] = get_args(ReferenceKind)
@@ -77,6 +81,7 @@ class NewShipment:
     planned_arrival: datetime | None = None
     references: tuple[tuple[str, str], ...] = ()
     items: tuple[Item, ...] = field(default=())
+    legs: tuple[Leg, ...] = field(default=())
 
 
 def request_hash(new: NewShipment) -> str:
@@ -87,6 +92,11 @@ def request_hash(new: NewShipment) -> str:
     for key in ("planned_departure", "planned_arrival"):
         if doc[key] is not None:
             doc[key] = doc[key].isoformat()
+    # Legs in order (their order is their seq). A booking without legs hashes as it did before
+    # legs were bookable, so a retry of a create stored then still matches it.
+    del doc["legs"]
+    if new.legs:
+        doc["legs"] = legs_doc(new.legs)
     return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
@@ -148,6 +158,7 @@ def validate(new: NewShipment) -> NewShipment:
     items = [_item(item, f"items[{i}]") for i, item in enumerate(new.items)]
     if len({(i.gtin, i.lot) for i in items}) != len(items):
         raise InvalidRecordError("items", "the same GTIN and lot are given twice")
+    legs = validate_legs(new.legs, departure=new.planned_departure, arrival=new.planned_arrival)
     product = new.product_gtin
     if product is not None:
         product = _gtin(product, "product_gtin")
@@ -165,6 +176,7 @@ def validate(new: NewShipment) -> NewShipment:
         planned_arrival=new.planned_arrival,
         references=tuple(refs),
         items=tuple(items),
+        legs=legs,
     )
 
 
@@ -203,6 +215,7 @@ def check_master_data(conn: Conn, new: NewShipment) -> NewShipment:
                 "lane_id", f"lane {lane['code']}: {' and '.join(retired)} retired"
             )
         origin, destination = lane["origin"], lane["destination"]
+        check_lane_mode(new.legs, lane)
     if new.carrier_id is not None:
         row = q.carrier(conn=conn, carrier_id=new.carrier_id)
         if row is None:
@@ -299,6 +312,7 @@ def _insert(
     q.add_items(
         conn=conn, shipment_id=shipment_id, items=[(i.gtin, i.lot, i.quantity) for i in new.items]
     )
+    q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(new.legs))
     lifecycle_q.add_event(
         conn=conn,
         shipment_id=shipment_id,
@@ -324,6 +338,7 @@ def get(conn: Conn, *, shipment_id: int) -> Row:
     row = {k: v for k, v in row.items() if k not in ("create_key", "create_hash")}
     row["references"] = q.references(conn=conn, shipment_id=shipment_id)
     row["items"] = q.items(conn=conn, shipment_id=shipment_id)
+    row["legs"] = q.legs(conn=conn, shipment_id=shipment_id)
     row["loggers"] = q.assignments(conn=conn, shipment_id=shipment_id)
     return row
 
@@ -338,13 +353,16 @@ def update(
     reason: str | None = None,
     now: datetime,
 ) -> Row:
-    """Change plans, lane or carrier of a shipment still at ``version`` (else
-    :class:`VersionConflictError` with the current one); only while planned or in transit."""
+    """Change plans, lane, carrier or planned legs (``legs``: a sequence of :class:`Leg`, the
+    whole new plan) of a shipment still at ``version`` (else :class:`VersionConflictError` with
+    the current one); only while planned or in transit."""
     caller.require(MANAGE)
+    changes = dict(changes)
+    new_legs = changes.pop("legs", None)
     unknown = set(changes) - set(q.UPDATABLE)
     if unknown:
         raise InvalidRecordError(
-            sorted(unknown)[0], f"cannot be changed; only {', '.join(q.UPDATABLE)}"
+            sorted(unknown)[0], f"cannot be changed; only {', '.join(q.UPDATABLE)}, legs"
         )
     with acting(conn, caller, reason), conn.transaction():
         current = q.booking(conn=conn, shipment_id=shipment_id, lock=True)
@@ -361,6 +379,9 @@ def update(
                 "while planned or in transit"
             )
         merged = {**{c: current[c] for c in q.UPDATABLE}, **changes}
+        # Kept legs are checked again too: new planned times or a new lane must fit them.
+        kept = q.legs(conn=conn, shipment_id=shipment_id) if new_legs is None else []
+        legs = tuple(new_legs) if new_legs is not None else tuple(map(leg_of, kept))
         probe = NewShipment(
             reference=current["reference"],
             origin=current["origin"],
@@ -370,6 +391,7 @@ def update(
             carrier=merged["carrier"],
             planned_departure=merged["planned_departure"],
             planned_arrival=merged["planned_arrival"],
+            legs=legs,
         )
         checked = check_master_data(conn, validate(probe))
         if "carrier_id" in changes and changes["carrier_id"] is not None:
@@ -378,6 +400,10 @@ def update(
             conn=conn, shipment_id=shipment_id, version=version, changes=changes
         )
         assert row is not None  # locked and checked above
+        data = {k: _jsonable(v) for k, v in changes.items()}
+        if new_legs is not None:
+            q.replace_legs(conn=conn, shipment_id=shipment_id, legs=legs_rows(checked.legs))
+            data["legs"] = legs_doc(checked.legs)
         lifecycle_q.add_event(
             conn=conn,
             shipment_id=shipment_id,
@@ -385,7 +411,7 @@ def update(
             event="update",
             actor=caller.actor,
             reason=reason,
-            data={k: _jsonable(v) for k, v in changes.items()},
+            data=data,
         )
     return get(conn, shipment_id=shipment_id)
 
@@ -401,7 +427,7 @@ def add_reference(
     caller.require(MANAGE)
     ref = _reference(kind, value, "reference")
     with acting(conn, caller, f"reference {ref[0]} {ref[1]} added"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         for row in q.by_external(conn=conn, refs=[ref]):
             if row["shipment_id"] == shipment_id:
                 return q.references(conn=conn, shipment_id=shipment_id)
@@ -416,7 +442,7 @@ def remove_reference(
     """Remove an external reference of the shipment."""
     caller.require(MANAGE)
     with acting(conn, caller, f"reference {kind} {value} removed"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         if not q.remove_reference(conn=conn, shipment_id=shipment_id, kind=kind, value=value):
             raise NotFoundError(f"shipment {shipment_id} has no {kind} reference {value!r}")
     return q.references(conn=conn, shipment_id=shipment_id)
@@ -429,7 +455,7 @@ def set_item(
     caller.require(MANAGE)
     item = _item(Item(gtin, lot, quantity), "item")
     with acting(conn, caller, f"{item.gtin} lot {item.lot}: {item.quantity}"), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] != "planned":
             raise ShipmentStateError(f"shipment {shipment_id} is {current['status']}: items "
                                      "change only while planned")  # fmt: skip
@@ -443,7 +469,7 @@ def remove_item(conn: Conn, caller: Caller, *, shipment_id: int, gtin: str, lot:
     """Take a product lot off the shipment, while planned."""
     caller.require(MANAGE)
     with acting(conn, caller, f"{gtin} lot {lot} removed"), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] != "planned":
             raise ShipmentStateError(f"shipment {shipment_id} is {current['status']}: items "
                                      "change only while planned")  # fmt: skip
@@ -452,37 +478,8 @@ def remove_item(conn: Conn, caller: Caller, *, shipment_id: int, gtin: str, lot:
     return q.items(conn=conn, shipment_id=shipment_id)
 
 
-def read_scan(scan: str, *, today: date) -> UnitKey:
-    """A unit's scan read (SSCC or SGTIN in any GS1 form; pure), or InvalidRecordError naming
-    ``scan`` with what is wrong: what :func:`add_unit` and the dashboard's form check."""
-    try:
-        return parse_unit(scan, today=today)
-    except IdentifierError as exc:
-        raise InvalidRecordError("scan", str(exc)) from None
-
-
-def add_unit(conn: Conn, caller: Caller, *, shipment_id: int, scan: str, now: datetime) -> str:
-    """Put a serialised unit on board by its scan (SSCC or SGTIN in any GS1 form); its EPC."""
-    caller.require(MANAGE)
-    unit = read_scan(scan, today=now.date())
-    key = {"kind": unit.kind, "sscc": unit.sscc, "gtin": unit.gtin, "serial": unit.serial}
-    with acting(conn, caller, f"unit {unit.epc} loaded"), conn.transaction():
-        _require(conn, shipment_id)
-        epc = q.find_unit(conn=conn, key=key)
-        if epc is None:
-            epc = unit.epc
-            q.insert_unit(conn=conn, unit={**key, "epc": epc, "lot": unit.lot,
-                                           "expiry": unit.expiry})  # fmt: skip
-        elsewhere = q.unit_elsewhere(conn=conn, epc=epc, at=now)
-        if elsewhere is not None:
-            if elsewhere["shipment_id"] == shipment_id:
-                return epc
-            raise RecordConflictError(f"unit {epc} is on board shipment {elsewhere['reference']}")
-        q.add_unit(conn=conn, shipment_id=shipment_id, epc=epc, at=now)
-    return epc
-
-
-def _require(conn: Conn, shipment_id: int) -> Row:
+def require_booking(conn: Conn, shipment_id: int) -> Row:
+    """The shipment's booking row, locked until the transaction ends; NotFoundError."""
     row = q.booking(conn=conn, shipment_id=shipment_id, lock=True)
     if row is None:
         raise NotFoundError(f"shipment {shipment_id} not found")
@@ -503,7 +500,7 @@ def attach(
     override = (override_reason or "").strip() or None
     why = f"calibration override: {override}" if override else f"logger {device_id} attached"
     with acting(conn, caller, why), conn.transaction():
-        current = _require(conn, shipment_id)
+        current = require_booking(conn, shipment_id)
         if current["status"] not in ATTACHABLE:
             raise ShipmentStateError(
                 f"shipment {shipment_id} is {current['status']}: loggers are attached while it "
@@ -564,7 +561,7 @@ def detach(
     """Close the logger's open assignment at ``now``; its readings until then stay the shipment's."""
     caller.require(MANAGE)
     with acting(conn, caller, reason or f"logger {device_id} detached"), conn.transaction():
-        _require(conn, shipment_id)
+        require_booking(conn, shipment_id)
         row = q.detach(conn=conn, shipment_id=shipment_id, device_id=device_id, at=now)
         if row is None:
             raise NotFoundError(f"logger {device_id!r} is not attached to shipment {shipment_id}")

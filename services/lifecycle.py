@@ -31,11 +31,17 @@ then the number of reasons, then the oldest arrival (:data:`db.queries.lifecycle
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from coldchain import lifecycle
-from coldchain.errors import InvalidRecordError, NotFoundError, ShipmentStateError
+from coldchain.errors import (
+    ColdchainError,
+    InvalidRecordError,
+    NotFoundError,
+    ShipmentStateError,
+)
 from coldchain.thermal.profile_doc import profile_from_doc
 from coldchain.thermal.series import Point
 from coldchain.thermal.stability import Allowance, StabilityProfile, Verdict, evaluate
@@ -52,6 +58,8 @@ from services.caller import Caller, acting
 MANAGE: Permission = "shipments.manage"
 #: The states the QA queue shows.
 QA_STATES = ["under_review", "quarantined"]
+
+log = logging.getLogger(__name__)
 
 
 def move(
@@ -132,17 +140,25 @@ def arrive(
     gap_factor: float,
     reason: str | None = None,
     release: ReportSources | None = None,
+    at: datetime | None = None,
+    data: dict[str, Any] | None = None,
 ) -> list[Row]:
     """in_transit → arrived → under_review, with a verdict per product (module docstring);
-    returns the verdicts stored. With ``release`` (the report's sources), a conforming
-    shipment that QA's policies cover is then released automatically
-    (:func:`services.release_policies.auto_release`, its own transaction: the arrival stands
-    whatever happens to it); without, it waits in the QA queue."""
+    returns the verdicts stored.
+
+    ``at`` is the arrival time when it is not ``now``: the time of the reading that showed the
+    arrival (:mod:`services.automation`). The verdict then judges the readings measured by
+    ``at`` among those received by ``now``, at ``at``; ``data`` goes on the arrive entry of the
+    timeline. With ``release`` (the report's sources), a conforming shipment that QA's policies
+    cover is then released automatically (:func:`services.release_policies.auto_release`, its
+    own transaction: the arrival stands whatever happens to it); without, it waits in the QA
+    queue."""
     caller.require(MANAGE)
+    at = now if at is None else at
     with acting(conn, caller, reason), conn.transaction():
-        arrived = _move(conn, caller, shipment_id, "arrive", reason=reason, now=now)
+        arrived = _move(conn, caller, shipment_id, "arrive", reason=reason, now=at, data=data)
         verdicts = _judge(conn, caller, shipment_id, started_at=arrived["started_at"], now=now,
-                          gap_factor=gap_factor)  # fmt: skip
+                          gap_factor=gap_factor, at=at)  # fmt: skip
         outcome = (
             "exception" if any(v["verdict"] == "exception" for v in verdicts) else "conforming"
         )
@@ -152,11 +168,17 @@ def arrive(
             shipment_id,
             "review",
             reason=f"arrival verdict: {outcome}",
-            now=now,
+            now=at,
             data={"verdicts": {v["gtin"]: v["verdict"] for v in verdicts}},
         )
     if release is not None and outcome == "conforming":
-        release_policies.auto_release(conn, release, shipment_id=shipment_id, now=now)
+        try:
+            release_policies.auto_release(conn, release, shipment_id=shipment_id, now=now)
+        except ColdchainError as exc:
+            # The arrival and its verdicts stand (committed, or a savepoint of the caller's);
+            # the shipment waits in the QA queue, and the log says why.
+            log.warning("shipment %s arrived but was not released automatically: %s",
+                        shipment_id, exc)  # fmt: skip
     return verdicts
 
 
@@ -186,8 +208,9 @@ def _judge(
     started_at: datetime | None,
     now: datetime,
     gap_factor: float,
+    at: datetime,
 ) -> list[Row]:
-    loggers = report_q.loggers(conn=conn, shipment_id=shipment_id, as_of=now)
+    loggers = report_q.loggers(conn=conn, shipment_id=shipment_id, as_of=at)
     points: list[Point] = []
     for logger in loggers:
         points.extend(
@@ -199,6 +222,7 @@ def _judge(
                 upper=logger["assigned_to"],
                 as_of=now,
             )
+            if ts <= at
         )
     interval_s = max((int(lg["interval_s"]) for lg in loggers), default=300)
     max_gap = timedelta(seconds=gap_factor * interval_s)
@@ -208,10 +232,10 @@ def _judge(
     ]
     stored = []
     for product in q.products_to_judge(conn=conn, shipment_id=shipment_id):
-        in_force = q.profile_in_force(conn=conn, gtin=product["gtin"], at=started_at or now)
+        in_force = q.profile_in_force(conn=conn, gtin=product["gtin"], at=started_at or at)
         profile, version = profile_from_row(product, in_force)
         verdict: Verdict = evaluate(
-            profile, points, now=now, max_gap=max_gap, open_excursions=still_open
+            profile, points, now=at, max_gap=max_gap, open_excursions=still_open
         )
         figures = verdict.to_dict()
         row = q.insert_verdict(
@@ -230,7 +254,7 @@ def _judge(
         q.add_event(
             conn=conn,
             shipment_id=shipment_id,
-            at=now,
+            at=at,
             event="verdict",
             actor=caller.actor,
             reason=f"{product['gtin']}: {verdict.outcome}",

@@ -14,8 +14,9 @@ from coldchain.errors import (
     ShipmentStateError,
 )
 from db.types import Conn, Row
-from services.bookings import NewShipment, add_unit, attach, create, get
+from services.bookings import NewShipment, attach, create, get
 from services.caller import Caller
+from services.units_on_board import add_unit
 
 
 def book(

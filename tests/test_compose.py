@@ -38,7 +38,7 @@ from tests.fixtures.web import add_device
 ROOT = Path(__file__).resolve().parents[1]
 RAW = (ROOT / "docker-compose.yml").read_text()
 MOSQUITTO_CONF = (ROOT / "deploy" / "mosquitto.conf").read_text()
-PROJECT_SERVICES = {"migrate", "provision", "ingest", "rules", "web", "simulate"}
+PROJECT_SERVICES = {"migrate", "provision", "ingest", "rules", "automate", "web", "simulate"}
 #: The services that run the platform's stages, against the services' database role.
 STAGES = PROJECT_SERVICES - {"migrate"}
 
@@ -249,7 +249,7 @@ def test_ingester_and_simulator_log_in_with_the_accounts_provision_keys(
         devices.SIMULATOR_ACCOUNT.username,
         sim_password,
     )
-    for name in ("migrate", "rules", "web"):  # no MQTT client, no MQTT password
+    for name in ("migrate", "rules", "automate", "web"):  # no MQTT client, no MQTT password
         assert _settings_of(name, monkeypatch).mqtt.password is None, name
     health = SERVICES["mosquitto"]["healthcheck"]["test"]
     assert health[:2] == ["CMD", "mosquitto_pub"]
@@ -287,7 +287,7 @@ def test_services_wait_for_what_they_need() -> None:
     assert _waits_for("provision", "migrate") == "service_completed_successfully"
     # the broker starts only with its password file and ACL written
     assert _waits_for("mosquitto", "provision") == "service_completed_successfully"
-    for name in ("ingest", "rules", "web"):
+    for name in ("ingest", "rules", "automate", "web"):
         assert _waits_for(name, "migrate") == "service_completed_successfully"
     for name in ("ingest", "simulate"):
         assert _waits_for(name, "mosquitto") == "service_healthy"

@@ -1,5 +1,5 @@
 """Booking shipments and moving them through their life (issue 13): create (idempotent), update
-(If-Match), references, items, units, loggers, start / arrive / cancel, the timeline, the
+(If-Match), planned legs, references, items, units, loggers, start / arrive / cancel, the timeline, the
 verdicts; and QA's queue.
 
 Who: every change needs ``shipments.manage`` (operator and admin); the reads need ``read``.
@@ -31,7 +31,7 @@ from api.deps import (
 from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
-from services import bookings, lifecycle
+from services import booking_legs, bookings, lifecycle, units_on_board
 from services.caller import Caller
 
 router = APIRouter(prefix="/shipments", tags=["bookings"])
@@ -66,6 +66,36 @@ class ItemIn(Model):
     quantity: int = Field(gt=0, le=2_000_000_000)
 
 
+class LegIn(Model):
+    """A planned leg; its ``seq`` is its place in the list (1, 2, …)."""
+
+    mode: booking_legs.LegMode = Field(
+        description="a lane's transport mode, or warehouse (a stay between legs); on a "
+        "single-mode lane every transport leg has the lane's mode"
+    )
+    origin: str = Field(min_length=1, max_length=200)
+    destination: str = Field(min_length=1, max_length=200)
+    carrier: str | None = Field(default=None, max_length=200)
+    planned_departure: AwareDatetime | None = None
+    planned_arrival: AwareDatetime | None = None
+
+
+LEGS_RULE = (
+    "in order; the times run forward (a leg arrives after it departs and departs no earlier "
+    "than the previous leg arrived), within the shipment's planned departure and arrival"
+)
+
+
+class LegOut(BaseModel):
+    seq: int
+    mode: str
+    origin: str
+    destination: str
+    carrier: str | None
+    planned_departure: AwareDatetime | None
+    planned_arrival: AwareDatetime | None
+
+
 class ShipmentCreate(Model):
     """A booking. ``origin``/``destination`` are taken from the lane when ``lane_id`` is given."""
 
@@ -80,6 +110,11 @@ class ShipmentCreate(Model):
     planned_arrival: AwareDatetime | None = None
     references: list[ExternalReference] = Field(default_factory=list, max_length=20)
     items: list[ItemIn] = Field(default_factory=list, max_length=500)
+    legs: list[LegIn] = Field(
+        default_factory=list,
+        max_length=booking_legs.MAX_LEGS,
+        description="the planned legs, " + LEGS_RULE,
+    )
 
 
 class ShipmentPatch(Model):
@@ -90,6 +125,12 @@ class ShipmentPatch(Model):
     carrier: str | None = Field(default=None, max_length=200)
     carrier_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     lane_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    legs: list[LegIn] | None = Field(
+        default=None,
+        max_length=booking_legs.MAX_LEGS,
+        description="the whole new plan of legs ([] removes them; absent or null: unchanged), "
+        + LEGS_RULE,
+    )
     reason: str | None = Field(default=None, max_length=2000)
 
 
@@ -126,6 +167,7 @@ class Booking(BaseModel):
     created_at: AwareDatetime
     references: list[ExternalReference]
     items: list[ItemOut]
+    legs: list[LegOut]
     loggers: list[Assignment]
 
 
@@ -231,7 +273,12 @@ def _new(body: ShipmentCreate) -> bookings.NewShipment:
         planned_arrival=body.planned_arrival,
         references=tuple((r.kind, r.value) for r in body.references),
         items=tuple(bookings.Item(i.gtin, i.lot, i.quantity) for i in body.items),
+        legs=_legs(body.legs),
     )
+
+
+def _legs(legs: list[LegIn]) -> tuple[booking_legs.Leg, ...]:
+    return tuple(booking_legs.Leg(**leg.model_dump()) for leg in legs)
 
 
 @router.post(
@@ -281,10 +328,12 @@ def update_shipment(
     conn: ConnDep,
     version: Annotated[int, Depends(expected_version)],
 ) -> Booking:
-    """Change the plans, lane or carrier (only the fields sent), at the version read
-    (``If-Match``)."""
-    changes = body.model_dump(exclude_unset=True)
+    """Change the plans, lane, carrier or planned legs (only the fields sent; ``legs`` replaces
+    the whole plan), at the version read (``If-Match``)."""
+    changes = body.model_dump(exclude_unset=True, exclude={"legs"})
     reason = changes.pop("reason", None)
+    if body.legs is not None:
+        changes["legs"] = _legs(body.legs)
     row = bookings.update(
         conn, caller, shipment_id=_id(conn, key), version=version, changes=changes,
         reason=reason, now=utcnow(),
@@ -344,7 +393,7 @@ def remove_item(
 @router.post("/{key}/units", openapi_extra=MANAGE, responses=WRITE_RESPONSES)
 def add_unit(key: ShipmentKey, body: UnitScan, caller: CallerDep, conn: ConnDep) -> UnitOut:
     """Put a serialised unit on board by its scan (SSCC, or SGTIN with serial)."""
-    epc = bookings.add_unit(
+    epc = units_on_board.add_unit(
         conn, caller, shipment_id=_id(conn, key), scan=body.scan,
         now=utcnow(),
     )  # fmt: skip

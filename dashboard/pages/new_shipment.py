@@ -1,17 +1,17 @@
 """New shipment ("/new-shipment"): the form an operator books a real shipment with.
 
 What it asks: the reference and the external references (purchase order, sales order,
-customer), up to :data:`ITEM_ROWS` product lots with their quantities, the lane (origin and
+customer), up to :data:`~dashboard.pages.new_shipment_form.ITEM_ROWS` product lots with their quantities, the lane (origin and
 destination follow it) and the carrier from their pick lists, the planned departure and
 arrival (UTC), the loggers (typed or scanned, one serial a line, or picked from the loggers that
 are free) and the serialised units (SSCC or SGTIN scans: GS1 element strings, Digital Links or
-EPC URIs, one a line; read by the services' own :func:`services.bookings.read_scan`).
+EPC URIs, one a line; read by the services' own :func:`services.units_on_board.read_scan`).
 
 Submitting calls :func:`services.whole_booking.book`: the API's own create, then attach and load,
 in one transaction, so a refused logger or scan books nothing. The form first reads every field
-(:func:`read_form`, pure) and shows every mistake it can see next to the field; what needs the
+(:func:`~dashboard.pages.new_shipment_form.read_form`, pure) and shows every mistake it can see next to the field; what needs the
 database (a taken reference, a retired product, a busy logger) comes back from the service as
-one error naming its field, shown next to that field (:func:`slot_of`). A logger past its
+one error naming its field, shown next to that field (:func:`~dashboard.pages.new_shipment_form.slot_of`). A logger past its
 calibration due date is refused; the form then shows the override, whose reason is required and
 goes to the audit trail and the timeline (EU GDP 9.3).
 
@@ -22,8 +22,7 @@ role again whatever the page shows.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import flask
@@ -33,21 +32,25 @@ from dash.exceptions import PreventUpdate
 from coldchain.errors import (
     CalibrationExpiredError,
     ColdchainError,
-    InvalidRecordError,
     PermissionDeniedError,
-    RecordConflictError,
 )
 from dashboard.pages import PageContext, shipment_href
 from dashboard.pages.login import current_principal
+from dashboard.pages.new_shipment_form import (
+    ITEM_ROWS,
+    FormValues,
+    field_text,
+    message_of,
+    read_form,
+    slot_of,
+)
 from security.accounts import Principal
-from services import bookings, locations, loggers, products, whole_booking
+from services import locations, loggers, products, whole_booking
 from services.caller import Caller
 from services.lifecycle import MANAGE
 
 PATH = "/new-shipment"
 NAV_NEW = "nav-new-shipment"
-#: Product lots the form offers (a booking with more lots comes by the API or a CSV import).
-ITEM_ROWS: Final = 3
 
 # Component ids of this page.
 NS_LOAD = "ns-load"  # dcc.Store: set once, fires the pick lists' callback
@@ -90,172 +93,11 @@ SLOTS: Final[tuple[str, ...]] = (
     "loggers",
     "units",
 )
-REFERENCE_SLOTS: Final[tuple[str, ...]] = ("purchase_order", "sales_order", "customer")
 
 
 def error_id(slot: str) -> str:
     """The id of the message shown under the field of ``slot``."""
     return "ns-error-" + re.sub(r"[^a-z0-9]+", "-", slot).strip("-")
-
-
-@dataclass(frozen=True, slots=True)
-class FormValues:
-    """What the form holds, as the browser sends it (every value may be missing)."""
-
-    reference: str | None = None
-    purchase_order: str | None = None
-    sales_order: str | None = None
-    customer: str | None = None
-    items: tuple[tuple[str | None, str | None, Any], ...] = ()
-    lane_id: Any = None
-    carrier_id: Any = None
-    planned_departure: str | None = None
-    planned_arrival: str | None = None
-    loggers_typed: str | None = None
-    loggers_picked: tuple[str, ...] = ()
-    units: str | None = None
-    override_reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Booking:
-    """The form read: the booking, its loggers and scans; or the errors by slot."""
-
-    new: bookings.NewShipment | None
-    loggers: tuple[str, ...] = ()
-    units: tuple[str, ...] = ()
-    # Per booking reference index, the slot of that external reference.
-    reference_slots: tuple[str, ...] = ()
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _when(value: str | None, slot: str, errors: dict[str, str]) -> datetime | None:
-    """A date and time as typed (``2026-12-05 10:30``, ISO 8601), read as UTC without an offset."""
-    text = _text(value)
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        errors[slot] = f"{text!r} is not a date and time (YYYY-MM-DD HH:MM, UTC)"
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-
-
-def split_lines(text: str | None) -> list[str]:
-    """The non-empty entries of a scan box: one per line (a scanner ends each with Enter);
-    commas and spaces also separate logger serials."""
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
-
-
-def read_form(values: FormValues, *, today: date) -> Booking:
-    """Every field read and checked as far as it can be without the database (pure); all the
-    mistakes found, each under its own field."""
-    errors: dict[str, str] = {}
-    reference = _text(values.reference)
-    if not reference:
-        errors["reference"] = "Enter the shipment's reference."
-    refs: list[tuple[str, str]] = []
-    ref_slots: list[str] = []
-    for slot in REFERENCE_SLOTS:
-        value = _text(getattr(values, slot))
-        if value:
-            refs.append((slot, value))
-            ref_slots.append(slot)
-    items: list[bookings.Item] = []
-    for i, (gtin, lot, qty) in enumerate(values.items):
-        slot = f"items[{i}]"
-        gtin_text, lot_text = _text(gtin), _text(lot)
-        if not gtin_text and not lot_text and qty in (None, ""):
-            continue
-        if not gtin_text:
-            errors[slot] = "Choose the product of this lot."
-        elif not lot_text:
-            errors[slot] = "Enter the lot number."
-        elif isinstance(qty, bool) or not isinstance(qty, int | float) or qty != int(qty):
-            errors[slot] = "Enter the quantity, a whole number."
-        elif qty <= 0:
-            errors[slot] = "The quantity must be above 0."
-        else:
-            items.append(bookings.Item(gtin_text, lot_text, int(qty)))
-    if not items and not any(s.startswith("items") for s in errors):
-        errors["items[0]"] = "Choose at least one product and its lot."
-    lane_id = values.lane_id
-    if lane_id in (None, ""):
-        errors["lane"] = "Choose the lane: its origin and destination are the shipment's."
-    carrier_id = values.carrier_id if values.carrier_id not in (None, "") else None
-    departure = _when(values.planned_departure, "planned_departure", errors)
-    arrival = _when(values.planned_arrival, "planned_arrival", errors)
-    serials: list[str] = []
-    for serial in [*re.split(r"[\s,;]+", values.loggers_typed or ""), *values.loggers_picked]:
-        if serial and serial not in serials:
-            serials.append(serial)
-    scans = split_lines(values.units)
-    for n, scan in enumerate(scans, start=1):
-        try:
-            bookings.read_scan(scan, today=today)
-        except InvalidRecordError as exc:
-            errors["units"] = f"Line {n} ({scan!r}): {message_of(exc)}"
-            break
-    if errors:
-        return Booking(None, errors=errors)
-    new = bookings.NewShipment(
-        reference=reference,
-        lane_id=int(lane_id),
-        carrier_id=None if carrier_id is None else int(carrier_id),
-        planned_departure=departure,
-        planned_arrival=arrival,
-        references=tuple(refs),
-        items=tuple(items),
-    )
-    return Booking(new, tuple(serials), tuple(scans), tuple(ref_slots))
-
-
-def slot_of(error: ColdchainError, booking: Booking) -> str | None:
-    """The form field a service's refusal names, or None (shown above the Book button)."""
-    if isinstance(error, CalibrationExpiredError):
-        return "loggers"
-    if isinstance(error, InvalidRecordError):
-        name = error.field
-        head = name.split(".", 1)[0]
-        found = re.fullmatch(r"references\[(\d+)\]", head)
-        if found and int(found.group(1)) < len(booking.reference_slots):
-            return booking.reference_slots[int(found.group(1))]
-        found = re.fullmatch(r"items\[(\d+)\]", head)
-        if found:
-            return head if int(found.group(1)) < ITEM_ROWS else "items[0]"
-        if head.startswith("loggers"):
-            return "loggers"
-        if head.startswith("units"):
-            return "units"
-        return {
-            "reference": "reference",
-            "references": "purchase_order",
-            "items": "items[0]",
-            "product_gtin": "items[0]",
-            "lane_id": "lane",
-            "origin": "lane",
-            "destination": "lane",
-            "carrier_id": "carrier",
-            "planned_departure": "planned_departure",
-            "planned_arrival": "planned_arrival",
-        }.get(head)
-    if isinstance(error, RecordConflictError):
-        # "reference 'X' already belongs…" or "purchase_order 'X' already belongs…"
-        word = str(error).split(" ", 1)[0]
-        return word if word in ("reference", *REFERENCE_SLOTS) else "reference"
-    return None
-
-
-def message_of(error: ColdchainError) -> str:
-    """The refusal as shown under its field (without the field name the service prefixes)."""
-    if isinstance(error, InvalidRecordError):
-        return str(error).removeprefix(f"{error.field}: ")
-    return str(error)
 
 
 # ---- layout ---------------------------------------------------------------------------------
@@ -604,7 +446,7 @@ def book_from_form(
         return _answer(
             "Nothing was booked: correct the fields marked.", False, override_style, booking.errors
         )
-    override = _text(values.override_reason) or None
+    override = field_text(values.override_reason) or None
     client = flask.request.remote_addr if flask.has_request_context() else None
     try:
         with page.connection() as conn:

@@ -1,5 +1,5 @@
 """Booking a shipment: create and update it with its external references, items on board,
-serialised units and loggers (``db/migrations/0011_shipment_lifecycle.sql``).
+planned legs, serialised units and loggers (``db/migrations/0011_shipment_lifecycle.sql``).
 
 Keyword-only functions taking ``conn``, parameterised SQL, dict rows. The caller
 (:mod:`services.bookings`) owns the transaction and the audit context; these only read and write.
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from db.queries.shipments import SELECT_LEGS
 from db.types import Conn, Row
 
 _SHIPMENT_COLUMNS = """
@@ -97,13 +98,23 @@ SELECT_USABLE_PRODUCTS = """
 SELECT gtin, retired_at FROM products WHERE gtin = ANY(%(gtins)s::text[])
 """
 SELECT_LANE = """
-SELECT l.lane_id, l.code, l.retired_at, o.name AS origin, d.name AS destination,
+SELECT l.lane_id, l.code, l.mode, l.retired_at, o.name AS origin, d.name AS destination,
        o.retired_at AS origin_retired_at, d.retired_at AS destination_retired_at
 FROM lanes l
 JOIN locations o ON o.location_id = l.origin_location_id
 JOIN locations d ON d.location_id = l.destination_location_id
 WHERE l.lane_id = %(lane_id)s
 """
+# ---- planned legs (shipment_legs, 0001; audited by 0006's triggers): replaced as a whole ------
+
+DELETE_LEGS = "DELETE FROM shipment_legs WHERE shipment_id = %(id)s"
+INSERT_LEG = """
+INSERT INTO shipment_legs (shipment_id, seq, mode, origin, destination, carrier,
+                           planned_departure, planned_arrival)
+VALUES (%(id)s, %(seq)s, %(mode)s, %(origin)s, %(destination)s, %(carrier)s,
+        %(planned_departure)s, %(planned_arrival)s)
+"""
+
 SELECT_CARRIER = "SELECT carrier_id, name, retired_at FROM carriers WHERE carrier_id = %(id)s"
 
 # ---- units (the unit row may exist from EPCIS; a scan adds it if not) -------------------------
@@ -360,3 +371,16 @@ def detach(*, conn: Conn, shipment_id: int, device_id: str, at: datetime) -> Row
 def assignments(*, conn: Conn, shipment_id: int) -> list[Row]:
     """Every assignment of the shipment, past and present (a swap shows both)."""
     return conn.execute(SELECT_ASSIGNMENTS, {"id": shipment_id}).fetchall()
+
+
+def legs(*, conn: Conn, shipment_id: int) -> list[Row]:
+    """The shipment's planned legs, in order."""
+    return conn.execute(SELECT_LEGS, {"shipment_id": shipment_id}).fetchall()
+
+
+def replace_legs(*, conn: Conn, shipment_id: int, legs: Sequence[dict[str, Any]]) -> None:
+    """Set the shipment's planned legs to ``legs`` (each with its ``seq``), the old ones gone."""
+    conn.execute(DELETE_LEGS, {"id": shipment_id})
+    if legs:
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_LEG, [{"id": shipment_id, **leg} for leg in legs])

@@ -2,8 +2,9 @@
 
 Everything a report says is read *as of* one instant: readings measured and received by then,
 excursions and alerts recorded by then (and alert events up to then), rule versions stored by
-then. A report asked for at the same ``as_of`` therefore says the same thing later, unless data
-was deleted; a signature compares the hash of what the signer saw with this.
+then, arrival verdicts evaluated by then. A report asked for at the same ``as_of`` therefore says
+the same thing later, unless data was deleted; a signature compares the hash of what the signer
+saw with this.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ SELECT alert_id, at, kind, actor, comment
 FROM alert_events
 WHERE alert_id = ANY(%(alert_ids)s) AND at <= %(as_of)s
 ORDER BY alert_id, at, id
+"""
+
+# The latest arrival verdict of each product evaluated by ``as_of`` (shipment_verdicts is
+# append-only, 0011: a product judged again has a newer row, the older one stays).
+VERDICTS_AS_OF = """
+SELECT DISTINCT ON (v.gtin) v.gtin, p.name AS product_name, v.verdict, v.reasons, v.figures,
+       v.profile_version, v.evaluated_at, v.evaluated_by
+FROM shipment_verdicts v JOIN products p USING (gtin)
+WHERE v.shipment_id = %(shipment_id)s AND v.evaluated_at <= %(as_of)s
+ORDER BY v.gtin, v.evaluated_at DESC, v.verdict_id DESC
 """
 
 INSERT_SNAPSHOT = """
@@ -206,6 +217,11 @@ def alerts(*, conn: Conn, shipment_id: int, as_of: datetime) -> list[Row]:
         mine = by_alert.get(int(r["id"]), [])
         out.append({**r, "events": mine, "state_as_of": state_from_events(mine)})
     return out
+
+
+def verdicts(*, conn: Conn, shipment_id: int, as_of: datetime) -> list[Row]:
+    """The latest arrival verdict of each product, as evaluated by ``as_of`` (by GTIN)."""
+    return conn.execute(VERDICTS_AS_OF, {"shipment_id": shipment_id, "as_of": as_of}).fetchall()
 
 
 def state_from_events(events: list[Row]) -> str:

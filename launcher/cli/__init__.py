@@ -5,7 +5,7 @@ Settings come from ``COLDCHAIN_…`` environment variables (and ``.env``); see t
 The command tree is wired here, in the order ``--help`` lists it; the commands live one module
 per concern:
 
-- :mod:`~launcher.cli.stages`: ``ingest``, ``rules``, ``web``, ``simulate``, ``logger``, ``up``
+- :mod:`~launcher.cli.stages`: ``ingest``, ``rules``, ``automate``, ``web``, ``simulate``, ``logger``, ``up``
 - :mod:`~launcher.cli.database`: ``db migrate``
 - :mod:`~launcher.cli.trace`: ``epcis import|export``, ``passport``, ``recalls add|list``
 - :mod:`~launcher.cli.accounts`: ``users add|list|revoke``, ``apikeys create|revoke``
@@ -48,6 +48,7 @@ app = typer.Typer(
 for command in (
     stages.ingest,
     stages.rules,
+    stages.automate,
     stages.web,
     stages.simulate,
     stages.logger,

@@ -3,19 +3,24 @@
 
 ``import FILE.csv`` validates the whole file (and against the database) before anything is
 applied; every bad row is reported with its line and field, and nothing is applied unless every
-row is good, or ``--skip-bad``. Exit codes as the master-data commands: 0 done, 1 refused, 2 usage.
+row is good, or ``--skip-bad``; it books shipments without planned legs (``create --leg`` and the
+API's ``legs`` plan them). Exit codes as the master-data commands: 0 done, 1 refused, 2 usage.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from launcher.cli.common import connect, load_settings
 from launcher.cli.masterdata import read_file, refusals, report_import, show, table
+
+if TYPE_CHECKING:
+    from services.booking_legs import Leg
 
 app = typer.Typer(
     help="Shipments: booking, loggers, start, arrival, timeline.", no_args_is_help=True
@@ -29,6 +34,37 @@ def _now() -> datetime:
     from coldchain.runtime import utcnow
 
     return utcnow()
+
+
+LEG_FORMAT = "MODE:ORIGIN:DESTINATION[:DEPARTURE:ARRIVAL]"
+# ISO 8601 times have colons of their own: the arrival starts at the colon before its date.
+_TIMES = re.compile(r":(?=\d{4}-\d{2}-\d{2}|$)")
+
+
+def parse_leg(spec: str) -> Leg:
+    """``--leg road:DC Basel:Hub Milan:2026-12-05T08:00Z:2026-12-05T14:00Z`` as a
+    :class:`~services.booking_legs.Leg` (either time may be left empty); ValueError saying what is
+    wrong. Places cannot contain a colon here (the API takes any)."""
+    from services.booking_legs import Leg
+
+    parts = spec.split(":", 3)
+    if len(parts) < 3:
+        raise ValueError(f"--leg {spec!r} is not {LEG_FORMAT}")
+    mode, origin, destination = parts[:3]
+    times: list[datetime | None] = [None, None]
+    if len(parts) == 4:
+        texts = _TIMES.split(parts[3], maxsplit=1)
+        if len(texts) != 2:
+            raise ValueError(f"--leg {spec!r}: give DEPARTURE:ARRIVAL (ISO 8601, either empty)")
+        for i, (name, text) in enumerate(zip(("departure", "arrival"), texts, strict=True)):
+            if not text:
+                continue
+            try:
+                times[i] = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"--leg {spec!r}: {name} {text!r} is not ISO 8601") from None
+    return Leg(mode=mode, origin=origin, destination=destination,
+               planned_departure=times[0], planned_arrival=times[1])  # fmt: skip
 
 
 @app.command("create")
@@ -45,8 +81,20 @@ def shipments_create(
     po: Annotated[str | None, typer.Option(help="Purchase order reference.")] = None,
     so: Annotated[str | None, typer.Option(help="Sales order reference.")] = None,
     customer: Annotated[str | None, typer.Option(help="Customer reference.")] = None,
+    planned_departure: Annotated[
+        datetime | None, typer.Option(help="ISO 8601 with a time zone.", formats=None)
+    ] = None,
     planned_arrival: Annotated[
         datetime | None, typer.Option(help="ISO 8601 with a time zone.", formats=None)
+    ] = None,
+    leg: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar=LEG_FORMAT,
+            help="A planned leg, in route order (repeatable); MODE is road, air, sea, rail or "
+            "warehouse, times ISO 8601 with a time zone, e.g. "
+            "road:DC Basel:Hub Milan:2026-12-05T08:00Z:2026-12-05T14:00Z.",
+        ),
     ] = None,
 ) -> None:
     """Book a planned shipment (a repeat of the same booking shows the first one)."""
@@ -60,11 +108,19 @@ def shipments_create(
             typer.echo(f"error: --item {spec!r} is not GTIN:LOT:QUANTITY", err=True)
             raise typer.Exit(2)
         items.append(bookings.Item(parts[0], parts[1], int(parts[2])))
+    legs = []
+    for spec in leg or []:
+        try:
+            legs.append(parse_leg(spec))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     refs = tuple((k, v) for k, v in (("purchase_order", po), ("sales_order", so),
                                      ("customer", customer)) if v)  # fmt: skip
     new = bookings.NewShipment(
         reference=reference, origin=origin, destination=destination, lane_id=lane,
-        carrier_id=carrier, planned_arrival=planned_arrival, references=refs, items=tuple(items),
+        carrier_id=carrier, planned_departure=planned_departure, planned_arrival=planned_arrival,
+        references=refs, items=tuple(items), legs=tuple(legs),
     )  # fmt: skip
     with refusals(), connect(load_settings()) as conn:
         row, created = bookings.create(conn, Caller.console(), new=new, now=_now())

@@ -1,4 +1,5 @@
-"""The running stages: ``ingest``, ``rules``, ``web``, ``simulate``, ``logger`` and ``up``.
+"""The running stages: ``ingest``, ``rules``, ``automate``, ``web``, ``simulate``, ``logger``
+and ``up``.
 
 Plain functions: :mod:`launcher.cli` registers them as top-level commands, in its order. Each
 imports its stage only when it runs, so ``coldchain --help`` stays fast.
@@ -49,6 +50,15 @@ def rules() -> None:
 
     settings = load_settings()
     run_until_signal(lambda stop: run_rules_engine(settings, stop))
+
+
+def automate() -> None:
+    """Start and arrive shipments on their own (first reading after departure, geofences) and
+    queue their lifecycle webhooks."""
+    from services.automation import run_automation
+
+    settings = load_settings()
+    run_until_signal(lambda stop: run_automation(settings, stop))
 
 
 def web(

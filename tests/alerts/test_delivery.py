@@ -34,8 +34,8 @@ from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
 from launcher.localstack import free_port
 from tests.fixtures.data import seed_shipment
+from tests.fixtures.webhooks import SECRET, WebhookReceiver
 
-SECRET = b"s3cret-for-tests"
 ALERT = {
     "alert_id": 7,
     "shipment_id": 3,
@@ -90,63 +90,6 @@ def test_payload_and_email_carry_the_alert() -> None:
 # --------------------------------------------------------------------------------------------
 # Real receivers
 # --------------------------------------------------------------------------------------------
-
-
-class WebhookReceiver:
-    """A tiny HTTP/1.1 server that checks the signature of every POST on its own."""
-
-    def __init__(self, *, fail_first: int = 0, hang_first_s: float = 0.0) -> None:
-        self.received: list[tuple[dict[str, str], dict[str, Any], bool]] = []
-        self.requests = 0
-        self._fail_first = fail_first
-        self._hang_first_s = hang_first_s
-        self._server: asyncio.Server | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> WebhookReceiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/hooks/coldchain"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await reader.readline()
-            headers: dict[str, str] = {}
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode().partition(":")
-                headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests += 1
-            number = self.requests
-            if number == 1 and self._hang_first_s:
-                await asyncio.sleep(self._hang_first_s)
-            # Checked here independently of alerts.delivery: HMAC-SHA256 of "<ts>." + body.
-            mac = hmac.new(
-                SECRET,
-                headers.get("x-coldchain-timestamp", "").encode() + b"." + body,
-                hashlib.sha256,
-            )
-            signed = headers.get("x-coldchain-signature") == f"sha256={mac.hexdigest()}"
-            if number <= self._fail_first:
-                status = 503
-            else:
-                status = 200 if signed and request_line.startswith(b"POST ") else 401
-                if status == 200:
-                    self.received.append((headers, json.loads(body), signed))
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
-            )
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
 
 
 class Mailbox:

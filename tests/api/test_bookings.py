@@ -298,3 +298,45 @@ def test_a_retired_product_or_logger_cannot_be_used_for_a_new_shipment(
     sid = client.post(f"{API}/shipments", json=plain, headers=op).json()["shipment_id"]
     r = client.post(f"{API}/shipments/{sid}/loggers", json={"device_id": "LOG-OLD"}, headers=op)
     assert r.status_code == 422 and "LOG-OLD is retired" in r.json()["detail"]
+
+
+def test_planned_legs_are_booked_replaced_with_if_match_and_bad_ones_named(
+    client: TestClient, people: dict[str, Person], product: str
+) -> None:
+    op = people["operator"].headers
+    t0 = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    route = [
+        {"mode": "road", "origin": "Basel", "destination": "BSL airport", "carrier": "Frigo",
+         "planned_departure": t0.isoformat(), "planned_arrival": (t0 + timedelta(hours=2)).isoformat()},
+        {"mode": "air", "origin": "BSL airport", "destination": "Milan",
+         "planned_departure": (t0 + timedelta(hours=4)).isoformat()},
+    ]  # fmt: skip
+    made = client.post(f"{API}/shipments", json=booking(product, legs=route), headers=op)
+    assert made.status_code == 201, made.text
+    legs = made.json()["legs"]
+    assert [(leg["seq"], leg["mode"], leg["destination"]) for leg in legs] == [
+        (i, r["mode"], r["destination"]) for i, r in enumerate(route, start=1)
+    ]
+    assert datetime.fromisoformat(legs[0]["planned_arrival"]) == t0 + timedelta(hours=2)
+    assert legs[1]["carrier"] is None and legs[1]["planned_arrival"] is None
+
+    url = f"{API}/shipments/{made.json()['shipment_id']}"
+    etag = client.get(f"{url}/booking", headers=op).headers["ETag"]
+    assert client.patch(url, json={"legs": route[:1]}, headers=op).status_code == 428
+    ok = client.patch(url, json={"legs": route[:1]}, headers={**op, "If-Match": etag})
+    assert ok.status_code == 200, ok.text
+    assert [leg["mode"] for leg in ok.json()["legs"]] == ["road"]
+    kept = client.patch(
+        url, json={"carrier": "Other"}, headers={**op, "If-Match": ok.headers["ETag"]}
+    )
+    assert kept.status_code == 200 and kept.json()["legs"] == ok.json()["legs"]
+
+    backwards = [route[1], route[0]]
+    r = client.patch(
+        url, json={"legs": backwards}, headers={**op, "If-Match": kept.headers["ETag"]}
+    )
+    assert r.status_code == 422 and r.json()["detail"].startswith("legs[1].planned_departure: ")
+    assert client.get(f"{url}/booking", headers=op).json()["legs"] == ok.json()["legs"]
+    boat = booking(product, "SHP-B", references=[], legs=[{**route[0], "mode": "boat"}])
+    r = client.post(f"{API}/shipments", json=boat, headers=op)
+    assert r.status_code == 422 and "legs" in str(r.json()["detail"]) and "mode" in r.text

@@ -16,8 +16,9 @@ from coldchain import lifecycle
 from coldchain.gs1 import check_digit
 from dashboard import ids
 from dashboard.pages import new_shipment as ns
+from dashboard.pages import new_shipment_form
 from dashboard.pages import shipment_life as life
-from services import bookings
+from services import bookings, units_on_board
 from services import lifecycle as lifecycle_s
 from tests.dashboard.masterdata import MasterData, register
 from tests.dashboard.test_qa_page import _callback
@@ -67,7 +68,11 @@ def _submit(server: LiveServer, cookie: str, form: dict[str, Any]) -> dict[str, 
         *[(ns.error_id(slot), "children") for slot in ns.SLOTS],
     ]
     order = [ns.NS_REFERENCE, ns.NS_PO, ns.NS_SO, ns.NS_CUSTOMER]
-    order += [ns.item_id(p, i) for i in range(ns.ITEM_ROWS) for p in ("product", "lot", "qty")]
+    order += [
+        ns.item_id(p, i)
+        for i in range(new_shipment_form.ITEM_ROWS)
+        for p in ("product", "lot", "qty")
+    ]
     order += [ns.NS_LANE, ns.NS_CARRIER, ns.NS_DEPARTURE, ns.NS_ARRIVAL, ns.NS_LOGGERS]
     order += [ns.NS_LOGGER_PICK, ns.NS_UNITS, ns.NS_OVERRIDE_REASON]
     state = [{"id": i, "property": "value", "value": form.get(i)} for i in order]
@@ -146,7 +151,7 @@ def test_only_operator_and_admin_book_and_the_booking_is_the_apis(
     ]
     assert [(a["device_id"], a["attached"]) for a in row["loggers"]] == [(data.loggers[0], True)]
     assert [e["event"] for e in row["timeline"]] == ["create", "logger_attached"]
-    assert row["units"] == [bookings.read_scan(SSCC, today=datetime.now(UTC).date()).epc]
+    assert row["units"] == [units_on_board.read_scan(SSCC, today=datetime.now(UTC).date()).epc]
     assert {a["actor"] for a in row["audit"]} == {people["operator"].username}
 
     # The same booking sent again (a double click) books nothing more.

@@ -14,6 +14,7 @@ from launcher.cli import app
 TREE = {
     "ingest": None,
     "rules": None,
+    "automate": None,
     "web": None,
     "simulate": None,
     "logger": None,

@@ -4,6 +4,7 @@ applies the good ones; a shipment booked, given a logger, started, arrived and i
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,50 @@ def test_book_attach_start_arrive_and_read_the_timeline(
     code, out = run(env, "shipments", "timeline", "CLI-1")
     events = [line.split()[1] for line in out.splitlines()[1:]]
     assert events == ["create", "logger_attached", "start", "arrive", "verdict", "review"], out
+
+
+def test_parse_leg_reads_iso_times_with_their_own_colons() -> None:
+    from launcher.cli.shipments import parse_leg
+
+    dep, arr = "2030-01-02T08:00:00+01:00", "2030-01-02T14:30Z"
+    leg = parse_leg(f"road:DC Basel:Hub Milan:{dep}:{arr}")
+    assert (leg.mode, leg.origin, leg.destination) == ("road", "DC Basel", "Hub Milan")
+    assert (leg.planned_departure, leg.planned_arrival) == (
+        datetime.fromisoformat(dep), datetime.fromisoformat(arr)
+    )  # fmt: skip
+    only_arrival = parse_leg(f"air:BSL:MXP::{arr}")
+    assert (only_arrival.planned_departure, only_arrival.planned_arrival) == (
+        None, datetime.fromisoformat(arr)
+    )  # fmt: skip
+    assert parse_leg(f"sea:A:B:{dep}:").planned_arrival is None
+    assert parse_leg("rail:A:B").planned_departure is None
+    for bad in ("road:A", "road:A:B:tomorrow:2030-01-02T14:30Z", "road:A:B:2030-01-02"):
+        with pytest.raises(ValueError, match="--leg"):
+            parse_leg(bad)
+
+
+def test_create_with_planned_legs(
+    env: dict[str, str],  # noqa: F811
+    db_dsn: str,
+) -> None:
+    first, second = "road:Basel:BSL airport:2030-01-02T08:00Z:2030-01-02T10:00Z", "air:BSL:Oslo"
+    code, out = run(env, "shipments", "create", "CLI-L", "--origin", "Basel", "--destination",
+                    "Oslo", "--leg", first, "--leg", second)  # fmt: skip
+    assert code == 0 and "created: shipment" in out, out
+    with psycopg.connect(db_dsn) as conn:
+        rows = conn.execute(
+            "SELECT l.seq, l.mode, l.destination, l.planned_arrival FROM shipment_legs l"
+            " JOIN shipments s USING (shipment_id) WHERE s.reference = 'CLI-L' ORDER BY seq"
+        ).fetchall()
+    assert [r[:3] for r in rows] == [(1, "road", "BSL airport"), (2, "air", "Oslo")]
+    assert rows[0][3] == datetime.fromisoformat("2030-01-02T10:00Z") and rows[1][3] is None
+
+    # A bad leg is refused naming it, and nothing is booked.
+    backwards = "road:Basel:Oslo:2030-01-02T10:00Z:2030-01-02T08:00Z"
+    code, out = run(env, "shipments", "create", "CLI-M", "--origin", "Basel", "--destination",
+                    "Oslo", "--leg", backwards)  # fmt: skip
+    assert code == 1 and "legs[0].planned_arrival" in out, out
+    code, out = run(env, "shipments", "create", "CLI-M", "--origin", "Basel", "--destination",
+                    "Oslo", "--leg", "road:Basel")  # fmt: skip
+    assert code == 2 and "MODE:ORIGIN:DESTINATION" in out, out
+    assert _count(db_dsn, "SELECT count(*) FROM shipments WHERE reference = 'CLI-M'") == 0

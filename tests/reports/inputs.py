@@ -25,6 +25,35 @@ def readings(
     return tuple(out)
 
 
+def verdict_row(*, profile_version: int | None = 2, used_s: float = 2400.0) -> dict[str, Any]:
+    """A stored arrival verdict (shipment_verdicts as loaded): the 8–25 °C band over budget."""
+    return {
+        "gtin": "09521234543213",
+        "product_name": "Vaccine X 10 ml",
+        "verdict": "exception",
+        "reasons": [
+            {"code": "band_budget_exceeded", "band": "8..25",
+             "message": f"8–25 °C: {used_s / 60:g} min used of a 30 min budget"},
+        ],
+        "figures": {
+            "outcome": "exception",
+            "bands": [
+                {"key": "8..25", "label": "8–25 °C", "low_c": 8.0, "high_c": 25.0,
+                 "budget_s": 1800.0, "carried_over_s": 0.0, "time_in_band_s": used_s,
+                 "used_s": used_s, "remaining_s": 0.0, "share": used_s / 1800.0,
+                 "exceeded": True},
+                {"key": "0..2", "label": "0–2 °C", "low_c": 0.0, "high_c": 2.0,
+                 "budget_s": 43200.0, "carried_over_s": 0.0, "time_in_band_s": 0.0,
+                 "used_s": 0.0, "remaining_s": 43200.0, "share": 0.0, "exceeded": False},
+            ],
+            "freeze_thaw": {"transitions": 0, "cycles": 0, "max_cycles": None},
+        },
+        "profile_version": profile_version,
+        "evaluated_at": AS_OF - timedelta(minutes=1),
+        "evaluated_by": "ana.ruiz",
+    }  # fmt: skip
+
+
 def make_inputs(**overrides: Any) -> ReportInputs:
     values: dict[str, Any] = {
         "as_of": AS_OF,
@@ -103,6 +132,7 @@ def make_inputs(**overrides: Any) -> ReportInputs:
                 ],
             }
         ],
+        "verdicts": [verdict_row()],
         # The product row's rules as the engine stacks them (alerts.in_force): the report
         # judges by the rules in force, never by the product row alone.
         "rules": {

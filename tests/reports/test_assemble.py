@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from coldchain.canonical import canonical_json
 from coldchain.thermal.mkt import Weighting, mkt
 from coldchain.thermal.series import Point
-from reports.assemble import REPORT_FORMAT, assemble, evidence_hash
-from tests.reports.inputs import AS_OF, T0, make_inputs, readings
+from reports.assemble import OWN_RANGE, REPORT_FORMAT, assemble, evidence_hash
+from tests.reports.inputs import AS_OF, T0, make_inputs, readings, verdict_row
 
 
 def test_the_evidence_names_product_lots_shipment_and_logger() -> None:
@@ -122,6 +122,30 @@ def test_the_same_inputs_give_the_same_hash_and_any_change_another() -> None:
     assert evidence_hash(assemble(make_inputs(loggers=[logger]))) != evidence_hash(a)
     later = assemble(make_inputs(as_of=AS_OF + timedelta(seconds=1)))
     assert evidence_hash(later) != evidence_hash(a)
+
+
+def test_the_verdict_at_arrival_names_the_profile_version_it_was_judged_by() -> None:
+    stored = verdict_row(profile_version=2, used_s=2400.0)
+    (v,) = assemble(make_inputs(verdicts=[stored]))["verdicts"]
+    assert (v["gtin"], v["product"], v["verdict"]) == (
+        stored["gtin"], stored["product_name"], "exception"
+    )  # fmt: skip
+    assert (v["profile_version"], v["judged_by"]) == (2, "profile version 2")
+    assert [r["message"] for r in v["reasons"]] == [stored["reasons"][0]["message"]]
+    hot = {b["key"]: b for b in v["bands"]}["8..25"]
+    assert (hot["used_s"], hot["budget_s"], hot["share"]) == (2400.0, 1800.0, 2400.0 / 1800.0)
+    assert v["figures"]["freeze_thaw"]["cycles"] == 0 and "bands" not in v["figures"]
+    assert v["evaluated_at"] == (AS_OF - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+
+    (own,) = assemble(make_inputs(verdicts=[verdict_row(profile_version=None)]))["verdicts"]
+    assert (own["profile_version"], own["judged_by"]) == (None, OWN_RANGE)
+
+
+def test_a_verdict_is_part_of_the_hashed_evidence() -> None:
+    judged = evidence_hash(assemble(make_inputs()))
+    assert evidence_hash(assemble(make_inputs(verdicts=[]))) != judged
+    other = verdict_row(profile_version=3)
+    assert evidence_hash(assemble(make_inputs(verdicts=[other]))) != judged
 
 
 @settings(max_examples=30, deadline=None)

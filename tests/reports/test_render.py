@@ -14,6 +14,7 @@ import pytest
 
 from coldchain.canonical import canonical_json
 from reports.assemble import assemble, evidence_hash
+from reports.pdf_sections import latin1
 from reports.render import disposition_records, document, render_csv, render_json, render_pdf
 from tests.reports.inputs import make_inputs
 
@@ -88,7 +89,8 @@ def test_csv_has_a_block_per_section(doc: dict[str, Any]) -> None:
     blocks = [r[0] for r in rows if r and r[0].startswith("## ")]
     assert blocks == [
         "## summary", "## lots", "## units", "## legs", "## loggers", "## gaps", "## excursions",
-        "## mkt", "## budget", "## alerts", "## dispositions", "## readings",
+        "## mkt", "## budget", "## verdicts", "## verdict_bands", "## alerts", "## dispositions",
+        "## readings",
     ]  # fmt: skip
     assert ["content_hash", doc["content_hash"]] in rows
     readings = rows[rows.index(["## readings"]) + 2 :]
@@ -112,3 +114,64 @@ def test_pdf_prints_hash_signatures_and_figures(doc: dict[str, Any]) -> None:
         "L42",
     ):
         assert expected in text, expected
+
+
+def _block(rows: list[list[str]], name: str) -> list[dict[str, str]]:
+    """A CSV block's rows as dicts of its header."""
+    start = rows.index([f"## {name}"])
+    header = rows[start + 1]
+    out = []
+    for r in rows[start + 2 :]:
+        if not r:
+            break
+        out.append(dict(zip(header, r, strict=True)))
+    return out
+
+
+def test_the_verdict_at_arrival_in_json_csv_and_pdf(doc: dict[str, Any]) -> None:
+    (v,) = doc["evidence"]["verdicts"]
+    assert json.loads(render_json(doc))["evidence"]["verdicts"] == [v]
+
+    rows = list(csv.reader(io.StringIO(render_csv(doc).decode())))
+    (row,) = _block(rows, "verdicts")
+    assert (row["gtin"], row["verdict"], row["profile_version"], row["judged_by"]) == (
+        v["gtin"], "exception", "2", "profile version 2"
+    )  # fmt: skip
+    assert row["reasons"] == v["reasons"][0]["message"]
+    bands = _block(rows, "verdict_bands")
+    assert [(b["key"], float(b["used_s"]), float(b["budget_s"])) for b in bands] == [
+        (b["key"], b["used_s"], b["budget_s"]) for b in v["bands"]
+    ]
+
+    text = pdf_text(render_pdf(doc))
+    hot = v["bands"][0]
+    for expected in (
+        "8. Stability verdict at arrival",
+        f"EXCEPTION - judged by {v['judged_by']}",
+        latin1(v["reasons"][0]["message"]),
+        f"{hot['share'] * 100:.1f} %",
+        "9. Alerts and acknowledgements",
+        "10. Dispositions and electronic signatures",
+    ):
+        assert expected in text, expected
+
+
+def test_a_record_frozen_in_the_first_format_renders_as_it_was_signed(
+    doc: dict[str, Any],
+) -> None:
+    """A snapshot signed before the verdicts were evidence: no verdict section, no hole in the
+    numbering, every block of its own format."""
+    old = {k: v for k, v in doc["evidence"].items() if k != "verdicts"}
+    old["format"] = "coldchain-excursion-report/1"
+    frozen = document(old, evidence_hash(old), doc["dispositions"], snapshot_id=1)
+
+    assert "verdicts" not in json.loads(render_json(frozen))["evidence"]
+    rows = list(csv.reader(io.StringIO(render_csv(frozen).decode())))
+    blocks = [r[0] for r in rows if r and r[0].startswith("## ")]
+    assert "## verdicts" not in blocks and "## verdict_bands" not in blocks
+    assert blocks[-3:] == ["## alerts", "## dispositions", "## readings"]
+    text = pdf_text(render_pdf(frozen))
+    assert "Stability verdict" not in text
+    assert "8. Alerts and acknowledgements" in text
+    assert "9. Dispositions and electronic signatures" in text
+    assert "Format coldchain-excursion-report/1" in text

@@ -71,6 +71,12 @@ MATRIX: list[tuple[str, str, str, Any]] = [
     ("GET", "/api/v1/shipments/{shipment}/verdicts", "read", None),
     ("POST", "/api/v1/shipments/{shipment}/loggers", "shipments.manage", {"device_id": "{device}"}),
     ("POST", "/api/v1/shipments/{shipment}/cancel", "shipments.manage", {"reason": "test"}),
+    (
+        "POST",
+        "/api/v1/shipments/arrivals",
+        "shipments.manage",
+        {"scan": "(00)037612345000000090", "gln": "8000000000019"},
+    ),
     ("GET", "/api/v1/qa/queue", "read", None),
     ("GET", "/api/v1/devices", "read", None),
     ("GET", "/api/v1/devices/{device}", "read", None),
