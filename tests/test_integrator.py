@@ -7,9 +7,9 @@ registered, the ingester on the broker with its own account, and the rules engin
 reads or writes the database behind the API's back; the only setup outside the API is what
 ``coldchain up`` does before anyone calls it (the ingester's MQTT account, the people).
 
-Start and arrival are API calls here (``POST …/start``, ``POST …/arrive``): the automatic start
-at the first reading / on leaving the origin's geofence and the arrival on entering the
-destination's are another branch's work (h-auto), not on main yet.
+Nobody starts or arrives a shipment here: the loggers report their positions, and the lifecycle
+automation (``coldchain automate``) starts each shipment when its logger leaves the origin's
+geofence and arrives it when the logger enters the destination's, at the readings' times.
 
 The expected figures are computed here, from the readings this test sent, by the definitions of
 docs/STABILITY.md (step rule: each reading holds until the next; a reading inside the storage
@@ -20,9 +20,10 @@ uncovered), never copied from the platform's answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from coldchain.settings import Settings
 from launcher.localstack import MosquittoBroker, free_port
 from security import devices
 from security.audit import AuditContext
+from services.automation import run_automation
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer, gtin
 from tests.security.test_mqtt import _as_ingester
@@ -49,11 +51,24 @@ pytestmark = pytest.mark.integration
 RANGE = (2.0, 8.0)
 WARM_BAND = (8.0, 25.0, 3600.0)
 COLD_BAND = (0.0, 2.0, 600.0)
-#: Logger 1's trip, one reading a second: in range, 8–25 °C (a band, its budget used), 30 °C
-#: (beyond every band: an exception), back in range (the excursion ends before arrival).
-HOT_TRIP = [5.0] * 4 + [12.0] * 5 + [30.0] * 2 + [5.0] * 5
-#: Logger 2's trip: in range throughout.
-CLEAN_TRIP = [5.0] * len(HOT_TRIP)
+#: The sites (lat, lon) and a point on the road, far outside both geofences.
+ORIGIN, ROAD, DESTINATION = (47.5596, 7.5886), (47.2500, 7.5200), (46.9480, 7.4474)
+GEOFENCE_M = 250
+#: Logger 1's trip, one reading a second: at the origin, then on the road (the shipment starts)
+#: in range, 8–25 °C (a band, its budget used), 30 °C (beyond every band: an exception), back in
+#: range (the excursion ends), and at the destination (it arrives).
+HOT_TRIP = (
+    [(5.0, ORIGIN)] * 2
+    + [(5.0, ROAD)] * 2
+    + [(12.0, ROAD)] * 5
+    + [(30.0, ROAD)] * 2
+    + [(5.0, ROAD)] * 5
+    + [(5.0, DESTINATION)]
+)
+#: Logger 2's trip: the same way, in range throughout.
+CLEAN_TRIP = [(5.0, where) for _, where in HOT_TRIP]
+#: Who the lifecycle automation's transitions name.
+AUTOMATION = "system:automation"
 INTERVAL_S = 60  # the loggers' declared interval: the data-gap rule is gap_factor × this
 
 
@@ -121,10 +136,10 @@ async def login(http: httpx.AsyncClient, person: Person) -> dict[str, str]:
 
 
 async def publish_trip(
-    port: int, credentials: dict[str, Any], temps: list[float]
+    port: int, credentials: dict[str, Any], trip: list[tuple[float, tuple[float, float]]]
 ) -> list[tuple[datetime, float]]:
-    """One reading a second, measured now, on the logger's own topic with its own credentials
-    (each PUBACKed by the broker); the (ts, °C) sent."""
+    """One reading a second, measured now, with the logger's position, on its own topic with its
+    own credentials (each PUBACKed by the broker); the (ts, °C) sent."""
     sent: list[tuple[datetime, float]] = []
     device = credentials["mqtt_username"]
     async with aiomqtt.Client(
@@ -135,13 +150,15 @@ async def publish_trip(
         identifier=device,
         protocol=aiomqtt.ProtocolVersion.V5,
     ) as client:
-        for temp in temps:
+        for temp, (lat, lon) in trip:
             now = datetime.now(UTC)
             ts = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the wire's precision
             payload = {
                 "device_id": device,
                 "ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "temp_c": temp,
+                "lat": lat,
+                "lon": lon,
             }
             await client.publish(credentials["telemetry_topic"], json.dumps(payload), qos=1)
             sent.append((ts, temp))
@@ -193,6 +210,31 @@ async def settle(
             return excursions
         await asyncio.sleep(0.5)
     raise AssertionError(f"{reference}: {total} of {n} readings, excursions {excursions}")
+
+
+async def moved_on(
+    http: httpx.AsyncClient, headers: dict[str, str], reference: str, within: float = 60
+) -> dict[str, Any]:
+    """Wait until the automation has arrived the shipment (and judged it); its booking."""
+    booking: dict[str, Any] = {}
+    for _ in range(int(within / 0.5)):
+        booking = ok(await http.get(f"/api/v1/shipments/{reference}/booking", headers=headers))
+        if booking["status"] in ("under_review", "released"):
+            return booking
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{reference} did not arrive on its own: {booking}")
+
+
+@contextlib.asynccontextmanager
+async def automation(settings: Settings) -> AsyncIterator[None]:
+    """The lifecycle automation running, as ``coldchain automate``."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_automation(settings, stop), name="automate")
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
 
 
 async def audit(http: httpx.AsyncClient, headers: dict[str, str], **filters: str) -> list[Any]:
@@ -258,7 +300,13 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
                 await http.post(
                     "/api/v1/locations",
                     headers=admin,
-                    json={"gln": key, "name": name, "lat": lat, "lon": lon, "geofence_m": 250},
+                    json={
+                        "gln": key,
+                        "name": name,
+                        "lat": lat,
+                        "lon": lon,
+                        "geofence_m": GEOFENCE_M,
+                    },
                 ),
                 201,
             )
@@ -338,25 +386,33 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
             ok(await http.post(f"/api/v1/shipments/{reference}/loggers", headers=operator,
                                json={"device_id": serial}))  # fmt: skip
 
-        async with platform(_as_ingester(settings, secured_broker, ingest_account)):
-            for reference in (hot, clean):
-                ok(await http.post(f"/api/v1/shipments/{reference}/start", headers=operator,
-                                   json={"reason": "loaded at DC Basel"}))  # fmt: skip
+        stack = _as_ingester(settings, secured_broker, ingest_account)
+        async with platform(stack), automation(stack):
             hot_sent, clean_sent = await asyncio.gather(
                 publish_trip(secured_broker.port, loggers["TT4-INTEG-1"], HOT_TRIP),
                 publish_trip(secured_broker.port, loggers["TT4-INTEG-2"], CLEAN_TRIP),
             )
             (excursion,) = await settle(http, operator, hot, len(hot_sent), closed_excursions=1)
             await settle(http, operator, clean, len(clean_sent), closed_excursions=0)
-            hot_verdicts = ok(await http.post(f"/api/v1/shipments/{hot}/arrive",
-                                              headers=operator, json={}))  # fmt: skip
-            clean_verdicts = ok(await http.post(f"/api/v1/shipments/{clean}/arrive",
-                                                headers=operator, json={}))  # fmt: skip
+            hot_state = await moved_on(http, operator, hot)
+            clean_state = await moved_on(http, operator, clean)
+        hot_verdicts = ok(await http.get(f"/api/v1/shipments/{hot}/verdicts", headers=operator))
+        clean_verdicts = ok(await http.get(f"/api/v1/shipments/{clean}/verdicts",
+                                           headers=operator))  # fmt: skip
+
+        # -- each started on leaving the origin and arrived on entering the destination, at
+        # the times of the readings that showed it
+        for state, sent in ((hot_state, hot_sent), (clean_state, clean_sent)):
+            left = sent[HOT_TRIP.index((5.0, ROAD))][0]
+            assert datetime.fromisoformat(state["started_at"]) == left
+            assert datetime.fromisoformat(state["arrived_at"]) == sent[-1][0]
 
         # -- the hot shipment: an exception, with the figures of the readings sent
         first_out = next(ts for ts, c in hot_sent if c > RANGE[1])
         first_back = next(ts for ts, c in hot_sent if ts > first_out and c <= RANGE[1])
-        assert excursion["direction"] == "high" and excursion["max_c"] == max(HOT_TRIP)
+        assert excursion["direction"] == "high" and excursion["max_c"] == max(
+            c for c, _ in HOT_TRIP
+        )
         assert datetime.fromisoformat(excursion["start_ts"]) == first_out
         assert datetime.fromisoformat(excursion["end_ts"]) == first_back
         (verdict,) = hot_verdicts
@@ -434,6 +490,10 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
         clean_line = ok(await http.get(f"/api/v1/shipments/{clean}/timeline", headers=operator))
         assert [e["event"] for e in hot_line] == steps
         assert [e["event"] for e in clean_line] == steps
+        for line in (hot_line, clean_line):
+            assert [e["actor"] for e in line[2:6]] == [AUTOMATION] * 4
+            assert line[2]["data"]["rule"] == "left_origin"
+            assert line[3]["data"]["rule"] == "entered_destination"
         assert hot_line[-1]["actor"] == people["qa"].username
         assert hot_line[-1]["data"]["disposition_id"] == signed["id"]
         assert clean_line[-1]["actor"] == policy_actor
@@ -474,14 +534,14 @@ async def test_an_integrator_runs_two_shipments_from_booking_to_release(
                 if e["action"] == "update" and e["before"]["status"] != e["after"]["status"]
             ]
             assert moves == [
-                ("in_transit", op_name),
-                ("arrived", op_name),
-                ("under_review", op_name),
+                ("in_transit", AUTOMATION),
+                ("arrived", AUTOMATION),
+                ("under_review", AUTOMATION),
                 ("released", releaser),
             ]
             judged = await audit(http, qa, entity="shipment_verdicts",
                                  entity_id=str(shipment["shipment_id"]))  # fmt: skip
-            assert who(judged, "insert") == [op_name]
+            assert who(judged, "insert") == [AUTOMATION]
             assigned = await audit(http, qa, entity="device_assignments")
             assert any(
                 e["after"]["shipment_id"] == shipment["shipment_id"] and e["actor"] == op_name
