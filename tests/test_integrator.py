@@ -3,7 +3,8 @@ loggers that know only MQTT and the credentials their registration returned.
 
 Everything runs for real: the web process (uvicorn) on this test's database, Mosquitto with the
 project's auth plugin on the password file and ACL that the web process writes when a logger is
-registered, the ingester on the broker with its own account, and the rules engine. Nothing below
+registered, the ingester on the broker with its own account, the rules engine and the lifecycle
+automation. Nothing below
 reads or writes the database behind the API's back; the only setup outside the API is what
 ``coldchain up`` does before anyone calls it (the ingester's MQTT account, the people).
 
