@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +48,6 @@ from simulator.faults import FaultInjector, OutgoingMessage, message_stream
 from simulator.fleet import Fleet, build_fleet
 from simulator.groundtruth import GroundTruth, GroundTruthBuilder
 from simulator.physics import lag_step
-from simulator.provision import ProvisionResult, provision_fleet
 from simulator.publisher import MqttPublisher, Pacer, Publisher, PublishStats, make_client, pump
 from simulator.scenario import Scenario, load_scenario
 
@@ -64,7 +63,7 @@ class SimulationResult:
     stats: PublishStats
     faults: dict[str, int]
     ground_truth: GroundTruth
-    provisioned: ProvisionResult | None
+    provisioned: object | None  # what ``register`` returned
     wall_s: float
 
     def summary(self) -> dict[str, Any]:
@@ -103,7 +102,7 @@ async def run_simulation(
     scenario: str | Path | Scenario,
     speed: float | None,
     seed: int | None = None,
-    dsn: str | None = None,
+    register: Callable[[Fleet], Awaitable[object]] | None = None,
     ground_truth_path: Path | None = None,
     progress: bool = False,
     stop_event: asyncio.Event | None = None,
@@ -111,7 +110,9 @@ async def run_simulation(
     publisher: Publisher | None = None,
     max_in_flight: int = 64,
 ) -> SimulationResult:
-    """Provision (when ``dsn`` is given), publish the scenario's traffic, write the ground truth.
+    """Register the fleet (with ``register``: the launcher passes
+    :func:`services.fleet.registrar`, the services' own path), publish the scenario's traffic,
+    write the ground truth.
 
     ``publisher`` replaces the MQTT connection (tests pass an in-memory one). ``stop_event``
     ends the run early: in-flight messages are drained and the ground truth covers what was made.
@@ -122,7 +123,7 @@ async def run_simulation(
     if start is None:
         start = resolve_start(sc, speed, datetime.now(UTC))
     fleet = build_fleet(sc, seed=seed, start=start)
-    provisioned = await provision_fleet(dsn, fleet) if dsn else None
+    provisioned = await register(fleet) if register is not None else None
 
     injector = FaultInjector(fleet, root=settings.mqtt.topic_root)
     truth = GroundTruthBuilder(fleet)

@@ -161,6 +161,9 @@ WHERE a.shipment_id = %(id)s ORDER BY lower(a.during), a.device_id
 
 
 TAKEN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%(refs)s::text[])"
+SHIPMENT_STATES = """
+SELECT reference, shipment_id, status FROM shipments WHERE reference = ANY(%(refs)s::text[])
+"""
 
 # Bulk booking (imports): the shipments in one statement, the rest by COPY.
 INSERT_SHIPMENTS = """
@@ -180,6 +183,12 @@ def taken_references(*, conn: Conn, references: Sequence[str]) -> set[str]:
     """Which of these shipment references are booked already."""
     rows = conn.execute(TAKEN_REFERENCES, {"refs": list(references)}).fetchall()
     return {r["reference"] for r in rows}
+
+
+def states_by_reference(*, conn: Conn, references: Sequence[str]) -> dict[str, Row]:
+    """The id and status of each of these shipments that is booked, by reference."""
+    rows = conn.execute(SHIPMENT_STATES, {"refs": list(references)}).fetchall()
+    return {r["reference"]: r for r in rows}
 
 
 def insert_shipments(*, conn: Conn, rows: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -99,21 +99,33 @@ def simulate(
         Path | None, typer.Option(help="Write what really happened (ground truth JSON) here.")
     ] = None,
     provision: Annotated[
-        bool, typer.Option(help="Register the fleet (products, shipments, loggers) first.")
+        bool,
+        typer.Option(
+            help="Register the fleet first, through the services (products, sites, lanes, "
+            "loggers, shipments, attachments; then each trip is started)."
+        ),
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Drive the platform with a simulated fleet of loggers, faults included."""
+    from services.caller import Caller
+    from services.fleet import registrar
     from simulator.service import run_simulation
 
     settings = load_settings()
+    # The console registers the fleet through the services, as `coldchain ... import` would;
+    # the broker files stay the job of `coldchain devices provision` / `coldchain up` (the
+    # simulator publishes with its own account).
+    register = registrar(
+        settings.db.dsn, Caller.console(), topic_root=settings.mqtt.topic_root, broker_dir=None
+    )
     run_until_signal(
         lambda stop: run_simulation(
             settings,
             scenario=scenario or settings.simulator.scenario,
             speed=None if fast else (speed or settings.simulator.speed),
             seed=seed if seed is not None else settings.simulator.seed,
-            dsn=settings.db.dsn if provision else None,
+            register=register if provision else None,
             ground_truth_path=ground_truth,
             progress=progress and sys.stderr.isatty(),
             stop_event=stop,

@@ -7,10 +7,11 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from coldchain.errors import InvalidRecordError
+
 from simulator.fleet import build_fleet
-from simulator.provision import provision_fleet
 from simulator.scenario import scenario_from_dict
-from tests.simulator import START, base_scenario
+from tests.simulator import START, base_scenario, register
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,9 @@ def counts(dsn: str) -> tuple[int, ...]:
 
 async def test_provisioning_twice_changes_nothing(db_dsn: str) -> None:
     fleet = build_fleet(scenario_from_dict(base_scenario()))
-    await provision_fleet(db_dsn, fleet)
+    register(db_dsn, fleet)
     first = counts(db_dsn)
-    await provision_fleet(db_dsn, fleet)
+    register(db_dsn, fleet)
     assert counts(db_dsn) == first
     assert first[2] == 3 and first[1] == 6 and first[3] == 6
     assert first[-1] == 0, "every stored GS1 identifier has a valid check digit"
@@ -41,7 +42,7 @@ async def test_provisioning_twice_changes_nothing(db_dsn: str) -> None:
 async def test_a_later_run_keeps_the_earlier_readings_in_their_shipment(db_dsn: str) -> None:
     sc = scenario_from_dict(base_scenario())
     first = build_fleet(sc, start=START)
-    await provision_fleet(db_dsn, first)
+    register(db_dsn, first)
     device = first.devices[0].device_id
     early = START + timedelta(minutes=30)
     with psycopg.connect(db_dsn) as conn:
@@ -49,7 +50,7 @@ async def test_a_later_run_keeps_the_earlier_readings_in_their_shipment(db_dsn: 
             "INSERT INTO readings (device_id, ts, temp_c) VALUES (%s, %s, 5.0)", (device, early)
         )
     # The same scenario again a day later (e.g. `make demo` run again).
-    await provision_fleet(db_dsn, build_fleet(sc, start=START + timedelta(days=1)))
+    register(db_dsn, build_fleet(sc, start=START + timedelta(days=1)))
     with psycopg.connect(db_dsn) as conn:
         rows = conn.execute(
             """SELECT s.reference FROM readings r
@@ -62,3 +63,47 @@ async def test_a_later_run_keeps_the_earlier_readings_in_their_shipment(db_dsn: 
         ).fetchone() or (0,)
     assert rows == [(first.shipments[0].reference,)]
     assert n_assignments == 1
+
+
+def test_the_fleet_is_registered_through_the_services_and_its_trips_started(
+    db_dsn: str,
+) -> None:
+    fleet = build_fleet(scenario_from_dict(base_scenario()), start=START)
+    now = START + timedelta(hours=1)
+    first = register(db_dsn, fleet, now=now)
+    assert (first.products, first.sites, first.carriers, first.lanes) == (1, 2, 0, 1)
+    assert (first.loggers, first.shipments, first.riding, first.started) == (6, 3, 6, 3)
+    with psycopg.connect(db_dsn) as conn:
+        shipments = conn.execute(
+            """SELECT s.reference, s.status, s.started_at, l.code, s.origin
+               FROM shipments s JOIN lanes l USING (lane_id) ORDER BY s.reference"""
+        ).fetchall()
+        events = conn.execute(
+            """SELECT e.event, count(*) FROM shipment_events e GROUP BY e.event ORDER BY 1"""
+        ).fetchall()
+        audited = conn.execute(
+            """SELECT DISTINCT entity FROM audit_log
+               WHERE actor LIKE 'cli:%%' AND reason LIKE 'simulated fleet: scenario unit%%'"""
+        ).fetchall()
+    assert shipments == [
+        (s.reference, "in_transit", min(s.planned_departure, now), "UT-BSL-FRA", "Basel")
+        for s in fleet.shipments
+    ]
+    assert events == [("create", 3), ("logger_attached", 6), ("start", 3)]
+    assert {"products", "devices", "locations", "lanes", "shipments"} <= {e for (e,) in audited}
+
+    again = register(db_dsn, fleet, now=now + timedelta(hours=1))
+    assert (again.products, again.sites, again.lanes, again.loggers, again.shipments) == (0,) * 5
+    assert (again.started, again.loggers_changed, again.riding) == (0, 0, 6)
+    assert again.shipment_ids == first.shipment_ids
+
+
+def test_a_retired_logger_of_the_fleet_is_refused_with_its_field(db_dsn: str) -> None:
+    fleet = build_fleet(scenario_from_dict(base_scenario()), start=START)
+    register(db_dsn, fleet)
+    device = fleet.devices[0].device_id
+    with psycopg.connect(db_dsn) as conn:
+        conn.execute("UPDATE devices SET retired_at = now() WHERE device_id = %s", (device,))
+        conn.execute("DELETE FROM device_assignments WHERE device_id = %s", (device,))
+    with pytest.raises(InvalidRecordError, match=f"device_id: logger {device} is retired"):
+        register(db_dsn, fleet)
