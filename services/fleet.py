@@ -47,7 +47,7 @@ from coldchain.gs1 import check_digit
 from db.queries import bookings as booking_q
 from db.queries import devices as device_q
 from db.types import Conn
-from services import bookings, lifecycle, loggers, locations, products, shipment_import
+from services import bookings, lifecycle, locations, loggers, products, shipment_import
 from services.caller import Caller, acting
 from services.csvimport import ImportResult
 from simulator.fleet import Fleet

@@ -8,7 +8,6 @@ import psycopg
 import pytest
 
 from coldchain.errors import InvalidRecordError
-
 from simulator.fleet import build_fleet
 from simulator.scenario import scenario_from_dict
 from tests.simulator import START, base_scenario, register
