@@ -9,7 +9,8 @@ The pure core, in the order data flows::
     faults.py       FaultInjector / message_stream  → OutgoingMessage… (topic, payload, send time)
     groundtruth.py  GroundTruthBuilder              → GroundTruth (true excursions, MKT, faults)
 
-and the edges: ``provision.py`` (database), ``publisher.py`` (MQTT), ``service.py``
+and the edges: ``provision.py`` (legs and packing; the rest of the fleet is registered through
+:mod:`services.fleet`), ``publisher.py`` (MQTT), ``service.py``
 (``run_simulation``, ``run_virtual_logger``). :func:`simulate` runs the core in memory.
 """
 
