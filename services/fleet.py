@@ -177,7 +177,7 @@ def _lanes(
                 code=_code(f"{sc.fleet.id_prefix}-{s.route}"),
                 origin_location_id=site_ids[s.origin],
                 destination_location_id=site_ids[s.destination],
-                mode=modes.pop() if len(modes) == 1 else "multimodal",  # type: ignore[arg-type]
+                mode=modes.pop() if len(modes) == 1 else "multimodal",
             )
             row, created = _record(conn, caller, "lanes", lane, reason)
             lane_ids[s.route] = int(row["lane_id"])
