@@ -47,6 +47,7 @@ from coldchain.gs1 import check_digit
 from db.queries import bookings as booking_q
 from db.queries import devices as device_q
 from db.types import Conn
+from security import devices as mqtt
 from services import bookings, lifecycle, locations, loggers, products, shipment_import
 from services.caller import Caller, acting
 from services.csvimport import ImportResult
@@ -193,7 +194,6 @@ def _loggers(
     out: FleetRegistration,
     *,
     topic_root: str,
-    broker_dir: Path | None,
 ) -> None:
     specs = {
         d.device_id: loggers.LoggerIn(
@@ -212,7 +212,7 @@ def _loggers(
             tuple(getattr(s, c) for c in loggers.CSV_COLUMNS) for s in new
         ])  # fmt: skip
         result = loggers.import_loggers(
-            conn, caller, text=text, reason=reason, topic_root=topic_root, broker_dir=broker_dir
+            conn, caller, text=text, reason=reason, topic_root=topic_root, broker_dir=None
         )
         _raise_first(result, "loggers")
         out.loggers = result.applied
@@ -266,23 +266,37 @@ def register_fleet(
     """Register ``fleet`` through the services (module docstring); what was new."""
     reason = f"simulated fleet: scenario {fleet.scenario.name}"
     out = FleetRegistration()
-    _products(conn, caller, fleet, reason, out)
-    lane_ids, carrier_ids = _lanes(conn, caller, fleet, reason, out)
-    _loggers(conn, caller, fleet, reason, out, topic_root=topic_root, broker_dir=broker_dir)
-    states = _shipments(conn, caller, fleet, lane_ids, carrier_ids, now, out)
-    out.shipment_ids = {ref: int(row["shipment_id"]) for ref, row in states.items()}
-    for a in fleet.assignments:
-        # A logger already riding in its shipment is left as it is (its assignment is open).
-        bookings.attach(conn, caller, shipment_id=out.shipment_ids[a.shipment_reference],
-                        device_id=a.device_id, now=a.start)  # fmt: skip
-        out.riding += 1
-    for s in fleet.shipments:
-        if states[s.reference]["status"] == "planned":
-            lifecycle.start(conn, caller, shipment_id=out.shipment_ids[s.reference],
-                            now=min(s.planned_departure, now), reason=reason)  # fmt: skip
-            out.started += 1
-    with acting(conn, caller, reason):
-        out.units = write_legs_and_packing(conn, fleet)
+    # One transaction (each service's own is a savepoint in it): a fleet is registered whole or
+    # not at all, and 10,000 loggers do not wait for 15,000 commits.
+    with conn.transaction():
+        _products(conn, caller, fleet, reason, out)
+        lane_ids, carrier_ids = _lanes(conn, caller, fleet, reason, out)
+        _loggers(conn, caller, fleet, reason, out, topic_root=topic_root)
+        states = _shipments(conn, caller, fleet, lane_ids, carrier_ids, now, out)
+        out.shipment_ids = {ref: int(row["shipment_id"]) for ref, row in states.items()}
+        riding = booking_q.rides_from(
+            conn=conn,
+            device_ids=[a.device_id for a in fleet.assignments],
+            at=min((a.start for a in fleet.assignments), default=now),
+        )
+        for a in fleet.assignments:
+            out.riding += 1
+            if riding.get(a.device_id) == {out.shipment_ids[a.shipment_reference]}:
+                # Riding in its shipment already (open since an earlier run): nothing to do, and
+                # attach would say the same, 1.5 ms later per logger.
+                continue
+            bookings.attach(conn, caller, shipment_id=out.shipment_ids[a.shipment_reference],
+                            device_id=a.device_id, now=a.start)  # fmt: skip
+        for s in fleet.shipments:
+            if states[s.reference]["status"] == "planned":
+                lifecycle.start(conn, caller, shipment_id=out.shipment_ids[s.reference],
+                                now=min(s.planned_departure, now), reason=reason)  # fmt: skip
+                out.started += 1
+        with acting(conn, caller, reason):
+            out.units = write_legs_and_packing(conn, fleet)
+    if out.loggers and broker_dir is not None:
+        # After the commit: the files never admit a logger the database does not have.
+        mqtt.write_broker_files(conn, topic_root=topic_root, out_dir=broker_dir)
     return out
 
 

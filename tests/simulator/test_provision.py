@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from coldchain.errors import InvalidRecordError
+from services import loggers
+from services.caller import Caller
+from services.fleet import register_fleet
 from simulator.fleet import build_fleet
 from simulator.scenario import scenario_from_dict
-from tests.simulator import START, base_scenario, register
+from tests.simulator import ROOT, START, base_scenario, register
 
 pytestmark = pytest.mark.integration
 
@@ -97,12 +102,34 @@ def test_the_fleet_is_registered_through_the_services_and_its_trips_started(
     assert again.shipment_ids == first.shipment_ids
 
 
-def test_a_retired_logger_of_the_fleet_is_refused_with_its_field(db_dsn: str) -> None:
+def test_a_fleet_with_a_retired_logger_is_refused_whole(db_dsn: str, tmp_path: Path) -> None:
     fleet = build_fleet(scenario_from_dict(base_scenario()), start=START)
-    register(db_dsn, fleet)
-    device = fleet.devices[0].device_id
-    with psycopg.connect(db_dsn) as conn:
-        conn.execute("UPDATE devices SET retired_at = now() WHERE device_id = %s", (device,))
-        conn.execute("DELETE FROM device_assignments WHERE device_id = %s", (device,))
-    with pytest.raises(InvalidRecordError, match=f"device_id: logger {device} is retired"):
+    d = fleet.devices[0]
+    console = Caller.console()
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        registered = loggers.register_logger(
+            conn,
+            console,
+            logger=loggers.LoggerIn(device_id=d.device_id, model=d.model, interval_s=d.interval_s,
+                                    calibration_cert=d.calibration_cert,
+                                    calibration_due=d.calibration_due),
+            topic_root=ROOT,
+            broker_dir=None,
+        )  # fmt: skip
+        loggers.retire_logger(conn, console, device_id=d.device_id, reason="dropped", topic_root=ROOT,
+                              expected_version=registered.logger["version"], broker_dir=None)  # fmt: skip
+    with pytest.raises(InvalidRecordError, match=f"device_id: logger {d.device_id} is retired"):
         register(db_dsn, fleet)
+    # Registered whole or not at all: nothing of the fleet is left behind.
+    assert counts(db_dsn)[:4] == (0, 1, 0, 0)
+
+
+def test_new_loggers_are_in_the_broker_files_when_a_broker_folder_is_given(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    fleet = build_fleet(scenario_from_dict(base_scenario()), start=START)
+    with psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row) as conn:
+        register_fleet(conn, Caller.console(), fleet, topic_root=ROOT, broker_dir=tmp_path,
+                       now=START)  # fmt: skip
+    passwd = (tmp_path / "passwd").read_text()
+    assert {d.device_id for d in fleet.devices} <= {line.split(":")[0] for line in passwd.split()}
