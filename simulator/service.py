@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 from rich.console import Console
@@ -52,6 +52,7 @@ from simulator.publisher import MqttPublisher, Pacer, Publisher, PublishStats, m
 from simulator.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,23 @@ async def run_simulation(
     else:
         log.info("simulation finished: %s", json.dumps(result.summary()))
     return result
+
+
+async def register_scenario(
+    scenario: str | Path | Scenario,
+    *,
+    register: Callable[[Fleet], Awaitable[T]],
+    speed: float | None,
+    seed: int | None = None,
+    start: datetime | None = None,
+) -> tuple[Fleet, T]:
+    """Register the fleet :func:`run_simulation` would drive (same start and seed), and publish
+    nothing (``coldchain simulate --provision-only``)."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if start is None:
+        start = resolve_start(sc, speed, datetime.now(UTC))
+    fleet = build_fleet(sc, seed=seed, start=start)
+    return fleet, await register(fleet)
 
 
 @contextlib.contextmanager
