@@ -20,8 +20,11 @@ and why:
 Running the same fleet again registers nothing twice: what is registered is left (a booked
 shipment keeps its booking; a logger already riding in its shipment keeps its assignment, open
 from the first run, which so covers the new run and keeps the earlier readings in the
-shipment). Legs and packing have no service yet and are written by
-:func:`simulator.provision.write_legs_and_packing`, in the caller's audit context.
+shipment). The serialised units, their packing and loading go in as the EPCIS document a
+packing line and a warehouse system would send (:mod:`simulator.epcis`), through
+:func:`services.trace.import_epcis` (its events are named by their content, so the same fleet's
+document again is recognised and skipped). Planned legs have no service yet and are written by
+:func:`simulator.provision.write_legs`, in the caller's audit context.
 
 This module sits in ``services`` (not in ``simulator``, which is below the services, nor in the
 launcher, which is an edge): registering a fleet is an operation of the platform that the CLI,
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,13 +50,15 @@ from coldchain.errors import InvalidRecordError, RecordConflictError
 from coldchain.gs1 import check_digit
 from db.queries import bookings as booking_q
 from db.queries import devices as device_q
+from db.queries.trace import epcis_store as epcis_q
 from db.types import Conn
 from security import devices as mqtt
-from services import bookings, lifecycle, locations, loggers, products, shipment_import
+from services import bookings, lifecycle, locations, loggers, products, shipment_import, trace
 from services.caller import Caller, acting
 from services.csvimport import ImportResult
+from simulator.epcis import fleet_document
 from simulator.fleet import Fleet
-from simulator.provision import write_legs_and_packing
+from simulator.provision import write_legs
 
 #: A simulated site's geofence radius: a depot or an airport, not a city.
 SITE_GEOFENCE_M = 2_000.0
@@ -72,7 +78,7 @@ class FleetRegistration:
     shipments: int = 0
     riding: int = 0  # loggers riding in their shipment (attached now or before)
     started: int = 0
-    units: int = 0
+    epcis_events: int = 0  # new events of the units' EPCIS document
     shipment_ids: dict[str, int] = field(default_factory=dict)
 
 
@@ -293,7 +299,22 @@ def register_fleet(
                                 now=min(s.planned_departure, now), reason=reason)  # fmt: skip
                 out.started += 1
         with acting(conn, caller, reason):
-            out.units = write_legs_and_packing(conn, fleet)
+            write_legs(conn, fleet)
+        document = fleet_document(fleet)
+        events = document["epcisBody"]["eventList"]
+        known = epcis_q.existing_events(conn=conn, keys=[e["eventID"] for e in events])
+        # Each eventID names its content (simulator.epcis): a document whose events are all
+        # stored is this fleet's again, and would change nothing (validating it is most of
+        # the import's time).
+        if len(known) < len(events):
+            imported = trace.import_epcis(
+                conn,
+                caller,
+                document=json.dumps(document),
+                source=f"scenario {fleet.scenario.name}",
+                today=now.date(),
+            )
+            out.epcis_events = imported.n_new
     if out.loggers and broker_dir is not None:
         # After the commit: the files never admit a logger the database does not have.
         mqtt.write_broker_files(conn, topic_root=topic_root, out_dir=broker_dir)
