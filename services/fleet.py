@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from coldchain.errors import InvalidRecordError, RecordConflictError
+from coldchain.errors import EPCISRejected, InvalidRecordError, RecordConflictError
 from coldchain.gs1 import check_digit
 from db.queries import bookings as booking_q
 from db.queries import devices as device_q
@@ -307,13 +307,23 @@ def register_fleet(
         # stored is this fleet's again, and would change nothing (validating it is most of
         # the import's time).
         if len(known) < len(events):
-            imported = trace.import_epcis(
-                conn,
-                caller,
-                document=json.dumps(document),
-                source=f"scenario {fleet.scenario.name}",
-                today=now.date(),
-            )
+            try:
+                imported = trace.import_epcis(
+                    conn,
+                    caller,
+                    document=json.dumps(document),
+                    source=f"scenario {fleet.scenario.name}",
+                    today=now.date(),
+                )
+            except EPCISRejected as exc:
+                raise RecordConflictError(
+                    f"the units of scenario {fleet.scenario.name} (id prefix "
+                    f"{fleet.scenario.fleet.id_prefix}) conflict with packing stored otherwise: "
+                    "a database the simulator provisioned before its fleet went through the "
+                    "services, or another fleet with that id prefix. Nothing was registered. "
+                    "For the local demo, stop it and remove the stack's data folder "
+                    f"(.coldchain/ by default) to start afresh. {exc}"
+                ) from exc
             out.epcis_events = imported.n_new
     if out.loggers and broker_dir is not None:
         # After the commit: the files never admit a logger the database does not have.

@@ -9,12 +9,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from coldchain.errors import InvalidRecordError
+from coldchain.errors import InvalidRecordError, RecordConflictError
 from services import loggers
 from services.caller import Caller
 from services.fleet import register_fleet
 from simulator.fleet import build_fleet
-from simulator.scenario import scenario_from_dict
+from simulator.scenario import load_scenario, scenario_from_dict
 from tests.simulator import ROOT, START, base_scenario, register
 
 pytestmark = pytest.mark.integration
@@ -133,3 +133,39 @@ def test_new_loggers_are_in_the_broker_files_when_a_broker_folder_is_given(
                        now=START)  # fmt: skip
     passwd = (tmp_path / "passwd").read_text()
     assert {d.device_id for d in fleet.devices} <= {line.split(":")[0] for line in passwd.split()}
+
+
+def test_the_demo_fleet_registers_again_a_day_later_with_its_repack(db_dsn: str) -> None:
+    sc = load_scenario("demo")
+    register(db_dsn, build_fleet(sc, start=START))
+    later = build_fleet(sc, start=START + timedelta(days=1))
+    again = register(db_dsn, later)
+    assert again.shipments == 0 and again.epcis_events > 0
+    with psycopg.connect(db_dsn) as conn:
+        (open_rides,) = conn.execute(
+            "SELECT count(*) FROM shipment_units WHERE during @> %s::timestamptz",
+            (later.start + timedelta(hours=1),),
+        ).fetchone() or (0,)
+    assert open_rides == len(later.shipment_units)
+
+
+def test_units_packed_by_the_former_private_path_refuse_the_fleet_with_what_to_do(
+    db_dsn: str,
+) -> None:
+    fleet = build_fleet(load_scenario("demo"), start=START)
+    moved = next(a for a in fleet.aggregations if a.end is not None)
+    with psycopg.connect(db_dsn) as conn:
+        # What simulator/provision.py wrote before: units and packing straight into the tables.
+        for epc in (moved.parent_epc, moved.child_epc):
+            unit = next(u for u in fleet.units if u.epc == epc)
+            conn.execute(
+                "INSERT INTO units (epc, kind, sscc, commissioned_at) VALUES (%s, 'sscc', %s, %s)",
+                (epc, unit.sscc, unit.commissioned_at),
+            )
+        conn.execute(
+            "INSERT INTO aggregations (parent_epc, child_epc, during) VALUES (%s, %s, tstzrange(%s, NULL))",
+            (moved.parent_epc, moved.child_epc, moved.start),
+        )
+    with pytest.raises(RecordConflictError, match="remove the stack's data folder"):
+        register(db_dsn, fleet)
+    assert counts(db_dsn)[2] == 0, "nothing registered"
