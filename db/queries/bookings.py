@@ -172,6 +172,14 @@ WHERE a.shipment_id = %(id)s ORDER BY lower(a.during), a.device_id
 
 
 TAKEN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%(refs)s::text[])"
+# The shipments each logger rides in from ``at`` on (its assignments overlapping [at, ∞)).
+RIDES_FROM = """
+SELECT device_id, shipment_id FROM device_assignments
+WHERE device_id = ANY(%(ids)s::text[]) AND during && tstzrange(%(at)s, NULL)
+"""
+SHIPMENT_STATES = """
+SELECT reference, shipment_id, status FROM shipments WHERE reference = ANY(%(refs)s::text[])
+"""
 
 # Bulk booking (imports): the shipments in one statement, the rest by COPY.
 INSERT_SHIPMENTS = """
@@ -191,6 +199,20 @@ def taken_references(*, conn: Conn, references: Sequence[str]) -> set[str]:
     """Which of these shipment references are booked already."""
     rows = conn.execute(TAKEN_REFERENCES, {"refs": list(references)}).fetchall()
     return {r["reference"] for r in rows}
+
+
+def states_by_reference(*, conn: Conn, references: Sequence[str]) -> dict[str, Row]:
+    """The id and status of each of these shipments that is booked, by reference."""
+    rows = conn.execute(SHIPMENT_STATES, {"refs": list(references)}).fetchall()
+    return {r["reference"]: r for r in rows}
+
+
+def rides_from(*, conn: Conn, device_ids: Sequence[str], at: datetime) -> dict[str, set[int]]:
+    """The shipments each of these loggers rides in from ``at`` on, by logger."""
+    out: dict[str, set[int]] = {}
+    for r in conn.execute(RIDES_FROM, {"ids": list(device_ids), "at": at}):
+        out.setdefault(r["device_id"], set()).add(int(r["shipment_id"]))
+    return out
 
 
 def insert_shipments(*, conn: Conn, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
