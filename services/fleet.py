@@ -23,8 +23,9 @@ from the first run, which so covers the new run and keeps the earlier readings i
 shipment). The serialised units, their packing and loading go in as the EPCIS document a
 packing line and a warehouse system would send (:mod:`simulator.epcis`), through
 :func:`services.trace.import_epcis` (its events are named by their content, so the same fleet's
-document again is recognised and skipped). Planned legs have no service yet and are written by
-:func:`simulator.provision.write_legs`, in the caller's audit context.
+document again is recognised and skipped). The planned legs are written for the whole fleet at once
+(:func:`db.queries.bookings.replace_legs_by_reference`), in the caller's audit context: the
+shipments come in through the CSV import, which books no legs.
 
 This module sits in ``services`` (not in ``simulator``, which is below the services, nor in the
 launcher, which is an edge): registering a fleet is an operation of the platform that the CLI,
@@ -58,7 +59,6 @@ from services.caller import Caller, acting
 from services.csvimport import ImportResult
 from simulator.epcis import fleet_document
 from simulator.fleet import Fleet
-from simulator.provision import write_legs
 
 #: A simulated site's geofence radius: a depot or an airport, not a city.
 SITE_GEOFENCE_M = 2_000.0
@@ -299,7 +299,15 @@ def register_fleet(
                                 now=min(s.planned_departure, now), reason=reason)  # fmt: skip
                 out.started += 1
         with acting(conn, caller, reason):
-            write_legs(conn, fleet)
+            booking_q.replace_legs_by_reference(
+                conn=conn,
+                rows=(
+                    (s.reference, g.seq, g.mode, g.origin, g.destination, g.carrier,
+                     g.planned_departure, g.planned_arrival)
+                    for s in fleet.shipments
+                    for g in s.legs
+                ),
+            )  # fmt: skip
         document = fleet_document(fleet)
         events = document["epcisBody"]["eventList"]
         known = epcis_q.existing_events(conn=conn, keys=[e["eventID"] for e in events])
