@@ -9,8 +9,10 @@ The pure core, in the order data flows::
     faults.py       FaultInjector / message_stream  → OutgoingMessage… (topic, payload, send time)
     groundtruth.py  GroundTruthBuilder              → GroundTruth (true excursions, MKT, faults)
 
-and the edges: ``provision.py`` (database), ``publisher.py`` (MQTT), ``service.py``
-(``run_simulation``, ``run_virtual_logger``). :func:`simulate` runs the core in memory.
+and the edges: ``epcis.py`` (the fleet's units and packing as an EPCIS document; the fleet is
+registered through :mod:`services.fleet`), ``publisher.py`` (MQTT), ``service.py``
+(``run_simulation``, ``register_scenario``, ``run_virtual_logger``). :func:`simulate` runs the
+core in memory.
 """
 
 from __future__ import annotations

@@ -24,11 +24,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 from rich.console import Console
@@ -48,11 +48,11 @@ from simulator.faults import FaultInjector, OutgoingMessage, message_stream
 from simulator.fleet import Fleet, build_fleet
 from simulator.groundtruth import GroundTruth, GroundTruthBuilder
 from simulator.physics import lag_step
-from simulator.provision import ProvisionResult, provision_fleet
 from simulator.publisher import MqttPublisher, Pacer, Publisher, PublishStats, make_client, pump
 from simulator.scenario import Scenario, load_scenario
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class SimulationResult:
     stats: PublishStats
     faults: dict[str, int]
     ground_truth: GroundTruth
-    provisioned: ProvisionResult | None
+    provisioned: object | None  # what ``register`` returned
     wall_s: float
 
     def summary(self) -> dict[str, Any]:
@@ -103,7 +103,7 @@ async def run_simulation(
     scenario: str | Path | Scenario,
     speed: float | None,
     seed: int | None = None,
-    dsn: str | None = None,
+    register: Callable[[Fleet], Awaitable[object]] | None = None,
     ground_truth_path: Path | None = None,
     progress: bool = False,
     stop_event: asyncio.Event | None = None,
@@ -111,7 +111,9 @@ async def run_simulation(
     publisher: Publisher | None = None,
     max_in_flight: int = 64,
 ) -> SimulationResult:
-    """Provision (when ``dsn`` is given), publish the scenario's traffic, write the ground truth.
+    """Register the fleet (with ``register``: the launcher passes
+    :func:`services.fleet.registrar`, the services' own path), publish the scenario's traffic,
+    write the ground truth.
 
     ``publisher`` replaces the MQTT connection (tests pass an in-memory one). ``stop_event``
     ends the run early: in-flight messages are drained and the ground truth covers what was made.
@@ -122,7 +124,7 @@ async def run_simulation(
     if start is None:
         start = resolve_start(sc, speed, datetime.now(UTC))
     fleet = build_fleet(sc, seed=seed, start=start)
-    provisioned = await provision_fleet(dsn, fleet) if dsn else None
+    provisioned = await register(fleet) if register is not None else None
 
     injector = FaultInjector(fleet, root=settings.mqtt.topic_root)
     truth = GroundTruthBuilder(fleet)
@@ -173,6 +175,23 @@ async def run_simulation(
     else:
         log.info("simulation finished: %s", json.dumps(result.summary()))
     return result
+
+
+async def register_scenario(
+    scenario: str | Path | Scenario,
+    *,
+    register: Callable[[Fleet], Awaitable[T]],
+    speed: float | None,
+    seed: int | None = None,
+    start: datetime | None = None,
+) -> tuple[Fleet, T]:
+    """Register the fleet :func:`run_simulation` would drive (same start and seed), and publish
+    nothing (``coldchain simulate --provision-only``)."""
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if start is None:
+        start = resolve_start(sc, speed, datetime.now(UTC))
+    fleet = build_fleet(sc, seed=seed, start=start)
+    return fleet, await register(fleet)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,9 @@ from alerts.service import run_rules_engine
 from coldchain.settings import Settings
 from ingest.service import Ingester
 from ingest.sink import TimescaleSink
+from services.caller import Caller
+from services.fleet import FleetRegistration, registrar
+from simulator.fleet import Fleet
 from simulator.groundtruth import GroundTruth
 from simulator.scenario import load_scenario
 from simulator.service import run_simulation
@@ -49,6 +52,11 @@ async def platform(settings: Settings) -> AsyncIterator[Ingester]:
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+
+def _registrar(settings: Settings, dsn: str) -> Callable[[Fleet], Awaitable[FleetRegistration]]:
+    """The fleet registered through the services, as `coldchain simulate` does."""
+    return registrar(dsn, Caller.console(), topic_root=settings.mqtt.topic_root, broker_dir=None)
 
 
 def query(dsn: str, sql: str, *args: object) -> list[tuple]:
@@ -86,7 +94,9 @@ async def test_walking_skeleton(
     scenario = load_scenario("demo").model_copy(update={"duration_h": 2.0, "history_h": None})
     scenario = scenario.model_copy(update={"faults": type(scenario.faults)()})  # no faults here
     async with platform(settings):
-        result = await run_simulation(settings, scenario=scenario, speed=None, dsn=db_dsn)
+        result = await run_simulation(
+            settings, scenario=scenario, speed=None, register=_registrar(settings, db_dsn)
+        )
         assert result.stats.failed == 0
         await settled(db_dsn)
 
@@ -141,7 +151,9 @@ async def test_faulty_scenario_matches_the_ground_truth(settings: Settings, db_d
     the platform's excursions still match what really happened within one logging interval."""
     scenario = load_scenario("summer_reefer_failure")
     async with platform(settings):
-        result = await run_simulation(settings, scenario=scenario, speed=None, dsn=db_dsn)
+        result = await run_simulation(
+            settings, scenario=scenario, speed=None, register=_registrar(settings, db_dsn)
+        )
         await settled(db_dsn, within=180)
     truth: GroundTruth = result.ground_truth
     tolerance = timedelta(seconds=truth.interval_s)

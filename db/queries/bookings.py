@@ -9,7 +9,7 @@ stored one (the caller then reports a stale version).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -172,6 +172,14 @@ WHERE a.shipment_id = %(id)s ORDER BY lower(a.during), a.device_id
 
 
 TAKEN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%(refs)s::text[])"
+# The shipments each logger rides in from ``at`` on (its assignments overlapping [at, ∞)).
+RIDES_FROM = """
+SELECT device_id, shipment_id FROM device_assignments
+WHERE device_id = ANY(%(ids)s::text[]) AND during && tstzrange(%(at)s, NULL)
+"""
+SHIPMENT_STATES = """
+SELECT reference, shipment_id, status FROM shipments WHERE reference = ANY(%(refs)s::text[])
+"""
 
 # Bulk booking (imports): the shipments in one statement, the rest by COPY.
 INSERT_SHIPMENTS = """
@@ -191,6 +199,20 @@ def taken_references(*, conn: Conn, references: Sequence[str]) -> set[str]:
     """Which of these shipment references are booked already."""
     rows = conn.execute(TAKEN_REFERENCES, {"refs": list(references)}).fetchall()
     return {r["reference"] for r in rows}
+
+
+def states_by_reference(*, conn: Conn, references: Sequence[str]) -> dict[str, Row]:
+    """The id and status of each of these shipments that is booked, by reference."""
+    rows = conn.execute(SHIPMENT_STATES, {"refs": list(references)}).fetchall()
+    return {r["reference"]: r for r in rows}
+
+
+def rides_from(*, conn: Conn, device_ids: Sequence[str], at: datetime) -> dict[str, set[int]]:
+    """The shipments each of these loggers rides in from ``at`` on, by logger."""
+    out: dict[str, set[int]] = {}
+    for r in conn.execute(RIDES_FROM, {"ids": list(device_ids), "at": at}):
+        out.setdefault(r["device_id"], set()).add(int(r["shipment_id"]))
+    return out
 
 
 def insert_shipments(*, conn: Conn, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -384,3 +406,56 @@ def replace_legs(*, conn: Conn, shipment_id: int, legs: Sequence[dict[str, Any]]
     if legs:
         with conn.cursor() as cur:
             cur.executemany(INSERT_LEG, [{"id": shipment_id, **leg} for leg in legs])
+
+
+# Planned legs of many shipments at once, by reference (a registered fleet: services.fleet):
+# each named shipment's legs are replaced; legs of other shipments are never touched. Through a
+# temporary table filled by COPY, then one set-based statement each.
+STAGE_FLEET_LEGS = """
+CREATE TEMP TABLE sim_legs (
+    reference text, seq integer, mode text, origin text, destination text, carrier text,
+    planned_departure timestamptz, planned_arrival timestamptz
+) ON COMMIT DROP
+"""
+COPY_FLEET_LEGS = (
+    "COPY sim_legs (reference, seq, mode, origin, destination, carrier, planned_departure, "
+    "planned_arrival) FROM STDIN"
+)
+REPLACE_FLEET_LEGS = (
+    """
+DELETE FROM shipment_legs l USING shipments sh
+WHERE l.shipment_id = sh.shipment_id AND sh.reference IN (SELECT reference FROM sim_legs)
+""",
+    """
+INSERT INTO shipment_legs (shipment_id, seq, mode, origin, destination, carrier,
+                           planned_departure, planned_arrival)
+SELECT sh.shipment_id, l.seq, l.mode, l.origin, l.destination, l.carrier,
+       l.planned_departure, l.planned_arrival
+FROM sim_legs l JOIN shipments sh USING (reference)
+""",
+)
+FLEET_LEG_COLUMNS = (
+    "reference",
+    "seq",
+    "mode",
+    "origin",
+    "destination",
+    "carrier",
+    "planned_departure",
+    "planned_arrival",
+)
+
+
+def replace_legs_by_reference(*, conn: Conn, rows: Iterable[Sequence[Any]]) -> int:
+    """Set the planned legs of the shipments the rows name (``FLEET_LEG_COLUMNS`` each, in the
+    caller's transaction and audit context); the number of legs written."""
+    n = 0
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(STAGE_FLEET_LEGS)
+        with cur.copy(COPY_FLEET_LEGS) as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+        for statement in REPLACE_FLEET_LEGS:
+            cur.execute(statement)
+    return n

@@ -8,6 +8,7 @@ imports its stage only when it runs, so ``coldchain --help`` stays fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,25 +110,67 @@ def simulate(
         Path | None, typer.Option(help="Write what really happened (ground truth JSON) here.")
     ] = None,
     provision: Annotated[
-        bool, typer.Option(help="Register the fleet (products, shipments, loggers) first.")
+        bool,
+        typer.Option(
+            help="Register the fleet first, through the services (products, sites, lanes, "
+            "loggers, shipments, attachments; then each trip is started)."
+        ),
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    provision_only: Annotated[
+        bool, typer.Option(help="Register the fleet, print what was new, publish nothing.")
+    ] = False,
 ) -> None:
     """Drive the platform with a simulated fleet of loggers, faults included."""
+    from services.caller import Caller
+    from services.fleet import registrar
     from simulator.service import run_simulation
 
     settings = load_settings()
+    # The console registers the fleet through the services, as `coldchain ... import` would;
+    # the broker files stay the job of `coldchain devices provision` / `coldchain up` (the
+    # simulator publishes with its own account).
+    register = registrar(
+        settings.db.dsn, Caller.console(), topic_root=settings.mqtt.topic_root, broker_dir=None
+    )
+    speed_ = None if fast else (speed or settings.simulator.speed)
+    seed_ = seed if seed is not None else settings.simulator.seed
+    start_ = start.replace(tzinfo=UTC) if start and start.tzinfo is None else start
+    if provision_only:
+        import dataclasses
+        import time
+
+        from simulator.service import register_scenario
+
+        began = time.perf_counter()
+        fleet, done = asyncio.run(
+            register_scenario(
+                scenario or settings.simulator.scenario,
+                register=register,
+                speed=speed_,
+                seed=seed_,
+                start=start_,
+            )
+        )
+        counts = {k: v for k, v in dataclasses.asdict(done).items() if k != "shipment_ids"}
+        typer.echo(
+            f"fleet of scenario {fleet.scenario.name} registered in "
+            f"{time.perf_counter() - began:.1f} s: {len(fleet.shipments)} shipments, "
+            f"{len(fleet.devices)} loggers; new or changed: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+        return
     run_until_signal(
         lambda stop: run_simulation(
             settings,
             scenario=scenario or settings.simulator.scenario,
-            speed=None if fast else (speed or settings.simulator.speed),
-            seed=seed if seed is not None else settings.simulator.seed,
-            dsn=settings.db.dsn if provision else None,
+            speed=speed_,
+            seed=seed_,
+            register=register if provision else None,
             ground_truth_path=ground_truth,
             progress=progress and sys.stderr.isatty(),
             stop_event=stop,
-            start=start.replace(tzinfo=UTC) if start and start.tzinfo is None else start,
+            start=start_,
         )
     )
 
@@ -148,13 +191,24 @@ def logger(
 
     settings = load_settings()
     if register:
-        import psycopg
+        # Through the loggers service, as `coldchain loggers add` (audited, as the console); a
+        # logger registered already, even with other values, is used as it is.
+        from coldchain.errors import RecordConflictError
+        from launcher.cli.common import connect
+        from services import loggers
+        from services.caller import Caller
 
-        with psycopg.connect(settings.db.dsn) as conn:
-            conn.execute(
-                "INSERT INTO devices (device_id, model, interval_s) VALUES (%s, 'virtual', %s)"
-                " ON CONFLICT (device_id) DO NOTHING",
-                (device_id, max(1, round(interval))),
+        spec = loggers.LoggerIn(
+            device_id=device_id, model="virtual", interval_s=max(1, round(interval))
+        )
+        with contextlib.suppress(RecordConflictError), connect(settings) as conn:
+            loggers.register_logger(
+                conn,
+                Caller.console(),
+                logger=spec,
+                topic_root=settings.mqtt.topic_root,
+                broker_dir=None,
+                reason="virtual logger (coldchain logger)",
             )
     typer.echo(
         f"virtual logger {device_id}: type a temperature and Enter to change it; Ctrl-C stops"

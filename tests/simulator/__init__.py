@@ -6,6 +6,13 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from psycopg.rows import dict_row
+
+from services.caller import Caller
+from services.fleet import FleetRegistration, register_fleet
+from simulator.fleet import Fleet
+
 START = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
 ROOT = "coldchain/v1"
 
@@ -40,3 +47,16 @@ def base_scenario(**overrides: Any) -> dict[str, Any]:
     data = copy.deepcopy(data)
     data.update(copy.deepcopy(overrides))
     return data
+
+
+def register(dsn: str, fleet: Fleet, *, now: datetime | None = None) -> FleetRegistration:
+    """Register ``fleet`` through the services as the console (what `coldchain simulate` does)."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        return register_fleet(
+            conn,
+            Caller.console(),
+            fleet,
+            topic_root=ROOT,
+            broker_dir=None,
+            now=now or datetime.now(UTC),
+        )

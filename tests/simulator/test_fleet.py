@@ -160,7 +160,6 @@ async def test_run_simulation_publishes_the_pure_stream_and_writes_the_truth(
         scenario=sc,
         speed=None,
         seed=None,
-        dsn=None,
         ground_truth_path=path,
         progress=False,
         start=START,

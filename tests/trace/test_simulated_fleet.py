@@ -12,10 +12,9 @@ from psycopg.rows import dict_row
 from coldchain.errors import ConfigError
 from coldchain.telemetry import Reading
 from simulator.fleet import build_fleet
-from simulator.provision import provision_fleet
 from simulator.scenario import load_scenario, scenario_from_dict
 from tests.fixtures.web import ingest
-from tests.simulator import START, base_scenario
+from tests.simulator import START, base_scenario, register
 from traceability import lookup
 
 pytestmark = pytest.mark.integration
@@ -31,7 +30,7 @@ def _fleet_dict(**repack: object) -> dict[str, object]:
 
 async def test_items_of_a_repacked_case_inherit_both_shipments_loggers(db_dsn: str) -> None:
     fleet = build_fleet(scenario_from_dict(_fleet_dict()), start=START)
-    await provision_fleet(db_dsn, fleet)
+    register(db_dsn, fleet)
     at = START + timedelta(minutes=90)
     moved_case = next(a.child_epc for a in fleet.aggregations if a.end == at)
     item = next(a.child_epc for a in fleet.aggregations if a.parent_epc == moved_case)
