@@ -1,9 +1,10 @@
 """Shipments from a CSV file (``coldchain shipments import``): the whole file validated first,
 every bad row reported with its line and field, nothing applied unless every row is good (or
 ``skip_bad``, which applies the good rows and lists the lines it skipped); the rows applied in
-one transaction, as the console or the caller who imports. Each row is booked as
-:mod:`services.bookings` books one shipment (same validation, same idempotency: a row already
-booked as given is counted unchanged).
+one transaction, as the console or the caller who imports. Each row is checked as
+:mod:`services.bookings` checks one booking; a row whose reference or external reference is
+already booked is a problem of its line (so a file imported twice applies nothing the second
+time and says why, row by row; ``skip_bad`` then applies only the rows not yet booked).
 """
 
 from __future__ import annotations
