@@ -55,7 +55,11 @@ def list_shipments(
     status: ShipmentStatus | None = None,
     condition: Condition | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="search in reference, origin, destination")
+        str | None,
+        Query(
+            max_length=200,
+            description="search in reference, origin, destination and the external references (purchase order, sales order, customer …)",
+        ),
     ] = None,
     has_open_alerts: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

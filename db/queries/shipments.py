@@ -125,7 +125,9 @@ filtered AS (
       AND (%(status)s::text IS NULL OR status = %(status)s)
       AND (%(condition)s::text IS NULL OR condition = %(condition)s)
       AND (%(pattern)s::text IS NULL OR reference ILIKE %(pattern)s
-           OR origin ILIKE %(pattern)s OR destination ILIKE %(pattern)s)
+           OR origin ILIKE %(pattern)s OR destination ILIKE %(pattern)s
+           OR EXISTS (SELECT 1 FROM shipment_references x
+                      WHERE x.shipment_id = judged.shipment_id AND x.value ILIKE %(pattern)s))
       AND (%(has_open_alerts)s::boolean IS NULL OR (open_alerts > 0) = %(has_open_alerts)s)
 )
 """

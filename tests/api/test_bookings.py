@@ -74,6 +74,31 @@ def test_a_retried_create_returns_the_first_shipment(
     assert changed.status_code == 409 and "Idempotency-Key 'erp-42'" in changed.json()["detail"]
 
 
+def test_a_shipment_is_found_by_its_external_references(
+    client: TestClient, people: dict[str, Person], product: str
+) -> None:
+    op = people["operator"].headers
+    refs = [
+        {"kind": "purchase_order", "value": "PO-5829"},
+        {"kind": "customer", "value": "CUST-Bern-17"},
+    ]
+    made = client.post(
+        f"{API}/shipments", json=booking(product, "SHP-300", references=refs), headers=op
+    )
+    assert made.status_code == 201, made.text
+    client.post(
+        f"{API}/shipments",
+        json=booking(product, "SHP-301", references=[{"kind": "purchase_order", "value": "X-1"}]),
+        headers=op,
+    )
+    for q in ("PO-5829", "po-58", "Bern-17"):
+        found = client.get(f"{API}/shipments", params={"q": q}, headers=op)
+        assert found.status_code == 200, found.text
+        assert [s["reference"] for s in found.json()["items"]] == ["SHP-300"], q
+    nothing = client.get(f"{API}/shipments", params={"q": "PO-0000"}, headers=op)
+    assert nothing.json()["items"] == []
+
+
 def test_who_may_book_and_bad_fields_are_named(
     client: TestClient, people: dict[str, Person], product: str
 ) -> None:
