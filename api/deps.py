@@ -28,6 +28,7 @@ from db.types import Conn
 from security.accounts import Principal, principal_for_secret
 from security.ratelimit import LoginLimiter
 from security.roles import Permission, default_permission, roles_with
+from services.caller import Caller
 from services.reports import ReportSettings
 
 WebPool = ConnectionPool[Conn]
@@ -143,3 +144,11 @@ AuthenticatedDep = Annotated[Principal, Depends(get_principal)]
 LimiterDep = Annotated[LoginLimiter, Depends(get_limiter)]
 ReportSettingsDep = Annotated[ReportSettings, Depends(get_report_settings)]
 ClientDep = Annotated[str | None, Depends(client_address)]
+
+
+def get_caller(principal: PrincipalDep, client: ClientDep) -> Caller:
+    """Who asks a service: the authenticated person or key, from where."""
+    return Caller.of(principal, client)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

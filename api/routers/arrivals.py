@@ -12,8 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, ReportSettingsDep, SettingsDep, requires
-from api.routers.bookings import R409, R422, CallerDep, VerdictOut
+from api.deps import CallerDep, ConnDep, ReportSettingsDep, SettingsDep, requires
+from api.routers.bookings import R409, R422, VerdictOut
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
 from services import automation

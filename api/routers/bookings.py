@@ -21,9 +21,8 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import (
-    ClientDep,
+    CallerDep,
     ConnDep,
-    PrincipalDep,
     ReportSettingsDep,
     SettingsDep,
     requires,
@@ -32,7 +31,6 @@ from api.preconditions import PRECONDITION_RESPONSES, expected_version, set_etag
 from api.schemas import ErrorOut
 from coldchain.runtime import utcnow
 from services import booking_legs, bookings, lifecycle, units_on_board
-from services.caller import Caller
 
 router = APIRouter(prefix="/shipments", tags=["bookings"])
 qa_router = APIRouter(prefix="/qa", tags=["bookings"])
@@ -241,14 +239,6 @@ class QueueEntry(BaseModel):
     )
     n_reasons: int
     verdicts: list[dict[str, Any]]
-
-
-def get_caller(principal: PrincipalDep, client: ClientDep) -> Caller:
-    """Who asks: the authenticated person or key, from where."""
-    return Caller.of(principal, client)
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def _id(conn: ConnDep, key: str) -> int:
