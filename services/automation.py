@@ -66,7 +66,7 @@ from coldchain.errors import (
     ShipmentStateError,
 )
 from coldchain.geo import Geofence, bounding_box
-from coldchain.gs1 import check_digit
+from coldchain.gs1 import check_key
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
 from db.listen import listen
@@ -279,12 +279,10 @@ class DockScan:
 
 def _gln(value: str) -> str:
     value = value.strip()
-    if len(value) != 13 or not value.isascii() or not value.isdigit():
-        raise InvalidRecordError("gln", f"a GLN is 13 digits, not {value!r}")
-    if check_digit(value[:-1]) != int(value[-1]):
-        raise InvalidRecordError(
-            "gln", f"GLN check digit is {value[-1]}, expected {check_digit(value[:-1])}"
-        )
+    try:
+        check_key(value, "GLN", 13)
+    except IdentifierError as exc:
+        raise InvalidRecordError("gln", str(exc)) from None
     return value
 
 

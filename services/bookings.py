@@ -34,13 +34,14 @@ import psycopg
 from coldchain.canonical import canonical_json
 from coldchain.errors import (
     CalibrationExpiredError,
+    IdentifierError,
     InvalidRecordError,
     NotFoundError,
     RecordConflictError,
     ShipmentStateError,
     VersionConflictError,
 )
-from coldchain.gs1 import check_digit
+from coldchain.gs1 import normalize_gtin
 from db.queries import bookings as q
 from db.queries import lifecycle as lifecycle_q
 from db.queries import shipments as shipment_q
@@ -101,12 +102,12 @@ def request_hash(new: NewShipment) -> str:
 
 
 def _gtin(value: str, field_name: str) -> str:
-    code = value.strip()
-    if len(code) in (8, 12, 13):
-        code = code.zfill(14)
-    if len(code) != 14 or not code.isdigit() or check_digit(code[:-1]) != int(code[-1]):
-        raise InvalidRecordError(field_name, f"{value!r} is not a GTIN (14 digits, check digit)")
-    return code
+    try:
+        return normalize_gtin(value.strip())
+    except IdentifierError:
+        raise InvalidRecordError(
+            field_name, f"{value!r} is not a GTIN (14 digits, check digit)"
+        ) from None
 
 
 def _reference(kind: str, value: str, where: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from coldchain.errors import InvalidRecordError, NotFoundError, RecordConflictError
-from coldchain.gs1 import check_digit
+from coldchain.gs1 import check_key
 from db.queries import locations as q
 from db.types import Conn, Row
 from services.caller import Caller, acting
@@ -62,10 +62,7 @@ class LocationIn(BaseModel):
     @classmethod
     def _gln(cls, value: str) -> str:
         value = value.strip()
-        if len(value) != 13 or not value.isascii() or not value.isdigit():
-            raise ValueError("a GLN is 13 digits")
-        if check_digit(value[:-1]) != int(value[-1]):
-            raise ValueError(f"GLN check digit is {value[-1]}, expected {check_digit(value[:-1])}")
+        check_key(value, "GLN", 13)  # an IdentifierError is a ValueError: pydantic names the field
         return value
 
     @model_validator(mode="after")
