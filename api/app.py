@@ -289,9 +289,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.login_limiter = limiter
     app.state.report_settings = ReportSettings.from_settings(settings)
-    labels = RouteLabels(
-        lambda: [*app.openapi()["paths"], DOCS_URL, app.openapi_url or ""]
-    )
+    labels = RouteLabels(lambda: [*app.openapi()["paths"], DOCS_URL, app.openapi_url or ""])
     # Innermost first: admission receives bodies through the body limit, and the metrics
     # middleware wraps both, so refused requests (413, 503) are counted.
     app.add_middleware(

@@ -75,7 +75,6 @@ def swagger_page(title: str, openapi_url: str) -> str:
 """
 
 
-
 def install_docs(app: FastAPI) -> None:
     """Serve the documentation pages and their assets (create the app with ``docs_url=None``)."""
     openapi_url = app.openapi_url or "/api/openapi.json"

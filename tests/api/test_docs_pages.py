@@ -70,4 +70,3 @@ def test_swagger_ui_renders_offline_without_console_errors(
     screenshot(browser, "api-docs")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert severe == []
-
