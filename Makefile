@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system venv demo test test-fast lint format bench soak lock clean
+.PHONY: setup system venv demo test test-fast lint format bench soak lock clean screenshots
 
 setup: system venv
 
@@ -27,6 +27,9 @@ demo: setup
 
 test: setup
 	@$(BIN)/python -m pytest
+
+screenshots: setup
+	$(BIN)/python -m bench.screenshots
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """The web process: the HTTP API and the Dash dashboard as one ASGI app on one port.
 
     /api/v1/...     the API (routers in ``api.routers``)
-    /api/docs       OpenAPI docs (``/api/openapi.json``)
+    /api/docs       OpenAPI docs (``/api/openapi.json``) in Swagger UI, from the app's own
+                    files, so they work offline (:mod:`api.docs`)
     /healthz        liveness with a database check
     /metrics        Prometheus metrics of this app
     /               the dashboard (Dash on Flask, through a2wsgi), with every other path
@@ -58,6 +59,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import WebPool, authorize, route_permission
+from api.docs import DOCS_URL, install_docs
 from api.errors import install_error_handlers, one_422_schema
 from api.middleware import (
     AdmissionMiddleware,
@@ -272,7 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Cold chain API",
         version="1",
         summary="Shipments, readings, excursions and alerts of the cold-chain platform.",
-        docs_url="/api/docs",
+        docs_url=None,  # served from local files by api.docs, not from a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
@@ -287,9 +289,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.login_limiter = limiter
     app.state.report_settings = ReportSettings.from_settings(settings)
-    labels = RouteLabels(
-        lambda: [*app.openapi()["paths"], app.docs_url or "", app.openapi_url or ""]
-    )
+    labels = RouteLabels(lambda: [*app.openapi()["paths"], DOCS_URL, app.openapi_url or ""])
     # Innermost first: admission receives bodies through the body limit, and the metrics
     # middleware wraps both, so refused requests (413, 503) are counted.
     app.add_middleware(
@@ -341,6 +341,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     one_422_schema(app)
+    install_docs(app)
 
     dash_app = create_dash(settings, pool, limiter=limiter)
     dashboard = WSGIMiddleware(dash_app.server)

@@ -337,7 +337,13 @@ class MosquittoBroker:
             raise SetupError("mosquitto not found: run `make setup` (scripts/setup-system.sh)")
         self.write_config()
         self._proc = subprocess.Popen(
-            [binary, "-c", str(self.config_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [binary, "-c", str(self.config_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # Not in the terminal's process group: Ctrl-C reaches ``coldchain up``, which stops
+            # the broker after the stages that use it (it used to die first, and the ingester
+            # and the simulator logged lost connections instead of stopping in order).
+            start_new_session=True,
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)

@@ -119,9 +119,10 @@ class Stage:
         )
         self.started_at = time.monotonic()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0) -> bool:
+        """Stop the stage if it runs (SIGTERM, then SIGKILL after ``timeout``); True if it ran."""
         if self.proc is None or self.proc.poll() is not None:
-            return
+            return False
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
@@ -129,6 +130,7 @@ class Stage:
             log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
             self.proc.kill()
             self.proc.wait()
+        return True
 
 
 def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "demo") -> int:
@@ -206,11 +208,14 @@ def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "de
     finally:
         _say("stopping…")
         for stage in reversed(stages):
-            stage.stop()
+            if stage.stop():
+                _say(f"  {stage.name} stopped")
         if broker is not None:
             broker.stop()
+            _say("  broker stopped")
         if pg is not None:
             pg.stop()
+            _say("  database stopped")
         _say("stopped")
 
 
