@@ -207,8 +207,8 @@ SHIPMENT_SORTS: dict[str, str] = {
     "temp": "current_temp_c",
     "last_seen": "last_seen",
     "alerts": "open_alerts",
-    # out of range since: the oldest start first when descending (the longest out of range)
-    "since": "now() - out_of_range_since",
+    "since": "out_of_range_since",
+    "duration": "now() - out_of_range_since",
     "peak": "peak_degree_minutes",
     "budget": "budget_used",
     "qa": "status",
