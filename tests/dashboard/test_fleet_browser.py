@@ -109,6 +109,7 @@ def _seed(dsn: str, now: datetime) -> dict[str, Any]:
             end=None,
             last_out=now - timedelta(minutes=1),
             max_c=12.8,
+            alarm_at=now - timedelta(minutes=8),
         )
         add_excursion(
             conn,

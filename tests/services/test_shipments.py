@@ -121,6 +121,7 @@ def _fleet_at_risk(dsn: str, now: datetime) -> dict[str, int]:
             end=None,
             last_out=now - timedelta(minutes=1),
             max_c=12.8,
+            alarm_at=now - timedelta(minutes=20),
         )
         add_excursion(
             c,
