@@ -57,9 +57,7 @@ WITH summary AS (
         coalesce(al.open_alerts, 0) AS open_alerts,
         coalesce(al.unacknowledged_alerts, 0) AS unacknowledged_alerts, al.worst_rank,
         coalesce(ex.n_excursions, 0) AS n_excursions, ex.out_of_range_since,
-        ex.peak_c, ex.peak_degree_minutes, coalesce(ex.peak_open, false) AS peak_open,
-        bu.budget_used, lg.leg_carriers,
-        coalesce(s.planned_arrival, lg.legs_arrival) AS eta_planned
+        ex.peak_c, ex.peak_degree_minutes, coalesce(ex.peak_open, false) AS peak_open
     FROM shipments s
     LEFT JOIN products p ON p.gtin = s.product_gtin
     -- the loggers assigned right now: how many, how many are silent, when one last reported,
@@ -125,23 +123,6 @@ WITH summary AS (
         WHERE e.superseded_at IS NULL
         GROUP BY e.shipment_id
     ) ex ON ex.shipment_id = s.shipment_id
-    -- the stability budget used, as the rules engine last counted it (its "budget" rule, per
-    -- logger; the most used one)
-    LEFT JOIN (
-        SELECT r.shipment_id, max((r.details ->> 'share_used')::double precision) AS budget_used
-        FROM rule_states r
-        WHERE r.rule_key = 'budget'
-        GROUP BY r.shipment_id
-    ) bu ON bu.shipment_id = s.shipment_id
-    -- the booking's legs: their carriers (in leg order) and the last planned arrival
-    LEFT JOIN (
-        SELECT l.shipment_id,
-               array_agg(l.carrier ORDER BY l.seq) FILTER (WHERE l.carrier IS NOT NULL)
-                   AS leg_carriers,
-               max(l.planned_arrival) AS legs_arrival
-        FROM shipment_legs l
-        GROUP BY l.shipment_id
-    ) lg ON lg.shipment_id = s.shipment_id
 ),
 judged AS (
     SELECT *,
@@ -171,7 +152,8 @@ filtered AS (
       AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
       AND (%(lane)s::text IS NULL OR origin || ' → ' || destination = %(lane)s)
       AND (%(carrier)s::text IS NULL OR carrier = %(carrier)s
-           OR %(carrier)s = ANY(leg_carriers))
+           OR EXISTS (SELECT 1 FROM shipment_legs l
+                      WHERE l.shipment_id = judged.shipment_id AND l.carrier = %(carrier)s))
 )
 """
 
@@ -184,14 +166,37 @@ _DEFAULT_ORDER = (
 )
 
 
+# The page's rows, with what only they need: the stability budget used, as the rules engine last
+# counted it (its "budget" rule, per logger: the most used one), and the booking's legs (their
+# carriers in leg order, the last planned arrival). Read for the page only, after the order and
+# the limit (for 5,000 shipments, reading them for all cost more than the rest of the list).
+# The page keeps the name ``filtered`` so that the order, applied again to its rows, reads the
+# same columns.
 def _list_sql(order: str) -> str:
     return (
         _SHIPMENT_SUMMARY
         + f"""
-SELECT *, count(*) OVER () AS total
-FROM filtered
+SELECT filtered.*, bu.budget_used, lg.leg_carriers,
+       coalesce(filtered.planned_arrival, lg.legs_arrival) AS eta_planned
+FROM (
+    SELECT *, count(*) OVER () AS total
+    FROM filtered
+    ORDER BY {order}
+    LIMIT %(limit)s OFFSET %(offset)s
+) filtered
+LEFT JOIN LATERAL (
+    SELECT max((r.details ->> 'share_used')::double precision) AS budget_used
+    FROM rule_states r
+    WHERE r.shipment_id = filtered.shipment_id AND r.rule_key = 'budget'
+) bu ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(l.carrier ORDER BY l.seq) FILTER (WHERE l.carrier IS NOT NULL)
+               AS leg_carriers,
+           max(l.planned_arrival) AS legs_arrival
+    FROM shipment_legs l
+    WHERE l.shipment_id = filtered.shipment_id
+) lg ON true
 ORDER BY {order}
-LIMIT %(limit)s OFFSET %(offset)s
 """
     )
 
@@ -210,10 +215,15 @@ SHIPMENT_SORTS: dict[str, str] = {
     "since": "out_of_range_since",
     "duration": "now() - out_of_range_since",
     "peak": "peak_degree_minutes",
-    "budget": "budget_used",
     "qa": "status",
-    "carrier": "coalesce(carrier, leg_carriers[1])",
-    "eta": "eta_planned",
+    # read per shipment only when the list is sorted by them (see _list_sql)
+    "budget": """(SELECT max((r.details ->> 'share_used')::double precision) FROM rule_states r
+                  WHERE r.shipment_id = filtered.shipment_id AND r.rule_key = 'budget')""",
+    "carrier": """coalesce(carrier, (SELECT l.carrier FROM shipment_legs l
+                  WHERE l.shipment_id = filtered.shipment_id AND l.carrier IS NOT NULL
+                  ORDER BY l.seq LIMIT 1))""",
+    "eta": """coalesce(planned_arrival, (SELECT max(l.planned_arrival) FROM shipment_legs l
+              WHERE l.shipment_id = filtered.shipment_id))""",
 }
 
 #: The list statement for each (sort key, descending); built from the constants above only.
