@@ -214,8 +214,12 @@ SHIPMENT_SORTS: dict[str, str] = {
     "alerts": "open_alerts",
     "since": "out_of_range_since",
     "duration": "now() - out_of_range_since",
+    # how bad: the worst excursion's °C·min (a peak alone compares badly across high and low)
     "peak": "peak_degree_minutes",
-    "qa": "status",
+    # what QA holds first when descending: quarantined, rejected, under review, awaiting review,
+    # returned, released; before arrival last
+    "qa": """CASE status WHEN 'quarantined' THEN 5 WHEN 'rejected' THEN 4 WHEN 'under_review' THEN 3
+             WHEN 'arrived' THEN 2 WHEN 'returned' THEN 1 WHEN 'released' THEN 0 END""",
     # read per shipment only when the list is sorted by them (see _list_sql)
     "budget": """(SELECT max((r.details ->> 'share_used')::double precision) FROM rule_states r
                   WHERE r.shipment_id = filtered.shipment_id AND r.rule_key = 'budget')""",

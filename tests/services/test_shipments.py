@@ -203,6 +203,10 @@ def test_the_fleet_list_filters_by_lane_carrier_and_state(db_dsn: str, conn: Con
     assert refs(statuses=["quarantined", "rejected"]) == ["SHP-HELD"]
     assert refs(statuses=["in_transit"], carrier="Polar Air", q="hot") == ["SHP-HOT"]
 
+    # sorted by QA state: what QA holds first (quarantined, then awaiting review), then the rest
+    by_qa = shipments.list_shipments(conn, offline_factor=OFFLINE, sort="qa", descending=True)
+    assert [r["qa_state"] for r in by_qa.items][:2] == ["quarantined", "awaiting review"]
+
     choices = shipments.fleet_filter_choices(conn)
     assert choices == {
         "lane": ["Antwerp → Basel", "Lyon → Basel", "Rotterdam → Basel"],
