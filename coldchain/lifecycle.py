@@ -107,3 +107,24 @@ def transition(state: str, event: str) -> Move:
 def allowed(state: str) -> tuple[Event, ...]:
     """The transitions that may leave ``state``, in the order of :data:`EVENTS`."""
     return tuple(e for e in EVENTS if state in TRANSITIONS[e][0])
+
+
+#: Each state in plain words, for people (the codes stay in the API and the database).
+LABELS: Final[dict[State, str]] = {s: s.replace("_", " ") for s in STATES}
+
+#: What QA has made of a shipment, by its state, in plain words: awaiting a decision, or the
+#: signed disposition in force. States before arrival (and ``cancelled``) are not QA's yet.
+QA_STATES: Final[dict[str, str]] = {
+    "arrived": "awaiting review",
+    "under_review": "under review",
+    "released": "released",
+    "quarantined": "quarantined",
+    "rejected": "rejected",
+    "returned": "returned",
+}
+
+
+def qa_state(state: str) -> str | None:
+    """The QA state of a shipment in ``state`` in plain words (:data:`QA_STATES`); None before
+    arrival and for a cancelled shipment."""
+    return QA_STATES.get(state)

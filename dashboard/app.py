@@ -26,7 +26,7 @@ from dash import Input, Output, dcc, html
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
-from dashboard import ids
+from dashboard import ids, nav_alerts
 from dashboard.figures import OSM_TILES
 from dashboard.pages import (
     PageContext,
@@ -49,9 +49,10 @@ ASSETS = Path(__file__).with_name("assets")
 TITLE = "Cold chain · control tower"
 
 
-def navbar(principal: Principal | None = None) -> html.Header:
-    """The top bar: brand, the links to the fleet, the alerts and QA review, and who is logged
-    in (no links before logging in)."""
+def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.Header:
+    """The top bar: brand, the links to the fleet, the alerts (with the count of unacknowledged
+    ones: :mod:`dashboard.nav_alerts`) and QA review, and who is logged in (no links before
+    logging in)."""
     return html.Header(
         id=ids.NAVBAR,
         className="navbar",
@@ -65,7 +66,12 @@ def navbar(principal: Principal | None = None) -> html.Header:
                 className="nav-links",
                 children=[
                     dcc.Link("Fleet", href="/", id=ids.NAV_FLEET, className="nav-link"),
-                    dcc.Link("Alerts", href="/alerts", id=ids.NAV_ALERTS, className="nav-link"),
+                    dcc.Link(
+                        ["Alerts", nav_alerts.badge()],
+                        href="/alerts",
+                        id=ids.NAV_ALERTS,
+                        className="nav-link",
+                    ),
                     dcc.Link(
                         "Passport", href=passport.PATH, id=ids.NAV_PASSPORT, className="nav-link"
                     ),
@@ -73,6 +79,7 @@ def navbar(principal: Principal | None = None) -> html.Header:
                     *_editor_links(principal),
                     *new_shipment.nav_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
+                    *nav_alerts.controls(principal, refresh_ms),
                 ],
                 style=None if principal is not None else {"display": "none"},
             ),
@@ -92,13 +99,13 @@ def _editor_links(principal: Principal | None) -> list[dcc.Link]:
     ]
 
 
-def shell(principal: Principal | None = None) -> html.Div:
+def shell(principal: Principal | None = None, refresh_ms: int = 5000) -> html.Div:
     """The layout every page renders into."""
     return html.Div(
         className="app",
         children=[
             dcc.Location(id=ids.URL, refresh=False),
-            navbar(principal),
+            navbar(principal, refresh_ms),
             html.Main(id=ids.PAGE, className="container"),
         ],
     )
@@ -204,11 +211,12 @@ def create_dash(
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
     # A function: built per page load, so the navigation bar shows who is logged in.
-    app.layout = lambda: shell(login.current_principal())
+    app.layout = lambda: shell(login.current_principal(), page.refresh_ms)
     # Every component any page can show, so Dash can check the callbacks against them.
     app.validation_layout = html.Div(  # type: ignore[assignment]  # typed None in Dash
         [
             shell(),
+            *nav_alerts.validation_layout(),
             fleet.layout(page),
             shipment.layout(page, "_"),
             alerts.layout(page),
@@ -232,6 +240,7 @@ def create_dash(
     products.register(app, page)
     loggers.register(app, page)
     sites.register(app, page)
+    nav_alerts.register(app, page)
 
     @app.callback(
         Output(ids.PAGE, "children"),

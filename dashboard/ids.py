@@ -14,6 +14,12 @@ NAVBAR = "navbar"
 NAV_FLEET = "nav-fleet"
 NAV_ALERTS = "nav-alerts"
 NAV_PASSPORT = "nav-passport"
+# The open, unacknowledged alerts: the count in the navigation bar (empty when none), refreshed
+# by its own interval; the bell toggles a sound and a desktop notification when it grows
+# (dashboard/assets/alert-count.js, which also puts the count in the tab title).
+NAV_ALERT_COUNT = "nav-alert-count"
+NAV_ALERT_INTERVAL = "nav-alert-interval"
+NAV_ALERT_BELL = "nav-alert-bell"
 
 # Fleet page "/"
 FLEET_INTERVAL = "fleet-interval"
@@ -30,6 +36,9 @@ FLEET_PAGE = "fleet-page"  # dcc.Store: the table page shown, from 0
 FLEET_PREV = "fleet-prev"
 FLEET_NEXT = "fleet-next"
 FLEET_UPDATED = "fleet-updated"
+FLEET_LANE = "fleet-lane"  # dcc.Dropdown: "origin → destination"
+FLEET_CARRIER = "fleet-carrier"  # dcc.Dropdown
+FLEET_QA = "fleet-qa"  # dcc.Dropdown: a key of dashboard.pages.fleet_table.QA_FILTERS
 
 # Shipment page "/shipments/<reference>"
 SHIPMENT_INTERVAL = "shipment-interval"
@@ -98,6 +107,13 @@ CELL_REFERENCE = "cell-reference"
 CELL_TEMP = "cell-temp"
 CELL_LAST_SEEN = "cell-last-seen"
 CELL_ALERTS = "cell-alerts"
+CELL_SINCE = "cell-since"  # out of range since (the open excursion's start)
+CELL_DURATION = "cell-duration"
+CELL_PEAK = "cell-peak"
+CELL_BUDGET = "cell-budget"
+CELL_QA = "cell-qa"  # span.badge with data-state when QA has a say
+CELL_CARRIER = "cell-carrier"
+CELL_ETA = "cell-eta"
 ALERT_ROW = "alert-row"  # <tr> with data-alert-id, data-state and data-severity
 BTN_ACK = "btn-ack"
 BTN_RESOLVE = "btn-resolve"

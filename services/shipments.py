@@ -11,11 +11,13 @@ that judges a logger's condition takes it from the caller's settings
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from alerts.in_force import RuleSources, shipment_limits
+from coldchain import lifecycle
 from coldchain.settings import Settings
 from coldchain.thermal.budget import DEFAULT_WARNING_SHARE
 from coldchain.thermal.limits import Limits
@@ -34,6 +36,7 @@ __all__ = [
     "device_readings",
     "excursions",
     "find_shipment",
+    "fleet_filter_choices",
     "fleet_overview",
     "limits",
     "list_shipments",
@@ -57,28 +60,51 @@ def list_shipments(
     *,
     offline_factor: float,
     status: str | None = None,
+    statuses: Sequence[str] | None = None,
     condition: str | None = None,
     q: str | None = None,
     has_open_alerts: bool | None = None,
+    lane: str | None = None,
+    carrier: str | None = None,
     sort: str = "attention",
     descending: bool = True,
     limit: int = 50,
     offset: int = 0,
 ) -> Page:
     """One page of shipments with their live picture, those needing action first
-    (:func:`db.queries.shipments.list_shipments`)."""
-    return shipment_q.list_shipments(
+    (:func:`db.queries.shipments.list_shipments`).
+
+    Each row also says how it stands on temperature and with QA: ``n_excursions`` (on record),
+    ``out_of_range_since`` (the start of the oldest excursion still open: when the product left
+    its range, not when the alarm went off; None when in range), the worst excursion's
+    ``peak_c`` and ``peak_degree_minutes`` (an open one's if any, ``peak_open``),
+    ``budget_used`` (share of the stability budget, as the rules engine last counted it; None
+    without a budget rule), ``qa_state`` (:func:`coldchain.lifecycle.qa_state`), ``carriers``
+    (the shipment's and its legs') and ``eta_planned`` (the booking's planned arrival).
+    """
+    page = shipment_q.list_shipments(
         conn=conn,
         offline_factor=offline_factor,
         status=status,
+        statuses=statuses,
         condition=condition,
         q=q,
         has_open_alerts=has_open_alerts,
+        lane=lane,
+        carrier=carrier,
         sort=sort,
         descending=descending,
         limit=limit,
         offset=offset,
     )
+    for row in page.items:
+        row["qa_state"] = lifecycle.qa_state(row["status"])
+    return page
+
+
+def fleet_filter_choices(conn: Conn) -> dict[str, list[str]]:
+    """The lanes (``"origin → destination"``) and carriers the fleet can be filtered by."""
+    return shipment_q.fleet_filter_choices(conn=conn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Fleet page ("/"): every shipment on a map and in a table, the ones that need action first.
+"""Fleet page ("/"): every shipment on a map and in a table, the ones that need action first
+(alarm, then the longest out of range). The table's rows: :mod:`dashboard.pages.fleet_table`.
 
 The summary cards and the map show the whole fleet (:func:`db.queries.shipments.fleet_overview`, a
 few columns per shipment); the table shows one page of :data:`PAGE_SIZE` rows of the shipments
@@ -16,20 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import figures, ids
-from dashboard.pages import (
-    PageContext,
-    badge,
-    data_attrs,
-    fmt_age,
-    fmt_range,
-    fmt_temp,
-    fmt_ts,
-    shipment_href,
-)
+from dashboard.pages import PageContext
+from dashboard.pages.fleet_table import QA_FILTER_OPTIONS, qa_filter_statuses, table_row
 from db.types import Conn, Page
 from services import shipments as shipment_s
 
@@ -40,11 +33,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("lane", "Lane"),
     ("product", "Product"),
     ("temp", "Temperature"),
+    ("since", "Out of range since"),
+    ("duration", "Duration"),
+    ("peak", "Peak"),
+    ("budget", "Budget used"),
+    ("qa", "QA state"),
+    ("carrier", "Carrier"),
+    ("eta", "ETA (planned)"),
     ("last_seen", "Last seen"),
     ("alerts", "Open alerts"),
 )
 DEFAULT_SORT = {"col": "attention", "desc": True}
-_DESC_FIRST = {"attention", "temp", "last_seen", "alerts"}
+_DESC_FIRST = {"attention", "temp", "duration", "peak", "budget", "last_seen", "alerts"}
 CONDITION_FILTERS = [
     {"label": "All", "value": "all"},
     {"label": "Alarm", "value": "alarm"},
@@ -147,6 +147,9 @@ def layout(page: PageContext) -> html.Div:
                                 inline=True,
                                 className="segmented",
                             ),
+                            *_filter(ids.FLEET_LANE, "All lanes"),
+                            *_filter(ids.FLEET_CARRIER, "All carriers"),
+                            *_filter(ids.FLEET_QA, "Any QA state", options=QA_FILTER_OPTIONS),
                             html.Span(id=ids.FLEET_COUNT, className="muted"),
                         ],
                     ),
@@ -177,6 +180,27 @@ def layout(page: PageContext) -> html.Div:
     )
 
 
+def _filter(id: str, placeholder: str, *, options: list[dict[str, str]] | None = None) -> list[Any]:
+    """A filter of the table: a dropdown to type in, empty for "all", labelled for screen
+    readers."""
+    return [
+        html.Label(placeholder, htmlFor=id, className="visually-hidden"),
+        dcc.Dropdown(
+            id=id,
+            options=options or [],
+            placeholder=placeholder,
+            clearable=True,
+            searchable=True,
+            className="filter",
+        ),
+    ]
+
+
+def choices_options(values: list[str]) -> list[dict[str, str]]:
+    """Dropdown options whose labels are their values."""
+    return [{"label": v, "value": v} for v in values]
+
+
 def summary_cards(conditions: Iterable[str]) -> list[html.Div]:
     """One card per condition with its count of shipments (``conditions``: one per shipment)."""
     counts = {c: 0 for c in figures.CONDITION_ORDER}
@@ -192,62 +216,6 @@ def summary_cards(conditions: Iterable[str]) -> list[html.Div]:
         )
         for c in figures.CONDITION_ORDER
     ]
-
-
-def _out_of_range(row: dict[str, Any]) -> bool:
-    t, p = row["current_temp_c"], row["product"] or {}
-    if t is None:
-        return False
-    lo, hi = p.get("temp_min_c"), p.get("temp_max_c")
-    return (lo is not None and t < lo) or (hi is not None and t > hi)
-
-
-def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
-    """One shipment as a table row; ``data-reference`` and the ``cell-*`` classes are stable.
-
-    Text goes in as plain strings wherever it can: the Dash renderer's cost is per component
-    (see the module docstring), and a page of rows is drawn on every refresh.
-    """
-    cond = row["condition"]
-    product = row["product"] or {}
-    alerts_cell: list[Any] = [str(row["open_alerts"])]
-    if row["worst_severity"]:
-        alerts_cell.append(badge(row["worst_severity"], row["worst_severity"]))
-    if row["unacknowledged_alerts"]:
-        alerts_cell.append(html.Span(f"{row['unacknowledged_alerts']} new", className="sub"))
-    temp_class = ids.CELL_TEMP + (" out-of-range" if _out_of_range(row) else "")
-    return html.Tr(
-        className=f"{ids.FLEET_ROW} condition-{cond}",
-        **data_attrs(reference=row["reference"], condition=cond),
-        children=[
-            html.Td(badge(figures.CONDITION_LABELS[cond], cond), className="cell-condition"),
-            html.Td(
-                [
-                    dcc.Link(row["reference"], href=shipment_href(row["reference"])),
-                    html.Span(row["status"].replace("_", " "), className="sub"),
-                ],
-                className=ids.CELL_REFERENCE,
-            ),
-            html.Td(row["lane"], className="cell-lane"),
-            html.Td(
-                [
-                    product.get("name") or "—",
-                    html.Span(
-                        fmt_range(product.get("temp_min_c"), product.get("temp_max_c")),
-                        className="sub",
-                    ),
-                ],
-                className="cell-product wrap",
-            ),
-            html.Td(fmt_temp(row["current_temp_c"]), className=temp_class),
-            html.Td(
-                fmt_age(row["last_seen"], now),
-                className=ids.CELL_LAST_SEEN,
-                title=fmt_ts(row["last_seen"]),
-            ),
-            html.Td(alerts_cell, className=ids.CELL_ALERTS),
-        ],
-    )
 
 
 def register(app: Dash, page: PageContext) -> None:
@@ -273,6 +241,9 @@ def register(app: Dash, page: PageContext) -> None:
         Input(ids.FLEET_NEXT, "n_clicks"),
         Input(ids.FLEET_SEARCH, "value"),
         Input(ids.FLEET_CONDITION, "value"),
+        Input(ids.FLEET_LANE, "value"),
+        Input(ids.FLEET_CARRIER, "value"),
+        Input(ids.FLEET_QA, "value"),
         Input(ids.FLEET_SORT, "data"),
         State(ids.FLEET_PAGE, "data"),
         prevent_initial_call=True,
@@ -295,6 +266,24 @@ def register(app: Dash, page: PageContext) -> None:
         return summary_cards(frame["condition"]), figures.fleet_map(frame)
 
     @app.callback(
+        Output(ids.FLEET_LANE, "options"),
+        Output(ids.FLEET_CARRIER, "options"),
+        Input(ids.FLEET_INTERVAL, "n_intervals"),
+        State(ids.FLEET_LANE, "options"),
+        State(ids.FLEET_CARRIER, "options"),
+    )
+    def filter_choices(_n: int | None, lanes: Any, carriers: Any) -> tuple[Any, ...]:
+        # Sent again only when they changed: an open dropdown is left alone.
+        with page.connection() as conn:
+            choices = shipment_s.fleet_filter_choices(conn)
+        new_lanes = choices_options(choices["lane"])
+        new_carriers = choices_options(choices["carrier"])
+        return (
+            no_update if new_lanes == lanes else new_lanes,
+            no_update if new_carriers == carriers else new_carriers,
+        )
+
+    @app.callback(
         Output(ids.FLEET_TBODY, "children"),
         Output(ids.FLEET_COUNT, "children"),
         Output(ids.FLEET_UPDATED, "children"),
@@ -306,6 +295,9 @@ def register(app: Dash, page: PageContext) -> None:
         # holds this callback back until turn_page has answered, so it still runs once.
         Input(ids.FLEET_SEARCH, "value"),
         Input(ids.FLEET_CONDITION, "value"),
+        Input(ids.FLEET_LANE, "value"),
+        Input(ids.FLEET_CARRIER, "value"),
+        Input(ids.FLEET_QA, "value"),
         Input(ids.FLEET_SORT, "data"),
     )
     def refresh(
@@ -313,6 +305,9 @@ def register(app: Dash, page: PageContext) -> None:
         page_no: int | None,
         search: str | None,
         condition: str | None,
+        lane: str | None,
+        carrier: str | None,
+        qa: str | None,
         sort: dict[str, Any] | None,
     ) -> tuple[Any, ...]:
         now = datetime.now(UTC)
@@ -326,6 +321,9 @@ def register(app: Dash, page: PageContext) -> None:
                 offline_factor=page.offline_factor,
                 q=search,
                 condition=condition,
+                lane=lane or None,
+                carrier=carrier or None,
+                statuses=qa_filter_statuses(qa),
                 sort=str(sort["col"]),
                 descending=bool(sort["desc"]),
                 limit=PAGE_SIZE,
@@ -342,7 +340,7 @@ def register(app: Dash, page: PageContext) -> None:
             html.Td("No shipments match.", colSpan=len(COLUMNS), className="muted")
         )
         count = f"{matching.total:,} shipment{'' if matching.total == 1 else 's'}"
-        if search or condition:
+        if search or condition or lane or carrier or qa:
             count += " match"
         if matching.total > len(matching.items):
             count += f" · rows {start + 1:,}–{end:,}"

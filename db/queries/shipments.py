@@ -23,6 +23,7 @@ first (``attention``: alarm 3 > warning 2 > offline 1 > ok 0):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.rows import tuple_row
@@ -54,7 +55,9 @@ WITH summary AS (
         coalesce(dev.n_devices, 0) AS n_devices,
         coalesce(dev.n_devices_offline, 0) AS n_devices_offline, dev.last_seen,
         coalesce(al.open_alerts, 0) AS open_alerts,
-        coalesce(al.unacknowledged_alerts, 0) AS unacknowledged_alerts, al.worst_rank
+        coalesce(al.unacknowledged_alerts, 0) AS unacknowledged_alerts, al.worst_rank,
+        coalesce(ex.n_excursions, 0) AS n_excursions, ex.out_of_range_since,
+        ex.peak_c, ex.peak_degree_minutes, coalesce(ex.peak_open, false) AS peak_open
     FROM shipments s
     LEFT JOIN products p ON p.gtin = s.product_gtin
     -- the loggers assigned right now: how many, how many are silent, when one last reported,
@@ -103,6 +106,23 @@ WITH summary AS (
         WHERE x.state <> 'resolved'
         GROUP BY x.shipment_id
     ) al ON al.shipment_id = s.shipment_id
+    -- the excursions (current versions): how many; since when the product is out of range (the
+    -- oldest open one's start, not its alarm); the worst one's peak and °C·min (an open one
+    -- before a closed one, then the most degree-minutes)
+    LEFT JOIN (
+        SELECT e.shipment_id,
+               count(*) AS n_excursions,
+               min(e.start_ts) FILTER (WHERE e.end_ts IS NULL) AS out_of_range_since,
+               (array_agg(CASE e.direction WHEN 'high' THEN e.max_c ELSE e.min_c END
+                          ORDER BY e.end_ts IS NULL DESC, e.degree_minutes DESC))[1] AS peak_c,
+               (array_agg(e.degree_minutes
+                          ORDER BY e.end_ts IS NULL DESC, e.degree_minutes DESC))[1]
+                   AS peak_degree_minutes,
+               bool_or(e.end_ts IS NULL) AS peak_open
+        FROM excursions e
+        WHERE e.superseded_at IS NULL
+        GROUP BY e.shipment_id
+    ) ex ON ex.shipment_id = s.shipment_id
 ),
 judged AS (
     SELECT *,
@@ -129,23 +149,54 @@ filtered AS (
            OR EXISTS (SELECT 1 FROM shipment_references x
                       WHERE x.shipment_id = judged.shipment_id AND x.value ILIKE %(pattern)s))
       AND (%(has_open_alerts)s::boolean IS NULL OR (open_alerts > 0) = %(has_open_alerts)s)
+      AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+      AND (%(lane)s::text IS NULL OR origin || ' → ' || destination = %(lane)s)
+      AND (%(carrier)s::text IS NULL OR carrier = %(carrier)s
+           OR EXISTS (SELECT 1 FROM shipment_legs l
+                      WHERE l.shipment_id = judged.shipment_id AND l.carrier = %(carrier)s))
 )
 """
 
-# Those needing action first (alarm, warning, offline), then by severity, then reference.
+# Those needing action first (alarm, warning, offline), the longest out of range first, then by
+# severity, then those with excursions on record (a quarantine after an excursion stays
+# visible), then reference.
 _DEFAULT_ORDER = (
-    "attention DESC, coalesce(worst_rank, 0) DESC, unacknowledged_alerts DESC, reference"
+    "attention DESC, out_of_range_since NULLS LAST, coalesce(worst_rank, 0) DESC,"
+    " unacknowledged_alerts DESC, n_excursions DESC, reference"
 )
 
 
+# The page's rows, with what only they need: the stability budget used, as the rules engine last
+# counted it (its "budget" rule, per logger: the most used one), and the booking's legs (their
+# carriers in leg order, the last planned arrival). Read for the page only, after the order and
+# the limit (for 5,000 shipments, reading them for all cost more than the rest of the list).
+# The page keeps the name ``filtered`` so that the order, applied again to its rows, reads the
+# same columns.
 def _list_sql(order: str) -> str:
     return (
         _SHIPMENT_SUMMARY
         + f"""
-SELECT *, count(*) OVER () AS total
-FROM filtered
+SELECT filtered.*, bu.budget_used, lg.leg_carriers,
+       coalesce(filtered.planned_arrival, lg.legs_arrival) AS eta_planned
+FROM (
+    SELECT *, count(*) OVER () AS total
+    FROM filtered
+    ORDER BY {order}
+    LIMIT %(limit)s OFFSET %(offset)s
+) filtered
+LEFT JOIN LATERAL (
+    SELECT max((r.details ->> 'share_used')::double precision) AS budget_used
+    FROM rule_states r
+    WHERE r.shipment_id = filtered.shipment_id AND r.rule_key = 'budget'
+) bu ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(l.carrier ORDER BY l.seq) FILTER (WHERE l.carrier IS NOT NULL)
+               AS leg_carriers,
+           max(l.planned_arrival) AS legs_arrival
+    FROM shipment_legs l
+    WHERE l.shipment_id = filtered.shipment_id
+) lg ON true
 ORDER BY {order}
-LIMIT %(limit)s OFFSET %(offset)s
 """
     )
 
@@ -161,13 +212,30 @@ SHIPMENT_SORTS: dict[str, str] = {
     "temp": "current_temp_c",
     "last_seen": "last_seen",
     "alerts": "open_alerts",
+    "since": "out_of_range_since",
+    "duration": "now() - out_of_range_since",
+    # how bad: the worst excursion's °C·min (a peak alone compares badly across high and low)
+    "peak": "peak_degree_minutes",
+    # what QA holds first when descending: quarantined, rejected, under review, awaiting review,
+    # returned, released; before arrival last
+    "qa": """CASE status WHEN 'quarantined' THEN 5 WHEN 'rejected' THEN 4 WHEN 'under_review' THEN 3
+             WHEN 'arrived' THEN 2 WHEN 'returned' THEN 1 WHEN 'released' THEN 0 END""",
+    # read per shipment only when the list is sorted by them (see _list_sql)
+    "budget": """(SELECT max((r.details ->> 'share_used')::double precision) FROM rule_states r
+                  WHERE r.shipment_id = filtered.shipment_id AND r.rule_key = 'budget')""",
+    "carrier": """coalesce(carrier, (SELECT l.carrier FROM shipment_legs l
+                  WHERE l.shipment_id = filtered.shipment_id AND l.carrier IS NOT NULL
+                  ORDER BY l.seq LIMIT 1))""",
+    "eta": """coalesce(planned_arrival, (SELECT max(l.planned_arrival) FROM shipment_legs l
+              WHERE l.shipment_id = filtered.shipment_id))""",
 }
 
 #: The list statement for each (sort key, descending); built from the constants above only.
 LIST_SHIPMENTS_SORTED: dict[tuple[str, bool], str] = {
     ("attention", True): LIST_SHIPMENTS,
     ("attention", False): _list_sql(
-        "attention, coalesce(worst_rank, 0), unacknowledged_alerts, reference"
+        "attention, out_of_range_since DESC NULLS FIRST, coalesce(worst_rank, 0),"
+        " unacknowledged_alerts, n_excursions, reference"
     ),
     **{
         (key, descending): _list_sql(
@@ -190,6 +258,17 @@ FROM filtered
 FLEET_OVERVIEW_COLUMNS = ("reference", "lane", "condition", "current_temp_c", "lat", "lon")
 
 COUNT_SHIPMENTS = _SHIPMENT_SUMMARY + "SELECT count(*) AS total FROM filtered"
+
+# What the fleet's filters offer: every lane and every carrier (of a shipment or of one of its
+# legs) there is, in alphabetical order.
+FLEET_FILTER_CHOICES = """
+SELECT 'lane' AS kind, origin || ' → ' || destination AS value FROM shipments
+UNION
+SELECT 'carrier', carrier FROM shipments WHERE carrier IS NOT NULL
+UNION
+SELECT 'carrier', carrier FROM shipment_legs WHERE carrier IS NOT NULL
+ORDER BY kind, value
+"""
 
 FIND_SHIPMENT = """
 SELECT shipment_id FROM shipments
@@ -250,14 +329,34 @@ def _like_pattern(q: str | None) -> str | None:
     return f"%{escaped}%"
 
 
+def _params(offline_factor: float, **filters: Any) -> dict[str, Any]:
+    """The summary's parameters: every filter off unless given."""
+    off = dict.fromkeys(
+        (
+            "shipment_id",
+            "status",
+            "statuses",
+            "condition",
+            "pattern",
+            "has_open_alerts",
+            "lane",
+            "carrier",
+        )
+    )
+    return {**off, **filters, "offline_factor": offline_factor}
+
+
 def list_shipments(
     *,
     conn: Conn,
     offline_factor: float,
     status: str | None = None,
+    statuses: Sequence[str] | None = None,
     condition: str | None = None,
     q: str | None = None,
     has_open_alerts: bool | None = None,
+    lane: str | None = None,
+    carrier: str | None = None,
     sort: str = "attention",
     descending: bool = True,
     limit: int = 50,
@@ -265,23 +364,27 @@ def list_shipments(
 ) -> Page:
     """Shipments with their live picture, the ones that need action first.
 
-    ``q`` searches reference, origin and destination (case-insensitive substring). ``sort``
-    is ``attention`` (the default order) or a key of :data:`SHIPMENT_SORTS`.
+    ``q`` searches reference, origin and destination (case-insensitive substring); ``statuses``
+    keeps those in any of these states; ``lane`` is ``"origin → destination"`` exactly;
+    ``carrier`` matches the shipment's carrier or any of its legs'. ``sort`` is ``attention``
+    (the default order) or a key of :data:`SHIPMENT_SORTS`.
     """
     statement = LIST_SHIPMENTS_SORTED.get((sort, descending))
     if statement is None:
         known = ", ".join(["attention", *SHIPMENT_SORTS])
         raise ValueError(f"cannot sort shipments by {sort!r}: one of {known}")
-    params: dict[str, Any] = {
-        "offline_factor": offline_factor,
-        "shipment_id": None,
-        "status": status,
-        "condition": condition,
-        "pattern": _like_pattern(q),
-        "has_open_alerts": has_open_alerts,
-        "limit": limit,
-        "offset": offset,
-    }
+    params = _params(
+        offline_factor,
+        status=status,
+        statuses=None if statuses is None else list(statuses),
+        condition=condition,
+        pattern=_like_pattern(q),
+        has_open_alerts=has_open_alerts,
+        lane=lane,
+        carrier=carrier,
+        limit=limit,
+        offset=offset,
+    )
     rows = conn.execute(statement, params, prepare=False).fetchall()
     if rows:
         total = int(rows[0]["total"])
@@ -298,23 +401,27 @@ def fleet_overview(*, conn: Conn, offline_factor: float) -> list[tuple[Any, ...]
     tuples in :data:`FLEET_OVERVIEW_COLUMNS` order: what the fleet map and its counts need, for
     thousands of shipments at once (plain tuples: a row dict per shipment costs more than the
     query)."""
-    params: dict[str, Any] = {
-        "offline_factor": offline_factor,
-        "shipment_id": None,
-        "status": None,
-        "condition": None,
-        "pattern": None,
-        "has_open_alerts": None,
-    }
     with conn.cursor(row_factory=tuple_row, binary=True) as cur:
-        return cur.execute(FLEET_OVERVIEW, params, prepare=False).fetchall()
+        return cur.execute(FLEET_OVERVIEW, _params(offline_factor), prepare=False).fetchall()
+
+
+def fleet_filter_choices(*, conn: Conn) -> dict[str, list[str]]:
+    """What the fleet's filters offer: ``{"lane": [...], "carrier": [...]}``, each sorted."""
+    choices: dict[str, list[str]] = {"lane": [], "carrier": []}
+    for row in conn.execute(FLEET_FILTER_CHOICES).fetchall():
+        choices[row["kind"]].append(row["value"])
+    return choices
 
 
 def _shipment_row(row: Row) -> Row:
     """Shape a summary row the way the API shows it: ``id``, ``lane`` and a nested product."""
-    out = {k: v for k, v in row.items() if k not in _PRODUCT_COLUMNS and k != "total"}
+    out = {k: v for k, v in row.items() if k not in _PRIVATE_COLUMNS}
     out["id"] = row["shipment_id"]
     out["lane"] = f"{row['origin']} → {row['destination']}"
+    # the shipment's carrier, then its legs' (each once, in leg order)
+    out["carriers"] = list(
+        dict.fromkeys(c for c in (row["carrier"], *(row["leg_carriers"] or ())) if c)
+    )
     out["product"] = (
         None
         if row["product_gtin"] is None
@@ -329,6 +436,7 @@ def _shipment_row(row: Row) -> Row:
 
 
 _PRODUCT_COLUMNS = frozenset({"product_gtin", "product_name", "temp_min_c", "temp_max_c"})
+_PRIVATE_COLUMNS = _PRODUCT_COLUMNS | {"total", "leg_carriers"}
 
 
 def find_shipment_id(*, conn: Conn, key: str) -> int:
@@ -346,16 +454,7 @@ def find_shipment_id(*, conn: Conn, key: str) -> int:
 
 def get_shipment_summary(*, conn: Conn, shipment_id: int, offline_factor: float) -> Row:
     """The fleet row of one shipment; raises NotFoundError."""
-    params: dict[str, Any] = {
-        "offline_factor": offline_factor,
-        "shipment_id": shipment_id,
-        "status": None,
-        "condition": None,
-        "pattern": None,
-        "has_open_alerts": None,
-        "limit": 1,
-        "offset": 0,
-    }
+    params = _params(offline_factor, shipment_id=shipment_id, limit=1, offset=0)
     row = conn.execute(LIST_SHIPMENTS, params, prepare=False).fetchone()
     if row is None:
         raise NotFoundError(f"shipment {shipment_id} not found")

@@ -7,7 +7,17 @@ import itertools
 import pytest
 
 from coldchain.errors import ShipmentStateError
-from coldchain.lifecycle import EVENTS, FINAL, STATES, allowed, transition
+from coldchain.lifecycle import (
+    DISPOSABLE,
+    EVENTS,
+    FINAL,
+    LABELS,
+    QA_STATES,
+    STATES,
+    allowed,
+    qa_state,
+    transition,
+)
 
 # Written out by hand from the issue (planned → in transit → arrived → under review → released /
 # quarantined / rejected / returned; cancelled from planned only), not derived from the module
@@ -89,3 +99,14 @@ def test_only_a_cancelled_shipment_has_no_way_out() -> None:
 def test_no_disposition_while_planned_or_in_transit() -> None:
     for state in ("planned", "in_transit"):
         assert not {"release", "quarantine", "reject", "return"} & set(allowed(state))
+
+
+def test_the_qa_state_is_what_qa_has_to_decide_or_has_decided_in_plain_words() -> None:
+    # every state a disposition may be recorded in is QA's, and only those
+    assert set(QA_STATES) == set(DISPOSABLE)
+    assert [qa_state(s) for s in ("planned", "in_transit", "cancelled")] == [None] * 3
+    assert qa_state("under_review") == "under review"
+    assert qa_state("no such state") is None
+    # no code leaks into the words
+    assert all("_" not in label for label in [*LABELS.values(), *QA_STATES.values()])
+    assert set(LABELS) == set(STATES)
