@@ -1,12 +1,12 @@
 """Maps (Plotly ``map`` traces, drawn by MapLibre): the fleet map and a shipment's route map.
 Pure functions of data frames, no I/O, no clock.
 
-Offline first. The basemap is land, coastlines and country borders from Natural Earth, served by
-the app itself (``/assets/basemap/``: dashboard/assets/basemap/PROVENANCE.md), in a style with
-no external source at all: no tiles, no fonts (``glyphs``), no sprites. So a browser with no
-internet draws a real map and its console stays clean; Plotly's built-in styles (even
-``white-bg``) name a font server, and raster tiles that cannot load make MapLibre throw
-``Map error`` on every refresh. Raster tiles (``web.map_tiles``, e.g. OpenStreetMap) are drawn
+Offline first. The basemap is land, coastlines and country borders from Natural Earth, served
+by the app itself (``/assets/basemap/``: dashboard/assets/basemap/PROVENANCE.md), as a style
+with no external source at all (:func:`offline_style`): no tiles, no fonts (``glyphs``), no
+sprites. So a browser with no internet draws a real map and its console stays clean; Plotly's
+built-in styles (even ``white-bg``) name a font server, and raster tiles that cannot load make
+MapLibre throw ``Map error`` on every refresh. Raster tiles (``web.map_tiles``, e.g. OpenStreetMap) are drawn
 above the basemap only when configured, for installations that can reach them. Nothing on the
 maps is drawn as text (text would need glyphs): names go in the hover and the legend.
 
@@ -33,8 +33,8 @@ from dashboard.pages import fmt_ts
 
 #: Where the app serves the basemap's GeoJSON (Dash's assets folder), from its own origin.
 BASEMAP_URL = "/assets/basemap"
-#: Names of the basemap's layers (``layout.map.layers[i].name``), bottom to top.
-BASEMAP_LAYERS = ("basemap-land", "basemap-coast", "basemap-borders")
+#: The basemap's layers in the style, bottom to top (the sea is the background).
+BASEMAP_LAYERS = ("sea", "land", "coast", "borders")
 
 #: Raster tiles one may configure (``COLDCHAIN_WEB__MAP_TILES``) when browsers can reach them.
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -60,63 +60,53 @@ _LATEST_COLOR = "#1f5fae"
 _MAP_TILE_PX = 512  # MapLibre's world is 512 px wide at zoom 0
 
 
-def offline_style() -> dict[str, Any]:
-    """A MapLibre style with no source outside the page: the sea as the background only
-    (the land is drawn by :func:`basemap_layers`). No ``glyphs``: nothing is drawn as text."""
+def offline_style(*, base_url: str = BASEMAP_URL) -> dict[str, Any]:
+    """The basemap as a MapLibre style whose only sources are the app's own GeoJSON: the sea
+    (background), the land, its coastline and the borders between countries. No ``glyphs`` and
+    no ``sprite``: nothing is drawn as text or icon, so no font or icon server is asked.
+
+    The basemap is the style (not ``layout.map.layers``) so that the style always has sources:
+    Plotly drops an empty ``sources`` from a style on a live update, and MapLibre then refuses
+    the style (``missing required property "sources"``, a ``Map error``)."""
+    land = {"type": "geojson", "data": f"{base_url}/land.geojson"}
+    borders = {"type": "geojson", "data": f"{base_url}/borders.geojson"}
     return {
         "version": 8,
         "name": "coldchain-offline",
-        "sources": {},
-        "layers": [{"id": "sea", "type": "background", "paint": {"background-color": _SEA}}],
+        "sources": {"land": land, "borders": borders},
+        "layers": [
+            {"id": "sea", "type": "background", "paint": {"background-color": _SEA}},
+            {"id": "land", "type": "fill", "source": "land", "paint": {"fill-color": _LAND}},
+            {
+                "id": "coast",
+                "type": "line",
+                "source": "land",
+                "paint": {"line-color": _COAST, "line-width": 0.8},
+            },
+            {
+                "id": "borders",
+                "type": "line",
+                "source": "borders",
+                "paint": {"line-color": _BORDER, "line-width": 0.7},
+            },
+        ],
     }
 
 
-def basemap_layers(
-    *, base_url: str = BASEMAP_URL, tiles: str | None = None
-) -> list[dict[str, Any]]:
-    """The map's layers under the traces: land, coastline, borders (from the app's own
-    GeoJSON), then the raster ``tiles`` over them when configured (where they load, they
-    cover the basemap; where they do not, the basemap shows)."""
-    land = f"{base_url}/land.geojson"
-    layers: list[dict[str, Any]] = [
+def tile_layers(tiles: str | None) -> list[dict[str, Any]]:
+    """The raster ``tiles`` as a layer over the basemap and under the traces, when configured
+    (where they load, they cover the basemap; where they do not, the basemap shows)."""
+    if not tiles:
+        return []
+    return [
         {
-            "name": "basemap-land",
-            "sourcetype": "geojson",
-            "source": land,
-            "type": "fill",
-            "color": _LAND,
+            "name": "tiles",
+            "sourcetype": "raster",
+            "sourceattribution": OSM_ATTRIBUTION if "openstreetmap" in tiles else "",
+            "source": [tiles],
             "below": "traces",
-        },
-        {
-            "name": "basemap-coast",
-            "sourcetype": "geojson",
-            "source": land,
-            "type": "line",
-            "color": _COAST,
-            "line": {"width": 0.8},
-            "below": "traces",
-        },
-        {
-            "name": "basemap-borders",
-            "sourcetype": "geojson",
-            "source": f"{base_url}/borders.geojson",
-            "type": "line",
-            "color": _BORDER,
-            "line": {"width": 0.7},
-            "below": "traces",
-        },
+        }
     ]
-    if tiles:
-        layers.append(
-            {
-                "name": "tiles",
-                "sourcetype": "raster",
-                "sourceattribution": OSM_ATTRIBUTION if "openstreetmap" in tiles else "",
-                "source": [tiles],
-                "below": "traces",
-            }
-        )
-    return layers
 
 
 def _mercator_y(lat: float) -> float:
@@ -160,7 +150,7 @@ def _map_layout(
     fig.update_layout(
         map={
             "style": offline_style(),
-            "layers": basemap_layers(tiles=tiles),
+            "layers": tile_layers(tiles),
             "center": center,
             "zoom": zoom,
         },

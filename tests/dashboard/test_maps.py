@@ -87,7 +87,7 @@ def test_the_fleet_hover_names_the_shipment_its_status_and_temperature() -> None
 
 def test_an_empty_fleet_still_draws_a_map() -> None:
     fig = fleet_map(pd.DataFrame())
-    assert fig.data and fig.layout.map.layers
+    assert fig.data and fig.layout.map.style["sources"]
 
 
 @pytest.mark.parametrize(
@@ -101,12 +101,16 @@ def test_an_empty_fleet_still_draws_a_map() -> None:
 def test_without_tiles_the_map_names_no_other_origin(fig: Any) -> None:
     layout = fig.layout.map.to_plotly_json()
     style = layout["style"]
-    assert isinstance(style, dict) and style["sources"] == {}
+    assert isinstance(style, dict)
     assert "glyphs" not in style and "sprite" not in style  # fonts and icons come from servers
+    assert {name: source["data"] for name, source in style["sources"].items()} == {
+        "land": "/assets/basemap/land.geojson",
+        "borders": "/assets/basemap/borders.geojson",
+    }
+    assert [layer["id"] for layer in style["layers"]] == list(BASEMAP_LAYERS)
+    assert [layer["type"] for layer in style["layers"]] == ["background", "fill", "line", "line"]
+    assert layout.get("layers", []) == []
     assert _urls(fig) == []
-    assert [layer["name"] for layer in layout["layers"]] == list(BASEMAP_LAYERS)
-    assert [layer["type"] for layer in layout["layers"]] == ["fill", "line", "line"]
-    assert all(layer["source"].startswith("/assets/basemap/") for layer in layout["layers"])
     # nothing is drawn as text: text needs glyphs, from a font server
     assert all("text" not in (t.mode or "") for t in fig.data)
 
@@ -114,9 +118,10 @@ def test_without_tiles_the_map_names_no_other_origin(fig: Any) -> None:
 def test_configured_tiles_are_drawn_over_the_basemap_under_the_markers() -> None:
     fig = fleet_map(_fleet(("A", "ok", 5.0, 52.0, 4.0)), tiles=OSM_TILES)
     layers = fig.layout.map.layers
-    assert [layer.name for layer in layers] == [*BASEMAP_LAYERS, "tiles"]
-    assert list(layers[-1].source) == [OSM_TILES] and layers[-1].below == "traces"
-    assert "OpenStreetMap" in layers[-1].sourceattribution
+    assert [layer.name for layer in layers] == ["tiles"]
+    assert list(layers[0].source) == [OSM_TILES] and layers[0].below == "traces"
+    assert "OpenStreetMap" in layers[0].sourceattribution
+    assert fig.layout.map.style["layers"][0]["id"] == "sea"  # the basemap stays under them
 
 
 @pytest.mark.parametrize("name", ["land", "borders"])
@@ -248,7 +253,7 @@ def test_excursion_starts_fall_back_to_the_last_point_before_them() -> None:
 
 def test_a_route_without_positions_says_so() -> None:
     fig = route_map(pd.DataFrame(), limits=RANGE_2_8)
-    assert fig.data and fig.layout.map.layers
+    assert fig.data and fig.layout.map.style["sources"]
     assert route_note(0, 0, 2.0, 8.0) == "No logger of this shipment has reported a position yet."
     assert route_note(300, 4000, 2.0, 8.0) == (
         "4000 positions, drawn as 300 points, red where the temperature was outside 2–8 °C."

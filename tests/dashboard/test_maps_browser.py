@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 # What MapLibre rendered in one map (``arguments[0]``: the Graph's id), once the map and every
 # source (the basemap's GeoJSON included) have loaded; null before. Per Plotly trace (by name):
 # the features rendered; for the basemap: the land features rendered; ``fetched``: what the page
-# fetched; ``layer_sources``: where the map's layers come from; ``glyphs``: the font server.
+# fetched; ``layer_sources``: where the basemap's sources are; ``glyphs``: the font server.
 RENDERED = """
 const g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 const sub = g && g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot;
@@ -56,11 +56,12 @@ for (const t of g._fullData) {
   const ids = style.layers.filter(l => l.id.includes(t.uid)).map(l => l.id);
   traces[t.name] = ids.length ? m.queryRenderedFeatures({layers: ids}).length : 0;
 }
-const land = style.layers.filter(l => l.type === 'fill' && l.id.startsWith('plotly-layout-layer'));
+const land = style.layers.filter(l => l.id === 'land');
 // every resource the page itself fetched (scripts, styles, callbacks; MapLibre fetches the
 // basemap from a worker), and the sources of the map's own layers
 const urls = performance.getEntriesByType('resource').map(e => e.name);
-const layerSources = g._fullLayout.map.layers.map(l => l.source);
+const own = g._fullLayout.map.style.sources || {};
+const layerSources = Object.keys(own).sort().map(k => own[k].data);
 return {
   traces: traces,
   land: land.length ? m.queryRenderedFeatures({layers: land.map(l => l.id)}).length : 0,
@@ -71,7 +72,7 @@ return {
 """
 
 # The name of the trace whose marker is rendered on top at a position (``arguments[1]``:
-# [lon, lat]) in a map, or null before the map has loaded.
+# [lon, lat]) in a map, or null while the map is (re)drawing or has no marker there yet.
 TOP_AT = """
 const g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 const sub = g && g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot;
@@ -79,7 +80,7 @@ if (!sub || !sub.map || !sub.map.loaded()) return null;
 const m = sub.map;
 const circles = m.getStyle().layers.filter(l => l.type === 'circle').map(l => l.id);
 const hits = m.queryRenderedFeatures(m.project(arguments[1]), {layers: circles});
-if (!hits.length) return '';
+if (!hits.length) return null;
 const trace = g._fullData.find(t => hits[0].layer.id.includes(t.uid));
 return trace ? trace.name : '?';
 """
@@ -189,15 +190,17 @@ def test_the_fleet_map_works_offline_with_the_alarm_on_top(
         # The basemap is the app's own: land drawn, every source from this origin, no fonts.
         assert picture["land"] > 0
         assert picture["layer_sources"] == [
-            "/assets/basemap/land.geojson",
-            "/assets/basemap/land.geojson",
             "/assets/basemap/borders.geojson",
+            "/assets/basemap/land.geojson",
         ]
         assert all(u.startswith(web_server.url + "/") for u in picture["fetched"])
         assert picture["glyphs"] is None
         assert picture["traces"] == {"OK": 2, "Alarm": 1}
         # Right beside an OK shipment, the alarm is the marker on top.
-        assert browser.execute_script(TOP_AT, "fleet-map", seeded["alarm_at"]) == "Alarm"
+        top = _wait(browser, MAP_WAIT_S).until(
+            lambda d: d.execute_script(TOP_AT, "fleet-map", seeded["alarm_at"])
+        )
+        assert top == "Alarm"
         screenshot(browser, f"fleet-map-{role}")
         # A few live refreshes (every 0.7 s here) and still no console error.
         before = _text_of(browser, "#fleet-updated")
