@@ -378,13 +378,15 @@ def route_map(
                 showlegend=False,
             )
         )
-    places: list[tuple[str, str, float, float, str, int]] = []  # name, hover, lat, lon, colour
+    # name, hover, lat, lon, colour, size; the sites larger than the latest position, so that a
+    # shipment at its origin or destination leaves a ring of the site's colour around it
+    places: list[tuple[str, str, float, float, str, int]] = []
     for label, place, colour in (
         ("Origin", origin, _ORIGIN_COLOR),
         ("Destination", destination, _DESTINATION_COLOR),
     ):
         if place is not None:
-            places.append((label, f"{label}: {place.name}", place.lat, place.lon, colour, 13))
+            places.append((label, f"{label}: {place.name}", place.lat, place.lon, colour, 17))
     if not track.empty:
         last = track.sort_values("ts", kind="stable").iloc[-1]
         places.append(
@@ -394,7 +396,7 @@ def route_map(
                 float(last["lat"]),
                 float(last["lon"]),
                 _LATEST_COLOR,
-                12,
+                11,
             )
         )
     for label, hover, lat, lon, colour, size in places:
