@@ -214,8 +214,9 @@ def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = None) -> go.Figure
         label = CONDITION_LABELS[condition]
         # Arrays and one hover text per marker, not per-point tuples: a fleet of thousands is
         # built and serialised in milliseconds (plotly validates lists of tuples one by one).
+        # The condition is the trace's, in its template: not repeated in every marker's text.
         hover = [
-            f"{label} · {_temp_text(t)}<br>{lane}"
+            f"{_temp_text(t)}<br>{lane}"
             for lane, t in zip(sub["lane"], sub["current_temp_c"], strict=True)
         ]
         fig.add_trace(
@@ -231,7 +232,7 @@ def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = None) -> go.Figure
                 name=label,
                 text=sub["reference"].to_numpy(dtype=object),
                 hovertext=np.array(hover, dtype=object),
-                hovertemplate="<b>%{text}</b><br>%{hovertext}<extra></extra>",
+                hovertemplate=f"<b>%{{text}}</b><br>{label} · %{{hovertext}}<extra></extra>",
             )
         )
     if not fig.data:  # an empty trace keeps the map (and its frame) on screen

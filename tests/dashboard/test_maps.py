@@ -80,9 +80,11 @@ def test_the_fleet_hover_names_the_shipment_its_status_and_temperature() -> None
     fig = fleet_map(_fleet(("A", "alarm", 9.14, 52.0, 4.0), ("D", "offline", None, 47.0, 8.0)))
     alarm = next(t for t in fig.data if t.name == "Alarm")
     offline = next(t for t in fig.data if t.name == "Offline")
-    assert "%{text}" in alarm.hovertemplate and list(alarm.text) == ["A"]
-    assert list(alarm.hovertext) == ["Alarm · 9.1 °C<br>A → B"]
-    assert list(offline.hovertext) == ["Offline · no reading<br>A → B"]
+    assert list(alarm.text) == ["A"]
+    assert alarm.hovertemplate == "<b>%{text}</b><br>Alarm · %{hovertext}<extra></extra>"
+    assert list(alarm.hovertext) == ["9.1 °C<br>A → B"]
+    assert offline.hovertemplate.startswith("<b>%{text}</b><br>Offline · ")
+    assert list(offline.hovertext) == ["no reading<br>A → B"]
 
 
 def test_an_empty_fleet_still_draws_a_map() -> None:
