@@ -28,8 +28,9 @@ What is measured (``--repeat`` times each, after two unmeasured calls)
   in every page (:data:`WATCHER`). The fleet page: when its table has rows, and when every
   shipment is a rendered marker on the map; the shipment page: when its header shows the
   reference, the temperature line is drawn and the MKT and budget gauges are drawn. Target:
-  p95 under 2 s. Map tiles come from a local blank-tile server (:func:`tile_server`), and
-  WebGL is software-rendered (no GPU here): the map is slower here than on a desktop.
+  p95 under 2 s. The maps draw the app's own offline basemap (the default: no tiles are
+  configured), and WebGL is software-rendered (no GPU here): the map is slower here than on a
+  desktop.
 """
 
 from __future__ import annotations
@@ -39,18 +40,13 @@ import contextlib
 import math
 import os
 import secrets
-import ssl
 import statistics
-import struct
 import subprocess
 import sys
-import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import PASSWORD, local_stack
 from coldchain.settings import Settings
-from launcher.localstack import free_port, make_local_tls
+from launcher.localstack import free_port
 from security import accounts
 from security.audit import AuditContext
 from tests.fixtures.web import chromium_options
@@ -77,7 +73,6 @@ LONG_DEVICE = "LONG-LOG"
 API_TARGET_MS = 300.0
 BROWSER_TARGET_MS = 2000.0
 USERNAME = "bench.viewer"
-TILE_HOST = "tile.openstreetmap.org"
 
 CITIES = [
     ("Basel", 47.56, 7.59),
@@ -104,8 +99,8 @@ WATCHER = r"""
     const g = document.querySelector('#fleet-map .js-plotly-plot');
     const sub = g && g._fullLayout && g._fullLayout.map && g._fullLayout.map._subplot;
     if (!sub || !sub.map) return 0;
-    // Not map.loaded(): that also waits for every background tile, which comes from a third
-    // party; the markers are drawn before that.
+    // Not map.loaded(): that also waits for the basemap and any tiles; the markers are
+    // drawn before that.
     try {
       const m = sub.map;
       const circles = m.getStyle().layers.filter(l => l.type === 'circle');
@@ -350,71 +345,10 @@ def web_process(settings: Settings, log: Path) -> Iterator[str]:
             proc.wait()
 
 
-def _blank_png(size: int = 256) -> bytes:
-    """A plain light-grey PNG tile."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", crc)
-
-    rows = b"".join(b"\x00" + b"\xf2\xf2\xee\xff" * size for _ in range(size))
-    header = struct.pack("!IIBBBBB", size, size, 8, 6, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-class _TileHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: one TLS handshake per connection, not per tile
-    tile = _blank_png()
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(self.tile)))
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Cache-Control", "max-age=86400")
-        self.end_headers()
-        self.wfile.write(self.tile)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: no line per tile
-        pass
-
-
 @contextlib.contextmanager
-def tile_server(folder: Path) -> Iterator[int]:
-    """An HTTPS server answering every map tile request with a blank tile; yields its port.
-
-    This machine has no route to the OpenStreetMap tile server, and while the fleet map's tiles
-    fail, MapLibre reports "Map error" and Plotly drops the figure update that arrives meanwhile
-    (the markers then only appear at the next refresh). The browser is pointed here instead
-    (``--host-resolver-rules``), as a browser online would load real tiles.
-    """
-    tls = make_local_tls(folder, hosts=(TILE_HOST,))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _TileHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="bench-tiles", daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextlib.contextmanager
-def chromium(profile: Path, tile_port: int | None = None) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium with the same options as the browser tests, and :data:`WATCHER`;
-    with ``tile_port``, map tiles come from :func:`tile_server`."""
+def chromium(profile: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium with the same options as the browser tests, and :data:`WATCHER`."""
     options = chromium_options(profile)
-    if tile_port is not None:
-        options.add_argument(f"--host-resolver-rules=MAP {TILE_HOST} 127.0.0.1:{tile_port}")
-        options.add_argument("--ignore-certificate-errors")  # the tile server's own CA
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -664,10 +598,7 @@ def main() -> None:
             f"built in {time.perf_counter() - started:.1f} s: "
             + ", ".join(f"{v:,} {k}" for k, v in counts.items())
         )
-        with (
-            web_process(settings, stack.root / "web.log") as url,
-            tile_server(stack.root / "tiles") as tile_port,
-        ):
+        with web_process(settings, stack.root / "web.log") as url:
             api_figures, facts = measure_api(url, password, args.repeat, now, args.days)
             print(
                 f"fleet: {facts['fleet_total']:,} shipments; the fleet page's callbacks answer "
@@ -679,7 +610,7 @@ def main() -> None:
                 f"{facts['readings_points']:,} points in {facts['bucket_s']} s buckets; the "
                 f"shipment page callback answers {facts['shipment_callback_kb']:,.0f} KB"
             )
-            with chromium(stack.root / "chromium", tile_port) as driver:
+            with chromium(stack.root / "chromium") as driver:
                 browser_login(driver, url, password)
                 browser_figures, drawn = measure_browser(driver, url, args.repeat)
         print(

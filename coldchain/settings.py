@@ -145,6 +145,12 @@ class WebSettings(BaseModel):
     # line up to ``queue_timeout_s``, then get 503 with Retry-After. None: ``db.pool_max``.
     max_concurrent_requests: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=5.0, gt=0)
+    # Raster tiles drawn over the maps' own offline basemap, e.g.
+    # https://tile.openstreetmap.org/{z}/{x}/{y}.png; None: the basemap only (dashboard/maps.py).
+    # An http(s) URL template with {z}, {x} and {y}: anything else is refused at startup.
+    map_tiles: str | None = Field(
+        default=None, pattern=r"^https?://[^/\s]+/\S*\{z\}\S*\{x\}\S*\{y\}\S*$"
+    )
 
 
 class SimulatorSettings(BaseModel):

@@ -11,7 +11,8 @@ shows who is logged in, and each page shows only the actions the person's role a
 
 Every answer carries :func:`security_headers`: no framing (clickjacking), no MIME sniffing, no
 referrer beyond this origin, and a Content-Security-Policy that allows only this origin's
-scripts plus Dash's own inline ones by hash (``Dash.csp_hashes``), and the map tiles' host.
+scripts plus Dash's own inline ones by hash (``Dash.csp_hashes``), and the map tiles' host when
+tiles are configured (``web.map_tiles``; the maps' own basemap is served from this origin).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
 from dashboard import ids, nav_alerts
-from dashboard.figures import OSM_TILES
 from dashboard.pages import (
     PageContext,
     alerts,
@@ -156,10 +156,10 @@ def render(
     return not_found(path), plain, plain
 
 
-def security_headers(script_hashes: Sequence[str], tiles: str | None = OSM_TILES) -> dict[str, str]:
+def security_headers(script_hashes: Sequence[str], tiles: str | None = None) -> dict[str, str]:
     """The dashboard's security headers (pure): its inline scripts' hashes as CSP sources
     (``'sha256-…'``, quotes included, as ``Dash.csp_hashes`` gives them), and the map tiles' URL
-    template (their origin may be fetched and drawn)."""
+    template when configured (their origin may be fetched and drawn; None: this origin only)."""
     tile_origin = ""
     if tiles:
         parts = urlsplit(tiles)
@@ -252,7 +252,7 @@ def create_dash(
         return render(pathname, page, login.current_principal())
 
     # After every callback exists: clientside callbacks add inline scripts of their own.
-    headers = security_headers(app.csp_hashes())
+    headers = security_headers(app.csp_hashes(), settings.web.map_tiles)
 
     def secure(response: Any) -> Any:
         for name, value in headers.items():

@@ -1,4 +1,5 @@
-"""Plotly figures built from data frames: pure functions, no I/O, no clock.
+"""Plotly charts built from data frames: pure functions, no I/O, no clock. (The maps are in
+:mod:`dashboard.maps`.)
 
 Shapes carry a ``name`` so that tests (and readers of the figure JSON) can tell them apart:
 ``range`` is the band of the range the rules engine judges by (the caller passes it; see
@@ -12,7 +13,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -26,11 +26,6 @@ CONDITION_COLORS = {
     "ok": "#2e7d32",
 }
 CONDITION_LABELS = {"alarm": "Alarm", "warning": "Warning", "offline": "Offline", "ok": "OK"}
-
-#: Raster tiles drawn under the fleet map when the browser can reach them. The map's own style is
-#: the blank ``white-bg``, which needs neither a token nor the network, so markers always render.
-OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-OSM_ATTRIBUTION = "© OpenStreetMap contributors"
 
 _DEVICE_COLORS = ("#1f5fae", "#7b3fa0", "#00838f", "#a0522d", "#455a64")
 _FONT = "Inter, Segoe UI, Roboto, Helvetica, Arial, sans-serif"
@@ -396,93 +391,6 @@ def stability_gauges(
                 text=note, x=x, y=0.5, xref="paper", yref="paper", showarrow=False,
                 font={"size": 13, "color": "#6b7280"},
             )  # fmt: skip
-    return fig
-
-
-_MAP_TILE_PX = 512  # MapLibre's world is 512 px wide at zoom 0
-
-
-def _mercator_y(lat: float) -> float:
-    lat = max(-85.0, min(85.0, lat))
-    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
-
-
-def map_view(
-    lats: Sequence[float], lons: Sequence[float], *, width_px: int = 800, height_px: int = 360
-) -> tuple[dict[str, float], float]:
-    """Center and zoom that fit the points into a map of about ``width_px`` × ``height_px``.
-
-    Web Mercator: at zoom z the world is 512·2^z px wide, longitude is linear, latitude goes
-    through the Mercator y; half a zoom level of margin keeps markers off the edges.
-    """
-    if not lats:
-        return {"lat": 48.0, "lon": 10.0}, 2.5
-    y_lo, y_hi = _mercator_y(min(lats)), _mercator_y(max(lats))
-    y_mid = (y_lo + y_hi) / 2
-    center = {
-        "lat": math.degrees(2 * math.atan(math.exp(y_mid)) - math.pi / 2),
-        "lon": (min(lons) + max(lons)) / 2,
-    }
-    lon_span = max(max(lons) - min(lons), 1e-6)
-    y_span = max(y_hi - y_lo, 1e-6)
-    zoom_x = math.log2(width_px * 360 / (_MAP_TILE_PX * lon_span))
-    zoom_y = math.log2(height_px * 2 * math.pi / (_MAP_TILE_PX * y_span))
-    return center, max(0.5, min(9.0, min(zoom_x, zoom_y) - 0.6))
-
-
-def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = OSM_TILES) -> go.Figure:
-    """Shipments on a map, coloured by condition; ``shipments`` has ``reference, lane,
-    condition, current_temp_c, lat, lon``. Rows without a position are left out."""
-    located = shipments.dropna(subset=["lat", "lon"]) if not shipments.empty else shipments
-    fig = go.Figure()
-    for condition in CONDITION_ORDER:
-        sub = located[located["condition"] == condition] if not located.empty else located
-        if sub.empty:
-            continue
-        # Arrays and one hover text per marker, not per-point tuples: a fleet of thousands is
-        # built and serialised in milliseconds (plotly validates lists of tuples one by one).
-        hover = [
-            f"{lane}<br>{'no reading' if pd.isna(t) else f'{t:.1f} °C'}"
-            for lane, t in zip(sub["lane"], sub["current_temp_c"], strict=True)
-        ]
-        fig.add_trace(
-            go.Scattermap(
-                lat=sub["lat"].to_numpy(dtype=float).round(5),
-                lon=sub["lon"].to_numpy(dtype=float).round(5),
-                mode="markers",
-                marker={"size": 13, "color": CONDITION_COLORS[condition], "opacity": 0.9},
-                name=CONDITION_LABELS[condition],
-                text=sub["reference"].to_numpy(dtype=object),
-                hovertext=np.array(hover, dtype=object),
-                hovertemplate="<b>%{text}</b><br>%{hovertext}<extra></extra>",
-            )
-        )
-    if not fig.data:  # an empty trace keeps the map (and its frame) on screen
-        fig.add_trace(go.Scattermap(lat=[], lon=[], mode="markers", showlegend=False))
-    center, zoom = map_view(
-        [] if located.empty else [float(v) for v in located["lat"]],
-        [] if located.empty else [float(v) for v in located["lon"]],
-    )
-    layers = (
-        [
-            {
-                "below": "traces",
-                "sourcetype": "raster",
-                "sourceattribution": OSM_ATTRIBUTION,
-                "source": [tiles],
-            }
-        ]
-        if tiles
-        else []
-    )
-    fig.update_layout(
-        map={"style": "white-bg", "layers": layers, "center": center, "zoom": zoom},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=360,
-        font={"family": _FONT, "size": 12},
-        legend={"orientation": "h", "x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.85)"},
-        uirevision="fleet-map",
-    )
     return fig
 
 

@@ -24,7 +24,7 @@ from coldchain.thermal.limits import Limits
 from db.queries import excursions as excursion_q
 from db.queries import readings as reading_q
 from db.queries import shipments as shipment_q
-from db.queries.readings import ReadingSeries
+from db.queries.readings import ReadingSeries, Track
 from db.types import Conn, Page, Row
 from reports.assemble import JsonDict, budget_settings, logger_evidence, mkt_settings
 from reports.service import load_inputs
@@ -43,6 +43,7 @@ __all__ = [
     "rule_sources",
     "shipment_detail",
     "shipment_readings",
+    "shipment_track",
     "stability",
 ]
 
@@ -147,6 +148,12 @@ def shipment_readings(
     return reading_q.shipment_readings(
         conn=conn, shipment_id=shipment_id, start=start, end=end, max_points=max_points
     )
+
+
+def shipment_track(conn: Conn, *, shipment_id: int, max_points: int = 300) -> Track:
+    """Where the shipment's loggers have been (readings with a position, down-sampled above
+    ``max_points``) and its lane's origin and destination sites: the route map."""
+    return reading_q.shipment_track(conn=conn, shipment_id=shipment_id, max_points=max_points)
 
 
 def device_readings(

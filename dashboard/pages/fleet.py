@@ -20,7 +20,7 @@ import pandas as pd
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard import figures, ids
+from dashboard import figures, ids, maps
 from dashboard.pages import PageContext
 from dashboard.pages.fleet_table import QA_FILTER_OPTIONS, qa_filter_statuses, table_row
 from db.types import Conn, Page
@@ -124,7 +124,7 @@ def layout(page: PageContext) -> html.Div:
                 children=dcc.Graph(
                     id=ids.FLEET_MAP,
                     config={"displayModeBar": False, "scrollZoom": True},
-                    figure=figures.fleet_map(pd.DataFrame()),
+                    figure=maps.placeholder(height=360),
                 ),
             ),
             html.Div(
@@ -263,7 +263,8 @@ def register(app: Dash, page: PageContext) -> None:
         with page.connection() as conn:
             everyone = shipment_s.fleet_overview(conn, offline_factor=page.offline_factor)
         frame = pd.DataFrame(everyone.rows, columns=list(everyone.columns))
-        return summary_cards(frame["condition"]), figures.fleet_map(frame)
+        tiles = page.settings.web.map_tiles
+        return summary_cards(frame["condition"]), maps.fleet_map(frame, tiles=tiles)
 
     @app.callback(
         Output(ids.FLEET_LANE, "options"),

@@ -35,6 +35,7 @@ from dashboard.pages import (
     table,
 )
 from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
+from dashboard.pages.shipment_route import register_route_map, route_card
 from services import shipments as shipment_s
 
 PATH_PREFIX = "/shipments/"
@@ -94,6 +95,7 @@ def layout(page: PageContext, reference: str) -> html.Div:
                 dcc.Graph(id=ids.SHIPMENT_TEMP_GRAPH, config=graph_config),
                 className="card-chart",
             ),
+            route_card(page),  # the route map: dashboard/pages/shipment_route.py
             _card(
                 "Humidity",
                 dcc.Graph(id=ids.SHIPMENT_RH_GRAPH, config=graph_config),
@@ -423,6 +425,7 @@ def register(app: Dash, page: PageContext) -> None:
     """The shipment page's live refresh, its MKT and budget figures, and its life."""
     rules = shipment_s.rule_sources(page.settings)
     register_lifecycle(app, page)
+    register_route_map(app, page)
 
     @app.callback(
         Output(ids.SHIPMENT_STABILITY, "children"),

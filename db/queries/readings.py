@@ -1,4 +1,5 @@
-"""Readings of a shipment or a logger over a time range, raw or down-sampled.
+"""Readings of a shipment or a logger over a time range, raw or down-sampled; a shipment's track
+(its readings with a position, and its lane's two sites) for the route map.
 
 Readings belong to a shipment through ``device_assignments`` only:
 ``r.device_id = a.device_id AND a.during @> r.ts``. The extra bounds on ``r.ts`` next to that
@@ -79,6 +80,11 @@ ORDER BY 1, 2
 SHIPMENT_READINGS_STATS = f"WITH src AS ({_SHIPMENT_SOURCE}) {_STATS}"
 SHIPMENT_READINGS_RAW = f"WITH src AS ({_SHIPMENT_SOURCE}) {_RAW}"
 SHIPMENT_READINGS_BUCKETED = f"WITH src AS ({_SHIPMENT_SOURCE}) {_BUCKETED}"
+# A shipment's track (the route map): its readings that carry a position.
+_TRACK_SOURCE = _SHIPMENT_SOURCE + "  AND r.lat IS NOT NULL AND r.lon IS NOT NULL\n"
+SHIPMENT_TRACK_STATS = f"WITH src AS ({_TRACK_SOURCE}) {_STATS}"
+SHIPMENT_TRACK_RAW = f"WITH src AS ({_TRACK_SOURCE}) {_RAW}"
+SHIPMENT_TRACK_BUCKETED = f"WITH src AS ({_TRACK_SOURCE}) {_BUCKETED}"
 DEVICE_READINGS_STATS = f"WITH src AS ({_DEVICE_SOURCE}) {_STATS}"
 DEVICE_READINGS_RAW = f"WITH src AS ({_DEVICE_SOURCE}) {_RAW}"
 DEVICE_READINGS_BUCKETED = f"WITH src AS ({_DEVICE_SOURCE}) {_BUCKETED}"
@@ -167,3 +173,47 @@ def device_readings(
         DEVICE_READINGS_BUCKETED,
         max_points,
     )
+
+
+# The planned ends of a shipment's route: the sites of its lane (none without a lane). A site
+# without a name is shown by the shipment's own origin or destination text.
+SHIPMENT_ROUTE_ENDS = """
+SELECT coalesce(o.name, s.origin) AS origin_name, o.lat AS origin_lat, o.lon AS origin_lon,
+       coalesce(d.name, s.destination) AS destination_name,
+       d.lat AS destination_lat, d.lon AS destination_lon
+FROM shipments s
+JOIN lanes l ON l.lane_id = s.lane_id
+JOIN locations o ON o.location_id = l.origin_location_id
+JOIN locations d ON d.location_id = l.destination_location_id
+WHERE s.shipment_id = %(shipment_id)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Where a shipment's loggers have been, and where its route starts and ends.
+
+    ``positions`` are the readings that carry a position (points as in :class:`ReadingSeries`,
+    down-sampled the same way); ``ends`` has ``origin_name, origin_lat, origin_lon,
+    destination_name, destination_lat, destination_lon`` from the shipment's lane, or is None
+    when it has no lane.
+    """
+
+    positions: ReadingSeries
+    ends: Row | None
+
+
+def shipment_track(*, conn: Conn, shipment_id: int, max_points: int = 300) -> Track:
+    """The positions of a shipment's loggers within their assignments (at most about
+    ``max_points``, down-sampled with ``time_bucket`` above that) and its lane's two sites."""
+    params: dict[str, Any] = {"shipment_id": shipment_id, "start": None, "end": None}
+    positions = _readings(
+        conn,
+        params,
+        SHIPMENT_TRACK_STATS,
+        SHIPMENT_TRACK_RAW,
+        SHIPMENT_TRACK_BUCKETED,
+        max_points,
+    )
+    ends = conn.execute(SHIPMENT_ROUTE_ENDS, {"shipment_id": shipment_id}).fetchone()
+    return Track(positions=positions, ends=ends)

@@ -11,7 +11,6 @@ from dash import html
 
 from dashboard import ids
 from dashboard.figures import (
-    fleet_map,
     humidity_figure,
     severity_bars,
     stability_gauges,
@@ -142,44 +141,6 @@ def test_humidity_has_gaps_too() -> None:
     fig = humidity_figure(_series([0, 1, 30], [5, 5, 5]), rh_min=30, rh_max=60, max_gap_s=120)
     assert list(fig.data[0].y) == [50.0, 50.0, None, 50.0]
     assert "rh-range" in _shape_names(fig)
-
-
-def test_fleet_map_colours_by_condition_and_skips_unknown_positions() -> None:
-    df = pd.DataFrame(
-        [
-            {
-                "reference": "A",
-                "lane": "x → y",
-                "condition": "alarm",
-                "current_temp_c": 9.1,
-                "lat": 52.0,
-                "lon": 4.0,
-            },
-            {
-                "reference": "B",
-                "lane": "x → y",
-                "condition": "ok",
-                "current_temp_c": 5.0,
-                "lat": 48.0,
-                "lon": 11.0,
-            },
-            {
-                "reference": "C",
-                "lane": "x → y",
-                "condition": "ok",
-                "current_temp_c": None,
-                "lat": None,
-                "lon": None,
-            },
-        ]
-    )
-    fig = fleet_map(df)
-    assert [t.name for t in fig.data] == ["Alarm", "OK"]
-    assert [list(t.text) for t in fig.data] == [["A"], ["B"]]
-    assert fig.data[0].marker.color != fig.data[1].marker.color
-    assert fig.layout.map.style == "white-bg"  # markers render without a tile server
-    assert list(fig.data[0].hovertext) == ["x → y<br>9.1 °C"]
-    assert fleet_map(pd.DataFrame()).data  # an empty fleet still draws a map
 
 
 def _logger_block(device: str, *, mkt_c: float, share: float, status: str = "ok") -> dict[str, Any]:
