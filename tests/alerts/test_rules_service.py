@@ -19,12 +19,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.partitions import cursor_prefix
 from alerts.rounds import RulesEngine
 from alerts.rules import rules_from_dict
 from coldchain.errors import ConfigError
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
 from db.queries import alerts as alert_q
+from db.queries import partitions as pq
 from ingest.sink import Batch, TimescaleSink
 from tests.fixtures.data import VACCINE_GTIN, seed_shipment
 
@@ -550,12 +552,10 @@ def rules_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 
 def caught_up(dsn: str) -> bool:
-    done = rows(
-        dsn,
-        "SELECT coalesce(max(change_id), 0) <= coalesce((SELECT last_change_id FROM engine_cursor"
-        " WHERE name = 'rules'), -1) FROM reading_changes",
-    )
-    return bool(done[0][0])
+    prefix = cursor_prefix(AlertsSettings().partitions)
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(pq.CHANGES_BEHIND, {"prefix": prefix}).fetchone()
+    return row is not None and row[0] == 0
 
 
 async def wait_until(check: Callable[[], bool], within_s: float, log: Path) -> None:
