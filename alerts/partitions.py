@@ -202,12 +202,6 @@ class PartitionClaimer:
         """One heartbeat: forget or fence stopped engines, release extras, take free partitions."""
         conn = self._conn
         assert conn is not None, "beat() runs inside run()"
-        mine = await conn.execute(
-            q.HEARTBEAT, {"held": sorted(self._held), "engine_id": self.engine_id}
-        )
-        if await mine.fetchone() is None:
-            # Another engine fenced us (our heartbeat was late): start again from nothing.
-            raise psycopg.OperationalError("this engine was fenced by another one")
         engines = await (await conn.execute(q.ENGINES, {"timeout_s": self._timeout})).fetchall()
         others: list[int] = []
         for e in engines:
@@ -218,6 +212,7 @@ class PartitionClaimer:
                 continue
             if e["partitions"] != self.partitions:
                 await self._disagree(conn, e["engine_id"], e["partitions"])
+                await self._heartbeat(conn, frozenset())
                 return
             others.append(int(e["n_held"]))
         self._disagreeing = None
@@ -248,10 +243,19 @@ class PartitionClaimer:
                 len(held),
                 self.partitions,
             )
+        await self._heartbeat(conn, frozenset(held))
         self._held = frozenset(held)
         if gained:
             self.takeovers += gained
             self._on_gain()
+
+    async def _heartbeat(self, conn: AsyncConnection[Any], held: frozenset[int]) -> None:
+        """Say this engine is alive and what it holds (others size their share on it)."""
+        mine = await conn.execute(q.HEARTBEAT, {"held": sorted(held), "engine_id": self.engine_id})
+        if await mine.fetchone() is None:
+            # Another engine fenced us (our heartbeat was late): start again from nothing (the
+            # locks go with the connection, which the caller's ``async with`` closes).
+            raise psycopg.OperationalError("this engine was fenced by another one")
 
     async def _forget(self, conn: AsyncConnection[Any], engine_id: str, *, fence: bool) -> None:
         if fence:
