@@ -190,7 +190,7 @@ class PartitionClaimer:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), timeout=self._interval)
                     await self._leave(conn)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
                 # The locks went with the connection: hold nothing until claimed again.
                 self._held = frozenset()
                 log.warning("partition claims lost (%s); claiming again", exc)
@@ -259,11 +259,16 @@ class PartitionClaimer:
 
     async def _forget(self, conn: AsyncConnection[Any], engine_id: str, *, fence: bool) -> None:
         if fence:
-            ended = await (
-                await conn.execute(
-                    q.END_ENGINE_CONNECTIONS, {"application_name": application_name(engine_id)}
-                )
-            ).fetchone()
+            try:
+                ended = await (
+                    await conn.execute(
+                        q.END_ENGINE_CONNECTIONS, {"application_name": application_name(engine_id)}
+                    )
+                ).fetchone()
+            except psycopg.errors.InsufficientPrivilege as exc:
+                # Its partitions stay locked until it dies or beats again; say so every beat.
+                log.error("engine %s stopped beating but cannot be fenced: %s", engine_id, exc)
+                return
             log.warning(
                 "engine %s stopped beating for %.0f s: its %s connection(s) ended, "
                 "its partitions freed",
