@@ -18,9 +18,9 @@ was committed during a takeover (from a kill to 2 s after the shares are back) a
 Checked at the end, against an in-order evaluation of everything stored (the database copied,
 the engine's results emptied, and one engine judging it all at once):
 - the current excursions are exactly the in-order ones;
-- no alert lost: every alarmed excursion is linked to an alert; each alert opened once (one
-  'opened' event, one 'opened' notification); triggers without an alert of their own (they
-  joined one still open) are listed, with or without kills (``--no-kill`` for the baseline);
+- no alert lost: every alarmed excursion is linked to an alert, every trigger committed (after
+  the first cycle, whose alarms fall elsewhere) has its own alert; each alert opened once (one
+  'opened' event, one 'opened' notification);
 - webhooks received more than once are counted (delivery is at least once by design: a kill
   between a send and its record sends it again).
 """
@@ -48,7 +48,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.partitions import AllPartitions
 from alerts.rounds import RulesEngine
 from bench._common import PASSWORD, Stack, local_stack
-from bench.rules_latency import POLL_S, Receiver, is_trigger, rules_process, seed, temperature
+from bench.rules_latency import (
+    CYCLE_S,
+    POLL_S,
+    Receiver,
+    is_trigger,
+    rules_process,
+    seed,
+    temperature,
+)
 from coldchain.settings import AlertsSettings, DbSettings, Settings
 from coldchain.telemetry import Reading
 from db.queries import alerts as alert_q
@@ -113,17 +121,16 @@ async def drive(
     done = asyncio.Event()
 
     async def poll_alerts() -> None:
-        last = 0
+        # Every alert not yet acknowledged, not those after the last id seen: two engines
+        # commit their alerts in their own order, so ids do not arrive in order.
         with psycopg.connect(settings.db.dsn, row_factory=dict_row, autocommit=True) as conn:
             while not done.is_set():
                 found = conn.execute(
                     "SELECT alert_id, shipment_id, triggered_at FROM alerts "
-                    "WHERE alert_id > %s AND rule_key = 'temp_high' ORDER BY alert_id",
-                    (last,),
+                    "WHERE state = 'open' AND rule_key = 'temp_high' ORDER BY alert_id"
                 ).fetchall()
                 now = time.perf_counter()
                 for row in found:
-                    last = row["alert_id"]
                     key = (row["shipment_id"], row["triggered_at"])
                     if key in run.committed:
                         run.seen[row["alert_id"]] = (run.committed[key], now)
@@ -320,7 +327,10 @@ def main() -> None:
     # Correctness
     duplicated = [r for r in per_alert if r[3] != 1 or r[4] != 1]
     triggers_alerted = {(r[1], r[2]) for r in per_alert}
-    missing = [k for k in run.committed if k not in triggers_alerted]
+    # Every trigger has its own alert, but those of the first cycle: a logger that starts in its
+    # warm phase alarms 5 s after its first reading, not at the trigger the load planned.
+    first_cycle = min(ts for _s, ts in run.committed) + timedelta(seconds=CYCLE_S)
+    missing = [k for k in run.committed if k not in triggers_alerted and k[1] >= first_cycle]
     twice = sum(1 for n in receiver.opened_count.values() if n > 1)
     excursions_equal = stored == in_order
     print(
@@ -329,7 +339,7 @@ def main() -> None:
     )
     print(
         f"alerts: {len(per_alert)} opened for {len(run.committed)} triggers "
-        f"({len(missing)} joined an alert still open); {len(duplicated)} alerts opened or "
+        f"({len(missing)} without their alert); {len(duplicated)} alerts opened or "
         f"notified other than once; {unlinked[0] if unlinked else '?'} alarmed excursions "
         f"without an alert; {twice} webhooks received twice (at-least-once delivery)"
     )
@@ -339,12 +349,9 @@ def main() -> None:
         late = run.seen and max(c for c, _s in run.seen.values()) - run.committed[(shipment_id, ts)]
         print(f"  trigger without its alert: shipment {shipment_id} at {ts:%H:%M:%S} ({late})")
     for r in sorted(per_alert, key=str):
-        if (r[1], r[2]) not in run.committed:
+        if (r[1], r[2]) not in run.committed and r[2] >= first_cycle:
             print(f"  alert without its trigger: {r}")
-    # A trigger without an alert of its own joined an alert still open (acknowledged, not yet
-    # resolved): the demo load shows a few with no engine killed too (--no-kill); the loss that
-    # matters, an alarmed excursion without an alert, is counted above.
-    ok = excursions_equal and not duplicated and unlinked == (0,)
+    ok = excursions_equal and not duplicated and unlinked == (0,) and not missing
     print(f"nothing lost or doubled: {'yes' if ok else 'NO'}")
     print(
         f"targets: p95 during takeovers < 5 s: {'met' if p95_during < 5 else 'NOT met'} "
