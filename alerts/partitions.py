@@ -159,7 +159,6 @@ class PartitionClaimer:
         self._held: frozenset[int] = frozenset()
         self._conn: AsyncConnection[Any] | None = None
         self._disagreeing: str | None = None  # logged once
-        self.takeovers = 0  # partitions taken that another engine had held
 
     @property
     def held(self) -> frozenset[int]:
@@ -246,7 +245,6 @@ class PartitionClaimer:
         await self._heartbeat(conn, frozenset(held))
         self._held = frozenset(held)
         if gained:
-            self.takeovers += gained
             self._on_gain()
 
     async def _heartbeat(self, conn: AsyncConnection[Any], held: frozenset[int]) -> None:
