@@ -12,9 +12,9 @@ states are always what an in-order evaluation of everything received gives, and 
 excursions are superseded (the history stays), not overwritten.
 
 One task evaluates (in this order, never two transactions of its own at once): new changes;
-every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise and clear "no data";
-pairs with an open excursion or a holding rule are re-judged, since silence changes them too;
-alerts acknowledged after their condition cleared resolve); every
+every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
+and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
+silence changes them too; alerts acknowledged after their condition cleared resolve); every
 ``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
 :mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
