@@ -51,7 +51,7 @@ async def run_rules_engine(
         rules = RulesEngine(pool, settings, clock=clock, claims=claimer)
         await rules.setup()
         worker = DeliveryWorker(pool, a, senders_from_settings(a, client))
-        log.info("rules engine %s running (%d partitions)", claimer.engine_id, a.partitions)
+        log.info("rules engine running (%s, %d partitions)", claimer.engine_id, a.partitions)
         async with asyncio.TaskGroup() as tg:
             listener = tg.create_task(
                 listen(

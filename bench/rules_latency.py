@@ -158,17 +158,16 @@ async def drive(
     done = asyncio.Event()
 
     async def poll() -> None:
-        last = 0
+        # Every alert not yet acknowledged (not those after the last id seen: with several
+        # engines, alert ids are not committed in order).
         with psycopg.connect(settings.db.dsn, row_factory=dict_row, autocommit=True) as conn:
             while not done.is_set():
                 found = conn.execute(
                     "SELECT alert_id, shipment_id, triggered_at FROM alerts "
-                    "WHERE alert_id > %s AND rule_key = 'temp_high' ORDER BY alert_id",
-                    (last,),
+                    "WHERE state = 'open' AND rule_key = 'temp_high' ORDER BY alert_id"
                 ).fetchall()
                 now = time.perf_counter()
                 for row in found:
-                    last = row["alert_id"]
                     key = (row["shipment_id"], row["triggered_at"])
                     if key in committed:
                         seen[row["alert_id"]] = (committed[key], now)
