@@ -1,17 +1,20 @@
 """The rules engine's rounds: :class:`RulesEngine` and its loop.
 
 The database is the source of truth. The ingester records what each commit changed in
-``reading_changes`` and sends a NOTIFY; the engine wakes, takes the changes after its cursor,
-re-evaluates the (shipment, device) pairs they touch and moves the cursor *in the same
+``reading_changes`` and sends a NOTIFY; the engine wakes, takes the changes after its cursors,
+re-evaluates the (shipment, device) pairs they touch and moves the cursors *in the same
 transaction* as its results. Killed and started again, it neither loses nor repeats work.
+The shipments are split into partitions, each with its own cursor, which several engines
+share (:mod:`alerts.partitions`: who holds what, and why that is safe); an engine works only on
+the partitions it holds (all of them when it runs alone) and whose cursor rows it could lock.
 Late or out-of-order readings simply re-evaluate their pair: the stored excursions and rule
 states are always what an in-order evaluation of everything received gives, and changed
 excursions are superseded (the history stays), not overwritten.
 
 One task evaluates (in this order, never two transactions of its own at once): new changes;
-every ``offline_check_interval_s`` the periodic pass (silent loggers raise and clear "no data";
-pairs with an open excursion or a holding rule are re-judged, since silence changes them too;
-alerts acknowledged after their condition cleared resolve); every
+every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
+and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
+silence changes them too; alerts acknowledged after their condition cleared resolve); every
 ``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
 :mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
@@ -47,6 +50,7 @@ from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
 from alerts.layers import settings_rules
+from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
 from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
 from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
@@ -54,15 +58,18 @@ from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
 from db.queries import limits as limits_q
+from db.queries import partitions as pq
 from db.queries import rules as q
 
 log = logging.getLogger(__name__)
 
-CURSOR_NAME = "rules"
 # Changes taken per transaction: enough that a catch-up evaluates each pair once, not once per
 # upload, while one round stays a bounded amount of work.
 CHANGES_PER_ROUND = 50_000
 PAIRS_PER_QUERY = 250
+# A partition whose cursor row another engine still has locked (a takeover under way) is tried
+# again this soon rather than at the next poll.
+CONTENDED_RETRY_S = 0.2
 
 
 def policy_from_settings(settings: Settings) -> EscalationPolicy:
@@ -85,8 +92,12 @@ class RulesEngine:
         *,
         clock: Callable[[], datetime] = utcnow,
         rules_file: RulesFile | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self._pool = pool
+        # Alone unless told otherwise: tests, benches and a round run by hand hold everything.
+        self._claims: Claims = claims or AllPartitions(settings.alerts.partitions)
+        self._contended = False  # a held partition's cursor row was locked by another engine
         self._settings = settings.alerts
         self._clock = clock
         self._base = settings_rules(
@@ -129,8 +140,12 @@ class RulesEngine:
         return self._settings_policy
 
     async def setup(self) -> None:
+        """Create the partitions' cursor rows (from the cursors in use before; see pq)."""
+        n = self._claims.partitions
         async with self._pool.connection() as conn:
-            await conn.execute(q.ENSURE_CURSOR, (CURSOR_NAME,))
+            await conn.execute(
+                pq.ENSURE_PARTITION_CURSORS, {"prefix": cursor_prefix(n), "partitions": n}
+            )
 
     def reload_rules(self) -> None:
         """Re-read the rules file if it changed; an invalid edit is logged and the old rules kept."""
@@ -153,25 +168,38 @@ class RulesEngine:
     async def process_changes(self) -> int:
         """Evaluate everything committed since the cursor; return the number of changes taken."""
         taken_total = 0
+        n = self._claims.partitions
         while True:
             async with self._pool.connection() as conn, conn.transaction():
-                row = await (await conn.execute(q.LOCK_CURSOR, (CURSOR_NAME,))).fetchone()
-                cursor = int(row[0]) if row else 0  # last_change_id, the one column
-                changes = await fetch(conn, q.PENDING_CHANGES, (cursor, CHANGES_PER_ROUND), Change)
+                locked = await self._lock_partitions(conn)
+                if not locked:
+                    return taken_total
+                parts = sorted(locked)
+                changes = await fetch(
+                    conn, q.PENDING_CHANGES, (min(locked.values()), CHANGES_PER_ROUND), Change
+                )
                 if not changes:
                     return taken_total
+                # Each change counts for the partitions whose cursor is before it.
                 pairs = await fetch(
                     conn,
                     q.AFFECTED_PAIRS,
-                    (
-                        [c.device_id for c in changes],
-                        [c.ts_min for c in changes],
-                        [c.ts_max for c in changes],
-                    ),
+                    {
+                        "change_id": [c.change_id for c in changes],
+                        "device_id": [c.device_id for c in changes],
+                        "ts_min": [c.ts_min for c in changes],
+                        "ts_max": [c.ts_max for c in changes],
+                        "held": parts,
+                        "cursor": [locked[p] for p in parts],
+                        "partitions": n,
+                    },
                     Pair,
                 )
                 await self._evaluate_pairs(conn, [p.key for p in pairs])
-                await conn.execute(q.MOVE_CURSOR, (changes[-1].change_id, CURSOR_NAME))
+                await conn.execute(
+                    pq.MOVE_PARTITION_CURSORS,
+                    {"to": changes[-1].change_id, "names": [cursor_name(n, p) for p in parts]},
+                )
                 await self._alerts.flush_notify(conn)
             taken_total += len(changes)
             self.stats.rounds += 1
@@ -179,7 +207,10 @@ class RulesEngine:
     async def recheck_open(self) -> None:
         """Re-judge pairs with an open excursion or a holding rule: silence changes them too."""
         async with self._pool.connection() as conn, conn.transaction():
-            pairs = await fetch(conn, q.RECHECK_PAIRS, None, Pair)
+            mine = await self._locked_filter(conn)
+            if mine is None:
+                return
+            pairs = await fetch(conn, q.RECHECK_PAIRS, mine, Pair)
             if pairs:
                 await self._evaluate_pairs(conn, [p.key for p in pairs])
             await self._alerts.flush_notify(conn)
@@ -191,8 +222,13 @@ class RulesEngine:
             self._watching_since = now
         watched_for = now - self._watching_since
         async with self._pool.connection() as conn, conn.transaction():
-            candidates = await fetch(conn, q.OFFLINE_CANDIDATES, {"now": now}, OfflineCandidate)
-            holding = {p.key for p in await fetch(conn, q.HOLDING_OFFLINE, None, Pair)}
+            mine = await self._locked_filter(conn)
+            if mine is None:
+                return
+            candidates = await fetch(
+                conn, q.OFFLINE_CANDIDATES, {"now": now, **mine}, OfflineCandidate
+            )
+            holding = {p.key for p in await fetch(conn, q.HOLDING_OFFLINE, mine, Pair)}
             by_pair = {c.key: c for c in candidates}
             pairs = sorted(set(by_pair) | holding)
             shipments = sorted({s for s, _ in pairs})
@@ -213,13 +249,15 @@ class RulesEngine:
                 if row is not None:
                     rows.append(row)
             await self._judge.write_states(conn, rows)
+            # With the shipments that could not be settled before, if still in these partitions.
+            also = sorted(self._alerts.unsettled)
             open_alerts = [
                 int(r[0])  # shipment_id, the one column
-                for r in await (await conn.execute(q.SHIPMENTS_WITH_UNRESOLVED_ALERTS)).fetchall()
+                for r in await (
+                    await conn.execute(q.SHIPMENTS_TO_SETTLE, {"also": also, **mine})
+                ).fetchall()
             ]
-            settle = sorted(
-                set(open_alerts) | {int(r["shipment_id"]) for r in rows} | self._alerts.unsettled
-            )
+            settle = sorted(set(open_alerts) | {int(r["shipment_id"]) for r in rows})
             if settle:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._alerts.reconcile(conn, settle, ctx)
@@ -234,12 +272,15 @@ class RulesEngine:
         """Escalate alerts nobody acknowledged in time; return how many were escalated."""
         policy = self.policy
         last_tier = len(policy.tiers) - 1
-        if last_tier < 1:
+        held = sorted(self._claims.held)
+        if last_tier < 1 or not held:
             return 0
         now = self._clock()
         escalated = 0
+        # The alerts of the held partitions; their own row locks keep two engines apart.
+        params = {"last_tier": last_tier, "held": held, "partitions": self._claims.partitions}
         async with self._pool.connection() as conn, conn.transaction():
-            for c in await fetch(conn, q.ESCALATION_CANDIDATES, (last_tier,), EscalationCandidate):
+            for c in await fetch(conn, q.ESCALATION_CANDIDATES, params, EscalationCandidate):
                 level = c.escalation_level
                 target = escalation_target(
                     policy,
@@ -289,12 +330,35 @@ class RulesEngine:
                 last_escalation = loop.time()
             now = loop.time()
             timeout = min(
-                self._settings.poll_interval_s,
+                CONTENDED_RETRY_S if self._contended else self._settings.poll_interval_s,
                 max(last_periodic + periodic_every - now, 0.0),
                 max(last_escalation + escalate_every - now, 0.0),
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(first_of(wake, stop), timeout=max(timeout, 0.01))
+
+    async def _lock_partitions(self, conn: AsyncConnection[Any]) -> dict[int, int]:
+        """Lock the cursor rows of the held partitions no other transaction has locked;
+        return their positions ``{partition: last_change_id}`` (see alerts.partitions)."""
+        n = self._claims.partitions
+        held = sorted(self._claims.held)
+        if not held:
+            self._contended = False
+            return {}
+        await conn.execute(pq.SHARE_LEGACY_CURSOR)  # a single engine of before, mid-upgrade
+        names = [cursor_name(n, p) for p in held]
+        rows = await (await conn.execute(pq.LOCK_PARTITION_CURSORS, {"names": names})).fetchall()
+        locked = {int(str(r[0]).rsplit("/", 1)[1]): int(r[1]) for r in rows}
+        self._contended = len(locked) < len(held)
+        return locked
+
+    async def _locked_filter(self, conn: AsyncConnection[Any]) -> dict[str, Any] | None:
+        """The partition filter of the periodic statements, for the partitions locked here;
+        None when there are none."""
+        locked = await self._lock_partitions(conn)
+        if not locked:
+            return None
+        return {"held": sorted(locked), "partitions": self._claims.partitions}
 
     async def _step(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
         """Run one step of the loop; a failure is logged and retried at the next turn.

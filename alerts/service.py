@@ -1,10 +1,14 @@
 """``coldchain rules``: the rules engine's service, its tasks and their shutdown.
 
-:func:`run_rules_engine` owns a TaskGroup of three tasks: the rounds of
+:func:`run_rules_engine` owns a TaskGroup of four tasks: the rounds of
 :class:`~alerts.rounds.RulesEngine` (evaluation, the periodic pass, escalation: see
 :mod:`alerts.rounds`), the :class:`~alerts.delivery.DeliveryWorker` that sends the outbox's
-notifications (so a slow receiver never delays evaluation), and a listener that LISTENs for the
-ingester's ``reading_changes`` and the engine's ``alert_notifications`` and wakes the other two.
+notifications (so a slow receiver never delays evaluation; several workers share the outbox
+safely), a listener that LISTENs for the ingester's ``reading_changes`` and the engine's
+``alert_notifications`` and wakes the other two, and the
+:class:`~alerts.partitions.PartitionClaimer` that shares the partitions with the other running
+engines (any number; it wakes the rounds when it takes partitions over). Every connection of
+the engine carries its application name, so a peer can fence it if it hangs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import httpx
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.delivery import DeliveryWorker, senders_from_settings
+from alerts.partitions import PartitionClaimer
 from alerts.rounds import RulesEngine
 from coldchain.runtime import utcnow
 from coldchain.settings import Settings
@@ -33,16 +38,20 @@ async def run_rules_engine(
 ) -> None:
     """Run until ``stop``: evaluation, delivery and the listener that wakes them."""
     a = settings.alerts
+    wake_rules, wake_delivery = asyncio.Event(), asyncio.Event()
+    claimer = PartitionClaimer(settings.db.dsn, a, on_gain=wake_rules.set)
+    app = {"application_name": claimer.application_name}
     async with (
-        AsyncConnectionPool(settings.db.dsn, min_size=1, max_size=4, open=False) as pool,
+        AsyncConnectionPool(
+            settings.db.dsn, min_size=1, max_size=4, open=False, kwargs=app
+        ) as pool,
         httpx.AsyncClient(timeout=a.webhook_timeout_s) as client,
     ):
         await pool.wait(timeout=30)
-        rules = RulesEngine(pool, settings, clock=clock)
+        rules = RulesEngine(pool, settings, clock=clock, claims=claimer)
         await rules.setup()
         worker = DeliveryWorker(pool, a, senders_from_settings(a, client))
-        wake_rules, wake_delivery = asyncio.Event(), asyncio.Event()
-        log.info("rules engine running")
+        log.info("rules engine running (%s, %d partitions)", claimer.engine_id, a.partitions)
         async with asyncio.TaskGroup() as tg:
             listener = tg.create_task(
                 listen(
@@ -53,6 +62,7 @@ async def run_rules_engine(
                 name="rules-listen",
             )
             tasks = [
+                tg.create_task(claimer.run(stop), name="rules-claim"),
                 tg.create_task(rules.run(stop, wake_rules), name="rules-evaluate"),
                 tg.create_task(
                     worker.run(stop, wake_delivery, poll_s=a.poll_interval_s), name="rules-deliver"

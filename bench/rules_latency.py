@@ -61,6 +61,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.opened: dict[int, float] = {}
+        self.opened_count: dict[int, int] = {}  # a webhook received twice shows here
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,7 +70,9 @@ class Receiver:
                 arrived = time.perf_counter()
                 payload = json.loads(body)
                 if payload["event"] == "opened":
-                    receiver.opened.setdefault(payload["alert"]["id"], arrived)
+                    alert_id = payload["alert"]["id"]
+                    receiver.opened.setdefault(alert_id, arrived)
+                    receiver.opened_count[alert_id] = receiver.opened_count.get(alert_id, 0) + 1
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -85,7 +88,7 @@ class Receiver:
         self.server.shutdown()
 
 
-def seed(dsn: str, start: datetime) -> dict[str, int]:
+def seed(dsn: str, start: datetime, shipments: int = SHIPMENTS) -> dict[str, int]:
     """Product, loggers, shipments in transit; returns shipment id by device."""
     found = {}
     with psycopg.connect(dsn) as conn:
@@ -94,7 +97,7 @@ def seed(dsn: str, start: datetime) -> dict[str, int]:
                    alarm_delay_s) VALUES (%s, 'Demo vaccine', 2, 8, 0, %s)""",
             (GTIN, ALARM_DELAY_S),
         )
-        for i in range(SHIPMENTS):
+        for i in range(shipments):
             device = f"DEMO-LOG-{i + 1:06d}"
             conn.execute("INSERT INTO devices (device_id, interval_s) VALUES (%s, 1)", (device,))
             row = conn.execute(
@@ -112,7 +115,9 @@ def seed(dsn: str, start: datetime) -> dict[str, int]:
     return found
 
 
-def rules_process(settings: Settings, webhook: str, log: Path) -> subprocess.Popen[bytes]:
+def rules_process(
+    settings: Settings, webhook: str, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
     env.update(
         COLDCHAIN_DB__PORT=str(settings.db.port),
@@ -125,6 +130,7 @@ def rules_process(settings: Settings, webhook: str, log: Path) -> subprocess.Pop
         COLDCHAIN_ALERTS__WEBHOOK_SECRET="bench-secret",
         COLDCHAIN_LOG_LEVEL="INFO",
     )
+    env.update(extra_env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "launcher.cli", "rules"],
         env=env,
@@ -152,17 +158,16 @@ async def drive(
     done = asyncio.Event()
 
     async def poll() -> None:
-        last = 0
+        # Every alert not yet acknowledged (not those after the last id seen: with several
+        # engines, alert ids are not committed in order).
         with psycopg.connect(settings.db.dsn, row_factory=dict_row, autocommit=True) as conn:
             while not done.is_set():
                 found = conn.execute(
                     "SELECT alert_id, shipment_id, triggered_at FROM alerts "
-                    "WHERE alert_id > %s AND rule_key = 'temp_high' ORDER BY alert_id",
-                    (last,),
+                    "WHERE state = 'open' AND rule_key = 'temp_high' ORDER BY alert_id"
                 ).fetchall()
                 now = time.perf_counter()
                 for row in found:
-                    last = row["alert_id"]
                     key = (row["shipment_id"], row["triggered_at"])
                     if key in committed:
                         seen[row["alert_id"]] = (committed[key], now)

@@ -107,6 +107,13 @@ class AlertsSettings(BaseModel):
     # file gives each tier its own after_min).
     escalation_minutes: float = Field(default=15.0, gt=0)
     escalation_check_interval_s: float = Field(default=10.0, gt=0)
+    # Several engines (alerts/partitions.py): the shipments are split into this many partitions,
+    # shared by the running engines (the same number for all; change it with all stopped). A
+    # killed engine's partitions are taken within claim_interval_s; a hung one's (heartbeat
+    # older than engine_timeout_s) within engine_timeout_s + claim_interval_s.
+    partitions: int = Field(default=16, ge=1, le=4096)
+    claim_interval_s: float = Field(default=1.0, gt=0)
+    engine_timeout_s: float = Field(default=10.0, gt=0)
     # Delivery: tier 0 when the rules file has no [escalation] tiers.
     webhook_urls: list[str] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None

@@ -73,7 +73,8 @@ async def settled(dsn: str, within: float = 90.0) -> None:
             """SELECT (SELECT count(*) FROM readings),
                       (SELECT count(*) FROM reading_changes
                         WHERE change_id > coalesce(
-                            (SELECT last_change_id FROM engine_cursor WHERE name = 'rules'), 0))""",
+                            (SELECT min(last_change_id) FROM engine_cursor
+                             WHERE name LIKE 'rules/%%'), 0))""",
         )
         if n == last and n > 0 and pending == 0:
             return

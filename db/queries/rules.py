@@ -37,19 +37,30 @@ WHERE change_id > %s ORDER BY change_id LIMIT %s
 
 # Which (shipment, device) pairs a set of changes touches, through the assignment intervals:
 # a reading that arrives late still lands in the shipment the logger rode in at that time.
+# Only the pairs of the partitions given (``held``), each change only if it comes after that
+# partition's cursor (``cursor``, in the same order): alerts/partitions.py.
 AFFECTED_PAIRS = """
 SELECT DISTINCT a.shipment_id, a.device_id
-FROM device_assignments a
-JOIN unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) AS c(device_id, ts_min, ts_max)
+FROM unnest(%(change_id)s::bigint[], %(device_id)s::text[], %(ts_min)s::timestamptz[],
+            %(ts_max)s::timestamptz[]) AS c(change_id, device_id, ts_min, ts_max)
+JOIN device_assignments a
   ON a.device_id = c.device_id AND a.during && tstzrange(c.ts_min, c.ts_max, '[]')
+JOIN unnest(%(held)s::int[], %(cursor)s::bigint[]) AS h(partition, last_change_id)
+  ON h.partition = rules_partition(a.shipment_id, %(partitions)s) AND c.change_id > h.last_change_id
 """
+
+# The periodic statements take the partitions to work on: ``held`` of ``partitions``.
+_IN_PARTITIONS = "rules_partition(shipment_id, %(partitions)s) = ANY(%(held)s::int[])"
+_A_IN_PARTITIONS = _IN_PARTITIONS.replace("shipment_id", "a.shipment_id")
 
 # Pairs whose result can change without a new reading: an open excursion (silence ends it by a
 # data gap) or a rule that holds (a trend prediction goes stale when the logger falls silent).
-RECHECK_PAIRS = """
-SELECT shipment_id, device_id FROM excursions WHERE superseded_at IS NULL AND end_ts IS NULL
+RECHECK_PAIRS = f"""
+SELECT shipment_id, device_id FROM excursions
+WHERE superseded_at IS NULL AND end_ts IS NULL AND {_IN_PARTITIONS}
 UNION
-SELECT shipment_id, device_id FROM rule_states WHERE holding AND rule_key <> 'device_offline'
+SELECT shipment_id, device_id FROM rule_states
+WHERE holding AND rule_key <> 'device_offline' AND {_IN_PARTITIONS}
 """
 
 # Per pair: the logger's interval and when its assignment(s) to the shipment end (NULL: open).
@@ -202,7 +213,7 @@ WHERE alert_id = %s
 
 # Loggers that should be reporting now: assigned at ``now`` to a shipment in transit, with how
 # long ago (seconds, on the database's clock) their latest reading was received.
-OFFLINE_CANDIDATES = """
+OFFLINE_CANDIDATES = f"""
 SELECT a.shipment_id, a.device_id, coalesce(d.interval_s, 300) AS interval_s,
        lower(a.during) AS assigned_since, ds.ts AS last_ts,
        extract(epoch FROM clock_timestamp() - ds.received_at)::float8 AS received_ago_s
@@ -210,27 +221,35 @@ FROM device_assignments a
 JOIN shipments s ON s.shipment_id = a.shipment_id AND s.status = 'in_transit'
 LEFT JOIN devices d ON d.device_id = a.device_id
 LEFT JOIN device_state ds ON ds.device_id = a.device_id
-WHERE a.during @> %(now)s::timestamptz
+WHERE a.during @> %(now)s::timestamptz AND {_A_IN_PARTITIONS}
 """
 
-HOLDING_OFFLINE = """
-SELECT shipment_id, device_id FROM rule_states WHERE rule_key = 'device_offline' AND holding
+HOLDING_OFFLINE = f"""
+SELECT shipment_id, device_id FROM rule_states
+WHERE rule_key = 'device_offline' AND holding AND {_IN_PARTITIONS}
 """
 
 # Shipments whose alerts may need a decision without any new reading (e.g. acknowledged after
-# their condition cleared, which resolves them).
-SHIPMENTS_WITH_UNRESOLVED_ALERTS = (
-    "SELECT DISTINCT shipment_id FROM alerts WHERE state <> 'resolved'"
-)
+# their condition cleared, which resolves them), with those given (``also``: not settled last
+# time), of the partitions given.
+SHIPMENTS_TO_SETTLE = f"""
+SELECT shipment_id FROM (
+    SELECT shipment_id FROM alerts WHERE state <> 'resolved'
+    UNION
+    SELECT unnest(%(also)s::bigint[])
+) AS s (shipment_id)
+WHERE {_IN_PARTITIONS}
+"""
 
 # Unacknowledged alerts below the last tier; SKIP LOCKED leaves alone one that a person is
 # acknowledging this very moment (the API locks the row), so acknowledging wins the race.
-ESCALATION_CANDIDATES = """
+ESCALATION_CANDIDATES = f"""
 SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, a.title,
        a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level, a.created_at,
        a.cleared_at IS NOT NULL AS cleared
 FROM alerts a JOIN shipments s ON s.shipment_id = a.shipment_id
-WHERE a.state = 'open' AND a.escalation_level < %s
+WHERE a.state = 'open' AND a.escalation_level < %(last_tier)s
+  AND {_A_IN_PARTITIONS}
 ORDER BY a.created_at
 FOR UPDATE OF a SKIP LOCKED
 """

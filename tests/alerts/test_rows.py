@@ -34,11 +34,13 @@ from db.queries import rules as q
 pytestmark = pytest.mark.integration
 
 NOTHING: tuple[list[Any], list[Any]] = ([], [])
+ALL = {"held": list(range(16)), "partitions": 16}
+NO_CHANGES = {"change_id": [], "device_id": [], "ts_min": [], "ts_max": [], "cursor": [], **ALL}
 STATEMENTS: list[tuple[str, str, Any, type]] = [
     ("PENDING_CHANGES", q.PENDING_CHANGES, (0, 10), Change),
-    ("AFFECTED_PAIRS", q.AFFECTED_PAIRS, ([], [], []), Pair),
-    ("RECHECK_PAIRS", q.RECHECK_PAIRS, None, Pair),
-    ("HOLDING_OFFLINE", q.HOLDING_OFFLINE, None, Pair),
+    ("AFFECTED_PAIRS", q.AFFECTED_PAIRS, NO_CHANGES, Pair),
+    ("RECHECK_PAIRS", q.RECHECK_PAIRS, ALL, Pair),
+    ("HOLDING_OFFLINE", q.HOLDING_OFFLINE, ALL, Pair),
     ("PAIR_INFO", q.PAIR_INFO, NOTHING, PairInfo),
     ("PAIR_READINGS", q.PAIR_READINGS, NOTHING, PairReadings),
     ("CURRENT_EXCURSIONS", q.CURRENT_EXCURSIONS, NOTHING, ExcursionRecord),
@@ -47,8 +49,18 @@ STATEMENTS: list[tuple[str, str, Any, type]] = [
     ("UNRESOLVED_ALERTS", q.UNRESOLVED_ALERTS, ([],), AlertRecord),
     ("ALARMED_UNLINKED", q.ALARMED_UNLINKED, ([],), UnlinkedExcursion),
     ("TEMP_ALERT_STATUS", q.TEMP_ALERT_STATUS, ([],), TempAlertStatus),
-    ("OFFLINE_CANDIDATES", q.OFFLINE_CANDIDATES, {"now": datetime.now(UTC)}, OfflineCandidate),
-    ("ESCALATION_CANDIDATES", q.ESCALATION_CANDIDATES, (1,), EscalationCandidate),
+    (
+        "OFFLINE_CANDIDATES",
+        q.OFFLINE_CANDIDATES,
+        {"now": datetime.now(UTC), **ALL},
+        OfflineCandidate,
+    ),
+    (
+        "ESCALATION_CANDIDATES",
+        q.ESCALATION_CANDIDATES,
+        {"last_tier": 1, **ALL},
+        EscalationCandidate,
+    ),
 ]
 
 

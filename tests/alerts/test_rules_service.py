@@ -6,10 +6,8 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from coldchain.telemetry import Reading
 from db.queries import alerts as alert_q
 from ingest.sink import Batch, TimescaleSink
 from tests.fixtures.data import VACCINE_GTIN, seed_shipment
+from tests.fixtures.engines import caught_up, rules_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -529,42 +528,6 @@ async def test_escalation_fires_when_nobody_acknowledges_and_stops_when_someone_
 # --------------------------------------------------------------------------------------------
 # Restart safety: `coldchain rules` killed mid-stream and started again
 # --------------------------------------------------------------------------------------------
-
-
-def rules_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
-    env.update(
-        COLDCHAIN_DB__PORT=str(settings.db.port),
-        COLDCHAIN_DB__NAME=settings.db.name,
-        COLDCHAIN_DB__USER=settings.db.user,
-        COLDCHAIN_DB__PASSWORD=settings.db.password.get_secret_value(),
-        COLDCHAIN_ALERTS__WEBHOOK_URLS='["http://127.0.0.1:9/unreachable"]',
-        COLDCHAIN_LOG_LEVEL="INFO",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "launcher.cli", "rules"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def caught_up(dsn: str) -> bool:
-    done = rows(
-        dsn,
-        "SELECT coalesce(max(change_id), 0) <= coalesce((SELECT last_change_id FROM engine_cursor"
-        " WHERE name = 'rules'), -1) FROM reading_changes",
-    )
-    return bool(done[0][0])
-
-
-async def wait_until(check: Callable[[], bool], within_s: float, log: Path) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            text = await asyncio.to_thread(log.read_text)
-            raise AssertionError(f"timed out; engine log:\n{text[-3000:]}")
-        await asyncio.sleep(0.05)
 
 
 async def test_killed_mid_stream_and_restarted_it_neither_loses_nor_duplicates(
