@@ -65,7 +65,8 @@ def comment_text(comment: str | None) -> str | None:
     text = (comment or "").strip()
     if len(text) > COMMENT_MAX_LENGTH:
         raise InvalidAlertActionError(
-            f"comment: {len(text)} characters, at most {COMMENT_MAX_LENGTH} are kept with an "
+            "comment",
+            f"{len(text)} characters, at most {COMMENT_MAX_LENGTH} are kept with an "
             "alert action: shorten it"
         )
     return text or None
@@ -78,7 +79,8 @@ def acknowledge(conn: Conn, caller: Caller, *, alert_id: int, comment: str | Non
     text = comment_text(comment)
     if text is None:
         raise InvalidAlertActionError(
-            "comment: required to acknowledge an alert: say what was done or why "
+            "comment",
+            "required to acknowledge an alert: say what was done or why "
             "(e.g. 'called the driver, reefer door closed')"
         )
     with acting(conn, caller, text):
@@ -103,7 +105,7 @@ def assign(conn: Conn, caller: Caller, *, alert_id: int, assignee: str, comment:
     text = comment_text(comment)
     person = security_q.user_for_login(conn=conn, username=assignee.strip().lower())
     if person is None or not person["active"]:
-        raise InvalidAlertActionError(f"assignee: {assignee!r} is not an active user")
+        raise InvalidAlertActionError("assignee", f"{assignee!r} is not an active user")
     with acting(conn, caller, text):
         return alert_q.assign_alert(
             conn=conn, alert_id=alert_id, assignee=person["username"], by=caller.actor

@@ -22,6 +22,7 @@ from tests.fixtures.web import (
     add_alert,
     add_device,
     add_excursion,
+    add_notification,
     add_product,
     add_shipment,
     ingest,
@@ -31,33 +32,6 @@ pytestmark = pytest.mark.integration
 
 CallerOf = Callable[[Role], Caller]
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def _notification(
-    conn: psycopg.Connection[Any],
-    alert_id: int,
-    target: str,
-    *,
-    tier: int,
-    at: datetime,
-    delivered: bool = False,
-    gave_up: bool = False,
-    error: str | None = None,
-) -> None:
-    conn.execute(
-        "INSERT INTO notifications (alert_id, event, tier, channel, target, payload, created_at,"
-        " attempts, delivered_at, gave_up_at, last_error)"
-        " VALUES (%s, 'opened', %s, 'email', %s, '{}', %s, 1, %s, %s, %s)",
-        (
-            alert_id,
-            tier,
-            target,
-            at,
-            at if delivered else None,
-            at if gave_up else None,
-            error,
-        ),
-    )
 
 
 @pytest.fixture
@@ -78,31 +52,30 @@ def seeded(db_dsn: str) -> dict[str, Any]:
             (out["a_start"], NOW - timedelta(minutes=90), 12.8),
             (NOW - timedelta(minutes=60), None, 10.1),
         ):
-            ex = add_excursion(
-                conn, ships["A"], "LOG-A", start=start, end=end, last_out=NOW, max_c=peak
+            add_excursion(
+                conn,
+                ships["A"],
+                "LOG-A",
+                start=start,
+                end=end,
+                last_out=NOW,
+                max_c=peak,
+                alert_id=a,
             )
-            conn.execute("UPDATE excursions SET alert_id = %s WHERE excursion_id = %s", (a, ex))
-        _notification(
-            conn,
-            a,
-            "oncall@example.org",
-            tier=0,
-            at=NOW - timedelta(minutes=49),
-            gave_up=True,
-            error="550 mailbox full",
-        )
-        _notification(
-            conn, a, "oncall@example.org", tier=1, at=NOW - timedelta(minutes=30), delivered=True
-        )
-        _notification(
-            conn,
-            a,
-            "manager@example.org",
-            tier=1,
-            at=NOW - timedelta(minutes=30),
-            gave_up=True,
-            error="connection refused",
-        )
+        for target, tier, minutes, status, error in (
+            ("oncall@example.org", 0, 49, "failed", "550 mailbox full"),
+            ("oncall@example.org", 1, 30, "delivered", None),
+            ("manager@example.org", 1, 30, "failed", "connection refused"),
+        ):
+            add_notification(
+                conn,
+                a,
+                target,
+                tier=tier,
+                at=NOW - timedelta(minutes=minutes),
+                status=status,
+                error=error,
+            )
         # B: ended, inside the clear delay; C: ended and cleared by the engine
         for key in "BC":
             alert = add_alert(
@@ -112,7 +85,7 @@ def seeded(db_dsn: str) -> dict[str, Any]:
                 triggered_at=NOW - timedelta(hours=3),
                 device_id=f"LOG-{key}",
             )
-            ex = add_excursion(
+            add_excursion(
                 conn,
                 ships[key],
                 f"LOG-{key}",
@@ -120,8 +93,8 @@ def seeded(db_dsn: str) -> dict[str, Any]:
                 end=NOW - timedelta(minutes=20),
                 last_out=NOW - timedelta(minutes=21),
                 max_c=9.9,
+                alert_id=alert,
             )
-            conn.execute("UPDATE excursions SET alert_id = %s WHERE excursion_id = %s", (alert, ex))
             out[key.lower()] = alert
         conn.execute("UPDATE alerts SET cleared_at = now() WHERE alert_id = %s", (out["c"],))
         # D: a logger offline since 40 min, still holding

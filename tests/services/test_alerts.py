@@ -184,7 +184,7 @@ def test_the_dashboard_acts_through_the_service(
     ok, message = perform(
         conn, alert_id=alert, action="acknowledge", principal=operator, comment=" "
     )
-    assert not ok and message.startswith("comment: required")
+    assert not ok and message.startswith("Not acknowledged: type a comment in this row")
     too_long = "x" * (service.COMMENT_MAX_LENGTH + 1)
     ok, message = perform(
         conn, alert_id=alert, action="resolve", principal=operator, comment=too_long
