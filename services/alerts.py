@@ -67,7 +67,7 @@ def comment_text(comment: str | None) -> str | None:
         raise InvalidAlertActionError(
             "comment",
             f"{len(text)} characters, at most {COMMENT_MAX_LENGTH} are kept with an "
-            "alert action: shorten it"
+            "alert action: shorten it",
         )
     return text or None
 
@@ -81,7 +81,7 @@ def acknowledge(conn: Conn, caller: Caller, *, alert_id: int, comment: str | Non
         raise InvalidAlertActionError(
             "comment",
             "required to acknowledge an alert: say what was done or why "
-            "(e.g. 'called the driver, reefer door closed')"
+            "(e.g. 'called the driver, reefer door closed')",
         )
     with acting(conn, caller, text):
         return alert_q.acknowledge_alert(

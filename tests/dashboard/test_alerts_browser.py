@@ -366,8 +366,8 @@ def test_severities_have_distinct_readable_colours_and_their_names(
     _login_as(wide, web_server, session_cookie(people["operator"]))
     _open(wide, web_server.url + "/alerts")
     names = ("critical", "major", "warning", "info")
-    for name in names:
-        _wait(wide).until(lambda d, n=name: _text_of(d, f"{_row(seeded[n])} .cell-severity"))
+    every_badge = ", ".join(f"{_row(seeded[n])} .cell-severity .badge" for n in names)
+    _wait(wide).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, every_badge)) == len(names))
     styles = {n: _js(wide, _CONTRAST, f"{_row(seeded[n])} .cell-severity .badge") for n in names}
     backgrounds = {n: styles[n][0] for n in names}
     assert len(set(backgrounds.values())) == 4, backgrounds  # major ≠ warning, and the others
