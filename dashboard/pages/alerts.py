@@ -2,11 +2,13 @@
 cleared), since when, current and peak temperature, escalation and who was notified; acknowledge
 (with a comment), resolve or assign it in its own row.
 
-Who acts is the logged-in person (operators and admins; viewers and QA see no action buttons),
+Who acts is the logged-in person (operators and admins; viewers and QA see no action column),
 and the comment is their "why", typed in the alert's own row (:mod:`dashboard.pages.alert_rows`):
-there is no shared comment box, so a comment cannot land on another alert. The actions are the API's own (:mod:`services.alerts`), so the
-alert row and its event are written in one transaction, the same permission, comment and state
-rules apply, and the audit trail records the person, their role and their address.
+there is no shared comment box, so a comment cannot land on another alert. The actions are the
+API's own (:mod:`services.alerts`), so the alert row and its event are written in one
+transaction, the same permission, comment (required to acknowledge) and state rules apply, and
+the audit trail records the person, their role and their address. The table is read in one
+query (:func:`services.alerts.alert_board`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Alerts as people handle them: the list, one alert with its events, and the state machine.
+"""Alerts as people handle them: the list, the alerts page's board (each alert with what the
+rules engine linked to it, its logger's latest reading and its notifications), one alert with
+its events, and the state machine.
 
 A forbidden transition (acknowledging a resolved alert, say) raises
 :class:`~coldchain.errors.AlertConflictError`; the caller turns it into a 409 or a message on
