@@ -6,7 +6,7 @@ ColdchainError
 ├── NotFoundError           a shipment, device, alert... that the caller named does not exist
 ├── IdentifierError         a GS1 identifier is malformed (also a ValueError, for pydantic)
 ├── AlertConflictError      an alert action its current state does not allow
-├── InvalidAlertActionError an alert action asked with a bad value (comment too long, assignee…)
+├── InvalidAlertActionError an alert action asked with a bad value (no comment, assignee…): 422
 ├── EPCISRejected           an EPCIS document refused whole, with every reason; nothing stored
 ├── DeliveryError           one notification attempt failed (status and body, or network error)
 ├── ReportChangedError      the report no longer has the hash the signer saw
@@ -73,8 +73,13 @@ class AlertConflictError(ColdchainError):
 
 
 class InvalidAlertActionError(ColdchainError):
-    """An alert action asked with a value the rules refuse: a comment over the length limit, an
-    assignee who is not an active user. Nothing was changed."""
+    """An alert action asked with a value the rules refuse: no comment to acknowledge, a comment
+    over the length limit, an assignee who is not an active user; ``field`` names it (the
+    message starts with it). Nothing was changed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)

@@ -401,7 +401,9 @@ def severity_bars(alerts: pd.DataFrame) -> go.Figure:
     """
     order = list(STRONGEST_FIRST)
     buckets = [("< 1 h", 0, 3600), ("1–24 h", 3600, 86400), ("> 24 h", 86400, math.inf)]
-    colours = ["#fbbf24", "#f97316", "#b91c1c"]
+    # Age in shades of one blue (older: darker), not in yellow/orange/red: on the alerts page
+    # those are the severities' colours (assets/style.css), and age is not severity.
+    colours = ["#93c5fd", "#3b82f6", "#1e3a8a"]
     fig = _base_layout(go.Figure(), height=220, uirevision="alert-ages")
     fig.update_layout(barmode="stack", hovermode="closest")
     for (label, lo, hi), colour in zip(buckets, colours, strict=True):

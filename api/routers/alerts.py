@@ -2,8 +2,9 @@
 
 The operations are :mod:`services.alerts` (the dashboard's alerts page calls the same ones):
 each action writes the alert row and an ``alert_events`` row in one transaction; an action the
-alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why, an
-assignee who is not an active user a 422. Who acts is the authenticated caller (operators and
+alert's state does not allow (acknowledging a resolved alert…) is a 409 that says why; an
+acknowledgement without a comment (or a blank one), or an assignee who is not an active user, a
+422 whose detail names the field. Who acts is the authenticated caller (operators and
 admins), never a name in the body; the comment is also the "why" of the audit entry.
 """
 
@@ -68,7 +69,8 @@ def get_alert(alert_id: AlertId, conn: ConnDep) -> AlertDetail:
 
 
 class ActionIn(BaseModel):
-    """Why (the actor is the authenticated caller)."""
+    """Why (the actor is the authenticated caller). Required to acknowledge (a 422 naming
+    ``comment`` without one); optional to resolve."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -87,7 +89,17 @@ class AssignToIn(BaseModel):
 _ACT = requires("alerts.act")
 
 
-@router.post("/{alert_id}/acknowledge", responses=_ACTION_ERRORS, openapi_extra=_ACT)
+@router.post(
+    "/{alert_id}/acknowledge",
+    responses={
+        **_ACTION_ERRORS,
+        422: {
+            "model": ErrorOut,
+            "description": "no comment (or a blank one): acknowledging takes one",
+        },
+    },
+    openapi_extra=_ACT,
+)
 def acknowledge(
     alert_id: AlertId,
     body: ActionIn,
@@ -95,7 +107,8 @@ def acknowledge(
     principal: PrincipalDep,
     client: ClientDep,
 ) -> AlertDetail:
-    """Acknowledge an open alert, with a comment; the caller is recorded as who."""
+    """Acknowledge an open alert, with a comment (required: what was done, or why); the caller
+    is recorded as who."""
     row = service.acknowledge(
         conn, Caller.of(principal, client), alert_id=alert_id, comment=body.comment
     )

@@ -1,9 +1,14 @@
-"""Alerts page ("/alerts"): open alerts by severity and age; acknowledge or resolve them.
+"""Alerts page ("/alerts") for on-call: each alert with its condition (still under way or
+cleared), since when, current and peak temperature, escalation and who was notified; acknowledge
+(with a comment), resolve or assign it in its own row.
 
-Who acts is the logged-in person (operators and admins; viewers and QA see no action buttons),
-and the comment is their "why". The actions are the API's own (:mod:`services.alerts`), so the
-alert row and its event are written in one transaction, the same permission, comment and state
-rules apply, and the audit trail records the person, their role and their address.
+Who acts is the logged-in person (operators and admins; viewers and QA see no action column),
+and the comment is their "why", typed in the alert's own row (:mod:`dashboard.pages.alert_rows`):
+there is no shared comment box, so a comment cannot land on another alert. The actions are the
+API's own (:mod:`services.alerts`), so the alert row and its event are written in one
+transaction, the same permission, comment (required to acknowledge) and state rules apply, and
+the audit trail records the person, their role and their address. The table is read in one
+query (:func:`services.alerts.alert_board`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 import flask
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from coldchain import severity
@@ -24,7 +29,8 @@ from coldchain.errors import (
     PermissionDeniedError,
 )
 from dashboard import figures, ids
-from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
+from dashboard.pages import PageContext
+from dashboard.pages.alert_rows import alert_row, headers, summary_cards
 from dashboard.pages.login import current_principal
 from db.types import Conn
 from security.accounts import Principal
@@ -47,22 +53,20 @@ _STATES = {
 }
 SEVERITY_FILTERS = [{"label": s.capitalize(), "value": s} for s in severity.STRONGEST_FIRST]
 MAX_ALERTS = 500
-HEADERS = ["Severity", "Shipment", "Alert", "Since", "State", "Acknowledged", "Actions"]
 
 
 def _action_panel(principal: Principal | None) -> list[Any]:
-    """Who acts and the comment box, or why this person cannot act."""
+    """Who acts and how, or why this person cannot act."""
     if principal is None or not principal.can("alerts.act"):
         role = principal.role if principal is not None else "none"
         return [
             html.H2("Acting on alerts"),
             html.P(
                 f"Your role ({role}) can follow alerts here; operators and administrators "
-                "acknowledge and resolve them.",
+                "acknowledge, assign and resolve them.",
                 className="muted",
             ),
             html.Span(id=ids.ALERTS_ACTOR, hidden=True),
-            dcc.Input(id=ids.ALERTS_COMMENT, type="hidden"),
             html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
         ]
     return [
@@ -71,29 +75,12 @@ def _action_panel(principal: Principal | None) -> list[Any]:
             [
                 "You act as ",
                 html.Strong(principal.display_name, id=ids.ALERTS_ACTOR),
-                f" ({principal.name}, {principal.role}). Type a comment, then press "
-                "Acknowledge or Resolve on the alert's row; both go into the alert's history "
-                "and the audit trail.",
+                f" ({principal.name}, {principal.role}). In the alert's own row, type a comment "
+                "(what was done, or why; required to acknowledge), then press Acknowledge or "
+                "Resolve; or pick a person and press Assign. Each goes into the alert's "
+                "history and the audit trail.",
             ],
             className="muted",
-        ),
-        html.Div(
-            className="form-row",
-            children=[
-                html.Label(
-                    [
-                        html.Span("Comment"),
-                        dcc.Input(
-                            id=ids.ALERTS_COMMENT,
-                            type="text",
-                            placeholder="What was done, or why",
-                            maxLength=service.COMMENT_MAX_LENGTH,
-                            className="wide",
-                        ),
-                    ],
-                    className="grow",
-                ),
-            ],
         ),
         html.Div(id=ids.ALERTS_FEEDBACK, className="feedback", role="status"),
     ]
@@ -101,11 +88,14 @@ def _action_panel(principal: Principal | None) -> list[Any]:
 
 def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
     """The alerts page's components; the callbacks fill them and refresh them live."""
+    can_act = principal is not None and principal.can("alerts.act")
     return html.Div(
         className="page page-alerts",
         children=[
             dcc.Interval(id=ids.ALERTS_INTERVAL, interval=page.refresh_ms),
-            dcc.Store(id=ids.ALERTS_CHANGED, data=0),
+            # The last action's outcome: refreshes the table at once, and its message shows in
+            # the row of the alert it was about.
+            dcc.Store(id=ids.ALERTS_CHANGED, data={"n": 0}),
             # The action buttons live in a table that re-renders every few seconds; their clicks
             # are caught in the browser (assets/actions.js) and put here, outside the table, so
             # a click that meets a re-render is not lost with the button it was made on.
@@ -156,7 +146,7 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
                             id=ids.ALERTS_TABLE,
                             className="data-table alerts-table",
                             children=[
-                                html.Thead(html.Tr([html.Th(h) for h in HEADERS])),
+                                html.Thead(html.Tr([html.Th(h) for h in headers(can_act=can_act)])),
                                 html.Tbody(id=ids.ALERTS_TBODY),
                             ],
                         ),
@@ -167,73 +157,7 @@ def layout(page: PageContext, principal: Principal | None = None) -> html.Div:
     )
 
 
-def _action_button(alert_id: int, action: str, label: str, className: str) -> html.Button:
-    return html.Button(
-        label,
-        className=f"btn {className}",
-        type="button",
-        **data_attrs(alert_id=str(alert_id), alert_action=action),
-    )
-
-
-def alert_row(row: dict[str, Any], now: datetime, *, can_act: bool = True) -> html.Tr:
-    """One alert as a table row, with its action buttons when the person may act."""
-    actions = []
-    if can_act and row["state"] == "open":
-        actions.append(_action_button(row["id"], "acknowledge", "Acknowledge", ids.BTN_ACK))
-    if can_act and row["state"] != "resolved":
-        actions.append(_action_button(row["id"], "resolve", "Resolve", ids.BTN_RESOLVE))
-    if row["acked_by"]:
-        acked: list[Any] = [html.Div(row["acked_by"])]
-        if row["ack_comment"]:
-            acked.append(html.Div(row["ack_comment"], className="sub"))
-    else:
-        acked = ["—"]
-    if row["state"] == "resolved" and row["resolved_by"]:
-        acked.append(html.Div(f"resolved by {row['resolved_by']}", className="sub"))
-    return html.Tr(
-        className=f"{ids.ALERT_ROW} state-{row['state']}",
-        **data_attrs(alert_id=str(row["id"]), state=row["state"], severity=row["severity"]),
-        children=[
-            html.Td(badge(row["severity"], row["severity"])),
-            html.Td(
-                dcc.Link(row["shipment_reference"], href=shipment_href(row["shipment_reference"]))
-            ),
-            html.Td(
-                [
-                    html.Div(row["title"]),
-                    html.Div(row["device_id"] or "", className="sub"),
-                ],
-                className="wrap",
-            ),
-            html.Td(fmt_age(row["triggered_at"], now), title=fmt_ts(row["triggered_at"])),
-            html.Td(badge(row["state"], row["state"]), className="cell-state"),
-            html.Td(acked, className="cell-acked wrap"),
-            html.Td(actions, className="cell-actions"),
-        ],
-    )
-
-
-def summary_cards(rows: list[dict[str, Any]], now: datetime) -> list[html.Div]:
-    """Unresolved alerts per severity, with the age of the oldest."""
-    cards = []
-    for name in severity.STRONGEST_FIRST:
-        mine = [r for r in rows if r["severity"] == name]
-        oldest = min((r["triggered_at"] for r in mine), default=None)
-        cards.append(
-            html.Div(
-                className=f"summary-card summary-{name}",
-                children=[
-                    html.Div(str(len(mine)), className="summary-value"),
-                    html.Div(name.capitalize(), className="summary-label"),
-                    html.Div(
-                        f"oldest {fmt_age(oldest, now)}" if oldest else "none",
-                        className="summary-sub",
-                    ),
-                ],
-            )
-        )
-    return cards
+_DONE = {"acknowledge": "acknowledged", "resolve": "resolved", "assign": "assigned"}
 
 
 def perform(
@@ -243,52 +167,77 @@ def perform(
     action: str,
     principal: Principal | None,
     comment: str | None,
+    assignee: str | None = None,
     source: str | None = None,
 ) -> tuple[bool, str]:
-    """Acknowledge or resolve an alert as ``principal``; ``(ok, message)`` for the person."""
+    """Acknowledge, resolve or assign an alert as ``principal``; ``(ok, message)`` for the
+    person, in plain words (the refusals are the service's: the API gives the same)."""
     if principal is None:
         return False, "Log in again: your session has ended."
-    act = service.acknowledge if action == "acknowledge" else service.resolve
+    if action not in _DONE:
+        return False, f"Unknown action {action!r}."
+    caller = Caller.of(principal, source)
     try:
-        act(conn, Caller.of(principal, source), alert_id=alert_id, comment=comment)
+        if action == "assign":
+            if not (assignee or "").strip():
+                return False, "Pick a person in this row's list first, then press Assign."
+            row = service.assign(
+                conn, caller, alert_id=alert_id, assignee=assignee or "", comment=comment
+            )
+        elif action == "acknowledge":
+            row = service.acknowledge(conn, caller, alert_id=alert_id, comment=comment)
+        else:
+            row = service.resolve(conn, caller, alert_id=alert_id, comment=comment)
     except PermissionDeniedError:
-        return False, f"Your role ({principal.role}) cannot acknowledge or resolve alerts."
-    except (AlertConflictError, InvalidAlertActionError, NotFoundError) as exc:
+        return False, f"Your role ({principal.role}) cannot act on alerts."
+    except InvalidAlertActionError as exc:
+        if exc.field == "comment" and action == "acknowledge" and not (comment or "").strip():
+            return False, (
+                "Not acknowledged: type a comment in this row first (what was done, or why); "
+                "acknowledging takes one."
+            )
         return False, str(exc)
-    done = "acknowledged" if action == "acknowledge" else "resolved"
-    return True, f"Alert {alert_id} {done} by {principal.display_name} ({principal.name})."
+    except (AlertConflictError, NotFoundError) as exc:
+        return False, str(exc)
+    who = f"{principal.display_name} ({principal.name})"
+    if action == "assign":
+        return True, f"Alert {alert_id} assigned to {row['assignee']} by {who}."
+    return True, f"Alert {alert_id} {_DONE[action]} by {who}."
 
 
 def register(app: Dash, page: PageContext) -> None:
-    """The alerts page's callbacks: live list, and the acknowledge/resolve actions."""
+    """The alerts page's callbacks: live list, and the row actions (acknowledge, resolve,
+    assign)."""
 
     @app.callback(
         Output(ids.ALERTS_FEEDBACK, "children"),
         Output(ids.ALERTS_FEEDBACK, "className"),
         Output(ids.ALERTS_CHANGED, "data"),
-        Output(ids.ALERTS_COMMENT, "value"),
         Input(ids.ALERTS_CLICK, "data"),
-        State(ids.ALERTS_COMMENT, "value"),
         State(ids.ALERTS_CHANGED, "data"),
         prevent_initial_call=True,
     )
-    def act(click: Any, comment: str | None, changed: int | None) -> tuple[Any, ...]:
+    def act(click: Any, changed: Any) -> tuple[Any, ...]:
+        # The comment and the pick come with the click, from the row of the button pressed
+        # (assets/actions.js): they belong to that alert and no other.
         try:
             alert_id, action = int(click["alert"]), str(click["action"])
         except (TypeError, KeyError, ValueError):
             raise PreventUpdate from None
+        comment, assignee = click.get("comment"), click.get("assignee")
         with page.connection() as conn:
             ok, message = perform(
                 conn,
                 alert_id=alert_id,
                 action=action,
                 principal=current_principal(),
-                comment=comment,
+                comment=comment if isinstance(comment, str) else None,
+                assignee=assignee if isinstance(assignee, str) else None,
                 source=flask.request.remote_addr if flask.has_request_context() else None,
             )
-        if not ok:
-            return message, "feedback error", no_update, no_update
-        return message, "feedback ok", (changed or 0) + 1, ""
+        n = int(changed.get("n", 0)) if isinstance(changed, dict) else 0
+        outcome = {"n": n + 1, "alert": alert_id, "ok": ok, "message": message}
+        return message, "feedback ok" if ok else "feedback error", outcome
 
     @app.callback(
         Output(ids.ALERTS_TBODY, "children"),
@@ -301,14 +250,14 @@ def register(app: Dash, page: PageContext) -> None:
         Input(ids.ALERTS_CHANGED, "data"),
     )
     def refresh(
-        _n: int | None, state: str | None, severities: list[str] | None, _changed: int | None
+        _n: int | None, state: str | None, severities: list[str] | None, outcome: Any
     ) -> tuple[Any, ...]:
         now = datetime.now(UTC)
         principal = current_principal()
         can_act = principal is not None and principal.can("alerts.act")
         with page.connection() as conn:
             shown = (
-                service.list_alerts(
+                service.alert_board(
                     conn,
                     states=_STATES.get(state or "unresolved", ["open", "acknowledged"]),
                     severities=severities,
@@ -320,9 +269,24 @@ def register(app: Dash, page: PageContext) -> None:
             unresolved = service.list_alerts(
                 conn, states=["open", "acknowledged"], limit=MAX_ALERTS
             ).items
+            people = (
+                service.assignees(conn, Caller.of(principal, None))
+                if can_act and principal is not None
+                else []
+            )
         body: list[html.Tr] | html.Tr = [
-            alert_row(r, now, can_act=can_act) for r in shown
-        ] or html.Tr(html.Td("No alerts here.", colSpan=len(HEADERS), className="muted"))
+            alert_row(
+                r,
+                now,
+                can_act=can_act,
+                people=people,
+                outcome=outcome if isinstance(outcome, dict) else None,
+                comment_max=service.COMMENT_MAX_LENGTH,
+            )
+            for r in shown
+        ] or html.Tr(
+            html.Td("No alerts here.", colSpan=len(headers(can_act=can_act)), className="muted")
+        )
         ages = pd.DataFrame(
             [
                 {"severity": r["severity"], "age_s": (now - r["triggered_at"]).total_seconds()}

@@ -1,4 +1,6 @@
-"""Alerts as people handle them: the list, one alert with its events, and the state machine.
+"""Alerts as people handle them: the list, the alerts page's board (each alert with what the
+rules engine linked to it, its logger's latest reading and its notifications), one alert with
+its events, and the state machine.
 
 A forbidden transition (acknowledging a resolved alert, say) raises
 :class:`~coldchain.errors.AlertConflictError`; the caller turns it into a 409 or a message on
@@ -19,12 +21,18 @@ from db.types import Conn, Page, Row
 AlertAction = Literal["acknowledge", "resolve", "assign"]
 
 
-_ALERT_COLUMNS = """
-    x.alert_id AS id, x.shipment_id, s.reference AS shipment_reference, x.rule_key, x.severity,
-    x.state, x.title, x.device_id, x.triggered_at, x.value, x.thresholds, x.details,
-    x.assignee, x.acked_by, x.acked_at, x.ack_comment, x.resolved_by, x.resolved_at,
-    x.escalation_level, x.cleared_at, x.created_at, x.updated_at
+def _alert_columns(a: str) -> str:
+    """The columns of an alert as the API shows it, from alias ``a`` (and ``s``: its shipment)."""
+    return f"""
+    {a}.alert_id AS id, {a}.shipment_id, s.reference AS shipment_reference, {a}.rule_key,
+    {a}.severity, {a}.state, {a}.title, {a}.device_id, {a}.triggered_at, {a}.value,
+    {a}.thresholds, {a}.details, {a}.assignee, {a}.acked_by, {a}.acked_at, {a}.ack_comment,
+    {a}.resolved_by, {a}.resolved_at, {a}.escalation_level, {a}.cleared_at, {a}.created_at,
+    {a}.updated_at
 """
+
+
+_ALERT_COLUMNS = _alert_columns("x")
 
 LIST_ALERTS = f"""
 SELECT {_ALERT_COLUMNS}, count(*) OVER () AS total
@@ -43,6 +51,70 @@ SELECT count(*) AS total FROM alerts x
 WHERE (%(states)s::text[] IS NULL OR x.state = ANY(%(states)s))
   AND (%(severities)s::text[] IS NULL OR x.severity = ANY(%(severities)s))
   AND (%(shipment_id)s::bigint IS NULL OR x.shipment_id = %(shipment_id)s)
+"""
+
+# The alerts page's read, set-oriented: one page of alerts (the list's filters and order) with,
+# per alert, what the rules engine linked to it (its excursions, or the rule states it took),
+# its logger's latest reading, and the latest notification per recipient (the outbox). Each
+# lateral join goes through an index that starts with the shipment or the alert
+# (excursions_current, rule_states' key, notifications_alert, device_state's key), so the cost
+# is that of the page, not of the table.
+ALERT_BOARD = f"""
+WITH page AS (
+    SELECT x.*, count(*) OVER () AS total
+    FROM alerts x
+    WHERE (%(states)s::text[] IS NULL OR x.state = ANY(%(states)s))
+      AND (%(severities)s::text[] IS NULL OR x.severity = ANY(%(severities)s))
+    ORDER BY (x.state = 'resolved'), {severity.rank_sql("x.severity")} DESC,
+             x.triggered_at, x.alert_id
+    LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT {_alert_columns("p")}, p.total,
+    ex.excursions, ex.open_excursions, ex.started_at AS excursion_start,
+    ex.ended_at AS excursion_end, ex.peak_high_c, ex.peak_low_c,
+    rs.rule_states, coalesce(rs.holding, false) AS holding, rs.since AS rule_since,
+    rs.ended_at AS rule_ended_at,
+    d.temp_c AS current_c, d.ts AS current_at,
+    n.notified
+FROM page p
+JOIN shipments s ON s.shipment_id = p.shipment_id
+LEFT JOIN LATERAL (
+    SELECT count(*) AS excursions,
+           count(*) FILTER (WHERE e.end_ts IS NULL) AS open_excursions,
+           min(e.start_ts) AS started_at,
+           max(e.end_ts) AS ended_at,
+           max(e.max_c) FILTER (WHERE e.direction = 'high') AS peak_high_c,
+           min(e.min_c) FILTER (WHERE e.direction = 'low') AS peak_low_c
+    FROM excursions e
+    WHERE e.shipment_id = p.shipment_id AND e.alert_id = p.alert_id
+      AND e.superseded_at IS NULL
+) ex ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS rule_states, bool_or(r.holding) AS holding, min(r.since) AS since,
+           max(r.ended_at) AS ended_at
+    FROM rule_states r
+    WHERE r.shipment_id = p.shipment_id AND r.rule_key = p.rule_key AND r.alert_id = p.alert_id
+) rs ON true
+LEFT JOIN device_state d ON d.device_id = p.device_id
+LEFT JOIN LATERAL (
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'channel', last.channel, 'target', last.target, 'tier', last.tier,
+               'event', last.event, 'attempts', last.attempts,
+               'status', CASE WHEN last.delivered_at IS NOT NULL THEN 'delivered'
+                              WHEN last.gave_up_at IS NOT NULL THEN 'failed'
+                              ELSE 'pending' END,
+               'at', coalesce(last.delivered_at, last.gave_up_at, last.created_at),
+               'error', last.last_error
+           ) ORDER BY last.tier, last.channel, last.target), '[]'::jsonb) AS notified
+    FROM (
+        SELECT DISTINCT ON (o.channel, o.target) o.*
+        FROM notifications o
+        WHERE o.alert_id = p.alert_id
+        ORDER BY o.channel, o.target, o.created_at DESC, o.id DESC
+    ) last
+) n ON true
+ORDER BY (p.state = 'resolved'), {severity.rank_sql("p.severity")} DESC,
+         p.triggered_at, p.alert_id
 """
 
 SELECT_ALERT = f"""
@@ -110,6 +182,29 @@ def list_alerts(
     else:
         found = conn.execute(COUNT_ALERTS, params).fetchone()
         total = int(found["total"]) if found else 0
+    items = [{k: v for k, v in r.items() if k != "total"} for r in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+def alert_board(
+    *,
+    conn: Conn,
+    states: list[str] | None = None,
+    severities: list[str] | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> Page:
+    """The alerts page's rows (the list's order), each with its excursions' start, end and
+    peak, its rule states, its logger's latest reading and the latest notification per
+    recipient (``notified``: a list of dicts, lowest tier first)."""
+    params: dict[str, Any] = {
+        "states": states or None,
+        "severities": severities or None,
+        "limit": limit,
+        "offset": offset,
+    }
+    rows = conn.execute(ALERT_BOARD, params).fetchall()
+    total = int(rows[0]["total"]) if rows else 0
     items = [{k: v for k, v in r.items() if k != "total"} for r in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 

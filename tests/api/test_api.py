@@ -286,6 +286,26 @@ def test_acknowledge_records_who_and_why(client: TestClient, db_dsn: str) -> Non
     assert by_shipment["items"][0]["severity"] == "critical"  # strongest first
 
 
+@pytest.mark.parametrize("body", [{}, {"comment": None}, {"comment": "  "}])
+def test_acknowledge_without_a_comment_is_a_422_naming_the_field(
+    client: TestClient, db_dsn: str, body: dict[str, Any]
+) -> None:
+    alert = _fleet(db_dsn)["alert"]
+    r = client.post(f"/api/v1/alerts/{alert}/acknowledge", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("comment: required")
+    detail = client.get(f"/api/v1/alerts/{alert}").json()
+    assert detail["state"] == "open" and [e["kind"] for e in detail["events"]] == ["opened"]
+    # documented: the route's 422 says so
+    spec = client.get("/api/openapi.json").json()
+    assert (
+        "comment"
+        in spec["paths"]["/api/v1/alerts/{alert_id}/acknowledge"]["post"]["responses"]["422"][
+            "description"
+        ]
+    )
+
+
 def test_acknowledging_a_resolved_alert_is_a_conflict(client: TestClient, db_dsn: str) -> None:
     ids = _fleet(db_dsn)
     alert = ids["alert"]

@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -224,7 +225,15 @@ def test_acknowledging_on_the_alerts_page_reaches_the_api(
     _open(browser, web_server.url + "/alerts")
     _wait(browser).until(lambda d: _text_of(d, f"{row} button.btn-ack") == "Acknowledge")
     assert _text_of(browser, "#alerts-actor") == "Ana Ruiz"
-    browser.find_element(By.ID, "alerts-comment").send_keys("Reefer door closed, cooling")
+    # the comment goes in the alert's own row (tests/dashboard/test_alerts_browser.py)
+    _wait(browser).until(
+        lambda d: d.execute_script(
+            "const e = document.querySelector(arguments[0]); if (!e) return false;"
+            "e.focus(); return document.activeElement === e;",
+            f"{row} textarea.alert-comment",
+        )
+    )
+    ActionChains(browser).send_keys("Reefer door closed, cooling").perform()
     screenshot(browser, "alerts")
     assert _click(browser, f"{row} button.btn-ack")
 

@@ -100,11 +100,22 @@ def test_a_comment_over_the_limit_is_refused_naming_the_field(
     assert row["state"] == "resolved" and row["events"][-1]["comment"] == longest
 
 
-def test_a_blank_comment_is_no_comment(
+@pytest.mark.parametrize("comment", [None, "", "   \n "])
+def test_acknowledge_without_a_comment_is_refused_naming_the_field(
+    conn: psycopg.Connection[Any], caller: CallerOf, alert: int, comment: str | None
+) -> None:
+    before = _state(conn, alert)
+    with pytest.raises(InvalidAlertActionError, match=r"^comment: required to acknowledge"):
+        service.acknowledge(conn, caller("operator"), alert_id=alert, comment=comment)
+    assert _state(conn, alert) == before
+    assert [r for r in audit_rows(conn, "alerts") if r["action"] == "update"] == []
+
+
+def test_a_blank_comment_on_resolve_is_no_comment(
     conn: psycopg.Connection[Any], caller: CallerOf, alert: int
 ) -> None:
-    row = service.acknowledge(conn, caller("admin"), alert_id=alert, comment="   ")
-    assert row["ack_comment"] is None
+    row = service.resolve(conn, caller("admin"), alert_id=alert, comment="   ")
+    assert row["events"][-1]["comment"] is None
     (entry,) = [r for r in audit_rows(conn, "alerts") if r["action"] == "update"]
     assert entry["reason"] is None
 
@@ -135,7 +146,7 @@ def test_the_state_rules_and_a_missing_alert(
     operator = caller("operator")
     service.resolve(conn, operator, alert_id=alert, comment=None)
     with pytest.raises(AlertConflictError, match=f"alert {alert}"):
-        service.acknowledge(conn, operator, alert_id=alert, comment=None)
+        service.acknowledge(conn, operator, alert_id=alert, comment="too late")
     missing = alert + 1000
     with pytest.raises(NotFoundError, match=f"alert {missing}"):
         service.resolve(conn, operator, alert_id=missing, comment=None)
@@ -149,7 +160,7 @@ def test_list_filters_by_state_and_shipment(
     with psycopg.connect(db_dsn) as rows:
         other = add_shipment(rows, "SHP-2", product=None)
         second = add_alert(rows, other, severity="warning", triggered_at=datetime.now(UTC))
-    service.acknowledge(conn, caller("operator"), alert_id=second, comment=None)
+    service.acknowledge(conn, caller("operator"), alert_id=second, comment="seen")
     assert [a["id"] for a in service.list_alerts(conn, states=["open"]).items] == [alert]
     page = service.list_alerts(conn, shipment="SHP-2")
     assert ([a["id"] for a in page.items], page.total) == ([second], 1)
@@ -170,6 +181,10 @@ def test_the_dashboard_acts_through_the_service(
         conn, alert_id=alert, action="acknowledge", principal=viewer, comment=None
     )
     assert not ok and "viewer" in message
+    ok, message = perform(
+        conn, alert_id=alert, action="acknowledge", principal=operator, comment=" "
+    )
+    assert not ok and message.startswith("Not acknowledged: type a comment in this row")
     too_long = "x" * (service.COMMENT_MAX_LENGTH + 1)
     ok, message = perform(
         conn, alert_id=alert, action="resolve", principal=operator, comment=too_long
