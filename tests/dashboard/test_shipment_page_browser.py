@@ -106,7 +106,11 @@ def _seed_excursion(dsn: str, people: dict[str, Person]) -> dict[str, Any]:
         for seq, (origin, destination, mode) in enumerate(
             [
                 ("Rotterdam Europoort Cold Store 4", "Venlo Cross-Dock Temperature Hub", "road"),
-                ("Venlo Cross-Dock Temperature Hub", "Basel Pharma Distribution Centre Nord", "rail"),
+                (
+                    "Venlo Cross-Dock Temperature Hub",
+                    "Basel Pharma Distribution Centre Nord",
+                    "rail",
+                ),
             ],
             start=1,
         ):
@@ -154,9 +158,10 @@ def test_shipment_in_excursion_banner_mkt_and_timeline(
     assert f"peak {PEAK_C:.1f} °C" in text
     minutes = int(re.search(r"· (\d+) min ·", text).group(1))  # type: ignore[union-attr]
     assert 28 <= minutes <= 30
-    assert browser.execute_script(
-        f"return document.querySelector('{banner}').dataset.tone;"
-    ) == "alarm"
+    assert (
+        browser.execute_script(f"return document.querySelector('{banner}').dataset.tone;")
+        == "alarm"
+    )
     # The header badge agrees; the current temperature is red (outside 2–8 °C).
     assert _text_of(browser, "#shipment-header .title-row .badge") == "Out of range"
     assert browser.execute_script(
@@ -210,7 +215,9 @@ def test_shipment_in_excursion_banner_mkt_and_timeline(
     kinds = browser.execute_script(
         f"return [...document.querySelectorAll('{rows}')].map(r => r.dataset.kind);"
     )
-    story = [k for k in kinds if k in ("created", "excursion_start", "alarm_raised", "acknowledged")]
+    story = [
+        k for k in kinds if k in ("created", "excursion_start", "alarm_raised", "acknowledged")
+    ]
     assert story == ["created", "excursion_start", "alarm_raised", "acknowledged"]
     ack = _text_of(browser, f'{rows}[data-kind="acknowledged"]') or ""
     assert people["operator"].username in ack and ACK_COMMENT in ack
