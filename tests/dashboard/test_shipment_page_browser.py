@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from coldchain.telemetry import Reading
@@ -265,3 +266,66 @@ def test_an_unknown_shipment_has_a_page_of_its_own(
     ) == [0, 0, "/"]
     screenshot(browser, "shipment-unknown")
     assert _console_errors(browser) == []
+
+
+def test_a_shipment_under_review_shows_its_verdict_not_ok(
+    web_server: LiveServer,
+    wide: WebDriver,
+    db_dsn: str,
+    people: dict[str, Person],
+    session_cookie: Any,
+) -> None:
+    """The issue's case: under QA review with an exception verdict, the header said "OK". The
+    banner and the badge say the verdict; the budget shown is the profile's, and says so."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=3)
+    reason = "8–25 °C band: 1 h 10 min used of 1 h"
+    with psycopg.connect(db_dsn) as conn:
+        product = add_product(conn)
+        add_device(conn, "LOG-REV", interval_s=300)
+        shipment_id = add_shipment(conn, "SHP-REVIEW", product=product, status="under_review")
+        assign(conn, "LOG-REV", shipment_id, start - timedelta(minutes=1), now)
+        conn.execute(
+            "INSERT INTO excursions (shipment_id, device_id, direction, start_ts, end_ts,"
+            " last_out_ts, min_c, max_c, degree_minutes, n_readings, alarm, rule_key, thresholds)"
+            " VALUES (%s, 'LOG-REV', 'high', %s, %s, %s, 8.2, 11.5, 150, 14, false, 'temp-high',"
+            " '{}')",
+            (shipment_id, start + timedelta(minutes=30), start + timedelta(minutes=100),
+             start + timedelta(minutes=95)),
+        )  # fmt: skip
+        figures = {
+            "bands": [
+                {"key": "8-25", "label": "8–25 °C", "low_c": 8.0, "high_c": 25.0,
+                 "budget_s": 3600.0, "used_s": 4200.0, "share": 4200 / 3600, "exceeded": True}
+            ]
+        }  # fmt: skip
+        conn.execute(
+            "INSERT INTO shipment_verdicts (shipment_id, gtin, verdict, reasons, figures,"
+            " profile_version, evaluated_at, evaluated_by)"
+            " VALUES (%s, %s, 'exception', %s, %s, 2, %s, 'ana.ruiz')",
+            (shipment_id, product,
+             Jsonb([{"code": "band_budget_exceeded", "message": reason, "band": "8-25"}]),
+             Jsonb(figures), now - timedelta(minutes=5)),
+        )  # fmt: skip
+    ingest(
+        db_dsn,
+        [
+            Reading("LOG-REV", start + timedelta(minutes=5 * i), 10.0 if 6 <= i < 20 else 5.0, 50.0)
+            for i in range(36)
+        ],
+    )
+    _login_as(wide, web_server, session_cookie(people["qa"]))
+    _open(wide, web_server.url + "/shipments/SHP-REVIEW")
+    banner = "#shipment-banner .status-banner"
+    _wait(wide).until(lambda d: _text_of(d, banner) is not None)
+    assert _text_of(wide, banner) == f"Under QA review · arrival verdict: exception: {reason}"
+    assert _text_of(wide, "#shipment-header .title-row .badge") == "Exception"
+    assert (
+        wide.execute_script(f"return document.querySelector('{banner}').dataset.tone;") == "warning"
+    )
+    _wait(wide).until(lambda d: _text_of(d, "#shipment-budget") == f"{4200 / 3600 * 100:.1f} %")
+    assert "8–25 °C band of the stability profile v2" in _content(
+        wide, "#shipment-stability .fact-budget"
+    )
+    screenshot(wide, "shipment-under-review-qa")
+    assert _console_errors(wide) == []
