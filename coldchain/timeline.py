@@ -34,7 +34,7 @@ Source = Literal["lifecycle", "excursion", "alert", "disposition"]
 #: How an entry is coloured: the dashboard's badge kinds.
 Tone = Literal["alarm", "warning", "ok", "info", "offline"]
 
-__all__ = ["KIND_ORDER", "TimelineEntry", "assemble_timeline"]
+__all__ = ["KIND_ORDER", "TimelineEntry", "assemble_timeline", "latest"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,13 @@ from psycopg.types.json import Jsonb
 
 from coldchain.errors import NotFoundError
 from db.types import Conn
+from security.ratelimit import LoginLimiter
 from security.roles import Role
-from services import alerts, timeline
+from services import alerts, reports, timeline
 from services.caller import Caller
 from tests.fixtures.web import add_alert, add_device, add_product, add_shipment
+from tests.reports.test_report_api import shipment  # noqa: F401  # a fixture
+from tests.services.test_reports import _as_of, _sign, cfg, limiter  # noqa: F401  # fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +100,41 @@ def test_the_timeline_of_a_shipment_with_an_acknowledged_excursion(
 def test_an_unknown_shipment_is_not_found(conn: Conn) -> None:
     with pytest.raises(NotFoundError, match="shipment 987654"):
         timeline.shipment_timeline(conn, shipment_id=987654)
+
+
+def test_signed_dispositions_are_on_the_timeline_the_superseded_one_marked(
+    conn: Conn,
+    cfg: reports.ReportSettings,  # noqa: F811
+    limiter: LoginLimiter,  # noqa: F811
+    caller: Callable[[Role], Caller],
+    shipment: dict[str, Any],  # noqa: F811
+) -> None:
+    """QA quarantines lot L42, then releases it: both signatures are on the timeline, in
+    order, with the signer and why; the quarantine is marked superseded."""
+    as_of = _as_of()
+    doc = reports.report(conn, cfg, key="SHP-1", as_of=as_of, now=datetime.now(UTC))
+    qa = caller("qa")
+    first = _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], lot="L42",
+                  decision="quarantine", reason="hold while the excursion is assessed")  # fmt: skip
+    second = _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], lot="L42")
+    shipment_id = conn.execute(
+        "SELECT shipment_id FROM shipments WHERE reference = 'SHP-1'"
+    ).fetchone()
+    assert shipment_id is not None
+
+    signed = [
+        e
+        for e in timeline.shipment_timeline(conn, shipment_id=shipment_id["shipment_id"])
+        if e.kind == "signed"
+    ]
+
+    assert [(e.title, e.at) for e in signed] == [
+        (
+            "Signed: quarantine (lot L42) (superseded later)",
+            datetime.fromisoformat(first["signed_at"]),
+        ),
+        ("Signed: release (lot L42)", datetime.fromisoformat(second["signed_at"])),
+    ]
+    assert {e.actor for e in signed} == {f"{qa.display_name} ({qa.actor})"}
+    assert signed[0].detail is not None
+    assert signed[0].detail.endswith(": hold while the excursion is assessed")
