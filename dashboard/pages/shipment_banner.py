@@ -117,7 +117,9 @@ def status_banner(
             "excursion",
             "alarm" if red else "warning",
             "Out of range",
-            f"Out of range since {fmt_ts(since)} · {fmt_duration((now - since).total_seconds())}"
+            # (a start after ``now``, a logger's clock ahead, reads as 0 min, not negative)
+            f"Out of range since {fmt_ts(since)} · "
+            f"{fmt_duration(max((now - since).total_seconds(), 0.0))}"
             f" · peak {_peak(still_open)}",
         )
     outcome, verdict = _verdict_text(verdicts)

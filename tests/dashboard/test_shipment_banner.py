@@ -140,3 +140,9 @@ def test_in_transit_says_the_temperature_against_the_range(temp: float, expected
 def test_out_of_range_uses_the_limits_in_force(temp: float, side: str | None) -> None:
     assert out_of_range(LIMITS, temp) == side
     assert out_of_range(None, temp) is None
+
+
+def test_a_start_ahead_of_now_reads_as_zero_minutes() -> None:
+    """A logger whose clock runs ahead must not give a negative duration."""
+    ahead = excursion(start_ts=NOW + timedelta(minutes=3))
+    assert " · 0 min · " in banner(excursions=[ahead]).text
