@@ -152,7 +152,7 @@ def render(
         return new_shipment.layout(page, principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
-        return shipment.layout(page, reference), active, plain
+        return shipment.page_layout(page, reference), active, plain
     return not_found(path), plain, plain
 
 

@@ -320,12 +320,16 @@ def stability_gauges(
     *,
     mkt_c: float | None,
     mkt_limit_c: float | None,
+    mkt_above: bool | None = None,
+    mkt_title: str = "MKT",
     temp_min_c: float | None = None,
     temp_max_c: float | None = None,
     share_used: float | None,
     warning_share: float = 0.8,
 ) -> go.Figure:
-    """Two gauges side by side: the MKT against its limit, and the share of the stability
+    """Two gauges side by side: the MKT against the limit it is judged by (``mkt_above``, the
+    verdict: :func:`coldchain.thermal.mkt_judgement.judge_mkt`; None: above ``mkt_limit_c``),
+    titled ``mkt_title`` (which says the window the MKT covers), and the share of the stability
     budget used (100 % is the whole budget). A value that is None leaves its gauge out with a
     note; the values are computed elsewhere (:func:`reports.assemble.logger_evidence`)."""
     fig = go.Figure()
@@ -339,13 +343,15 @@ def stability_gauges(
         ceiling = next((v for v in (mkt_limit_c, temp_max_c) if v is not None), mkt_c)
         low = min(temp_min_c if temp_min_c is not None else 0.0, mkt_c) - 2.0
         high = max(ceiling, mkt_c) + 4.0
-        above = mkt_limit_c is not None and mkt_c > mkt_limit_c
+        above = (
+            (mkt_limit_c is not None and mkt_c > mkt_limit_c) if mkt_above is None else mkt_above
+        )
         fig.add_trace(
             go.Indicator(
                 mode="gauge+number",
                 value=mkt_c,
                 number={"suffix": " °C", "valueformat": ".2f"},
-                title={"text": "MKT", "font": {"size": 13}},
+                title={"text": mkt_title, "font": {"size": 13}},
                 domain={"x": [0.0, 0.46], "y": [0.0, 1.0]},
                 gauge={
                     "axis": {"range": [low, high]},

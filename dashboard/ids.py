@@ -79,6 +79,7 @@ SHIPMENT_ACTION_FEEDBACK = "shipment-action-feedback"
 SHIPMENT_CHANGED = "shipment-changed"  # dcc.Store bumped after an action, to refresh at once
 SHIPMENT_VERDICTS = "shipment-verdicts"  # div.verdict per product with data-gtin, data-verdict
 SHIPMENT_TIMELINE = "shipment-timeline"
+SHIPMENT_BANNER = "shipment-banner"  # div.status-banner: where the shipment stands, in a line
 
 # Alerts page "/alerts"
 ALERTS_INTERVAL = "alerts-interval"

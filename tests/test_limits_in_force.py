@@ -101,6 +101,7 @@ async def _shipment_page(http: httpx.AsyncClient, cookie: str) -> dict[str, Any]
         (ids.SHIPMENT_LEGS, "children"),
         (ids.SHIPMENT_UNITS, "children"),
         (ids.SHIPMENT_UPDATED, "children"),
+        (ids.SHIPMENT_TIMELINE, "children"),
     ]
     return await _dash(
         http,

@@ -1,12 +1,17 @@
-"""Shipment page ("/shipments/<reference>"): its temperature and humidity over the journey,
-its MKT and stability budget use, its excursions and alerts, the loggers and units on board;
-and its life (the state, the buttons that move it, the arrival verdict and the timeline:
-:mod:`dashboard.pages.shipment_life`).
+"""Shipment page ("/shipments/<reference>"): a status banner (where the shipment stands, in a
+line: :mod:`dashboard.pages.shipment_banner`), its temperature and humidity over the journey,
+its MKT and stability budget use (:mod:`dashboard.pages.shipment_stability`), its excursions and
+alerts, the loggers and units on board, the event timeline
+(:mod:`dashboard.pages.shipment_timeline`); and its life (the state, the buttons that move it,
+the arrival verdict: :mod:`dashboard.pages.shipment_life`).
 
 The MKT and budget figures are the excursion report's own (:func:`services.shipments.stability`,
 as of now): the numbers on this page are the ones
 the QA review signs. They come from a callback of their own, refreshed less often than the
 chart (:data:`STABILITY_REFRESH_MS`): they are computed over every reading of the trip.
+
+An unknown reference or id gets a page of its own ("No shipment SHP-9", with a link back to the
+fleet: :func:`page_layout`), not the cards empty.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from coldchain.errors import (
     NotFoundError,
 )
 from coldchain.thermal.limits import Limits, is_offline
+from coldchain.timeline import latest
 from dashboard import figures, ids
 from dashboard.pages import (
     PageContext,
@@ -34,9 +40,14 @@ from dashboard.pages import (
     fmt_ts,
     table,
 )
+from dashboard.pages.shipment_banner import Banner, banner_view, out_of_range, status_banner
 from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
 from dashboard.pages.shipment_route import register_route_map, route_card
+from dashboard.pages.shipment_stability import stability_panel
+from dashboard.pages.shipment_timeline import timeline_table
+from services import lifecycle as lifecycle_s
 from services import shipments as shipment_s
+from services import timeline as timeline_s
 
 PATH_PREFIX = "/shipments/"
 MAX_POINTS = 2000
@@ -117,36 +128,50 @@ def layout(page: PageContext, reference: str) -> html.Div:
     )
 
 
-def header(detail: dict[str, Any], now: datetime, limits: Limits | None = None) -> list[Any]:
-    """Title, condition and the key facts of a shipment; "Range" is ``limits``, the range the
-    rules engine judges the shipment by (None: no temperature rule in force, shown as "—")."""
+def header(
+    detail: dict[str, Any],
+    now: datetime,
+    limits: Limits | None = None,
+    banner: Banner | None = None,
+) -> list[Any]:
+    """Title, badge and the key facts of a shipment; "Range" is ``limits``, the range the
+    rules engine judges the shipment by (None: no temperature rule in force, shown as "—"),
+    and "Now" is red when the current temperature is outside it. The badge is the banner's
+    (:func:`dashboard.pages.shipment_banner.status_banner`, drawn under the title), else the
+    fleet's condition."""
     product = detail["product"] or {}
     low, high = (None, None) if limits is None else (limits.low_c, limits.high_c)
+    outside = out_of_range(limits, detail["current_temp_c"])
     facts = [
-        ("Lane", detail["lane"]),
-        ("Status", detail["status"].replace("_", " ")),
-        ("Carrier", detail["carrier"] or "—"),
-        ("Product", product.get("name") or "—"),
-        ("Range", fmt_range(low, high)),
-        ("Now", fmt_temp(detail["current_temp_c"])),
-        ("Last seen", fmt_age(detail["last_seen"], now)),
-        ("Planned arrival", fmt_ts(detail["planned_arrival"])),
+        ("Lane", detail["lane"], ""),
+        ("Status", detail["status"].replace("_", " "), ""),
+        ("Carrier", detail["carrier"] or "—", ""),
+        ("Product", product.get("name") or "—", ""),
+        ("Range", fmt_range(low, high), ""),
+        ("Now", fmt_temp(detail["current_temp_c"]), "text-alarm" if outside else ""),
+        ("Last seen", fmt_age(detail["last_seen"], now), ""),
+        ("Planned arrival", fmt_ts(detail["planned_arrival"]), ""),
     ]
+    label, kind = (
+        (figures.CONDITION_LABELS[detail["condition"]], detail["condition"])
+        if banner is None
+        else (banner.label, banner.tone)
+    )
     return [
         html.Div(
             className="title-row",
-            children=[
-                html.H1(detail["reference"]),
-                badge(figures.CONDITION_LABELS[detail["condition"]], detail["condition"]),
-            ],
+            children=[html.H1(detail["reference"]), badge(label, kind)],
         ),
+        html.Div(id=ids.SHIPMENT_BANNER, children=None if banner is None else banner_view(banner)),
         html.Dl(
             className="facts",
             children=[
                 html.Div(
-                    [html.Dt(k), html.Dd(v)], className=f"fact fact-{k.lower().replace(' ', '-')}"
+                    [html.Dt(k), html.Dd(v, className=cls)],
+                    className=f"fact fact-{k.lower().replace(' ', '-')}",
+                    **({} if k != "Now" else data_attrs(outside=outside or "no")),
                 )
-                for k, v in facts
+                for k, v, cls in facts
             ],
         ),
     ]
@@ -264,8 +289,8 @@ def legs_table(rows: list[dict[str, Any]]) -> html.Div:
             [
                 html.Td(str(r["seq"])),
                 html.Td(r["mode"]),
-                html.Td(f"{r['origin']} → {r['destination']}"),
-                html.Td(r["carrier"] or "—"),
+                html.Td(f"{r['origin']} → {r['destination']}", className="wrap"),
+                html.Td(r["carrier"] or "—", className="wrap"),
                 html.Td(fmt_ts(r["planned_departure"])),
                 html.Td(fmt_ts(r["planned_arrival"])),
             ]
@@ -298,105 +323,6 @@ def units_table(rows: list[dict[str, Any]]) -> html.Div:
     return table(["EPC", "Kind", "Lot", "Expiry", "On board"], body, empty="No units recorded.")
 
 
-def worst_loggers(
-    loggers: list[dict[str, Any]],
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The logger blocks with the highest MKT over the window and with the most budget used
-    (the conservative reading when a shipment carries several loggers)."""
-    with_mkt = [lg for lg in loggers if lg["mkt"]["window"] is not None]
-    with_budget = [lg for lg in loggers if lg["budget"] is not None]
-    hottest = max(with_mkt, key=lambda lg: lg["mkt"]["window"]["mkt_c"], default=None)
-    most_used = max(with_budget, key=lambda lg: lg["budget"]["share_used"], default=None)
-    return hottest, most_used
-
-
-def stability_panel(
-    loggers: list[dict[str, Any]],
-    mkt_cfg: dict[str, Any],
-    product: dict[str, Any] | None,
-    *,
-    warning_share: float,
-) -> tuple[list[Any], Any]:
-    """The MKT and budget figures (per logger, and the worst as headline numbers) and their
-    gauges, from the report's ``loggers`` blocks."""
-    hottest, most_used = worst_loggers(loggers)
-    window_h = float(mkt_cfg["window_h"])
-    limit = mkt_cfg["limit_c"]
-    mkt_text = "—" if hottest is None else f"{hottest['mkt']['window']['mkt_c']:.2f} °C"
-    mkt_sub = "no readings over a window yet"
-    if hottest is not None:
-        verdict = ""
-        if limit is not None:
-            above = hottest["mkt"]["window"]["above_limit"]
-            verdict = " · above the limit" if above else " · within"
-        limit_text = "no limit" if limit is None else f"limit {limit:g} °C"
-        mkt_sub = f"over {window_h:g} h, {hottest['device_id']} · {limit_text}{verdict}"
-    budget_text, budget_sub = "—", "the product has no stability budget"
-    if most_used is not None:
-        b = most_used["budget"]
-        budget_text = f"{b['share_used'] * 100:.1f} %"
-        budget_sub = (
-            f"{fmt_duration(b['counted_s'])} of {fmt_duration(b['budget_s'])}"
-            f" · {b['status']} · {most_used['device_id']}"
-        )
-    headline = html.Dl(
-        className="facts",
-        children=[
-            html.Div(
-                [
-                    html.Dt(f"MKT ({window_h:g} h)"),
-                    html.Dd(mkt_text, id=ids.SHIPMENT_MKT),
-                    html.Div(mkt_sub, className="sub"),
-                ],
-                className="fact fact-mkt",
-            ),
-            html.Div(
-                [
-                    html.Dt("Stability budget used"),
-                    html.Dd(budget_text, id=ids.SHIPMENT_BUDGET),
-                    html.Div(budget_sub, className="sub"),
-                ],
-                className="fact fact-budget",
-            ),
-        ],
-    )
-    rows = []
-    for lg in loggers:
-        window, trip, b = lg["mkt"]["window"], lg["mkt"]["whole_trip"], lg["budget"]
-        rows.append(
-            html.Tr(
-                className="stability-row",
-                **data_attrs(device_id=lg["device_id"]),
-                children=[
-                    html.Td(lg["device_id"]),
-                    html.Td("—" if window is None else f"{window['mkt_c']:.2f} °C"),
-                    html.Td("—" if trip is None else f"{trip['mkt_c']:.2f} °C"),
-                    html.Td("—" if b is None else f"{b['share_used'] * 100:.1f} %"),
-                    html.Td("—" if b is None else fmt_duration(b["counted_s"])),
-                    html.Td("—" if b is None else badge(b["status"], _BUDGET_BADGE[b["status"]])),
-                ],
-            )
-        )
-    per_logger = table(
-        ["Logger", f"MKT {window_h:g} h", "MKT trip", "Budget used", "Counted", "Status"],
-        rows,
-        empty="No logger readings yet.",
-    )
-    product = product or {}
-    gauges = figures.stability_gauges(
-        mkt_c=None if hottest is None else hottest["mkt"]["window"]["mkt_c"],
-        mkt_limit_c=limit,
-        temp_min_c=product.get("temp_min_c"),
-        temp_max_c=product.get("temp_max_c"),
-        share_used=None if most_used is None else most_used["budget"]["share_used"],
-        warning_share=warning_share,
-    )
-    return [headline, per_logger], gauges
-
-
-_BUDGET_BADGE = {"ok": "ok", "warning": "warning", "exhausted": "alarm"}
-
-
 def max_gaps(
     devices: list[dict[str, Any]], *, gap_factor: float, bucket_s: int | None
 ) -> dict[str, float]:
@@ -407,18 +333,35 @@ def max_gaps(
     }
 
 
-def _not_found(reference: str) -> tuple[Any, ...]:
-    message = html.Div(
-        className="not-found",
+def not_found(reference: str) -> html.Div:
+    """The page of a reference or id that names no shipment."""
+    return html.Div(
+        className="page page-shipment",
         children=[
-            html.H1("Shipment not found"),
-            html.P(f"There is no shipment with reference or id {reference!r}."),
-            dcc.Link("Back to the fleet", href="/"),
+            html.Div(
+                className="not-found",
+                children=[
+                    html.H1(f"No shipment {reference}"),
+                    html.P(
+                        f"There is no shipment with the reference or id {reference!r}. "
+                        "Check the reference, or find the shipment on the fleet page "
+                        "(its search also looks in purchase orders and other references)."
+                    ),
+                    dcc.Link("← Back to the fleet", href="/", className="btn"),
+                ],
+            )
         ],
     )
-    empty = figures.temperature_figure(pd.DataFrame(), temp_min_c=None, temp_max_c=None)
-    nothing = html.P("—", className="muted")
-    return message, empty, empty, nothing, nothing, nothing, nothing, nothing, ""
+
+
+def page_layout(page: PageContext, reference: str) -> html.Div:
+    """The shipment's page, or :func:`not_found` when ``reference`` names no shipment."""
+    with page.connection() as conn:
+        try:
+            shipment_s.find_shipment(conn, key=reference)
+        except NotFoundError:
+            return not_found(reference)
+    return layout(page, reference)
 
 
 def register(app: Dash, page: PageContext) -> None:
@@ -442,11 +385,13 @@ def register(app: Dash, page: PageContext) -> None:
                 nothing = figures.stability_gauges(mkt_c=None, mkt_limit_c=None, share_used=None)
                 return html.P("—", className="muted"), nothing
             figures_now = shipment_s.stability(conn, rules, shipment_id=shipment_id, as_of=as_of)
+            verdicts = lifecycle_s.verdicts(conn, shipment_id=shipment_id)
         return stability_panel(
             figures_now.loggers,
             figures_now.mkt,
             figures_now.product,
             warning_share=figures_now.warning_share,
+            verdicts=verdicts,
         )
 
     @app.callback(
@@ -459,6 +404,7 @@ def register(app: Dash, page: PageContext) -> None:
         Output(ids.SHIPMENT_LEGS, "children"),
         Output(ids.SHIPMENT_UNITS, "children"),
         Output(ids.SHIPMENT_UPDATED, "children"),
+        Output(ids.SHIPMENT_TIMELINE, "children"),
         Input(ids.SHIPMENT_INTERVAL, "n_intervals"),
         Input(ids.SHIPMENT_CHANGED, "data"),
         State(ids.SHIPMENT_KEY, "data"),
@@ -471,7 +417,7 @@ def register(app: Dash, page: PageContext) -> None:
                     conn, key=reference, offline_factor=page.offline_factor
                 )
             except NotFoundError:
-                return _not_found(reference)
+                return (not_found(reference), *[no_update] * 9)
             series = shipment_s.shipment_readings(
                 conn, shipment_id=detail["shipment_id"], max_points=MAX_POINTS
             )
@@ -479,6 +425,19 @@ def register(app: Dash, page: PageContext) -> None:
             # The band is the range the rules engine judges by (rules file and stored rule
             # versions on top of the product row), not the product row alone.
             limits = shipment_s.limits(conn, rules, shipment_id=detail["shipment_id"])
+            verdicts = lifecycle_s.verdicts(conn, shipment_id=detail["shipment_id"])
+            events = timeline_s.shipment_timeline(conn, shipment_id=detail["shipment_id"])
+        banner = status_banner(
+            status=detail["status"],
+            condition=detail["condition"],
+            excursions=excursions,
+            alerts=detail["alerts"],
+            verdicts=verdicts,
+            decision=latest(events, "signed"),
+            current_temp_c=detail["current_temp_c"],
+            limits=limits,
+            now=now,
+        )
         product = detail["product"] or {}
         readings = pd.DataFrame(
             series.points,
@@ -509,7 +468,7 @@ def register(app: Dash, page: PageContext) -> None:
             else f"{series.total_readings} readings in {series.bucket_s} s buckets (min/mean/max)"
         )
         return (
-            header(detail, now, limits),
+            header(detail, now, limits, banner),
             temp,
             rh,
             excursions_table(excursions),
@@ -518,4 +477,5 @@ def register(app: Dash, page: PageContext) -> None:
             legs_table(detail["legs"]),
             units_table(detail["units"]),
             f"{resolution} · updated {now:%H:%M:%S} UTC",
+            timeline_table(events),
         )

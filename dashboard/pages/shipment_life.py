@@ -1,8 +1,8 @@
 """The shipment page's life panel: the lifecycle state, the Start / Arrive / Cancel buttons and
 attach / detach of a logger (for the roles with ``shipments.manage``, and each button only when
-the state allows the move: :func:`coldchain.lifecycle.allowed`), the arrival verdict per product
-with its reasons and band figures, and the timeline (:func:`services.lifecycle.timeline`). The
-buttons call the same services as the API's ``/shipments/{key}/start|arrive|cancel|loggers``,
+the state allows the move: :func:`coldchain.lifecycle.allowed`), and the arrival verdict per
+product with its reasons and band figures (the event timeline is
+:mod:`dashboard.pages.shipment_timeline`). The buttons call the same services as the API's ``/shipments/{key}/start|arrive|cancel|loggers``,
 which check the role again whatever the page shows. :mod:`dashboard.pages.shipment` places the
 panel (:func:`lifecycle_card`) and registers its callbacks (:func:`register_lifecycle`).
 """
@@ -173,40 +173,6 @@ def lifecycle_card() -> html.Div:
     )
 
 
-def timeline_table(rows: list[dict[str, Any]]) -> html.Div:
-    """The timeline, newest first: event, from → to, who, why, when."""
-    body = [
-        html.Tr(
-            className="timeline-row",
-            **data_attrs(event=r["event"]),
-            children=[
-                html.Td(fmt_ts(r["at"])),
-                html.Td(r["event"].replace("_", " ")),
-                html.Td(
-                    "—"
-                    if r["to_state"] is None
-                    else f"{(r['from_state'] or '·').replace('_', ' ')} → "
-                    f"{r['to_state'].replace('_', ' ')}"
-                ),
-                html.Td(r["actor"]),
-                html.Td(r["reason"] or _event_detail(r.get("data")), className="wrap"),
-            ],
-        )
-        for r in reversed(rows)
-    ]
-    return table(["When", "Event", "State", "Who", "Why"], body, empty="Nothing happened yet.")
-
-
-def _event_detail(data: Any) -> str:
-    """What a timeline entry without a reason was about (its logger, its reference)."""
-    if not isinstance(data, dict):
-        return "—"
-    for key, label in (("device_id", "logger"), ("reference", "reference")):
-        if key in data:
-            return f"{label} {data[key]}"
-    return "—"
-
-
 def verdicts_view(rows: list[dict[str, Any]]) -> list[Any]:
     """The arrival verdict of each product: outcome, reasons, and each band's budget figures."""
     if not rows:
@@ -315,7 +281,7 @@ def act(
 
 
 def register_lifecycle(app: Dash, page: PageContext) -> None:
-    """The lifecycle panel, the verdict and the timeline, and the buttons' actions."""
+    """The lifecycle panel and the verdict, and the buttons' actions."""
 
     @app.callback(
         Output(ids.SHIPMENT_STATE, "children"),
@@ -323,7 +289,6 @@ def register_lifecycle(app: Dash, page: PageContext) -> None:
         *[Output(button, "style") for button in BUTTONS.values()],
         Output(ids.SHIPMENT_DETACH_PICK, "options"),
         Output(ids.SHIPMENT_VERDICTS, "children"),
-        Output(ids.SHIPMENT_TIMELINE, "children"),
         Input(ids.SHIPMENT_INTERVAL, "n_intervals"),
         Input(ids.SHIPMENT_CHANGED, "data"),
         State(ids.SHIPMENT_KEY, "data"),
@@ -334,10 +299,9 @@ def register_lifecycle(app: Dash, page: PageContext) -> None:
                 shipment_id = bookings.resolve(conn, key=reference)
             except NotFoundError:
                 nothing = html.P("—", className="muted")
-                return "", _HIDDEN, _HIDDEN, _HIDDEN, _HIDDEN, [], nothing, nothing
+                return "", _HIDDEN, _HIDDEN, _HIDDEN, _HIDDEN, [], nothing
             booking = bookings.get(conn, shipment_id=shipment_id)
             verdicts = lifecycle_s.verdicts(conn, shipment_id=shipment_id)
-            events = lifecycle_s.timeline(conn, shipment_id=shipment_id)
         principal = current_principal()
         can_manage = principal is not None and principal.can(lifecycle_s.MANAGE)
         shown = actions_for(booking["status"], can_manage=can_manage)
@@ -350,7 +314,6 @@ def register_lifecycle(app: Dash, page: PageContext) -> None:
             *[None if event in shown else _HIDDEN for event in BUTTONS],
             [{"label": d, "value": d} for d in attached],
             verdicts_view(verdicts),
-            timeline_table(events),
         )
 
     @app.callback(

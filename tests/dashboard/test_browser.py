@@ -384,7 +384,7 @@ def test_shipment_page_shades_the_excursion_and_shows_the_gap(
     assert _console_errors(browser) == []
 
     browser.get(web_server.url + "/shipments/SHP-NOPE")
-    _wait(browser).until(lambda d: _text_of(d, "#shipment-header h1") == "Shipment not found")
+    _wait(browser).until(lambda d: _text_of(d, ".not-found h1") == "No shipment SHP-NOPE")
 
 
 def test_shipment_page_shows_mkt_and_budget_used_as_the_report_computes_them(

@@ -11,6 +11,7 @@ from dash import html
 
 from dashboard import ids
 from dashboard.figures import (
+    CONDITION_COLORS,
     humidity_figure,
     severity_bars,
     stability_gauges,
@@ -19,7 +20,8 @@ from dashboard.figures import (
 )
 from dashboard.pages import fmt_age, fmt_range
 from dashboard.pages.fleet import next_page, next_sort, page_bounds
-from dashboard.pages.shipment import reference_from_path, stability_panel
+from dashboard.pages.shipment import reference_from_path
+from dashboard.pages.shipment_stability import stability_panel
 
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
@@ -148,7 +150,13 @@ def _logger_block(device: str, *, mkt_c: float, share: float, status: str = "ok"
     return {
         "device_id": device,
         "mkt": {
-            "window": {"mkt_c": mkt_c, "above_limit": mkt_c > 8},
+            "window": {
+                "mkt_c": mkt_c,
+                "above_limit": mkt_c > 8,
+                "start": "2026-12-05T18:00:00+00:00",
+                "end": "2026-12-05T19:00:00+00:00",
+                "duration_covered_s": 3600.0,
+            },
             "whole_trip": {"mkt_c": mkt_c + 0.5, "above_limit": False},
         },
         "budget": {
@@ -180,7 +188,7 @@ def test_stability_panel_shows_the_worst_loggers_mkt_and_budget_use() -> None:
     ]
     children, fig = stability_panel(
         loggers,
-        {"window_h": 24.0, "limit_c": 8.0},
+        MKT_CFG | {"limit_c": 8.0},
         {"temp_min_c": 2.0, "temp_max_c": 8.0},
         warning_share=0.8,
     )
@@ -191,6 +199,62 @@ def test_stability_panel_shows_the_worst_loggers_mkt_and_budget_use() -> None:
     assert (mkt_gauge.value, mkt_gauge.gauge.threshold.value) == (6.456, 8.0)
     assert budget_gauge.value == pytest.approx(1.39)
     assert budget_gauge.gauge.threshold.value == 100
+
+
+MKT_CFG = {"window_h": 24.0, "limit_c": None, "delta_h_j_mol": 83144.0, "weighting": "step"}
+
+
+def _text(component: Any) -> str:
+    """Every string in a Dash component tree, joined."""
+    if isinstance(component, str):
+        return component
+    children = getattr(component, "children", None)
+    return " ".join(
+        _text(c) for c in (children if isinstance(children, list) else [children]) if c is not None
+    )
+
+
+def test_an_mkt_above_the_label_range_is_red_and_says_what_it_was_judged_by() -> None:
+    """The issue's case: 9.79 °C over one hour for a 2–8 °C product without an MKT limit."""
+    children, fig = stability_panel(
+        [_logger_block("LOG-A", mkt_c=9.79, share=0.1)],
+        MKT_CFG,
+        {"temp_min_c": 2.0, "temp_max_c": 8.0},
+        warning_share=0.8,
+    )
+    text = _text(html.Div(children))
+    assert "MKT (over 1.0 h)" in text and "24 h window" not in text.split("MKT (over")[0]
+    assert "above the label range's upper limit of 8 °C (the product has no MKT limit)" in text
+    assert "ΔH 83.144 kJ/mol · step weighting" in text
+    assert "window 2026-12-05 18:00 UTC → 2026-12-05 19:00 UTC (1.0 h)" in text
+    assert "coverage 4 % of the 24 h window (1.0 h with data)" in text
+    mkt_gauge = fig.data[0]
+    assert mkt_gauge.gauge.bar.color == CONDITION_COLORS["alarm"]
+    assert (mkt_gauge.gauge.threshold.value, mkt_gauge.title.text) == (8.0, "MKT (over 1.0 h)")
+
+
+def test_the_budget_shown_is_the_profiles_once_a_verdict_has_counted_it() -> None:
+    verdict = {
+        "profile_version": 3,
+        "evaluated_at": datetime(2026, 12, 6, 8, 0, tzinfo=UTC),
+        "figures": {
+            "bands": [
+                {"label": "8–25 °C", "used_s": 5400.0, "budget_s": 7200.0, "share": 0.75,
+                 "exceeded": False},
+                {"label": "25–30 °C", "used_s": 0.0, "budget_s": 3600.0, "share": 0.0,
+                 "exceeded": False},
+            ]
+        },
+    }  # fmt: skip
+    loggers = [_logger_block("LOG-A", mkt_c=5.0, share=0.02)]
+    args = (loggers, MKT_CFG, {"temp_min_c": 2.0, "temp_max_c": 8.0})
+    live, _ = stability_panel(*args, warning_share=0.8)
+    judged, fig = stability_panel(*args, warning_share=0.8, verdicts=[verdict])
+    assert _find(html.Div(live), ids.SHIPMENT_BUDGET).children == "2.0 %"
+    assert "the product's stability budget, live" in _text(html.Div(live))
+    assert _find(html.Div(judged), ids.SHIPMENT_BUDGET).children == "75.0 %"
+    assert "8–25 °C band of the stability profile v3" in _text(html.Div(judged))
+    assert fig.data[1].value == pytest.approx(75.0)
 
 
 def test_stability_gauges_leave_out_what_is_not_known() -> None:

@@ -113,7 +113,7 @@ def test_an_operator_books_on_the_form_and_sees_the_shipment_on_the_fleet_page(
     browser.find_element(By.ID, ids.SHIPMENT_START).click()
     wait(browser).until(lambda d: _attr_of(d, state, "data-state") == "in_transit")
     wait(browser).until(
-        lambda d: _text_of(d, f'#{ids.SHIPMENT_TIMELINE} tr.timeline-row[data-event="start"]')
+        lambda d: _text_of(d, f'#{ids.SHIPMENT_TIMELINE} tr.timeline-row[data-kind="started"]')
     )
     # Arrival: every product judged; the verdict shows with its reasons and bands.
     browser.find_element(By.ID, ids.SHIPMENT_ARRIVE).click()
