@@ -367,6 +367,7 @@ def render_pdf(doc: JsonDict) -> bytes:
     pdf.set_margins(14, 14, 14)
     pdf.add_page()
     section.title_block(pdf, doc)
+    section.temperature_chart(pdf, doc)
     section.product_and_lots(pdf, doc)
     section.shipment(pdf, doc)
     section.loggers(pdf, doc)
