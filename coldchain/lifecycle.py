@@ -107,3 +107,17 @@ def transition(state: str, event: str) -> Move:
 def allowed(state: str) -> tuple[Event, ...]:
     """The transitions that may leave ``state``, in the order of :data:`EVENTS`."""
     return tuple(e for e in EVENTS if state in TRANSITIONS[e][0])
+
+
+#: Each state in plain words, as pages show it to logistics, on-call and QA people.
+STATE_LABELS: Final[dict[State, str]] = {
+    "planned": "Planned",
+    "in_transit": "In transit",
+    "arrived": "Arrived",
+    "under_review": "Under QA review",
+    "released": "Released",
+    "quarantined": "Quarantined",
+    "rejected": "Rejected",
+    "returned": "Returned",
+    "cancelled": "Cancelled",
+}

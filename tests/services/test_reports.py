@@ -105,8 +105,9 @@ def test_the_report_file_carries_the_hash_of_its_evidence(
 
 
 def test_the_qa_queue_lists_the_shipment(conn: Conn, shipment: dict[str, Any]) -> None:  # noqa: F811
-    queue = reports.qa_queue(conn, offline_factor=10.0)
-    assert [r["reference"] for r in queue] == ["SHP-1"]
+    index = reports.qa_index(conn, offline_factor=10.0)
+    # arrived, its report unsigned: waiting for a decision
+    assert ([r["reference"] for r in index.queue], index.rest) == (["SHP-1"], [])
 
 
 def test_qa_signs_and_the_audit_trail_names_the_signer(
