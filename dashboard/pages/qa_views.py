@@ -96,7 +96,6 @@ def queue_table(rows: Sequence[dict[str, Any]], now: datetime, qa_href: Href) ->
         body.append(
             html.Tr(
                 [
-                    html.Td(str(rank), className="muted"),
                     html.Td(dcc.Link(r["reference"], href=qa_href(r["reference"]))),
                     html.Td(_state_badge(r["status"])),
                     html.Td(badge(sev.capitalize(), sev) if sev else "—"),
@@ -108,13 +107,7 @@ def queue_table(rows: Sequence[dict[str, Any]], now: datetime, qa_href: Href) ->
                     html.Td(_disposition_text(r)),
                     html.Td(fmt_age(r.get("arrived_at"), now) if r.get("arrived_at") else "—"),
                     html.Td(badge(CONDITION_LABELS[r["condition"]], r["condition"])),
-                    html.Td(
-                        [
-                            dcc.Link("Review", href=qa_href(r["reference"]), className="btn"),
-                            " ",
-                            dcc.Link("live view", href=shipment_href(r["reference"])),
-                        ]
-                    ),
+                    html.Td(dcc.Link("live view", href=shipment_href(r["reference"]))),
                 ],
                 className="qa-queue-row",
                 **data_attrs(
@@ -127,17 +120,16 @@ def queue_table(rows: Sequence[dict[str, Any]], now: datetime, qa_href: Href) ->
         )
     return table(
         [
-            "#",
             "Shipment",
             "Status",
             "Severity",
             "Excursions",
             "Out of range",
             "Peak",
-            "Budget used",
+            "Budget",
             "Verdict",
             "Disposition",
-            "Waiting since arrival",
+            "Waiting",
             "Now",
             "",
         ],
@@ -188,11 +180,12 @@ def index_view(
             "Shipments back under control that QA has not closed: arrived or under review "
             "(report not signed yet), or quarantined with an excursion or an exception verdict. "
             "Riskiest first: the worst alert (an exception verdict counts as major), then time "
-            "out of range, then stability budget used, then the longest waiting.",
+            "out of range, then stability budget used, then the longest waiting since arrival. "
+            "Open a shipment to review and sign its report.",
             className="muted",
         ),
         queue_table(index_queue, now, qa_href),
-        html.H2("Other shipments"),
+        html.H2("Other shipments", style={"marginTop": "20px"}),
         rest_table(rest, qa_href),
     ]
 
