@@ -27,21 +27,10 @@ from dashboard.pages import (
     shipment_href,
     table,
 )
+from dashboard.pages.shipment_life import STATE_BADGE
 
 QA_RECORD_BUTTON = "qa-record-button"  # pattern-matching type, {"type": ..., "id": disposition}
 
-#: Badge colour of each state (the shipment page's own colours for the same states).
-_STATE_KIND = {
-    "planned": "info",
-    "in_transit": "info",
-    "arrived": "warning",
-    "under_review": "warning",
-    "released": "ok",
-    "quarantined": "alarm",
-    "rejected": "alarm",
-    "returned": "offline",
-    "cancelled": "offline",
-}
 Href = Callable[[str], str]
 _DECISIONS = {
     "release": "Released",
@@ -57,7 +46,7 @@ def state_label(status: str) -> str:
 
 
 def _state_badge(status: str) -> html.Span:
-    return badge(state_label(status), _STATE_KIND.get(status, "info"))
+    return badge(state_label(status), STATE_BADGE.get(status, "info"))
 
 
 def _excursions_text(row: dict[str, Any]) -> str:

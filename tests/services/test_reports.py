@@ -218,6 +218,25 @@ def test_qa_signs_and_the_audit_trail_names_the_signer(
     assert signed.content_hash == doc["content_hash"]
 
 
+def test_a_held_shipment_stays_in_the_qa_queue_with_its_dispositions(
+    conn: Conn,
+    cfg: reports.ReportSettings,
+    limiter: LoginLimiter,
+    caller: Callable[[Role], Caller],
+    shipment: dict[str, Any],  # noqa: F811
+) -> None:
+    as_of = _as_of()
+    doc = reports.report(conn, cfg, key="SHP-1", as_of=as_of, now=datetime.now(UTC))
+    qa = caller("qa")
+    _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], lot="L42")
+    _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], decision="quarantine")
+    index = reports.qa_index(conn, offline_factor=10.0)
+    (row,) = index.queue  # quarantined with an excursion: still QA's to decide
+    assert (row["reference"], row["status"]) == ("SHP-1", "quarantined")
+    assert (row["decision"], row["lot_decisions"], row["excursions"]) == ("quarantine", 1, 1)
+    assert row["risk_severity"] == "critical" and row["peak_c"] == 9.6
+
+
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
 def test_only_qa_signs_and_a_refusal_changes_nothing(
     conn: Conn,
