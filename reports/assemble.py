@@ -50,8 +50,8 @@ from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_we
 from coldchain.thermal.series import Point
 
 #: The evidence's format, part of what is hashed and signed. 1: up to the arrival verdicts;
-#: 2: adds ``verdicts``; 3: each reading also carries its humidity and position (``rh``, ``lat``,
-#: ``lon``, None where the logger sent none). Frozen snapshots keep their format and render as
+#: 2: adds ``verdicts``; 3: a reading also carries its humidity and position (``rh``, ``lat``,
+#: ``lon``), each only where the logger sent it. Frozen snapshots keep their format and render as
 #: they were signed (:mod:`reports.render` draws a section only when the evidence has it; the
 #: readings CSV leaves humidity and position empty for formats 1 and 2).
 REPORT_FORMAT = "coldchain-excursion-report/3"
@@ -437,9 +437,15 @@ def assemble(inputs: ReportInputs) -> JsonDict:
     product = inputs.product
     limits_max_gap = timedelta(seconds=max((lg.interval_s for lg in inputs.loggers), default=300))
     limits = _temperature_limits(inputs, limits_max_gap * inputs.gap_factor)
+    # humidity and position only where the logger sent them: most loggers send neither, and the
+    # readings are most of a frozen snapshot's size
     readings = [
         {"device_id": lg.device_id, "ts": iso(ts), "temp_c": _num(temp)}
-        | dict(zip(("rh", "lat", "lon"), map(_num, lg.details.get(ts, _NO_DETAIL)), strict=True))
+        | {
+            k: _num(v)
+            for k, v in zip(("rh", "lat", "lon"), lg.details.get(ts, _NO_DETAIL), strict=True)
+            if v is not None
+        }
         for lg in sorted(inputs.loggers, key=lambda lg: lg.device_id)
         for ts, temp in sorted(lg.readings)
     ]
