@@ -1,5 +1,7 @@
-"""QA review ("/qa", "/qa/<reference>"): the excursion report of a shipment, its downloads, its
-signed dispositions, and the form a QA reviewer signs a disposition with.
+"""QA review ("/qa", "/qa/<reference>"): the index (the exceptions queue, riskiest first, then the
+other shipments: :func:`services.reports.qa_index`), and a shipment's excursion report, its
+downloads (PDF, readings CSV, summary CSV, JSON), its signed dispositions, and the form a QA
+reviewer signs a disposition with. What the pages show is :mod:`dashboard.pages.qa_views`.
 
 The page freezes the instant it shows (``as_of``, kept in the browser with the report's content
 hash): the summary, the downloads and the signature all refer to the report as of that instant,
