@@ -22,9 +22,9 @@
   excursion's id, a lot, an alert's id …; empty for a section of one), ``field`` the figure, nested
   ones dotted (``mkt.window.mkt_c``, ``gaps.1.start``, ``acknowledged.1.by``: lists numbered from
   1), ``value`` plain text (no JSON: ``yes``/``no`` for true/false, empty for none) and ``unit``
-  the unit the field's name carries (``°C``, ``s``, ``h``, ``J/mol``). Nothing in the JSON report
-  is left out except the readings, which are the other file; a pivot on ``field`` gives a
-  section back as a table.
+  the unit the field's name carries (``°C``, ``°C·min``, ``s``, ``min``, ``h``, ``J/mol``).
+  Nothing in the JSON report is left out except the readings, which are the other file; a pivot
+  on ``field`` gives a section back as a table.
 """
 
 from __future__ import annotations
@@ -65,7 +65,14 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
 SECTION_ORDER = ("shipment", "product", "lots", "units", "legs", "loggers", "rules", "excursions",
                  "totals", "verdicts", "alerts")  # fmt: skip
 #: A field's unit, by the end of its name.
-_UNITS = (("_c", "°C"), ("_s", "s"), ("_h", "h"), ("_j_mol", "J/mol"))
+_UNITS = (
+    ("degree_minutes", "°C·min"),
+    ("_c", "°C"),
+    ("_s", "s"),
+    ("_min", "min"),
+    ("_h", "h"),
+    ("_j_mol", "J/mol"),
+)
 
 
 def _csv(header: tuple[str, ...], rows: Iterator[tuple[Any, ...]]) -> bytes:

@@ -146,6 +146,7 @@ def test_the_summary_holds_every_figure_of_the_report(doc: dict[str, Any]) -> No
     assert expected + 5 == len(rows)  # the 5 rows of the "report" section: format, hash …
     units = {r["field"]: r["unit"] for r in rows if r["section"] == "excursions"}
     assert (units["max_c"], units["duration_s"], units["direction"]) == ("°C", "s", "")
+    assert units["degree_minutes"] == "°C·min"
 
 
 def test_a_report_without_excursions_or_rules_still_makes_both_files() -> None:
