@@ -119,8 +119,9 @@ def plan(ev: JsonDict) -> ChartPlan | None:
     temps = [float(r["temp_c"]) for r in points]
     values = [*temps, *(v for v in (low, high) if v is not None)]
     lo, hi = min(values), max(values)
-    step = _nice_step(max(hi - lo, 1.0), 5)
-    lo, hi = math.floor(lo / step) * step - step * 0.5, math.ceil(hi / step) * step + step * 0.5
+    span = max(hi - lo, 1.0)
+    step = _nice_step(span, 6)
+    lo, hi = lo - span * 0.08, hi + span * 0.08  # a margin, so no line runs along the frame
     y_ticks = tuple(
         round(v, 6)
         for v in (math.ceil(lo / step) * step + i * step for i in range(int((hi - lo) / step) + 1))
@@ -189,13 +190,6 @@ def draw(
     pdf.set_fill_color(*EXCURSION_FILL)
     for a, b in chart.excursions:
         pdf.rect(px(a), y0, max(px(b) - px(a), 0.4), height, style="F")
-    pdf.set_draw_color(*LIMIT_LINE)
-    pdf.set_line_width(0.3)
-    pdf.set_dash_pattern(dash=1.2, gap=0.8)
-    for edge in (band_low, band_high):
-        if edge is not None:
-            pdf.line(x0, py(edge), x0 + width, py(edge))
-    pdf.set_dash_pattern()
     # axes, grid and tick labels
     pdf.set_draw_color(200, 200, 200)
     pdf.set_line_width(0.1)
@@ -209,6 +203,14 @@ def draw(
         pdf.line(px(tick), y0 + height, px(tick), y0 + height + 1)
         pdf.set_xy(px(tick) - 10, y0 + height + 1.2)
         pdf.cell(20, 3, _tick_label(chart.start, tick, chart.span_s), align="C")
+    # the range's edges, over the grid
+    pdf.set_draw_color(*LIMIT_LINE)
+    pdf.set_line_width(0.3)
+    pdf.set_dash_pattern(dash=1.2, gap=0.8)
+    for edge in (band_low, band_high):
+        if edge is not None:
+            pdf.line(x0, py(edge), x0 + width, py(edge))
+    pdf.set_dash_pattern()
     pdf.set_draw_color(90, 90, 90)
     pdf.rect(x0, y0, width, height)
     # the readings, one line per logger
