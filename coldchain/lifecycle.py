@@ -109,8 +109,18 @@ def allowed(state: str) -> tuple[Event, ...]:
     return tuple(e for e in EVENTS if state in TRANSITIONS[e][0])
 
 
-#: Each state in plain words, for people (the codes stay in the API and the database).
-LABELS: Final[dict[State, str]] = {s: s.replace("_", " ") for s in STATES}
+#: Each state in plain words, as pages show it to logistics, on-call and QA people.
+STATE_LABELS: Final[dict[State, str]] = {
+    "planned": "Planned",
+    "in_transit": "In transit",
+    "arrived": "Arrived",
+    "under_review": "Under QA review",
+    "released": "Released",
+    "quarantined": "Quarantined",
+    "rejected": "Rejected",
+    "returned": "Returned",
+    "cancelled": "Cancelled",
+}
 
 #: What QA has made of a shipment, by its state, in plain words: awaiting a decision, or the
 #: signed disposition in force. States before arrival (and ``cancelled``) are not QA's yet.

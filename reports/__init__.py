@@ -4,6 +4,12 @@
   evidence (a JSON-ready dict) and its content hash (pure)
 - :mod:`reports.render`    evidence (+ signed dispositions) → JSON, CSV and PDF bytes
 - :mod:`reports.pdf_sections`  the PDF's page and one renderer per section, called by ``render_pdf``
+- :mod:`reports.pdf_chart`  the PDF's temperature chart (readings, range band, excursions shaded),
+  drawn as vector paths so the bytes stay reproducible
+- :mod:`reports.csv_files`  the two CSV files: readings (one row per reading), summary (one row
+  per figure)
+- :mod:`reports.queue`     the QA exceptions queue: which shipments need a decision, riskiest
+  first (pure; read by :func:`services.reports.qa_index`)
 - :mod:`reports.service`   loads the inputs as of an instant; builds the report live or from the
   snapshot frozen when it was signed (signing is :func:`services.reports.sign`)
 

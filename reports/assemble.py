@@ -50,13 +50,16 @@ from coldchain.thermal.mkt import DEFAULT_DELTA_H_J_MOL, Weighting, mkt, time_we
 from coldchain.thermal.series import Point
 
 #: The evidence's format, part of what is hashed and signed. 1: up to the arrival verdicts;
-#: 2: adds ``verdicts``. Frozen snapshots keep their format and render as they were signed
-#: (:mod:`reports.render` draws a section only when the evidence has it).
-REPORT_FORMAT = "coldchain-excursion-report/2"
+#: 2: adds ``verdicts``; 3: a reading also carries its humidity and position (``rh``, ``lat``,
+#: ``lon``), each only where the logger sent it. Frozen snapshots keep their format and render as
+#: they were signed (:mod:`reports.render` draws a section only when the evidence has it; the
+#: readings CSV leaves humidity and position empty for formats 1 and 2).
+REPORT_FORMAT = "coldchain-excursion-report/3"
 #: What the verdict says it was judged by when the product had no stability profile.
 OWN_RANGE = "the product's own range and budget"
 
 JsonDict = dict[str, Any]
+_NO_DETAIL: tuple[None, None, None] = (None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,10 @@ class LoggerInput:
     assigned_from: datetime | None
     assigned_to: datetime | None
     readings: tuple[tuple[datetime, float], ...] = ()
+    #: Humidity (%RH) and position (lat, lon) by reading time, where the logger sent them.
+    details: Mapping[datetime, tuple[float | None, float | None, float | None]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,8 +437,15 @@ def assemble(inputs: ReportInputs) -> JsonDict:
     product = inputs.product
     limits_max_gap = timedelta(seconds=max((lg.interval_s for lg in inputs.loggers), default=300))
     limits = _temperature_limits(inputs, limits_max_gap * inputs.gap_factor)
+    # humidity and position only where the logger sent them: most loggers send neither, and the
+    # readings are most of a frozen snapshot's size
     readings = [
         {"device_id": lg.device_id, "ts": iso(ts), "temp_c": _num(temp)}
+        | {
+            k: _num(v)
+            for k, v in zip(("rh", "lat", "lon"), lg.details.get(ts, _NO_DETAIL), strict=True)
+            if v is not None
+        }
         for lg in sorted(inputs.loggers, key=lambda lg: lg.device_id)
         for ts, temp in sorted(lg.readings)
     ]

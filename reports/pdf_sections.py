@@ -3,7 +3,9 @@
 :func:`reports.render.render_pdf` sets the document up and calls the renderers in order; each
 takes the page and the report document and draws its section, so a section is read and changed on
 its own. Texts use the PDF core fonts (Latin-1), so a few symbols are spelled out (ΔH → dH,
-→ → ->). Nothing here reads a clock: the bytes depend on the document only.
+→ → ->); "°C" is Latin-1 and printed as such, the one unit style of the report. An identifier
+too wide for its table column is set smaller rather than broken, and a signature block is kept
+on one page. Nothing here reads a clock: the bytes depend on the document only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
 
+from reports import pdf_chart
 from reports.assemble import JsonDict
 
 DECISION_LABELS = {
@@ -23,6 +27,10 @@ DECISION_LABELS = {
     "reject": "REJECT",
     "return": "RETURN",
 }
+
+GRID_FONT_PT = 7.5
+#: The smallest size an identifier is shrunk to in a table cell (still legible when printed).
+MIN_FONT_PT = 4.5
 
 _REPLACEMENTS = {
     "Δ": "d",
@@ -71,7 +79,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _temp(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} C"
+    return "-" if value is None else f"{value:.1f} °C"
 
 
 class ReportPdf(FPDF):
@@ -96,8 +104,11 @@ class ReportPdf(FPDF):
         self.set_text_color(0, 0, 0)
 
     def heading(self, text: str) -> None:
-        """A numbered section's heading."""
+        """A numbered section's heading, on the page of what follows it (never alone at the
+        bottom of a page)."""
         self.ln(2)
+        if self.will_page_break(7 + 12):
+            self.add_page()
         self.set_font("helvetica", "B", 11)
         self.cell(0, 7, latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_font("helvetica", size=8.5)
@@ -121,16 +132,51 @@ class ReportPdf(FPDF):
         if not rows:
             self.paragraph("(none)")
             return
-        self.set_font("helvetica", size=7.5)
+        self.set_font("helvetica", size=GRID_FONT_PT)
+        widths = self._widened(rows, widths)
+        scale = self.epw / sum(widths)  # the table spans the page width, columns in proportion
         with self.table(col_widths=tuple(widths), line_height=4.2, text_align="LEFT") as t:
             head = t.row()
             for h in header:
                 head.cell(latin1(h))
             for r in rows:
                 row = t.row()
-                for v in r:
-                    row.cell(latin1(v))
+                for v, w in zip(r, widths, strict=True):
+                    text = latin1(v)
+                    row.cell(text, style=self._fitting(text, w * scale - 2 * self.c_margin))
         self.set_font("helvetica", size=8.5)
+
+    def _widened(self, rows: Sequence[Sequence[Any]], widths: Sequence[float]) -> tuple[float, ...]:
+        """The columns' widths (mm, summing to the page width), a column widened, at the others'
+        expense, when one of its words would not fit even at :data:`MIN_FONT_PT`."""
+        scale = self.epw / sum(widths)
+        pad = 2 * self.c_margin + 0.5
+        need = [w * scale for w in widths]
+        for r in rows:
+            for i, v in enumerate(r):
+                text = latin1(v)
+                if " " not in text:
+                    at_min = self.get_string_width(text) * MIN_FONT_PT / GRID_FONT_PT + pad
+                    need[i] = max(need[i], at_min)
+        extra = sum(need) - self.epw
+        if extra <= 0:
+            return tuple(w * scale for w in widths)
+        # take the room from the columns that did not grow, in proportion to their width
+        donors = [i for i, w in enumerate(widths) if need[i] == w * scale]
+        room = sum(need[i] for i in donors)
+        if room <= extra:
+            return tuple(need)  # nothing to take: wider than the page, the table scales down
+        return tuple(n * (1 - extra / room) if i in donors else n for i, n in enumerate(need))
+
+    def _fitting(self, text: str, room_mm: float) -> FontFace | None:
+        """A smaller font for one word too wide for its column (a logger serial, a lot, an
+        EPC), so an identifier is never broken mid-string; None when it fits as it is."""
+        if " " in text:
+            return None  # words wrap whole
+        width = self.get_string_width(text)
+        if width <= room_mm:
+            return None
+        return FontFace(size_pt=max(MIN_FONT_PT, GRID_FONT_PT * room_mm / width * 0.98))
 
 
 def report_title(doc: JsonDict) -> str:
@@ -148,6 +194,24 @@ def title_block(pdf: ReportPdf, doc: JsonDict) -> None:
     pdf.paragraph(f"Content SHA-256: {doc['content_hash']}", bold=True)
     if doc["frozen_snapshot_id"] is not None:
         pdf.paragraph(f"Frozen record: snapshot {doc['frozen_snapshot_id']} (as signed).")
+
+
+def temperature_chart(pdf: ReportPdf, doc: JsonDict) -> None:
+    """The readings over the trip against the range, excursions shaded (:mod:`reports.pdf_chart`),
+    unnumbered, under the title: what a reader looks at first."""
+    ev = doc["evidence"]
+    chart = pdf_chart.plan(ev)
+    if chart is None:
+        pdf.paragraph("Temperature chart: no reading to draw.")
+        return
+    low, high = pdf_chart.band_of(ev)
+    pdf_chart.draw(
+        pdf,
+        chart,
+        title=f"Temperature (°C, UTC), {ev['totals']['readings']} readings",
+        band_label=f"range {_band_range(low, high)}",
+        text=latin1,
+    )
 
 
 def product_and_lots(pdf: ReportPdf, doc: JsonDict) -> None:
@@ -295,10 +359,10 @@ def excursions(pdf: ReportPdf, doc: JsonDict) -> None:
     pdf.paragraph(
         f"{totals['excursions']} excursion(s), {totals['alarmed_excursions']} alarmed; "
         f"{_duration(totals['time_out_of_range_s'])} out of range; "
-        f"{totals['degree_minutes']:g} degree-minutes in all."
+        f"{totals['degree_minutes']:g} °C·min in all (degree-minutes)."
     )
     pdf.grid(
-        ["Logger", "Dir", "Start", "End", "Duration", "Min", "Max", "C.min", "Alarm"],
+        ["Logger", "Dir", "Start", "End", "Duration", "Min", "Max", "°C·min", "Alarm"],
         [
             (
                 e["device_id"],
@@ -339,7 +403,7 @@ def mean_kinetic_temperature(pdf: ReportPdf, doc: JsonDict) -> None:
                     lg["device_id"],
                     label,
                     f"{_when(mk['start'])} - {_when(mk['end'])}",
-                    f"{mk['mkt_c']:.2f} C",
+                    f"{mk['mkt_c']:.2f} °C",
                     _temp(mk["time_weighted_mean_c"]),
                     mk["n_readings"],
                     _duration(mk["duration_covered_s"]),
@@ -460,20 +524,24 @@ def dispositions(pdf: ReportPdf, doc: JsonDict) -> None:
     for d in doc["dispositions"]:
         scope = f"lot {d['lot']}" if d["lot"] else "whole shipment"
         status = "current" if d["current"] else f"SUPERSEDED by #{d['superseded_by']}"
-        pdf.paragraph(
-            f"#{d['id']}  {DECISION_LABELS.get(d['decision'], d['decision'])} - {scope} - {status}",
-            bold=True,
-        )
-        pdf.paragraph(f"Reason: {d['reason']}")
-        pdf.paragraph(d["signature"])
-        pdf.paragraph(
-            f"Signer: {d['signer_name']} (printed name), user {d['signer_username']}, role "
-            f"{d['signer_role']}; signed {d['signed_at']}; meaning: {d['meaning']}"
-        )
-        extra = f"; supersedes #{d['supersedes']}" if d["supersedes"] else ""
-        pdf.paragraph(f"Signed report hash {d['report_hash']}{extra}")
-        pdf.paragraph(f"Signature record SHA-256 {d['signature_hash']}")
-        pdf.ln(1.5)
+        # A signature block is kept on one page (a page break before it when it would not fit):
+        # the decision, the signer and the hashes they bind are read together.
+        with pdf.unbreakable() as block:
+            block.paragraph(
+                f"#{d['id']}  {DECISION_LABELS.get(d['decision'], d['decision'])} - {scope} - "
+                f"{status}",
+                bold=True,
+            )
+            block.paragraph(f"Reason: {d['reason']}")
+            block.paragraph(d["signature"])
+            block.paragraph(
+                f"Signer: {d['signer_name']} (printed name), user {d['signer_username']}, role "
+                f"{d['signer_role']}; signed {d['signed_at']}; meaning: {d['meaning']}"
+            )
+            extra = f"; supersedes #{d['supersedes']}" if d["supersedes"] else ""
+            block.paragraph(f"Signed report hash {d['report_hash']}{extra}")
+            block.paragraph(f"Signature record SHA-256 {d['signature_hash']}")
+            block.ln(1.5)
 
 
 def about(pdf: ReportPdf, doc: JsonDict, *, hash_note: str) -> None:

@@ -58,27 +58,28 @@ def load_inputs(
         if ship["product_gtin"]
         else None
     )
-    loggers = [
-        LoggerInput(
+    loggers = []
+    for r in q.loggers(conn=conn, shipment_id=shipment_id, as_of=as_of):
+        rows = q.reading_details(
+            conn=conn,
             device_id=r["device_id"],
-            model=r["model"],
-            calibration_cert=r["calibration_cert"],
-            calibration_due=r["calibration_due"],
-            interval_s=int(r["interval_s"]),
-            assigned_from=r["assigned_from"],
-            assigned_to=r["assigned_to"],
-            readings=tuple(
-                q.readings(
-                    conn=conn,
-                    device_id=r["device_id"],
-                    lower=r["assigned_from"],
-                    upper=r["assigned_to"],
-                    as_of=as_of,
-                )
-            ),
+            lower=r["assigned_from"],
+            upper=r["assigned_to"],
+            as_of=as_of,
         )
-        for r in q.loggers(conn=conn, shipment_id=shipment_id, as_of=as_of)
-    ]
+        loggers.append(
+            LoggerInput(
+                device_id=r["device_id"],
+                model=r["model"],
+                calibration_cert=r["calibration_cert"],
+                calibration_due=r["calibration_due"],
+                interval_s=int(r["interval_s"]),
+                assigned_from=r["assigned_from"],
+                assigned_to=r["assigned_to"],
+                readings=tuple((ts, temp_c) for ts, temp_c, *_ in rows),
+                details={ts: (rh, lat, lon) for ts, _t, rh, lat, lon in rows},
+            )
+        )
     return ReportInputs(
         as_of=as_of,
         shipment=ship,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import psycopg
 
@@ -49,7 +49,7 @@ from db.queries import lifecycle as lifecycle_q
 from db.queries import reports as report_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
-from reports import render
+from reports import csv_files, queue, render
 from reports.service import check_as_of, live_evidence, lots_of, report_document
 from security import accounts
 from security.ratelimit import LoginLimiter
@@ -58,13 +58,22 @@ from services.caller import Caller, acting
 
 log = logging.getLogger(__name__)
 
-Format = Literal["json", "csv", "pdf"]
+#: The report's files: JSON (everything), CSV of the readings (one row per reading), CSV of the
+#: summary (one row per figure), PDF (:mod:`reports.csv_files` for the two CSV files).
+Format = Literal["json", "csv", "summary.csv", "pdf"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 MEDIA_TYPES: dict[Format, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
+    "summary.csv": "text/csv; charset=utf-8",
     "pdf": "application/pdf",
 }
-_RENDERERS = {"json": render.render_json, "csv": render.render_csv, "pdf": render.render_pdf}
+_RENDERERS = {
+    "json": render.render_json,
+    "csv": csv_files.render_readings_csv,
+    "summary.csv": csv_files.render_summary_csv,
+    "pdf": render.render_pdf,
+}
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,69 @@ class Dispositions:
 # ---- reads ----------------------------------------------------------------------------------
 
 
-def qa_queue(conn: Conn, *, offline_factor: float, limit: int = 500) -> list[Row]:
-    """The shipments a QA reviewer picks from, those needing attention first."""
-    return shipment_q.list_shipments(conn=conn, offline_factor=offline_factor, limit=limit).items
+@dataclass(frozen=True, slots=True)
+class QaIndex:
+    """The QA page's index: the shipments needing a decision, riskiest first
+    (:mod:`reports.queue`), then the others, those needing attention first (the fleet's order).
+    Each row is the fleet's (lane, product, status, ``condition``: the same read as the fleet
+    page, so both say the same) with the queue's figures: excursions, time out of range, peak,
+    worst severity, arrival verdict (``has_exception``, ``max_budget_share``, ``verdicts``) and the
+    disposition in force (``decision``, ``lot_decisions``); and as the queue judges them
+    (:mod:`reports.queue`): ``risk_severity``, ``peak_c``, ``verdict`` (exception, conforming or
+    not judged)."""
+
+    queue: list[Row]
+    rest: list[Row]
+
+
+def qa_index(conn: Conn, *, offline_factor: float, limit: int = 500) -> QaIndex:
+    """The shipments a QA reviewer picks from (see :class:`QaIndex`)."""
+    waiting = {
+        r["shipment_id"]: r
+        for state in queue.QUEUE_STATES
+        for r in shipment_q.list_shipments(
+            conn=conn, offline_factor=offline_factor, status=state, limit=limit
+        ).items
+    }
+    verdicts = {
+        r["shipment_id"]: r
+        for r in lifecycle_q.qa_queue(conn=conn, states=list(queue.QUEUE_STATES), limit=limit)
+    }
+    others = [
+        r
+        for r in shipment_q.list_shipments(
+            conn=conn, offline_factor=offline_factor, limit=limit
+        ).items
+        if r["shipment_id"] not in waiting
+    ]
+    ids = [*waiting, *(r["shipment_id"] for r in others)]
+    figures = report_q.queue_figures(conn=conn, shipment_ids=ids)
+
+    def merged(row: Row) -> Row:
+        verdict = verdicts.get(row["shipment_id"], {})
+        return {
+            **row,
+            **figures[row["shipment_id"]],
+            "arrived_at": verdict.get("arrived_at"),
+            "has_exception": bool(verdict.get("has_exception")),
+            "max_budget_share": verdict.get("max_budget_share"),
+            "verdicts": verdict.get("verdicts") or [],
+        }
+
+    def judged(row: Row) -> Row:
+        return {
+            **row,
+            "risk_severity": queue.risk_severity(row),
+            "peak_c": queue.peak_c(row),
+            "verdict": queue.verdict_of(row),
+        }
+
+    candidates = [judged(merged(r)) for r in waiting.values()]
+    ordered = queue.exceptions_first(candidates)
+    chosen = {r["shipment_id"] for r in ordered}
+    rest = [r for r in candidates if r["shipment_id"] not in chosen]
+    rest += [judged(merged(r)) for r in others]
+    return QaIndex(queue=[dict(r) for r in ordered], rest=rest)
 
 
 def report(

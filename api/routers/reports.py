@@ -1,6 +1,8 @@
-"""The per-shipment excursion report as JSON, CSV or PDF.
+"""The per-shipment excursion report as JSON, CSV (readings; summary) or PDF.
 
-``GET /shipments/{key}/report.{json,csv,pdf}`` builds it live, as of ``as_of`` (default: now):
+``GET /shipments/{key}/report.{json,csv,summary.csv,pdf}`` builds it live, as of ``as_of``
+(default: now): ``report.csv`` is the readings, one row per reading, ``report.summary.csv`` every
+other figure, one row per figure (:mod:`reports.csv_files`);
 the same ``as_of`` gives the same report, and its content hash (also in the ``X-Content-SHA256``
 header) is what a QA signature refers to. ``?disposition=<id>`` returns the record as signed
 instead: the evidence frozen when that disposition was signed, byte for byte.
@@ -38,7 +40,10 @@ router = APIRouter(prefix="/shipments", tags=["reports"])
 )
 def shipment_report(
     key: ShipmentKey,
-    fmt: Annotated[Format, Path(description="json, csv or pdf")],
+    fmt: Annotated[
+        Format,
+        Path(description="json, csv (the readings), summary.csv (the other figures) or pdf"),
+    ],
     conn: ConnDep,
     cfg: ReportSettingsDep,
     as_of: Annotated[

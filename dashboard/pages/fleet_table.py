@@ -38,7 +38,7 @@ from dashboard.pages.shipment_life import STATE_BADGE
 QA_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     **{state: (label, (state,)) for state, label in lifecycle.QA_STATES.items()},
     "not-arrived": ("not arrived yet", ("planned", "in_transit")),
-    "cancelled": (lifecycle.LABELS["cancelled"], ("cancelled",)),
+    "cancelled": (lifecycle.STATE_LABELS["cancelled"], ("cancelled",)),
 }
 QA_FILTER_OPTIONS = [{"label": label, "value": key} for key, (label, _) in QA_FILTERS.items()]
 
@@ -135,7 +135,7 @@ def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
             html.Td(
                 [
                     dcc.Link(row["reference"], href=shipment_href(row["reference"])),
-                    html.Span(lifecycle.LABELS.get(row["status"], row["status"]), className="sub"),
+                    html.Span(lifecycle.STATE_LABELS.get(row["status"], row["status"]), className="sub"),
                 ],
                 className=ids.CELL_REFERENCE,
             ),

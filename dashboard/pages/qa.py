@@ -1,5 +1,7 @@
-"""QA review ("/qa", "/qa/<reference>"): the excursion report of a shipment, its downloads, its
-signed dispositions, and the form a QA reviewer signs a disposition with.
+"""QA review ("/qa", "/qa/<reference>"): the index (the exceptions queue, riskiest first, then the
+other shipments: :func:`services.reports.qa_index`), and a shipment's excursion report, its
+downloads (PDF, readings CSV, summary CSV, JSON), its signed dispositions, and the form a QA
+reviewer signs a disposition with. What the pages show is :mod:`dashboard.pages.qa_views`.
 
 The page freezes the instant it shows (``as_of``, kept in the browser with the report's content
 hash): the summary, the downloads and the signature all refer to the report as of that instant,
@@ -20,17 +22,15 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from coldchain.errors import ColdchainError, NotFoundError
-from dashboard.pages import (
-    PageContext,
-    badge,
-    data_attrs,
-    fmt_duration,
-    fmt_temp,
-    fmt_ts,
-    shipment_href,
-    table,
-)
+from dashboard.pages import PageContext, data_attrs, fmt_ts, shipment_href
 from dashboard.pages.login import current_principal
+from dashboard.pages.qa_views import (
+    QA_RECORD_BUTTON,
+    dispositions_view,
+    index_view,
+    parse_iso,
+    summary,
+)
 from security.errors import (
     AuthenticationError,
     PermissionDeniedError,
@@ -41,7 +41,7 @@ from security.ratelimit import LoginLimiter
 from security.signatures import DECISIONS, MEANINGS
 from services import reports
 from services.caller import Caller
-from services.reports import Format, ReportSettings
+from services.reports import FORMATS, Format, ReportSettings
 
 PATH = "/qa"
 NAV_QA = "nav-qa"
@@ -58,7 +58,6 @@ QA_SUMMARY = "qa-summary"
 QA_DISPOSITIONS = "qa-dispositions"
 QA_DOWNLOAD = "qa-download"
 QA_DOWNLOAD_BUTTON = "qa-download-button"  # pattern-matching type, {"type": ..., "fmt": ...}
-QA_RECORD_BUTTON = "qa-record-button"  # pattern-matching type, {"type": ..., "id": disposition}
 QA_SIGN_PANEL = "qa-sign-panel"
 QA_DECISION = "qa-decision"
 QA_LOT = "qa-lot"
@@ -68,7 +67,6 @@ QA_SIGN = "qa-sign"
 QA_FEEDBACK = "qa-feedback"
 
 WHOLE_SHIPMENT = "__whole__"
-FORMATS: tuple[Format, ...] = ("json", "csv", "pdf")
 
 
 def reference_from_path(pathname: str) -> str | None:
@@ -200,7 +198,8 @@ def layout(page: PageContext, reference: str | None, principal: Any) -> html.Div
                         style={"display": "flex", "gap": "8px", "flexWrap": "wrap"},
                         children=[
                             _download_button("pdf", "Download PDF"),
-                            _download_button("csv", "Download CSV"),
+                            _download_button("csv", "Download readings (CSV)"),
+                            _download_button("summary.csv", "Download summary (CSV)"),
                             _download_button("json", "Download JSON"),
                             html.Button(
                                 "Refresh report", id=QA_REFRESH, className="btn", n_clicks=0
@@ -223,169 +222,6 @@ def layout(page: PageContext, reference: str | None, principal: Any) -> html.Div
 def validation_layouts(page: PageContext) -> list[html.Div]:
     """Both forms of the page, for Dash's callback validation."""
     return [layout(page, None, None), layout(page, "_", None)]
-
-
-def _loggers_table(ev: dict[str, Any]) -> html.Div:
-    rows = []
-    for lg in ev["loggers"]:
-        due = lg["calibration_due"] or "—"
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(lg["device_id"]),
-                    html.Td(f"{lg['calibration_cert'] or '—'}, due {due}"),
-                    html.Td(badge("overdue", "alarm") if lg["calibration_overdue"] else "ok"),
-                    html.Td(f"{lg['interval_s']} s"),
-                    html.Td(f"{lg['readings']} / {lg['expected_readings']}"),
-                    html.Td(
-                        "—" if lg["completeness"] is None else f"{lg['completeness'] * 100:.1f} %"
-                    ),
-                    html.Td(f"{len(lg['gaps'])} ({fmt_duration(lg['time_in_gaps_s'])})"),
-                    html.Td(_mkt_text(lg, ev)),
-                    html.Td(_budget_text(lg)),
-                ]
-            )
-        )
-    return table(
-        ["Logger", "Calibration", "", "Interval", "Readings", "Complete", "Gaps", "MKT", "Budget"],
-        rows,
-        empty="No logger was assigned.",
-    )
-
-
-def _mkt_text(lg: dict[str, Any], ev: dict[str, Any]) -> str:
-    window = lg["mkt"]["window"]
-    if window is None:
-        return "—"
-    limit = ev["rules"]["mkt"]["limit_c"]
-    verdict = "" if limit is None else (" (above limit)" if window["above_limit"] else " (within)")
-    return f"{window['mkt_c']:.2f} °C over {ev['rules']['mkt']['window_h']:g} h{verdict}"
-
-
-def _budget_text(lg: dict[str, Any]) -> str:
-    b = lg["budget"]
-    if b is None:
-        return "—"
-    return f"{b['share_used'] * 100:.1f} % used ({b['status']})"
-
-
-def _excursions_table(ev: dict[str, Any]) -> html.Div:
-    rows = [
-        html.Tr(
-            [
-                html.Td(e["device_id"]),
-                html.Td(e["direction"]),
-                html.Td(fmt_ts(_dt(e["start"]))),
-                html.Td("open" if e["open"] else fmt_ts(_dt(e["end"]))),
-                html.Td(fmt_duration(e["duration_s"])),
-                html.Td(fmt_temp(e["min_c"])),
-                html.Td(fmt_temp(e["max_c"])),
-                html.Td(f"{e['degree_minutes']:g}"),
-                html.Td("yes" if e["alarm"] else "no"),
-            ]
-        )
-        for e in ev["excursions"]
-    ]
-    return table(
-        ["Logger", "Dir", "Start", "End", "Duration", "Min", "Max", "°C·min", "Alarm"],
-        rows,
-        empty="No excursion.",
-    )
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def summary(doc: dict[str, Any]) -> list[Any]:
-    """What the reviewer reads on screen: the report's main figures."""
-    ev = doc["evidence"]
-    product = ev["product"] or {}
-    ship = ev["shipment"]
-    lots = ", ".join(
-        f"{x['lot']} (exp. {x['expiry'] or '—'}, {x['units']} units)" for x in ev["lots"]
-    )
-    totals = ev["totals"]
-    rules = ev["rules"]
-    t = rules["temperature"] or {}
-    return [
-        html.P(
-            [
-                html.Strong(product.get("name") or "No product"),
-                f" — GTIN {product.get('gtin') or '—'} — labelled range "
-                f"{product.get('labelled_range') or '—'}",
-            ]
-        ),
-        html.P(f"Lots: {lots or 'none recorded'}"),
-        html.P(
-            f"{ship['lane']} · {ship['status']} · carrier {ship['carrier'] or '—'} · "
-            f"{len(ev['legs'])} leg(s)"
-        ),
-        html.P(
-            f"Rules as evaluated: range {fmt_temp(t.get('low_c'))} to {fmt_temp(t.get('high_c'))}, "
-            f"freeze {fmt_temp(t.get('freeze_c'))}, alarm delay "
-            f"{fmt_duration(t.get('alarm_delay_s'))}; MKT ΔH {rules['mkt']['delta_h_j_mol']:g} "
-            f"J/mol, {rules['mkt']['weighting']} weighting, {rules['mkt']['window_h']:g} h window",
-            className="muted",
-        ),
-        html.H2(
-            f"Excursions: {totals['excursions']} ({totals['alarmed_excursions']} alarmed), "
-            f"{fmt_duration(totals['time_out_of_range_s'])} out of range"
-        ),
-        _excursions_table(ev),
-        html.H2("Loggers, completeness, MKT and budget"),
-        _loggers_table(ev),
-        html.P(
-            f"{len(ev['alerts'])} alert(s); {totals['gaps']} data gap(s) "
-            f"({fmt_duration(totals['time_in_gaps_s'])}); {totals['readings']} readings.",
-            className="muted",
-        ),
-    ]
-
-
-def dispositions_view(records: list[dict[str, Any]]) -> list[Any]:
-    """Every signed disposition with its signature; superseded ones stay, marked."""
-    if not records:
-        return [html.P("No disposition has been signed yet.", className="muted")]
-    out = []
-    for d in reversed(records):
-        scope = f"lot {d['lot']}" if d["lot"] else "whole shipment"
-        state = (
-            badge("current", "ok")
-            if d["current"]
-            else badge(f"superseded by #{d['superseded_by']}", "offline")
-        )
-        out.append(
-            html.Div(
-                className="disposition",
-                style={"borderTop": "1px solid #e5e7eb", "padding": "8px 0"},
-                **data_attrs(
-                    disposition_id=str(d["id"]),
-                    decision=d["decision"],
-                    current="true" if d["current"] else "false",
-                ),
-                children=[
-                    html.Div(
-                        [html.Strong(f"#{d['id']} {d['decision'].upper()}"), f" — {scope} ", state]
-                    ),
-                    html.Div(f"Reason: {d['reason']}"),
-                    html.Div(d["signature"], className="signature"),
-                    html.Div(
-                        f"Report hash {d['report_hash']} · signature {d['signature_hash']}",
-                        className="muted",
-                        style={"fontSize": "11px", "wordBreak": "break-all"},
-                    ),
-                    html.Button(
-                        "Signed record (PDF)",
-                        id={"type": QA_RECORD_BUTTON, "id": d["id"]},
-                        className="btn",
-                        n_clicks=0,
-                        style={"marginTop": "4px", "fontSize": "12px"},
-                    ),
-                ],
-            )
-        )
-    return out
 
 
 def download(
@@ -424,26 +260,8 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
     @app.callback(Output(QA_INDEX, "children"), Input("qa-index-url", "pathname"))
     def index(_path: str | None) -> Any:
         with page.connection() as conn:
-            rows = reports.qa_queue(conn, offline_factor=page.offline_factor)
-        body = [
-            html.Tr(
-                [
-                    html.Td(dcc.Link(r["reference"], href=qa_href(r["reference"]))),
-                    html.Td(r["lane"]),
-                    html.Td(r["status"]),
-                    html.Td((r["product"] or {}).get("name") or "—"),
-                    html.Td(badge(r["condition"], r["condition"])),
-                    html.Td(dcc.Link("live view", href=shipment_href(r["reference"]))),
-                ],
-                **data_attrs(reference=r["reference"]),
-            )
-            for r in rows
-        ]
-        return table(
-            ["Shipment", "Lane", "Status", "Product", "Now", ""],
-            body,
-            empty="No shipments.",
-        )
+            found = reports.qa_index(conn, offline_factor=page.offline_factor)
+        return index_view(found.queue, found.rest, datetime.now(UTC), qa_href)
 
     @app.callback(
         Output(QA_HEADER, "children"),
@@ -465,7 +283,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
         # A new instant when the page opens or the reviewer refreshes; after a signature the
         # same one, so the hash on screen stays the one signed.
         keep = ctx.triggered_id == QA_CHANGED and isinstance(state, dict)
-        as_of = _dt(state["as_of"]) if keep else datetime.now(UTC).replace(microsecond=0)
+        as_of = parse_iso(state["as_of"]) if keep else datetime.now(UTC).replace(microsecond=0)
         try:
             with page.connection() as conn:
                 doc = reports.report(conn, cfg, key=reference, as_of=as_of, now=datetime.now(UTC))
@@ -482,7 +300,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
             dcc.Link("live view", href=shipment_href(ev["shipment"]["reference"])),
         ]
         hash_line = [
-            f"Report as of {fmt_ts(_dt(ev['as_of']))} · content SHA-256 ",
+            f"Report as of {fmt_ts(parse_iso(ev['as_of']))} · content SHA-256 ",
             html.Code(doc["content_hash"], id="qa-content-hash"),
         ]
         return (
@@ -520,7 +338,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
         fmt = next((f for f in FORMATS if f == target.get("fmt")), None)
         if fmt is None:
             raise PreventUpdate
-        as_of = _dt(state["as_of"]) if isinstance(state, dict) else None
+        as_of = parse_iso(state["as_of"]) if isinstance(state, dict) else None
         return download(page, cfg, reference=reference, fmt=fmt, as_of=as_of)
 
     @app.callback(
@@ -576,7 +394,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
                     lot=None if lot in (None, WHOLE_SHIPMENT) else lot,
                     decision=decision,  # checked against DECISIONS above
                     reason=reason[:2000],
-                    as_of=_dt(state["as_of"]) or datetime.now(UTC),
+                    as_of=parse_iso(state["as_of"]) or datetime.now(UTC),
                     report_hash=str(state["hash"]),
                     password=password,
                     limiter=limiter,

@@ -11,8 +11,8 @@ from coldchain.lifecycle import (
     DISPOSABLE,
     EVENTS,
     FINAL,
-    LABELS,
     QA_STATES,
+    STATE_LABELS,
     STATES,
     allowed,
     qa_state,
@@ -108,5 +108,5 @@ def test_the_qa_state_is_what_qa_has_to_decide_or_has_decided_in_plain_words() -
     assert qa_state("under_review") == "under review"
     assert qa_state("no such state") is None
     # no code leaks into the words
-    assert all("_" not in label for label in [*LABELS.values(), *QA_STATES.values()])
-    assert set(LABELS) == set(STATES)
+    assert all("_" not in label for label in [*STATE_LABELS.values(), *QA_STATES.values()])
+    assert set(STATE_LABELS) == set(STATES)

@@ -116,7 +116,9 @@ def test_only_qa_signs_on_the_page_and_the_audit_trail_names_them(
     assert _signed(db_dsn) == [("quinn.qa", "quinn.qa")]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "summary.csv"])
 def test_the_page_downloads_the_file_the_api_serves(
+    fmt: str,
     web_server: LiveServer,
     people: dict[str, Person],
     session_cookie: Any,
@@ -124,7 +126,7 @@ def test_the_page_downloads_the_file_the_api_serves(
 ) -> None:
     as_of = _now()
     _wait_past(as_of)
-    button = {"type": qa.QA_DOWNLOAD_BUTTON, "fmt": "csv"}
+    button = {"type": qa.QA_DOWNLOAD_BUTTON, "fmt": fmt}
     out = _callback(
         web_server,
         session_cookie(people["viewer"]),
@@ -141,7 +143,7 @@ def test_the_page_downloads_the_file_the_api_serves(
     download = out[qa.QA_DOWNLOAD]["data"]
     with httpx.Client(base_url=web_server.url, timeout=30) as http:
         r = http.get(
-            "/api/v1/shipments/SHP-1/report.csv",
+            f"/api/v1/shipments/SHP-1/report.{fmt}",
             params={"as_of": as_of},
             headers=people["viewer"].headers,
         )

@@ -14,8 +14,9 @@ import pytest
 
 from coldchain.canonical import canonical_json
 from reports.assemble import assemble, evidence_hash
+from reports.csv_files import render_readings_csv, render_summary_csv
 from reports.pdf_sections import latin1
-from reports.render import disposition_records, document, render_csv, render_json, render_pdf
+from reports.render import disposition_records, document, render_json, render_pdf
 from tests.reports.inputs import make_inputs
 
 SIGNED_AT = datetime(2026, 11, 26, 7, 8, 9, 123456, tzinfo=UTC)
@@ -74,7 +75,7 @@ def test_every_format_is_byte_for_byte_reproducible(doc: dict[str, Any]) -> None
     frozen = document(
         json.loads(canonical_json(doc["evidence"])), doc["content_hash"], doc["dispositions"]
     )
-    for render in (render_json, render_csv, render_pdf):
+    for render in (render_json, render_readings_csv, render_summary_csv, render_pdf):
         assert render(doc) == render(doc) == render(frozen)
 
 
@@ -82,19 +83,6 @@ def test_json_carries_the_hash_that_recomputes_from_its_evidence(doc: dict[str, 
     body = json.loads(render_json(doc))
     assert body["content_hash"] == evidence_hash(body["evidence"])
     assert "canonical JSON" in body["content_hash_rule"]
-
-
-def test_csv_has_a_block_per_section(doc: dict[str, Any]) -> None:
-    rows = list(csv.reader(io.StringIO(render_csv(doc).decode())))
-    blocks = [r[0] for r in rows if r and r[0].startswith("## ")]
-    assert blocks == [
-        "## summary", "## lots", "## units", "## legs", "## loggers", "## gaps", "## excursions",
-        "## mkt", "## budget", "## verdicts", "## verdict_bands", "## alerts", "## dispositions",
-        "## readings",
-    ]  # fmt: skip
-    assert ["content_hash", doc["content_hash"]] in rows
-    readings = rows[rows.index(["## readings"]) + 2 :]
-    assert len([r for r in readings if r]) == 67
 
 
 def test_pdf_prints_hash_signatures_and_figures(doc: dict[str, Any]) -> None:
@@ -116,15 +104,12 @@ def test_pdf_prints_hash_signatures_and_figures(doc: dict[str, Any]) -> None:
         assert expected in text, expected
 
 
-def _block(rows: list[list[str]], name: str) -> list[dict[str, str]]:
-    """A CSV block's rows as dicts of its header."""
-    start = rows.index([f"## {name}"])
-    header = rows[start + 1]
-    out = []
-    for r in rows[start + 2 :]:
-        if not r:
-            break
-        out.append(dict(zip(header, r, strict=True)))
+def _summary(doc: dict[str, Any], section: str) -> dict[str, dict[str, str]]:
+    """The summary CSV's rows of one section: item → {field: value}."""
+    out: dict[str, dict[str, str]] = {}
+    for r in csv.DictReader(io.StringIO(render_summary_csv(doc).decode())):
+        if r["section"] == section:
+            out.setdefault(r["item"], {})[r["field"]] = r["value"]
     return out
 
 
@@ -132,16 +117,15 @@ def test_the_verdict_at_arrival_in_json_csv_and_pdf(doc: dict[str, Any]) -> None
     (v,) = doc["evidence"]["verdicts"]
     assert json.loads(render_json(doc))["evidence"]["verdicts"] == [v]
 
-    rows = list(csv.reader(io.StringIO(render_csv(doc).decode())))
-    (row,) = _block(rows, "verdicts")
-    assert (row["gtin"], row["verdict"], row["profile_version"], row["judged_by"]) == (
-        v["gtin"], "exception", "2", "profile version 2"
+    row = _summary(doc, "verdicts")[v["gtin"]]
+    assert (row["verdict"], row["profile_version"], row["judged_by"]) == (
+        "exception", "2", "profile version 2"
     )  # fmt: skip
-    assert row["reasons"] == v["reasons"][0]["message"]
-    bands = _block(rows, "verdict_bands")
-    assert [(b["key"], float(b["used_s"]), float(b["budget_s"])) for b in bands] == [
-        (b["key"], b["used_s"], b["budget_s"]) for b in v["bands"]
-    ]
+    assert row["reasons.1.message"] == v["reasons"][0]["message"]
+    assert [
+        (row[f"bands.{i}.key"], float(row[f"bands.{i}.used_s"]), float(row[f"bands.{i}.budget_s"]))
+        for i in range(1, len(v["bands"]) + 1)
+    ] == [(b["key"], b["used_s"], b["budget_s"]) for b in v["bands"]]
 
     text = pdf_text(render_pdf(doc))
     hot = v["bands"][0]
@@ -166,10 +150,12 @@ def test_a_record_frozen_in_the_first_format_renders_as_it_was_signed(
     frozen = document(old, evidence_hash(old), doc["dispositions"], snapshot_id=1)
 
     assert "verdicts" not in json.loads(render_json(frozen))["evidence"]
-    rows = list(csv.reader(io.StringIO(render_csv(frozen).decode())))
-    blocks = [r[0] for r in rows if r and r[0].startswith("## ")]
-    assert "## verdicts" not in blocks and "## verdict_bands" not in blocks
-    assert blocks[-3:] == ["## alerts", "## dispositions", "## readings"]
+    assert _summary(frozen, "verdicts") == {}
+    assert _summary(frozen, "report")[""]["format"] == "coldchain-excursion-report/1"
+    # humidity and position were not evidence then: their cells are empty, the rest is there
+    readings = list(csv.DictReader(io.StringIO(render_readings_csv(frozen).decode())))
+    assert len(readings) == len(old["readings"])
+    assert {(r["humidity_pct"], r["lat"], r["lon"]) for r in readings} == {("", "", "")}
     text = pdf_text(render_pdf(frozen))
     assert "Stability verdict" not in text
     assert "8. Alerts and acknowledgements" in text

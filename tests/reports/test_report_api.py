@@ -121,10 +121,17 @@ def test_the_report_in_three_formats_with_its_hash(
     pdf = _report(client, viewer, "pdf", as_of=as_of)
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
     assert _report(client, viewer, "pdf", as_of=as_of).content == pdf.content  # same as_of
-    csv = _report(client, viewer, "csv", as_of=as_of)
-    assert csv.headers["content-type"].startswith("text/csv")
-    assert body["content_hash"] in csv.text
-    assert "attachment" in csv.headers["content-disposition"]
+    readings = _report(client, viewer, "csv", as_of=as_of)
+    assert readings.headers["content-type"].startswith("text/csv")
+    assert len(readings.text.splitlines()) == 1 + len(ev["readings"])
+    assert 'report-SHP-1.csv"' in readings.headers["content-disposition"]
+    summary = _report(client, viewer, "summary.csv", as_of=as_of)
+    assert summary.headers["content-type"].startswith("text/csv")
+    assert f"report,,content_hash,{body['content_hash']}," in summary.text
+    assert (
+        (summary.headers["content-disposition"])
+        == 'attachment; filename="report-SHP-1.summary.csv"'
+    )
     # data arriving after as_of does not change the report as of then
     _wait_past(as_of)
     ingest(client.app.state.settings.db.dsn, [Reading("LOG-1", NOW - timedelta(minutes=2), 30.0)])  # type: ignore[attr-defined]

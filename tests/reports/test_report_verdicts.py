@@ -19,8 +19,9 @@ from psycopg.types.json import Jsonb
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from db.types import Conn
+from reports.csv_files import render_summary_csv
 from reports.pdf_sections import latin1
-from reports.render import render_csv, render_json, render_pdf
+from reports.render import render_json, render_pdf
 from services import bookings, lifecycle
 from services import reports as report_service
 from services.caller import Caller
@@ -119,9 +120,9 @@ def test_the_report_shows_the_verdict_by_the_profile_in_force_at_start_and_as_of
     assert hot["share"] == pytest.approx(hot_s / BUDGETS_8_25_S[2])
     assert [r["message"] for r in v["reasons"]] == [r["message"] for r in verdict["reasons"]]
 
-    rows = list(csv.reader(io.StringIO(render_csv(doc).decode())))
-    at = rows.index(["## verdicts"])
-    assert dict(zip(rows[at + 1], rows[at + 2], strict=True))["judged_by"] == "profile version 2"
+    rows = csv.DictReader(io.StringIO(render_summary_csv(doc).decode()))
+    judged = [r["value"] for r in rows if (r["section"], r["field"]) == ("verdicts", "judged_by")]
+    assert judged == ["profile version 2"]
 
     text = pdf_text(render_pdf(doc))
     assert "Stability verdict at arrival" in text

@@ -3,16 +3,21 @@ database: what the API and the QA page both call."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
+import psycopg
 import pytest
 
 from coldchain.errors import PermissionDeniedError, ReportChangedError
 from coldchain.settings import Settings
+from coldchain.telemetry import Reading
 from db.types import Conn
 from reports.assemble import evidence_hash
 from reports.service import verify_signature
@@ -22,7 +27,8 @@ from security.roles import Role
 from services import reports
 from services.caller import Caller
 from tests.fixtures.auth import PASSWORD
-from tests.reports.test_report_api import _now, _wait_past, shipment  # noqa: F401  # a fixture
+from tests.fixtures.web import add_device, assign, ingest
+from tests.reports.test_report_api import START, _now, _wait_past, shipment  # noqa: F401  # a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -104,9 +110,68 @@ def test_the_report_file_carries_the_hash_of_its_evidence(
     assert reports.report(conn, cfg, key="SHP-1", as_of=as_of, now=now) == doc
 
 
+def test_the_two_csv_files_hold_every_stored_reading_and_the_reports_figures(
+    conn: Conn,
+    cfg: reports.ReportSettings,
+    db_dsn: str,
+    shipment: dict[str, Any],  # noqa: F811
+) -> None:
+    # a second logger with humidity and a GPS fix on its first hour (12 readings), none after
+    with psycopg.connect(db_dsn) as writer:
+        add_device(writer, "LOG-GPS", interval_s=300)
+        assign(writer, "LOG-GPS", shipment["id"], START)
+    ingest(
+        db_dsn,
+        [
+            Reading(
+                "LOG-GPS",
+                START + timedelta(minutes=5 * i),
+                5.5,
+                *((41.5, 51.92, 4.48) if i < 12 else ()),
+            )
+            for i in range(24)
+        ],
+    )
+    with psycopg.connect(db_dsn) as reader:
+        stored = reader.execute(
+            "SELECT count(*) FROM readings WHERE device_id IN ('LOG-1', 'LOG-GPS')"
+        ).fetchone()
+    as_of, now = _as_of(), datetime.now(UTC)
+    doc = reports.report(conn, cfg, key="SHP-1", as_of=as_of, now=now)
+    readings = reports.report_file(conn, cfg, key="SHP-1", fmt="csv", as_of=as_of, now=now)
+    frame = pd.read_csv(io.BytesIO(readings.content))
+    rows = list(csv.DictReader(io.StringIO(readings.content.decode())))
+    assert stored is not None and len(frame) == len(rows) == stored[0] == 72 + 24
+    assert (readings.filename, readings.media_type) == (
+        "report-SHP-1.csv",
+        "text/csv; charset=utf-8",
+    )
+    assert frame["lat"].notna().sum() == 12
+    assert set(frame.loc[frame["lat"].notna(), "logger"]) == {"LOG-GPS"}
+    assert set(frame.loc[frame["lat"].notna(), "humidity_pct"]) == {41.5}
+    hot = frame[frame["temperature_c"] > 8.0]
+    assert len(hot) == 12 and set(hot["in_range"]) == {"no"}
+    (excursion,) = doc["evidence"]["excursions"]
+    assert set(hot["excursion_id"]) == {excursion["id"]}
+    assert frame["excursion_id"].notna().sum() == 12
+
+    summary = reports.report_file(conn, cfg, key="SHP-1", fmt="summary.csv", as_of=as_of, now=now)
+    assert summary.filename == "report-SHP-1.summary.csv"
+    figures = {
+        (r["section"], r["item"], r["field"]): r["value"]
+        for r in csv.DictReader(io.StringIO(summary.content.decode()))
+    }
+    totals = doc["evidence"]["totals"]
+    assert figures[("totals", "", "readings")] == str(totals["readings"]) == "96"
+    assert figures[("totals", "", "excursions")] == "1"
+    assert float(figures[("excursions", str(excursion["id"]), "duration_s")]) == 3600.0
+    assert figures[("report", "", "content_hash")] == doc["content_hash"] == readings.content_hash
+
+
 def test_the_qa_queue_lists_the_shipment(conn: Conn, shipment: dict[str, Any]) -> None:  # noqa: F811
-    queue = reports.qa_queue(conn, offline_factor=10.0)
-    assert [r["reference"] for r in queue] == ["SHP-1"]
+    index = reports.qa_index(conn, offline_factor=10.0)
+    # arrived, its report unsigned: waiting for a decision
+    assert ([r["reference"] for r in index.queue], index.rest) == (["SHP-1"], [])
 
 
 def test_qa_signs_and_the_audit_trail_names_the_signer(
@@ -151,6 +216,25 @@ def test_qa_signs_and_the_audit_trail_names_the_signer(
     )  # fmt: skip
     assert signed.filename == f"report-SHP-1-signed-{record['id']}.json"
     assert signed.content_hash == doc["content_hash"]
+
+
+def test_a_held_shipment_stays_in_the_qa_queue_with_its_dispositions(
+    conn: Conn,
+    cfg: reports.ReportSettings,
+    limiter: LoginLimiter,
+    caller: Callable[[Role], Caller],
+    shipment: dict[str, Any],  # noqa: F811
+) -> None:
+    as_of = _as_of()
+    doc = reports.report(conn, cfg, key="SHP-1", as_of=as_of, now=datetime.now(UTC))
+    qa = caller("qa")
+    _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], lot="L42")
+    _sign(conn, qa, cfg, limiter, as_of, doc["content_hash"], decision="quarantine")
+    index = reports.qa_index(conn, offline_factor=10.0)
+    (row,) = index.queue  # quarantined with an excursion: still QA's to decide
+    assert (row["reference"], row["status"]) == ("SHP-1", "quarantined")
+    assert (row["decision"], row["lot_decisions"], row["excursions"]) == ("quarantine", 1, 1)
+    assert row["risk_severity"] == "critical" and row["peak_c"] == 9.6
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
