@@ -24,7 +24,15 @@ from coldchain.errors import (
     PermissionDeniedError,
 )
 from dashboard import figures, ids
-from dashboard.pages import PageContext, badge, data_attrs, fmt_age, fmt_ts, shipment_href
+from dashboard.pages import (
+    PageContext,
+    badge,
+    data_attrs,
+    fmt_age,
+    fmt_clock,
+    fmt_ts,
+    shipment_href,
+)
 from dashboard.pages.login import current_principal
 from db.types import Conn
 from security.accounts import Principal
@@ -334,5 +342,5 @@ def register(app: Dash, page: PageContext) -> None:
             body,
             summary_cards(unresolved, now),
             figures.severity_bars(ages),
-            f"Updated {now:%H:%M:%S} UTC",
+            f"Updated {fmt_clock(now)}",
         )

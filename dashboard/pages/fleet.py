@@ -25,6 +25,7 @@ from dashboard.pages import (
     badge,
     data_attrs,
     fmt_age,
+    fmt_clock,
     fmt_range,
     fmt_temp,
     fmt_ts,
@@ -349,7 +350,7 @@ def register(app: Dash, page: PageContext) -> None:
         return (
             body,
             count,
-            f"Updated {now:%H:%M:%S} UTC",
+            f"Updated {fmt_clock(now)}",
             page_no == 0,
             end >= matching.total,
         )

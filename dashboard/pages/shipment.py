@@ -28,6 +28,7 @@ from dashboard.pages import (
     badge,
     data_attrs,
     fmt_age,
+    fmt_clock,
     fmt_duration,
     fmt_range,
     fmt_temp,
@@ -514,5 +515,5 @@ def register(app: Dash, page: PageContext) -> None:
             devices_table(detail["devices"], now, offline_factor=page.offline_factor),
             legs_table(detail["legs"]),
             units_table(detail["units"]),
-            f"{resolution} · updated {now:%H:%M:%S} UTC",
+            f"{resolution} · updated {fmt_clock(now)}",
         )
