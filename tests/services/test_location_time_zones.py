@@ -116,7 +116,7 @@ def test_the_database_refuses_an_unknown_zone_whatever_writes_it(
     row, _ = locations.create_record(
         conn, callers["admin"], "locations", record=_site("DC Basel", "409876500001")
     )
-    with pytest.raises(psycopg.errors.CheckViolation, match="locations.time_zone"):
+    with pytest.raises(psycopg.errors.CheckViolation, match=r"locations\.time_zone"):
         conn.execute(
             "UPDATE locations SET time_zone = 'Europe/Nowhere' WHERE location_id = %s",
             (row["location_id"],),
