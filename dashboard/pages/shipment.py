@@ -11,6 +11,7 @@ chart (:data:`STABILITY_REFRESH_MS`): they are computed over every reading of th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -31,11 +32,14 @@ from dashboard.pages import (
     fmt_clock,
     fmt_duration,
     fmt_range,
+    fmt_site_ts,
     fmt_temp,
     fmt_ts,
     table,
 )
 from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
+from db.types import Conn
+from services import locations as locations_s
 from services import shipments as shipment_s
 
 PATH_PREFIX = "/shipments/"
@@ -129,7 +133,7 @@ def header(detail: dict[str, Any], now: datetime, limits: Limits | None = None) 
         ("Range", fmt_range(low, high)),
         ("Now", fmt_temp(detail["current_temp_c"])),
         ("Last seen", fmt_age(detail["last_seen"], now)),
-        ("Planned arrival", fmt_ts(detail["planned_arrival"])),
+        ("Planned arrival", fmt_site_ts(detail["planned_arrival"], *_site(detail, "destination"))),
     ]
     return [
         html.Div(
@@ -256,8 +260,27 @@ def devices_table(
     )
 
 
+def _site(row: Mapping[str, Any], end: str) -> tuple[str | None, str]:
+    """(time zone, name) of a shipment's or leg's ``end`` ("origin", "destination"), from the
+    ``site_zones`` the refresh looked up (absent: the person's zone only)."""
+    zones = row.get("site_zones") or {}
+    return zones.get(row[end]), row[end]
+
+
+def with_site_zones(conn: Conn, detail: dict[str, Any]) -> None:
+    """Put the time zones of the sites the shipment and its legs name into ``detail`` and each
+    leg (``site_zones``), for :func:`_site`."""
+    ends = [detail, *detail["legs"]]
+    zones = locations_s.site_time_zones(conn, [e[end] for e in ends for end in _ENDS])
+    for row in ends:
+        row["site_zones"] = zones
+
+
+_ENDS = ("origin", "destination")
+
+
 def legs_table(rows: list[dict[str, Any]]) -> html.Div:
-    """The shipment's legs in order."""
+    """The shipment's legs in order (departure and arrival also in the sites' local time)."""
     body = [
         html.Tr(
             [
@@ -265,8 +288,8 @@ def legs_table(rows: list[dict[str, Any]]) -> html.Div:
                 html.Td(r["mode"]),
                 html.Td(f"{r['origin']} → {r['destination']}"),
                 html.Td(r["carrier"] or "—"),
-                html.Td(fmt_ts(r["planned_departure"])),
-                html.Td(fmt_ts(r["planned_arrival"])),
+                html.Td(fmt_site_ts(r["planned_departure"], *_site(r, "origin"))),
+                html.Td(fmt_site_ts(r["planned_arrival"], *_site(r, "destination"))),
             ]
         )
         for r in rows
@@ -477,6 +500,7 @@ def register(app: Dash, page: PageContext) -> None:
             # The band is the range the rules engine judges by (rules file and stored rule
             # versions on top of the product row), not the product row alone.
             limits = shipment_s.limits(conn, rules, shipment_id=detail["shipment_id"])
+            with_site_zones(conn, detail)
         product = detail["product"] or {}
         readings = pd.DataFrame(
             series.points,
