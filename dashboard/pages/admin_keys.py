@@ -148,9 +148,7 @@ def layout() -> html.Div:
                     html.Div(
                         className="toolbar",
                         children=[
-                            html.Button(
-                                "Revoke now", id=REVOKE, className="btn btn-resolve", n_clicks=0
-                            )
+                            html.Button("Revoke now", id=REVOKE, className="btn", n_clicks=0)
                         ],
                     ),
                 ],
