@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from coldchain.timezones import check_zone, city_of, in_zone, zone_label, zone_names
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -259,6 +259,7 @@ def test_a_reset_password_is_shown_once_and_ends_the_persons_sessions(
     stored = conn.execute(
         "SELECT password_hash FROM app_users WHERE username = %s", (operator,)
     ).fetchone()
+    assert stored is not None
     assert passwords.verify_password(stored["password_hash"], reset.password)
     assert not passwords.verify_password(stored["password_hash"], PASSWORD)
     assert audit_rows(conn, "app_users")[-1]["reason"] == "password reset"
