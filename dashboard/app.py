@@ -30,6 +30,10 @@ from coldchain.settings import Settings
 from dashboard import ids, nav_alerts
 from dashboard.pages import (
     PageContext,
+    admin,
+    admin_keys,
+    admin_people,
+    admin_rules,
     alerts,
     fleet,
     loggers,
@@ -40,6 +44,7 @@ from dashboard.pages import (
     qa,
     shipment,
     sites,
+    zone_picker,
 )
 from db.types import Conn
 from security.accounts import Principal
@@ -78,11 +83,13 @@ def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.H
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
                     *_editor_links(principal),
                     *new_shipment.nav_links(principal),
+                    *admin.nav_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
                     *nav_alerts.controls(principal, refresh_ms),
                 ],
                 style=None if principal is not None else {"display": "none"},
             ),
+            zone_picker.picker() if principal is not None else None,
             login.user_menu(principal),
         ],
     )
@@ -150,10 +157,28 @@ def render(
         return sites.layout(page, principal), plain, plain
     if path.rstrip("/") == new_shipment.PATH:
         return new_shipment.layout(page, principal), plain, plain
+    if path.rstrip("/") == admin.PATH or path.startswith(admin.PATH + "/"):
+        return render_admin(path.rstrip("/"), principal), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.page_layout(page, reference), active, plain
     return not_found(path), plain, plain
+
+
+def render_admin(path: str, principal: Principal) -> Any:
+    """An administration screen, or the "not allowed" page for a role that may not open it."""
+    refused = admin.guard(principal, path)
+    if refused is not None:
+        return refused
+    if path == admin.PEOPLE_PATH:
+        return admin_people.layout()
+    if path == admin.KEYS_PATH:
+        return admin_keys.layout()
+    if path == admin.RULES_PATH:
+        return admin_rules.layout(principal)
+    if path == admin.PATH:
+        return admin.layout(principal)
+    return not_found(path)
 
 
 def security_headers(script_hashes: Sequence[str], tiles: str | None = None) -> dict[str, str]:
@@ -227,6 +252,10 @@ def create_dash(
             products.layout(page),
             loggers.layout(page),
             sites.layout(page),
+            admin_people.layout(),
+            admin_keys.layout(),
+            admin_rules.layout(None),
+            zone_picker.picker(),
         ]
     )
     login.install(app.server, pool=pool, settings=settings, limiter=limiter)
@@ -241,6 +270,10 @@ def create_dash(
     loggers.register(app, page)
     sites.register(app, page)
     nav_alerts.register(app, page)
+    admin_people.register(app, page)
+    admin_keys.register(app, page)
+    admin_rules.register(app, page)
+    zone_picker.register(app)
 
     @app.callback(
         Output(ids.PAGE, "children"),

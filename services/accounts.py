@@ -1,10 +1,12 @@
-"""People and API keys as administrators manage them, and logging in and out, for the API, the
+"""People and API keys as administrators manage them (list, add, change role, deactivate,
+reactivate, reset a password; create and revoke keys), and logging in and out, for the API, the
 dashboard and the ``coldchain`` command alike.
 
 The work itself (name and password rules, hashing, tokens, the audited writes) is
 :mod:`security.accounts`; this module adds who may ask (``admin`` for managing accounts), the
 caller as the audit trail's actor, the rules of the operation (a generated password when none
-is given; an administrator cannot deactivate themselves), and one error per outcome: a person or
+is given; an administrator cannot deactivate themselves nor change their own role; a reset
+password ends the person's sessions), and one error per outcome: a person or
 key that is not there is :class:`~coldchain.errors.NotFoundError`, a request that cannot be
 carried out :class:`~coldchain.errors.AccountError`.
 
@@ -25,7 +27,8 @@ from db.types import Conn, Row
 from security import accounts, passwords
 from security.accounts import Principal, TokenKind
 from security.ratelimit import LoginLimiter
-from services.caller import Caller
+from security.roles import ROLES
+from services.caller import Caller, acting
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,73 @@ def deactivate_user(
     except AccountError as exc:
         raise NotFoundError(str(exc)) from None
     return accounts.public_user(row)
+
+
+def change_role(
+    conn: Conn, caller: Caller, *, username: str, role: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Give a person another role, effective at their next request. NotFoundError for no such
+    person; AccountError for an unknown role, the role they have, or the caller themselves (an
+    administrator cannot take their own rights away, nor hand themselves others)."""
+    caller.require("admin")
+    username = accounts.normalise_username(username)
+    if username == caller.actor:
+        raise AccountError("you cannot change your own role: ask another administrator")
+    if role not in ROLES:
+        raise AccountError(f"role {role!r}: one of {', '.join(ROLES)}")
+    user = _user(conn, username)
+    with acting(conn, caller, reason or f"role changed to {role}"):
+        row = q.set_role(conn=conn, username=username, role=role)
+    if row is None:
+        raise AccountError(f"{username} has the role {user['role']} already")
+    return accounts.public_user(row)
+
+
+def reactivate_user(
+    conn: Conn, caller: Caller, *, username: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Let a deactivated person log in again with their password (the tokens they held stay
+    revoked). NotFoundError for no such person; AccountError if they are active."""
+    caller.require("admin")
+    username = accounts.normalise_username(username)
+    _user(conn, username)
+    with acting(conn, caller, reason or "user reactivated"):
+        row = q.reactivate_user(conn=conn, username=username)
+    if row is None:
+        raise AccountError(f"{username} is active already")
+    return accounts.public_user(row)
+
+
+def reset_password(
+    conn: Conn,
+    caller: Caller,
+    *,
+    username: str,
+    password: str | None,
+    security: SecuritySettings,
+    reason: str | None = None,
+) -> NewUser:
+    """Give a person a new password (generated when ``password`` is None, and returned once)
+    and end every session and token they hold, so whoever knew the old one is out.
+    NotFoundError for no such person; WeakPasswordError for a weak password."""
+    caller.require("admin")
+    username = accounts.normalise_username(username)
+    user = _user(conn, username)
+    generated = password is None
+    secret = passwords.generate_password(username=username) if password is None else password
+    passwords.check_policy(secret, min_length=security.password_min_length, username=username)
+    password_hash = passwords.hash_password(secret)
+    with acting(conn, caller, reason or "password reset"), conn.transaction():
+        q.set_password_hash(conn=conn, user_id=user["user_id"], password_hash=password_hash)
+        q.revoke_user_tokens(conn=conn, user_id=user["user_id"])
+    return NewUser(accounts.public_user(user), secret if generated else None)
+
+
+def _user(conn: Conn, username: str) -> Row:
+    row = q.user_for_login(conn=conn, username=username)
+    if row is None:
+        raise NotFoundError(f"no user {username!r}")
+    return row
 
 
 def list_api_keys(conn: Conn, caller: Caller) -> list[Row]:

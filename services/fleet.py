@@ -169,6 +169,7 @@ def _lanes(
             gln = site_gln(sc.company_prefix, name)
             row, created = _record(conn, caller, "locations", locations.LocationIn(
                 gln=gln, name=name, lat=city.lat, lon=city.lon, geofence_m=SITE_GEOFENCE_M,
+                time_zone=city.time_zone,
             ), reason)  # fmt: skip
             site_ids[name] = row["location_id"]
             out.sites += created

@@ -1,5 +1,5 @@
-"""Locations (sites with a GLN, address, coordinates and a geofence), carriers and lanes (an
-origin, a destination and a mode): create, change, retire, import.
+"""Locations (sites with a GLN, address, coordinates, a geofence and a time zone), carriers and
+lanes (an origin, a destination and a mode): create, change, retire, import.
 
 Creation is idempotent by the natural key (a location's GLN, a carrier's name, a lane's code):
 the same record again returns the stored one, a different one raises
@@ -23,9 +23,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from coldchain.errors import InvalidRecordError, NotFoundError, RecordConflictError
 from coldchain.gs1 import check_key
+from coldchain.timezones import DEFAULT_ZONE, check_zone
 from db.queries import locations as q
 from db.types import Conn, Row
 from services.caller import Caller, acting
@@ -57,6 +59,20 @@ class LocationIn(BaseModel):
         default=None,
         description="the id its EPCIS events use (an SGLN URI); the GLN when absent",
     )
+    time_zone: str = Field(
+        default=DEFAULT_ZONE,
+        description="the site's IANA time zone (e.g. Europe/Zurich): its local times are shown "
+        "in it; UTC when absent",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            return check_zone(value)
+        except ValueError as exc:
+            # Its own error type: the message reads as it is, without "Value error, ".
+            raise PydanticCustomError("time_zone", str(exc)) from None
 
     @field_validator("gln")
     @classmethod
@@ -296,3 +312,9 @@ def import_records(
             q.insert_records(conn=conn, table=table, records=records)
         result.applied = len(records)
     return result
+
+
+def site_time_zones(conn: Conn, names: list[str]) -> dict[str, str]:
+    """The IANA time zone of each site named (location id or name, as a shipment's legs name
+    them); a name no site has is left out (its times are shown in the person's zone only)."""
+    return q.site_time_zones(conn=conn, names=sorted(set(names)))

@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from coldchain.errors import ConfigError
 from coldchain.gs1 import IdentifierError, normalize_gtin
+from coldchain.timezones import check_zone
 from coldchain.validation import format_validation_error
 from simulator.physics import BUILTIN_PROFILES, PACKAGING, Packaging, load_profile_csv
 from simulator.routes import (
@@ -133,6 +134,12 @@ class CitySpec(_Strict):
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
+    time_zone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Zurich")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_zone(value)
 
 
 class LegSpec(_Strict):
@@ -353,7 +360,7 @@ class Scenario(_Strict):
         """A built-in or scenario-defined city."""
         if name in self.cities:
             c = self.cities[name]
-            return City(name, c.lat, c.lon)
+            return City(name, c.lat, c.lon, c.time_zone)
         return CITIES[name]
 
     def route_for(self, shipment: int) -> RouteSpec:

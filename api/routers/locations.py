@@ -40,7 +40,7 @@ class _Record(BaseModel):
 
 
 class Location(_Record):
-    """A site: GLN, name, address, coordinates, geofence radius (metres)."""
+    """A site: GLN, name, address, coordinates, geofence radius (metres), IANA time zone."""
 
     location_id: str
     gln: str
@@ -49,6 +49,7 @@ class Location(_Record):
     lat: float
     lon: float
     geofence_m: float
+    time_zone: str
 
 
 class Carrier(_Record):

@@ -1,7 +1,9 @@
-"""People and API keys (administrators only): list, create, deactivate, revoke.
+"""People and API keys (administrators only): list, create, change a role, deactivate,
+reactivate, reset a password; create and revoke keys.
 
 A person is never deleted (their name stays on what they did); deactivating revokes every token
-they hold. A new person's password is generated unless one is given, and shown once. The
+they hold. A new person's password is generated unless one is given, and shown once; so is a
+reset one, and a reset ends the person's sessions. The
 operations are :mod:`services.accounts` (the ``coldchain users`` and ``apikeys`` commands call
 the same ones).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.deps import ClientDep, ConnDep, PrincipalDep, SettingsDep, requires
@@ -25,6 +27,10 @@ _ADMIN = requires("admin")
 
 UsernamePath = Annotated[str, Path(min_length=1, max_length=64)]
 KeyNamePath = Annotated[str, Path(min_length=1, max_length=64)]
+ReasonQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=2000, description="why: recorded in the audit trail"),
+]
 
 
 class User(BaseModel):
@@ -37,6 +43,9 @@ class User(BaseModel):
     active: bool
     created_at: AwareDatetime
     deactivated_at: AwareDatetime | None
+    last_login_at: AwareDatetime | None = Field(
+        default=None, description="when the person last logged in (listing only)"
+    )
 
 
 class UserIn(BaseModel):
@@ -57,6 +66,22 @@ class NewUser(BaseModel):
 
     user: User
     password: str | None
+
+
+class RoleIn(BaseModel):
+    """A person's new role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class PasswordIn(BaseModel):
+    """A new password; without one a password is generated and returned once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str, StringConstraints(max_length=passwords.MAX_LENGTH)] | None = None
 
 
 class ApiKey(BaseModel):
@@ -134,6 +159,71 @@ def deactivate_user(
     """Deactivate a person and revoke their tokens (administrators cannot lock themselves out)."""
     row = service.deactivate_user(conn, Caller.of(principal, client), username=username)
     return User.model_validate(row)
+
+
+@router.post(
+    "/users/{username}/role",
+    openapi_extra=_ADMIN,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+def change_role(
+    username: UsernamePath,
+    body: RoleIn,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+    reason: ReasonQuery = None,
+) -> User:
+    """Give a person another role, effective at their next request (not one's own)."""
+    caller = Caller.of(principal, client)
+    row = service.change_role(conn, caller, username=username, role=body.role, reason=reason)
+    return User.model_validate(row)
+
+
+@router.post(
+    "/users/{username}/reactivate",
+    openapi_extra=_ADMIN,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+)
+def reactivate_user(
+    username: UsernamePath,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+    reason: ReasonQuery = None,
+) -> User:
+    """Let a deactivated person log in again with their password."""
+    caller = Caller.of(principal, client)
+    return User.model_validate(
+        service.reactivate_user(conn, caller, username=username, reason=reason)
+    )
+
+
+@router.post(
+    "/users/{username}/password",
+    openapi_extra=_ADMIN,
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def reset_password(
+    username: UsernamePath,
+    body: PasswordIn,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    reason: ReasonQuery = None,
+) -> NewUser:
+    """Give a person a new password (generated and returned once when none is given) and end
+    their sessions and tokens."""
+    reset = service.reset_password(
+        conn,
+        Caller.of(principal, client),
+        username=username,
+        password=body.password,
+        security=settings.security,
+        reason=reason,
+    )
+    return NewUser(user=User.model_validate(reset.user), password=reset.password)
 
 
 @router.get("/api-keys", openapi_extra=_ADMIN, tags=["api-keys"])

@@ -1,7 +1,11 @@
 """The dashboard's pages, one module each with ``layout(...)`` and ``register(app, ctx)``.
 
 What every page gets (:class:`PageContext`) and the small formatting helpers they share live
-here. Formatting helpers are pure: the caller passes ``now``.
+here. Formatting helpers are pure: the caller passes ``now``; the one exception is the zone
+times are shown in, which :func:`fmt_ts` and :func:`fmt_clock` read from the person's cookie
+(:data:`ZONE_COOKIE`, set by the zone picker in the navigation bar) so that no page's callbacks
+have to pass it along. Times are always labelled with their zone (``2026-12-05 14:05 CET``); the
+pure work is :func:`fmt_ts_in` and :mod:`coldchain.timezones`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+import flask
 from dash import html
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
+from coldchain.timezones import DEFAULT_ZONE, check_zone, city_of, in_zone, zone_label
 from db.types import Conn
+
+#: The cookie holding the person's choice of zone: an IANA name, or ``browser:<IANA name>``
+#: when they chose "my browser's zone" (the browser writes the zone it is in).
+ZONE_COOKIE = "coldchain_tz"
+#: The choice meaning "the zone my browser is in".
+BROWSER_ZONE = "browser"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +84,72 @@ def fmt_range(low: float | None, high: float | None, unit: str = "°C") -> str:
     return "—"
 
 
-def fmt_ts(value: datetime | date | None) -> str:
-    """``2026-11-26 03:04 UTC`` (the API and the database work in UTC)."""
+def zone_choice(cookie: str | None) -> tuple[str, str]:
+    """The person's choice (a zone, or :data:`BROWSER_ZONE`) and the zone it means, from the
+    cookie's value; UTC for no cookie or a value that is not a known zone (a stale or forged
+    cookie must not break a page)."""
+    value = unquote(cookie or "").strip()
+    choice = value
+    if value.startswith(BROWSER_ZONE + ":"):
+        choice, value = BROWSER_ZONE, value.removeprefix(BROWSER_ZONE + ":")
+    try:
+        return choice, check_zone(value)
+    except ValueError:
+        return DEFAULT_ZONE, DEFAULT_ZONE
+
+
+def request_zone() -> str:
+    """The zone the person asking chose (:data:`ZONE_COOKIE`); UTC outside a request."""
+    if not flask.has_request_context():
+        return DEFAULT_ZONE
+    return zone_choice(flask.request.cookies.get(ZONE_COOKIE))[1]
+
+
+def fmt_ts_in(value: datetime | date | None, zone: str) -> str:
+    """``2026-12-05 14:05 CET``: the instant in ``zone``, always labelled (pure). A date is
+    shown as it is (a date has no zone); a naive datetime is taken as UTC."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        local = in_zone(value, zone)
+        return f"{local:%Y-%m-%d %H:%M} {zone_label(local)}"
     return value.isoformat()
+
+
+def fmt_ts(value: datetime | date | None) -> str:
+    """``2026-12-05 14:05 CET`` in the zone the person chose (UTC by default), labelled."""
+    return fmt_ts_in(value, request_zone())
+
+
+def fmt_clock(value: datetime) -> str:
+    """``14:05:09 CET``: a time of day to the second in the person's zone, labelled (the
+    pages' "Updated …" line)."""
+    local = in_zone(value, request_zone())
+    return f"{local:%H:%M:%S} {zone_label(local)}"
+
+
+def fmt_site_ts_in(
+    value: datetime | None, site_zone: str | None, zone: str, site: str | None = None
+) -> str:
+    """``2026-12-05 14:05 UTC (15:05 Basel, CET)``: the instant in ``zone`` and, where it
+    happened, in the site's zone (pure). The site's part carries its date when the date
+    differs, and is left out when the site is in ``zone`` already or has no zone."""
+    shown = fmt_ts_in(value, zone)
+    if value is None or not site_zone or site_zone == zone:
+        return shown
+    try:
+        local = in_zone(value, site_zone)
+    except ValueError:  # a zone the database accepted but this host does not know
+        return shown
+    day = "" if local.date() == in_zone(value, zone).date() else f"{local:%Y-%m-%d} "
+    where = site or city_of(site_zone)
+    return f"{shown} ({day}{local:%H:%M} {where}, {zone_label(local)})"
+
+
+def fmt_site_ts(value: datetime | None, site_zone: str | None, site: str | None = None) -> str:
+    """An instant that happened at a site (an arrival, an excursion at a warehouse): in the
+    person's zone and in the site's local time, both labelled."""
+    return fmt_site_ts_in(value, site_zone, request_zone(), site)
 
 
 def fmt_age(then: datetime | None, now: datetime) -> str:

@@ -29,7 +29,7 @@ from coldchain.errors import (
     PermissionDeniedError,
 )
 from dashboard import figures, ids
-from dashboard.pages import PageContext
+from dashboard.pages import PageContext, fmt_clock
 from dashboard.pages.alert_rows import alert_row, headers, summary_cards
 from dashboard.pages.login import current_principal
 from db.types import Conn
@@ -298,5 +298,5 @@ def register(app: Dash, page: PageContext) -> None:
             body,
             summary_cards(unresolved, now),
             figures.severity_bars(ages),
-            f"Updated {now:%H:%M:%S} UTC",
+            f"Updated {fmt_clock(now)}",
         )

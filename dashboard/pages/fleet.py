@@ -21,7 +21,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import figures, ids, maps
-from dashboard.pages import PageContext
+from dashboard.pages import PageContext, fmt_clock
 from dashboard.pages.fleet_table import QA_FILTER_OPTIONS, qa_filter_statuses, table_row
 from db.types import Conn, Page
 from services import shipments as shipment_s
@@ -348,7 +348,7 @@ def register(app: Dash, page: PageContext) -> None:
         return (
             body,
             count,
-            f"Updated {now:%H:%M:%S} UTC",
+            f"Updated {fmt_clock(now)}",
             page_no == 0,
             end >= matching.total,
         )

@@ -135,7 +135,9 @@ def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
             html.Td(
                 [
                     dcc.Link(row["reference"], href=shipment_href(row["reference"])),
-                    html.Span(lifecycle.STATE_LABELS.get(row["status"], row["status"]), className="sub"),
+                    html.Span(
+                        lifecycle.STATE_LABELS.get(row["status"], row["status"]), className="sub"
+                    ),
                 ],
                 className=ids.CELL_REFERENCE,
             ),

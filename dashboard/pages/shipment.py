@@ -16,6 +16,7 @@ fleet: :func:`page_layout`), not the cards empty.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -34,8 +35,10 @@ from dashboard.pages import (
     badge,
     data_attrs,
     fmt_age,
+    fmt_clock,
     fmt_duration,
     fmt_range,
+    fmt_site_ts,
     fmt_temp,
     fmt_ts,
     table,
@@ -45,7 +48,9 @@ from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
 from dashboard.pages.shipment_route import register_route_map, route_card
 from dashboard.pages.shipment_stability import stability_panel
 from dashboard.pages.shipment_timeline import timeline_table
+from db.types import Conn
 from services import lifecycle as lifecycle_s
+from services import locations as locations_s
 from services import shipments as shipment_s
 from services import timeline as timeline_s
 
@@ -150,7 +155,11 @@ def header(
         ("Range", fmt_range(low, high), ""),
         ("Now", fmt_temp(detail["current_temp_c"]), "text-alarm" if outside else ""),
         ("Last seen", fmt_age(detail["last_seen"], now), ""),
-        ("Planned arrival", fmt_ts(detail["planned_arrival"]), ""),
+        (
+            "Planned arrival",
+            fmt_site_ts(detail["planned_arrival"], *_site(detail, "destination")),
+            "",
+        ),
     ]
     label, kind = (
         (figures.CONDITION_LABELS[detail["condition"]], detail["condition"])
@@ -282,8 +291,27 @@ def devices_table(
     )
 
 
+def _site(row: Mapping[str, Any], end: str) -> tuple[str | None, str]:
+    """(time zone, name) of a shipment's or leg's ``end`` ("origin", "destination"), from the
+    ``site_zones`` the refresh looked up (absent: the person's zone only)."""
+    zones = row.get("site_zones") or {}
+    return zones.get(row[end]), row[end]
+
+
+def with_site_zones(conn: Conn, detail: dict[str, Any]) -> None:
+    """Put the time zones of the sites the shipment and its legs name into ``detail`` and each
+    leg (``site_zones``), for :func:`_site`."""
+    ends = [detail, *detail["legs"]]
+    zones = locations_s.site_time_zones(conn, [e[end] for e in ends for end in _ENDS])
+    for row in ends:
+        row["site_zones"] = zones
+
+
+_ENDS = ("origin", "destination")
+
+
 def legs_table(rows: list[dict[str, Any]]) -> html.Div:
-    """The shipment's legs in order."""
+    """The shipment's legs in order (departure and arrival also in the sites' local time)."""
     body = [
         html.Tr(
             [
@@ -291,8 +319,8 @@ def legs_table(rows: list[dict[str, Any]]) -> html.Div:
                 html.Td(r["mode"]),
                 html.Td(f"{r['origin']} → {r['destination']}", className="wrap"),
                 html.Td(r["carrier"] or "—", className="wrap"),
-                html.Td(fmt_ts(r["planned_departure"])),
-                html.Td(fmt_ts(r["planned_arrival"])),
+                html.Td(fmt_site_ts(r["planned_departure"], *_site(r, "origin"))),
+                html.Td(fmt_site_ts(r["planned_arrival"], *_site(r, "destination"))),
             ]
         )
         for r in rows
@@ -425,6 +453,7 @@ def register(app: Dash, page: PageContext) -> None:
             # The band is the range the rules engine judges by (rules file and stored rule
             # versions on top of the product row), not the product row alone.
             limits = shipment_s.limits(conn, rules, shipment_id=detail["shipment_id"])
+            with_site_zones(conn, detail)
             verdicts = lifecycle_s.verdicts(conn, shipment_id=detail["shipment_id"])
             events = timeline_s.shipment_timeline(conn, shipment_id=detail["shipment_id"])
         banner = status_banner(
@@ -476,6 +505,6 @@ def register(app: Dash, page: PageContext) -> None:
             devices_table(detail["devices"], now, offline_factor=page.offline_factor),
             legs_table(detail["legs"]),
             units_table(detail["units"]),
-            f"{resolution} · updated {now:%H:%M:%S} UTC",
+            f"{resolution} · updated {fmt_clock(now)}",
             timeline_table(events),
         )

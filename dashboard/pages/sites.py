@@ -1,18 +1,21 @@
 """Sites ("/sites"): the locations (sites with a GLN, coordinates and a geofence), carriers and
-lanes; register one of each, or retire one with a reason.
+lanes; register one of each, or retire one with a reason; set a site's time zone.
 
 One section per table of :mod:`services.locations`, built from :data:`SECTIONS` (the same
 list, form and retire box three times, not three copies). Everyone may read the lists; the
 forms are shown to the roles with ``locations.manage`` (admin), and the service checks the role
 again whatever the page shows. A retirement names the version the list showed when it was
 loaded (kept in the browser), so a record changed meanwhile is refused, not retired unseen; a
-site that a live lane uses is refused until the lane is retired. Changing a record's fields is
-the API's and the CLI's for now.
+site that a live lane uses is refused until the lane is retired. A site's time zone (an IANA
+name, migration 0017) can be set here too, at the version listed and with a reason, and each
+site shows its local time now (:func:`dashboard.pages.fmt_site_ts`); changing a record's other
+fields is the API's and the CLI's for now.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -20,7 +23,8 @@ from dash.exceptions import PreventUpdate
 from pydantic import ValidationError
 
 from coldchain.errors import ColdchainError, InvalidRecordError
-from dashboard.pages import PageContext, badge, data_attrs, table
+from coldchain.timezones import zone_names
+from dashboard.pages import PageContext, badge, data_attrs, fmt_site_ts, table
 from dashboard.pages.forms import (
     REASON_MAX,
     caller,
@@ -49,7 +53,8 @@ class Section:
     title: str
     noun: str
     key: str
-    #: (field, label, kind): kind is "text", "number", "mode" or "site" (a pick list of sites).
+    #: (field, label, kind): kind is "text", "number", "mode", "site" (a pick list of sites) or
+    #: "zone" (a pick list of IANA time zones).
     fields: tuple[tuple[str, str, str], ...]
 
     def id(self, part: str) -> str:
@@ -74,6 +79,7 @@ SECTIONS: tuple[Section, ...] = (
             ("lat", "Latitude", "number"),
             ("lon", "Longitude", "number"),
             ("geofence_m", "Geofence radius (m)", "number"),
+            ("time_zone", "Time zone", "zone"),
         ),
     ),
     Section(
@@ -135,7 +141,7 @@ def record_label(section: Section, row: Row) -> str:
     return f"{row['code']}: {row['origin_location_id']} → {row['destination_location_id']} ({row['mode']})"
 
 
-def _cells(section: Section, row: Row) -> list[Any]:
+def _cells(section: Section, row: Row, now: datetime) -> list[Any]:
     if section.table == "locations":
         return [
             row["gln"],
@@ -143,6 +149,16 @@ def _cells(section: Section, row: Row) -> list[Any]:
             row["address"] or "—",
             f"{row['lat']:.5f}, {row['lon']:.5f}",
             f"{row['geofence_m']:g} m",
+            html.Span(
+                [
+                    html.Span(row["time_zone"], className="cell-zone"),
+                    html.Br(),
+                    html.Small(
+                        "now " + fmt_site_ts(now, row["time_zone"], row["name"]),
+                        className="muted cell-local-time",
+                    ),
+                ]
+            ),
         ]
     if section.table == "carriers":
         return [row["name"], row["code"] or "—"]
@@ -150,18 +166,19 @@ def _cells(section: Section, row: Row) -> list[Any]:
 
 
 HEADERS: dict[str, list[str]] = {
-    "locations": ["GLN", "Name", "Address", "Position", "Geofence", ""],
+    "locations": ["GLN", "Name", "Address", "Position", "Geofence", "Time zone", ""],
     "carriers": ["Name", "Code", ""],
     "lanes": ["Code", "Origin", "Destination", "Mode", ""],
 }
 
 
-def record_rows(section: Section, rows: list[Row]) -> list[html.Tr]:
-    """A section's list rows, retired ones marked."""
+def record_rows(section: Section, rows: list[Row], now: datetime | None = None) -> list[html.Tr]:
+    """A section's list rows, retired ones marked (a site's local time at ``now``)."""
+    at = now or datetime.now(UTC)
     return [
         html.Tr(
             [
-                *(html.Td(c) for c in _cells(section, r)),
+                *(html.Td(c) for c in _cells(section, r, at)),
                 html.Td(badge("retired", "offline") if r["retired_at"] else badge("in use", "ok")),
             ],
             className=f"record-row {section.table}-row" + (" retired" if r["retired_at"] else ""),
@@ -183,12 +200,51 @@ def _input(section: Section, field: str, label: str, kind: str) -> html.Label:
             label,
             dcc.Dropdown(id=section.id(field), options=options, value="road", clearable=False),
         )
+    if kind == "zone":
+        return labelled(label, zone_dropdown(section.id(field)))
     if kind == "site":
         return labelled(
             label,
             dcc.Dropdown(id=section.id(field), options=[], value=None, placeholder="Pick a site"),
         )
     return labelled(label, text_input(section.id(field)))
+
+
+def zone_dropdown(id: str) -> dcc.Dropdown:
+    """A searchable pick list of the IANA time zones (UTC first)."""
+    options = [{"label": z, "value": z} for z in zone_names()]
+    return dcc.Dropdown(id=id, options=options, value="UTC", clearable=False)
+
+
+ZONE_SITE = "sites-zone-site"
+ZONE_NEW = "sites-zone-new"
+ZONE_REASON = "sites-zone-reason"
+ZONE_SET = "sites-zone-set"
+
+
+def _zone_editor(section: Section) -> list[Any]:
+    """The sites' extra box: set a registered site's time zone (locations only)."""
+    if section.table != "locations":
+        return []
+    return [
+        html.H3("Set a site's time zone"),
+        html.Div(
+            className="form-row",
+            children=[
+                labelled("Which", dcc.Dropdown(id=ZONE_SITE, options=[], value=None), grow=True),
+                labelled("Time zone", zone_dropdown(ZONE_NEW), grow=True),
+                labelled(
+                    "Reason (required; recorded in the audit trail)",
+                    text_input(ZONE_REASON, max_length=REASON_MAX),
+                    grow=True,
+                ),
+            ],
+        ),
+        html.Div(
+            className="toolbar",
+            children=[html.Button("Set time zone", id=ZONE_SET, className="btn", n_clicks=0)],
+        ),
+    ]
 
 
 def _section(section: Section, can_manage: bool) -> html.Div:
@@ -245,6 +301,7 @@ def _section(section: Section, can_manage: bool) -> html.Div:
                             )
                         ],
                     ),
+                    *_zone_editor(section),
                     html.Div(id=section.id("feedback"), className="feedback", role="status"),
                 ],
             ),
@@ -288,13 +345,60 @@ def register(app: Dash, page: PageContext) -> None:
     @app.callback(
         Output(lanes.id("origin_location_id"), "options"),
         Output(lanes.id("destination_location_id"), "options"),
+        Output(ZONE_SITE, "options"),
         Input(sites.id("changed"), "data"),
     )
-    def site_choices(_changed: int | None) -> tuple[Any, Any]:
+    def site_choices(_changed: int | None) -> tuple[Any, Any, Any]:
         with page.connection() as conn:
             rows = service.list_records(conn, "locations", include_retired=False)
         options = [{"label": record_label(sites, r), "value": r["location_id"]} for r in rows]
-        return options, options
+        return options, options, options
+
+    @app.callback(
+        Output(sites.id("feedback"), "children", allow_duplicate=True),
+        Output(sites.id("feedback"), "className", allow_duplicate=True),
+        Output(sites.id("changed"), "data", allow_duplicate=True),
+        Input(ZONE_SET, "n_clicks"),
+        State(ZONE_SITE, "value"),
+        State(ZONE_NEW, "value"),
+        State(ZONE_REASON, "value"),
+        State(sites.id("versions"), "data"),
+        State(sites.id("changed"), "data"),
+        prevent_initial_call=True,
+    )
+    def set_zone(
+        clicks: int | None, key: Any, zone: Any, reason: Any, versions: Any, changed: int | None
+    ) -> tuple[Any, ...]:
+        if not clicks:
+            raise PreventUpdate
+        who = caller()
+        if who is None:
+            return "Log in again: your session has ended.", "feedback error", no_update
+        reason = (reason or "").strip()
+        labels = sites.labels | {"location_id": "Which"}
+        try:
+            if key is None or not isinstance(versions, dict) or str(key) not in versions:
+                raise InvalidRecordError("location_id", "pick the site first")
+            if not reason:
+                raise InvalidRecordError("reason", "say why (required)")
+            with page.connection() as conn:
+                row = service.update_record(
+                    conn,
+                    who,
+                    "locations",
+                    key=key,
+                    changes={"time_zone": zone or ""},
+                    expected_version=int(versions[str(key)]),
+                    reason=reason,
+                )
+        except ColdchainError as exc:
+            return (
+                refusal(exc, what="sites", role=who.role, labels=labels),
+                "feedback error",
+                no_update,
+            )
+        message = f"{record_label(sites, row)} is now in {row['time_zone']}."
+        return message, "feedback ok", (changed or 0) + 1
 
 
 def _register_section(app: Dash, page: PageContext, section: Section) -> None:

@@ -12,7 +12,10 @@ from db.types import Conn, Row
 
 #: Per table: its key column and the columns a record is created or changed with.
 TABLES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    "locations": ("location_id", ("gln", "name", "address", "lat", "lon", "geofence_m")),
+    "locations": (
+        "location_id",
+        ("gln", "name", "address", "lat", "lon", "geofence_m", "time_zone"),
+    ),
     "carriers": ("carrier_id", ("name", "code")),
     "lanes": ("lane_id", ("code", "origin_location_id", "destination_location_id", "mode")),
 }
@@ -106,3 +109,19 @@ def lanes_using(*, conn: Conn, location_id: str) -> list[Row]:
         " AND %(id)s IN (origin_location_id, destination_location_id) ORDER BY code",
         {"id": location_id},
     ).fetchall()
+
+
+def site_time_zones(*, conn: Conn, names: list[str]) -> dict[str, str]:
+    """The time zone of each site named (by its location id, else its name, as a shipment's
+    legs name their ends: migration 0017); names no site has are left out. Of two sites with
+    one name, the live one registered first answers."""
+    rows = conn.execute(
+        """
+        SELECT DISTINCT ON (n.name) n.name, l.time_zone
+        FROM unnest(%(names)s::text[]) AS n(name)
+        JOIN locations l ON l.location_id = n.name OR (l.gln IS NOT NULL AND l.name = n.name)
+        ORDER BY n.name, (l.location_id = n.name) DESC, (l.retired_at IS NULL) DESC, l.created_at
+        """,
+        {"names": names},
+    ).fetchall()
+    return {r["name"]: r["time_zone"] for r in rows}

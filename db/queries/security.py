@@ -38,7 +38,24 @@ SELECT_USER_BY_ID = (
     f"SELECT {_USER_COLUMNS}, password_hash FROM app_users WHERE user_id = %(user_id)s"
 )
 
-LIST_USERS = f"SELECT {_USER_COLUMNS} FROM app_users ORDER BY username"
+# The last login is the newest token or session the person was issued (every login issues one).
+LIST_USERS = f"""
+SELECT {_USER_COLUMNS},
+       (SELECT max(t.created_at) FROM auth_tokens t WHERE t.user_id = app_users.user_id)
+           AS last_login_at
+FROM app_users ORDER BY username
+"""
+
+SET_ROLE = f"""
+UPDATE app_users SET role = %(role)s WHERE username = %(username)s AND role <> %(role)s
+RETURNING {_USER_COLUMNS}
+"""
+
+REACTIVATE_USER = f"""
+UPDATE app_users SET active = true, deactivated_at = NULL
+WHERE username = %(username)s AND NOT active
+RETURNING {_USER_COLUMNS}
+"""
 
 SET_PASSWORD_HASH = """
 UPDATE app_users SET password_hash = %(password_hash)s, password_changed_at = now()
@@ -425,3 +442,20 @@ def set_service_account(*, conn: Conn, username: str, kind: str, password_hash: 
 def active_service_accounts(*, conn: Conn) -> list[Row]:
     """Live MQTT service accounts with their hashes."""
     return conn.execute(ACTIVE_SERVICE_ACCOUNTS).fetchall()
+
+
+def set_role(*, conn: Conn, username: str, role: str) -> Row | None:
+    """Give a person another role (their live tokens carry it from their next request: a
+    token's role is read from the person); None if no such person or the role is theirs."""
+    return conn.execute(SET_ROLE, {"username": username, "role": role}).fetchone()
+
+
+def reactivate_user(*, conn: Conn, username: str) -> Row | None:
+    """Let a deactivated person log in again (their old tokens stay revoked); None if there is
+    no such inactive person."""
+    return conn.execute(REACTIVATE_USER, {"username": username}).fetchone()
+
+
+def revoke_user_tokens(*, conn: Conn, user_id: int) -> None:
+    """Revoke every live token and session of a person."""
+    conn.execute(REVOKE_USER_TOKENS, {"user_id": user_id})

@@ -27,10 +27,21 @@ SetsOption = Annotated[list[str] | None, SetOption]
 #: Per table: its help, the columns `list` shows, how `show` parses a key, an example.
 _SPECS = {
     "locations": (
-        "Sites: GLN, address, coordinates, geofence.",
-        ("location_id", "gln", "name", "lat", "lon", "geofence_m", "version", "retired_at"),
+        "Sites: GLN, address, coordinates, geofence, IANA time zone.",
+        (
+            "location_id",
+            "gln",
+            "name",
+            "lat",
+            "lon",
+            "geofence_m",
+            "time_zone",
+            "version",
+            "retired_at",
+        ),
         str,
-        "-s gln=4098765000010 -s name='DC Basel' -s lat=47.56 -s lon=7.59 -s geofence_m=250",
+        "-s gln=4098765000010 -s name='DC Basel' -s lat=47.56 -s lon=7.59 -s geofence_m=250"
+        " -s time_zone=Europe/Zurich",
     ),
     "carriers": (
         "Carriers.",

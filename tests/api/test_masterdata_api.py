@@ -233,3 +233,21 @@ def test_sites_carriers_and_lanes(app: TestClient, people: dict[str, Person], db
     assert r.status_code == 200 and r.json()["mode"] == "air" and r.headers["ETag"] == '"2"'
     assert app.post("/api/v1/lanes", json=lane, headers=_as(people["operator"])).status_code == 403
     assert [a[0] for a in _audit(db_dsn, "lanes")] == ["insert", "update"]
+
+
+def test_a_sites_time_zone_through_the_api(app: TestClient, people: dict[str, Person]) -> None:
+    admin = _as(people["admin"])
+    site = {"gln": _gln("409876500001"), "name": "DC Basel", "lat": 47.56, "lon": 7.59,
+            "geofence_m": 250}  # fmt: skip
+    bad = app.post("/api/v1/locations", json={**site, "time_zone": "Europe/Nowhere"}, headers=admin)
+    assert bad.status_code == 422
+    assert "time_zone" in str(bad.json()["detail"]) and "Europe/Nowhere" in str(bad.json())
+    r = app.post("/api/v1/locations", json=site, headers=admin)
+    assert r.status_code == 201 and r.json()["time_zone"] == "UTC", r.text
+    r = app.patch(f"/api/v1/locations/{site['gln']}", json={"time_zone": "Europe/Zurich"},
+                  params={"reason": "the site is in Basel"},
+                  headers={**admin, "If-Match": '"1"'})  # fmt: skip
+    assert r.status_code == 200 and r.json()["time_zone"] == "Europe/Zurich", r.text
+    assert app.get(f"/api/v1/locations/{site['gln']}", headers=admin).json()["time_zone"] == (
+        "Europe/Zurich"
+    )

@@ -203,3 +203,50 @@ def test_retiring_needs_the_version_listed_and_lanes_go_first(
     assert _rows(
         db_dsn, "SELECT reason FROM audit_log WHERE entity = 'locations' AND action = 'update'"
     ) == [{"reason": "renamed"}, {"reason": "site closed"}]
+
+
+@pytest.mark.integration
+def test_an_admin_sets_a_sites_time_zone_and_the_list_shows_its_local_time(
+    web_server: LiveServer, db_dsn: str, people: dict[str, Person], session_cookie: Any
+) -> None:
+    admin = session_cookie(people["admin"])
+    out = _add(web_server, admin, SITES, {**BASEL, "time_zone": "Europe/Zurich"})
+    assert out[SITES.id("feedback")]["className"] == "feedback ok", out
+    _add(web_server, admin, SITES, BERN)
+    versions = _listed(web_server, admin, SITES)[SITES.id("versions")]["data"]
+
+    def set_zone(cookie: str, zone: str, reason: str) -> Any:
+        return call(
+            web_server,
+            cookie,
+            trigger=f"{page.ZONE_SET}.n_clicks",
+            output=f"{SITES.id('feedback')}.children",
+            values={
+                f"{page.ZONE_SITE}.value": BERN["gln"],
+                f"{page.ZONE_NEW}.value": zone,
+                f"{page.ZONE_REASON}.value": reason,
+                f"{SITES.id('versions')}.data": versions,
+            },
+        )
+
+    out = set_zone(session_cookie(people["operator"]), "Europe/Zurich", "Bern is in Switzerland")
+    assert out[SITES.id("feedback")]["children"] == (
+        "Your role (operator) cannot change sites: nothing was saved."
+    )
+    out = set_zone(admin, "Europe/Zurich", "")
+    assert out[SITES.id("feedback")]["children"] == "Not saved — Reason: say why (required)"
+    out = set_zone(admin, "Europe/Nowhere", "Bern is in Switzerland")
+    assert out[SITES.id("feedback")]["children"].startswith(
+        "Not saved — Time zone: 'Europe/Nowhere' is not a known IANA time zone"
+    )
+    out = set_zone(admin, "Europe/Zurich", "Bern is in Switzerland")
+    assert out[SITES.id("feedback")]["children"] == (
+        f"Bern hospital ({BERN['gln']}) is now in Europe/Zurich."
+    )
+    assert _rows(db_dsn, "SELECT name, time_zone FROM locations ORDER BY name") == [
+        {"name": "Bern hospital", "time_zone": "Europe/Zurich"},
+        {"name": "DC Basel", "time_zone": "Europe/Zurich"},
+    ]
+    listed = str(_listed(web_server, admin, SITES)[SITES.id("list")])
+    # "now 2026-12-05 14:05 UTC (15:05 DC Basel, CET)": the site's own time beside UTC.
+    assert "DC Basel, CE" in listed and "Bern hospital, CE" in listed

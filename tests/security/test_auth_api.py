@@ -209,3 +209,24 @@ def test_failures_from_a_shared_address_do_not_lock_the_admin_out(
         time.sleep(1.1)
         # ana.ruiz had failures at this address, below her lock: the right password works.
         assert _login(nat, "ana.ruiz", PASSWORD).status_code == 200
+
+
+def test_an_admin_changes_a_role_reactivates_and_resets_a_password(
+    client: TestClient, people: dict[str, Person]
+) -> None:
+    admin = people["admin"].headers
+    vera = people["viewer"]
+    r = client.post(f"/api/v1/users/{vera.username}/role", json={"role": "operator"},
+                    params={"reason": "on call now"}, headers=admin)  # fmt: skip
+    assert r.status_code == 200 and r.json()["role"] == "operator", r.text
+    me = client.get("/api/v1/auth/me", headers=vera.headers).json()
+    assert me["role"] == "operator"
+    r = client.post(f"/api/v1/users/{vera.username}/reactivate", headers=admin)
+    assert r.status_code == 409 and "active already" in r.json()["detail"]
+    r = client.post(f"/api/v1/users/{vera.username}/password", json={}, headers=admin)
+    assert r.status_code == 200 and r.json()["password"], r.text
+    assert client.get("/api/v1/auth/me", headers=vera.headers).status_code == 401
+    assert _login(client, vera.username, r.json()["password"]).status_code == 200
+    users = {u["username"]: u for u in client.get("/api/v1/users", headers=admin).json()}
+    assert users[vera.username]["last_login_at"] is not None
+    assert users[people["qa"].username]["last_login_at"] is not None  # the fixture's token

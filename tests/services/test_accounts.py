@@ -186,3 +186,80 @@ def test_login_gives_a_token_of_its_kinds_lifetime_and_logout_revokes_it(
     assert service.logout(conn, principal, source=SOURCE) is True
     assert principal_for_secret(conn, secret, kinds=(kind,)) is None
     assert service.logout(conn, principal, source=SOURCE) is False
+
+
+def test_an_admin_changes_a_role_at_once_but_never_their_own(
+    conn: psycopg.Connection[Any], caller: CallerOf, people: dict[Role, Any]
+) -> None:
+    admin = caller("admin")
+    operator = PEOPLE["operator"][0]
+    changed = service.change_role(
+        conn, admin, username=operator, role="viewer", reason="moved to logistics"
+    )
+    assert changed["role"] == "viewer"
+    # Their live token carries the new role from the next request.
+    principal = principal_for_secret(conn, people["operator"].token, kinds=("api",))
+    assert principal is not None and principal.role == "viewer"
+    last = audit_rows(conn, "app_users")[-1]
+    assert (last["actor"], last["reason"], last["after"]["role"]) == (
+        PEOPLE["admin"][0],
+        "moved to logistics",
+        "viewer",
+    )
+    with pytest.raises(AccountError, match="has the role viewer already"):
+        service.change_role(conn, admin, username=operator, role="viewer")
+    with pytest.raises(AccountError, match="role 'boss'"):
+        service.change_role(conn, admin, username=operator, role="boss")
+    with pytest.raises(AccountError, match="your own role"):
+        service.change_role(conn, admin, username=PEOPLE["admin"][0], role="viewer")
+    with pytest.raises(NotFoundError, match="no user 'nobody'"):
+        service.change_role(conn, admin, username="nobody", role="viewer")
+    with pytest.raises(PermissionDeniedError):
+        service.change_role(conn, caller("qa"), username=operator, role="admin")
+
+
+def test_a_deactivated_person_is_reactivated_with_their_password(
+    conn: psycopg.Connection[Any], caller: CallerOf
+) -> None:
+    admin = caller("admin")
+    viewer = PEOPLE["viewer"][0]
+    service.deactivate_user(conn, admin, username=viewer)
+    with pytest.raises(AccountError, match="is active already"):
+        service.reactivate_user(conn, admin, username=PEOPLE["qa"][0])
+    row = service.reactivate_user(conn, admin, username=viewer, reason="back from leave")
+    assert row["active"] is True and row["deactivated_at"] is None
+    token, _, _ = service.login(
+        conn,
+        username=viewer,
+        password=PASSWORD,
+        kind="dashboard",
+        security=SECURITY,
+        limiter=LoginLimiter(max_failures=5, window_s=60),
+        client=SOURCE,
+    )
+    assert token
+    listed = {u["username"]: u for u in service.list_users(conn, admin)}
+    assert listed[viewer]["last_login_at"] is not None
+
+
+def test_a_reset_password_is_shown_once_and_ends_the_persons_sessions(
+    conn: psycopg.Connection[Any], caller: CallerOf, people: dict[Role, Any]
+) -> None:
+    operator = PEOPLE["operator"][0]
+    with pytest.raises(PermissionDeniedError):
+        service.reset_password(
+            conn, caller("operator"), username=operator, password=None, security=SECURITY
+        )
+    reset = service.reset_password(
+        conn, caller("admin"), username=operator, password=None, security=SECURITY
+    )
+    assert reset.password is not None and reset.user["username"] == operator
+    # The old token is gone; the old password no longer works, the new one does.
+    assert principal_for_secret(conn, people["operator"].token, kinds=("api",)) is None
+    stored = conn.execute(
+        "SELECT password_hash FROM app_users WHERE username = %s", (operator,)
+    ).fetchone()
+    assert stored is not None
+    assert passwords.verify_password(stored["password_hash"], reset.password)
+    assert not passwords.verify_password(stored["password_hash"], PASSWORD)
+    assert audit_rows(conn, "app_users")[-1]["reason"] == "password reset"

@@ -169,3 +169,14 @@ def test_units_packed_by_the_former_private_path_refuse_the_fleet_with_what_to_d
     with pytest.raises(RecordConflictError, match="remove the stack's data folder"):
         register(db_dsn, fleet)
     assert counts(db_dsn)[2] == 0, "nothing registered"
+
+
+def test_the_demo_sites_get_their_cities_time_zones(db_dsn: str) -> None:
+    fleet = build_fleet(scenario_from_dict(base_scenario()), start=START)
+    register(db_dsn, fleet, now=START + timedelta(hours=1))
+    with psycopg.connect(db_dsn) as conn:
+        zones = conn.execute(
+            "SELECT name, time_zone FROM locations WHERE gln IS NOT NULL ORDER BY name"
+        ).fetchall()
+    # Basel is in Switzerland, Frankfurt in Germany: each its own zone, not UTC.
+    assert zones == [("Basel", "Europe/Zurich"), ("Frankfurt", "Europe/Berlin")]

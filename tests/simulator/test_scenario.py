@@ -217,3 +217,13 @@ def test_demo_has_an_early_reefer_failure_and_one_that_alarms_live() -> None:
     alarm_at = live.start + timedelta(minutes=15) - START
     assert history < alarm_at < history + timedelta(minutes=2)
     assert live.end is not None and live.end - START > history + timedelta(minutes=20)
+
+
+def test_a_scenario_city_names_its_time_zone() -> None:
+    good = base_scenario()
+    good["cities"] = {"Depot X": {"lat": 47.0, "lon": 8.0, "time_zone": "Europe/Zurich"}}
+    assert scenario_from_dict(good).city("Depot X").time_zone == "Europe/Zurich"
+    bad = base_scenario()
+    bad["cities"] = {"Depot X": {"lat": 47.0, "lon": 8.0, "time_zone": "Europe/Nowhere"}}
+    with pytest.raises(ConfigError, match=r"time_zone[\s\S]*Europe/Nowhere"):
+        scenario_from_dict(bad)
