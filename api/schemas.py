@@ -78,6 +78,26 @@ class ShipmentSummary(_Out):
     worst_severity: Severity | None = Field(description="of the unresolved alerts")
     condition: Condition
     attention: int = Field(description="3 alarm, 2 warning, 1 offline, 0 ok; lists sort by it")
+    n_excursions: int = Field(description="excursions on record")
+    out_of_range_since: AwareDatetime | None = Field(
+        description="start of the oldest excursion still open: when the product left its range "
+        "(not the alarm); null when in range"
+    )
+    peak_c: float | None = Field(description="the worst excursion's peak (an open one's if any)")
+    peak_degree_minutes: float | None = Field(description="the same excursion's °C·min")
+    peak_open: bool = Field(description="the peak is of an excursion still under way")
+    budget_used: float | None = Field(
+        description="share of the stability budget used (0–1), as the rules engine last counted "
+        "it; null without a budget rule"
+    )
+    qa_state: str | None = Field(
+        description="what QA has made of it, in plain words (awaiting review, under review, "
+        "released, quarantined, rejected, returned); null before arrival"
+    )
+    carriers: list[str] = Field(description="the shipment's carrier and its legs'")
+    eta_planned: AwareDatetime | None = Field(
+        description="planned arrival: the booking's, else its last leg's"
+    )
 
 
 class Page(_Out):

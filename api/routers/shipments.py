@@ -62,10 +62,18 @@ def list_shipments(
         ),
     ] = None,
     has_open_alerts: bool | None = None,
+    lane: Annotated[
+        str | None, Query(max_length=200, description="origin → destination, as `lane` shows it")
+    ] = None,
+    carrier: Annotated[
+        str | None, Query(max_length=200, description="the shipment's or any leg's carrier")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ShipmentPage:
-    """Shipments with their live picture; those needing action first (alarm, warning, offline)."""
+    """Shipments with their live picture; those needing action first (alarm, warning, offline),
+    then the longest out of range. Each says since when it is out of range, its peak, budget
+    used, QA state, carriers and planned arrival, as the dashboard's fleet table does."""
     page = shipment_s.list_shipments(
         conn,
         offline_factor=offline_factor,
@@ -73,6 +81,8 @@ def list_shipments(
         condition=condition,
         q=q,
         has_open_alerts=has_open_alerts,
+        lane=lane,
+        carrier=carrier,
         limit=limit,
         offset=offset,
     )

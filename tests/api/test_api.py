@@ -126,6 +126,40 @@ def test_shipment_list_puts_action_first_with_live_fields(client: TestClient, db
     assert planned["current_temp_c"] is None and planned["n_devices"] == 0
 
 
+def test_shipment_list_says_since_when_how_bad_and_filters_by_lane_and_carrier(
+    client: TestClient, db_dsn: str
+) -> None:
+    """The API's fleet list carries what the dashboard's fleet table shows (issue 14)."""
+    ids = _fleet(db_dsn)
+    started = NOW - timedelta(minutes=30)
+    with psycopg.connect(db_dsn) as conn:
+        add_excursion(
+            conn, ids["SHP-HOT"], "LOG-HOT", start=started, end=None,
+            last_out=NOW - timedelta(minutes=1), max_c=12.8,
+            alarm_at=started + timedelta(minutes=15),
+        )  # fmt: skip
+        conn.execute(
+            "UPDATE shipments SET carrier = 'Alpine Cold' WHERE shipment_id = %s", (ids["SHP-OK"],)
+        )
+    body = client.get("/api/v1/shipments").json()
+    hot = body["items"][0]
+    assert hot["reference"] == "SHP-HOT"
+    assert datetime.fromisoformat(hot["out_of_range_since"]) == started  # not the alarm time
+    assert (hot["peak_c"], hot["peak_open"], hot["n_excursions"]) == (12.8, True, 1)
+    ok = next(s for s in body["items"] if s["reference"] == "SHP-OK")
+    assert ok["out_of_range_since"] is None and ok["n_excursions"] == 0
+    assert ok["carriers"] == ["Alpine Cold"] and ok["qa_state"] is None
+
+    def refs(**params: Any) -> list[str]:
+        r = client.get("/api/v1/shipments", params=params)
+        assert r.status_code == 200, r.text
+        return [s["reference"] for s in r.json()["items"]]
+
+    assert refs(lane="Lyon → Milan") == ["SHP-OK"]
+    assert refs(carrier="Alpine Cold") == ["SHP-OK"]
+    assert refs(carrier="Nobody") == []
+
+
 def test_shipment_list_filters_and_pages(client: TestClient, db_dsn: str) -> None:
     _fleet(db_dsn)
 
