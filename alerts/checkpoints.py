@@ -32,7 +32,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from alerts.conditions.arrays import epoch_us
 from alerts.conditions.history import BudgetPrefix
@@ -44,6 +44,7 @@ from coldchain.thermal.series import datetime_from_us, to_us
 
 __all__ = [
     "FORMAT",
+    "CheckpointPolicy",
     "StoredCheckpoint",
     "choose_base",
     "decode",
@@ -56,6 +57,26 @@ FORMAT = 1
 """The stored form's version: part of the fingerprint, so a new form never reads an old one."""
 
 _JUDGING_SECTIONS = ("temperature", "budget", "mkt", "humidity", "battery", "forecast")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """How often checkpoints are taken, how far behind the latest reading, how many are kept
+    (the ``alerts.checkpoint_*`` settings; ``kept`` 0: none, every round judges in full)."""
+
+    interval: timedelta = timedelta(hours=1)
+    lag: timedelta = timedelta(minutes=10)
+    kept: int = 12
+
+
+class _Kept(Protocol):
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+K = TypeVar("K", bound=_Kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +99,13 @@ def fingerprint(rules: EffectiveRules, *, max_gap: timedelta, assignments: str) 
 
 
 def choose_base(
-    stored: Sequence[StoredCheckpoint],
+    stored: Sequence[K],
     *,
     fingerprint: str,
     changed_from: datetime | None,
     now: datetime,
     assigned_until: datetime | None,
-) -> StoredCheckpoint | None:
+) -> K | None:
     """The latest checkpoint that holds (see the module docstring); None: judge in full.
 
     ``changed_from`` is the earliest reading changed since the pair was last judged (None:

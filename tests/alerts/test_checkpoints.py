@@ -87,7 +87,10 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Row], list[list[Row]], list[tuple[i
             batches.append([rows[i] for i in order[lo:c]])
             lo = c
     # Per round: how long after the latest reading "now" is, and where a checkpoint is asked for.
-    rounds = [(draw(st.sampled_from([0, 1, 4, 30])), draw(st.sampled_from([0, 3, 10, 60, 200]))) for _ in batches]
+    rounds = [
+        (draw(st.sampled_from([0, 1, 4, 30])), draw(st.sampled_from([0, 3, 10, 60, 200])))
+        for _ in batches
+    ]
     return rows, batches, rounds
 
 
