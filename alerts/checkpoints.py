@@ -224,6 +224,7 @@ def encode(prefix: Prefix) -> str:
         "budget": None
         if b is None
         else [b.counted_us, b.gap_us, _us(b.warning_at), _us(b.exhausted_at)],
+        "block_max": [list(x) for x in prefix.block_max],
     }
     return json.dumps(body, allow_nan=False, separators=(",", ":"))
 
@@ -240,4 +241,5 @@ def decode(body: str | dict[str, Any]) -> Prefix:
         excursions=tuple(_excursion_from(e) for e in v["excursions"]),
         episodes={k: tuple(_episode_from(e) for e in eps) for k, eps in v["episodes"].items()},
         budget=None if b is None else BudgetPrefix(b[0], b[1], _ts(b[2]), _ts(b[3])),
+        block_max=tuple((int(k), float(m)) for k, m in v["block_max"]),
     )

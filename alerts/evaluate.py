@@ -8,7 +8,8 @@ rest of its chunk is written. The "no data" state of the periodic pass is built 
 (:meth:`PairJudge.offline_row`), so a state row is made one way only.
 
 Each pair is judged from its latest checkpoint that still holds (:mod:`alerts.checkpoints`):
-only the readings from the checkpoint's context on are read, and the result is the one-pass
+only the readings from the checkpoint on are read (and, for the few pairs whose MKT windows could
+be above the limit, those the windows reach: a second statement), and the result is the one-pass
 answer. The checkpoints at or after the earliest changed reading are dropped first, a new one is
 taken when due, and old ones are pruned, all in the transaction of the results they go with.
 """
@@ -29,7 +30,13 @@ from alerts.checkpoints import CheckpointPolicy
 from alerts.conditions import present
 from alerts.conditions.arrays import Series, epoch_us
 from alerts.conditions.pair import PairEvaluation, evaluate_pair
-from alerts.conditions.prefix import Prefix, checkpoint_time, load_from_us, prefix_at
+from alerts.conditions.prefix import (
+    Prefix,
+    checkpoint_time,
+    load_from_us,
+    needs_mkt_context,
+    prefix_at,
+)
 from alerts.conditions.states import ConditionState, stopped_holding
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
 from alerts.rows import (
@@ -127,6 +134,26 @@ class PairJudge:
                 else datetime_from_us(load_from_us(prefix, ctx[pair[0]].rules, now=now))
             )
         all_series = await load_series(conn, chunk, since)
+        # Pairs whose MKT windows could be above the limit: read again, with what they reach.
+        again = [
+            i
+            for i, pair in enumerate(chunk)
+            if pair in prefixes
+            and needs_mkt_context(all_series[i], prefixes[pair], ctx[pair[0]].rules, now=now)
+        ]
+        if again:
+            wider = [
+                datetime_from_us(
+                    load_from_us(
+                        prefixes[chunk[i]], ctx[chunk[i][0]].rules, now=now, mkt_context=True
+                    )
+                )
+                for i in again
+            ]
+            for i, series in zip(
+                again, await load_series(conn, [chunk[i] for i in again], wider), strict=True
+            ):
+                all_series[i] = series
         stored_excursions: dict[tuple[int, str], list[policy.StoredExcursion]] = defaultdict(list)
         for e in await fetch(conn, q.CURRENT_EXCURSIONS, arrays, ExcursionRecord):
             stored_excursions[(e.shipment_id, e.device_id)].append(e.stored())

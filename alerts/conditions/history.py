@@ -33,6 +33,7 @@ __all__ = [
     "budget_usage_from",
     "humidity_runs",
     "humidity_state",
+    "mkt_needs_context",
     "mkt_runs",
     "mkt_state",
     "span_of",
@@ -117,66 +118,78 @@ def mkt_runs(
     max_gap: timedelta,
     now: datetime,
     from_us: int | None = None,
-) -> tuple[list[Episode], list[Span], float | None]:
+    context_max: float | None = None,
+) -> tuple[list[Episode], list[Span]]:
     """Runs of readings (from ``from_us`` on) whose trailing-window MKT (judged windows only) is
-    above the limit, as episodes and spans, and the latest reading's MKT (None: not judged).
+    above the limit, as episodes and spans.
 
-    ``series`` holds every reading from :func:`~alerts.conditions.windows.context_start_us` of
-    ``from_us`` on (the windows reach back that far).
+    An MKT never exceeds the warmest reading it averages, so when no reading its windows reach
+    (from :func:`~alerts.conditions.windows.context_start_us` of ``from_us`` on) comes within
+    1e-6 of the limit, no window can be above it: the exact shortcut that spares most loggers
+    the windows. ``context_max`` is the warmest of those readings before ``from_us`` (a
+    checkpoint keeps it): ``series`` then needs to hold them (:func:`mkt_needs_context`) only
+    when the shortcut does not apply.
     """
     assert rule.limit_c is not None
     t, temp = series.metric("temp_c", until_us=epoch_us(now))
-    if len(t) < 2:
-        return [], [], None
-    window_us = to_us(timedelta(hours=rule.window_h))
     first = 0 if from_us is None else int(np.searchsorted(t, from_us, side="left"))
-
-    def windows(lo: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        mkt_c, covered_us = window_mkt(
-            t[lo:],
-            temp[lo:],
-            window_us,
-            weighting=Weighting(rule.weighting),
-            max_gap_us=to_us(max_gap),
-            delta_h_j_mol=rule.delta_h_j_mol,
-        )
-        return mkt_c, covered_us >= rule.min_coverage * window_us
-
+    if len(t) - first == 0:
+        return [], []
+    warmest = float(temp[first:].max())
+    if context_max is not None:
+        warmest = max(warmest, context_max)
+    else:
+        window_us = to_us(timedelta(hours=rule.window_h))
+        lo = int(np.searchsorted(t, context_start_us(int(t[first]), window_us)))
+        warmest = max(warmest, float(temp[lo:first].max(initial=-np.inf)))
+    if warmest < rule.limit_c - 1e-6:
+        return [], []
+    window_us = to_us(timedelta(hours=rule.window_h))
+    lo = int(np.searchsorted(t, context_start_us(int(t[first]), window_us)))
+    mkt_c, covered_us = window_mkt(
+        t[lo:],
+        temp[lo:],
+        window_us,
+        weighting=Weighting(rule.weighting),
+        max_gap_us=to_us(max_gap),
+        delta_h_j_mol=rule.delta_h_j_mol,
+    )
+    judged = covered_us >= rule.min_coverage * window_us
+    over = judged & (mkt_c > rule.limit_c)
+    over[: first - lo] = False
     episodes: list[Episode] = []
     spans: list[Span] = []
-    lo = int(np.searchsorted(t, context_start_us(int(t[min(first, len(t) - 1)]), window_us)))
-    if first < len(t) and float(temp[lo:].max()) >= rule.limit_c - 1e-6:
-        # (Else an MKT never exceeds the warmest reading it averages, so no window can be above
-        # the limit: the exact shortcut that spares most loggers the windows.)
-        mkt_c, judged = windows(lo)
-        over = judged & (mkt_c > rule.limit_c)
-        over[: first - lo] = False
-        n = len(mkt_c)
-        tt = t[lo:]
-        for s, e in _runs(over):
-            # The run ends at the first judged reading back at or below the limit; a reading
-            # whose window is not judged (too little data, a long gap) ends it where it was
-            # last seen.
-            end: int | None = None
-            if e < n - 1:
-                end = int(tt[e + 1] if judged[e + 1] else tt[e])
-            spans.append((int(tt[s]), int(tt[e]), end))
-            episodes.append(
-                Episode(
-                    start=datetime_from_us(int(tt[s])),
-                    alarm_at=datetime_from_us(int(tt[s])),
-                    end=None if end is None else datetime_from_us(end),
-                    severity=rule.severity,
-                    value=float(np.nanmax(mkt_c[s : e + 1])),
-                    details={"limit_c": rule.limit_c, "window_h": rule.window_h},
-                )
+    n = len(mkt_c)
+    tt = t[lo:]
+    for s, e in _runs(over):
+        # The run ends at the first judged reading back at or below the limit; a reading whose
+        # window is not judged (too little data, a long gap) ends it where it was last seen.
+        end: int | None = None
+        if e < n - 1:
+            end = int(tt[e + 1] if judged[e + 1] else tt[e])
+        spans.append((int(tt[s]), int(tt[e]), end))
+        episodes.append(
+            Episode(
+                start=datetime_from_us(int(tt[s])),
+                alarm_at=datetime_from_us(int(tt[s])),
+                end=None if end is None else datetime_from_us(end),
+                severity=rule.severity,
+                value=float(np.nanmax(mkt_c[s : e + 1])),
+                details={"limit_c": rule.limit_c, "window_h": rule.window_h},
             )
-        latest_c, latest_judged = float(mkt_c[-1]), bool(judged[-1])
-    else:
-        # The latest reading's window alone: the same blocks, so the same value.
-        mkt_c, judged = windows(int(np.searchsorted(t, context_start_us(int(t[-1]), window_us))))
-        latest_c, latest_judged = float(mkt_c[-1]), bool(judged[-1])
-    return episodes, spans, latest_c if latest_judged else None
+        )
+    return episodes, spans
+
+
+def mkt_needs_context(
+    series: Series, rule: MKTRule, *, now: datetime, from_us: int, context_max: float
+) -> bool:
+    """Does judging the MKT from ``from_us`` need the readings its windows reach back to?"""
+    assert rule.limit_c is not None
+    t, temp = series.metric("temp_c", until_us=epoch_us(now))
+    first = int(np.searchsorted(t, from_us, side="left"))
+    warmest = max(context_max, float(temp[first:].max(initial=-np.inf)))
+    return warmest >= rule.limit_c - 1e-6
 
 
 def mkt_state(
@@ -191,13 +204,9 @@ def mkt_state(
     t, _ = series.metric("temp_c", until_us=epoch_us(now))
     if len(t) < 2:
         return None
-    episodes, _, latest = mkt_runs(series, rule, max_gap=max_gap, now=now)
+    episodes, _ = mkt_runs(series, rule, max_gap=max_gap, now=now)
     return state_from_episodes(
-        "mkt",
-        episodes,
-        as_of=datetime_from_us(int(t[-1])),
-        alerted_since=alerted_since,
-        details={"mkt_c": latest},
+        "mkt", episodes, as_of=datetime_from_us(int(t[-1])), alerted_since=alerted_since
     )
 
 

@@ -103,12 +103,13 @@ def evaluate_pair(
                 alerted_since=alerted.get("predicted_breach"),
             )
     if rules.mkt is not None:
-        found_eps, found_spans, latest = mkt_runs(
+        found_eps, found_spans = mkt_runs(
             series,
             rules.mkt,
             max_gap=max_gap,
             now=now,
             from_us=None if base is None else base.at_us,
+            context_max=None if base is None else base.mkt_context_max(rules.mkt),
         )
         spans.extend(found_spans)
         episodes["mkt"] = [*kept.get("mkt", ()), *found_eps]
@@ -118,7 +119,6 @@ def evaluate_pair(
                 episodes["mkt"],
                 as_of=datetime_from_us(int(t[-1])),
                 alerted_since=alerted.get("mkt"),
-                details={"mkt_c": latest},
             )
     if rules.humidity is not None:
         found_eps, found_spans = humidity_runs(tail, rules.humidity, max_gap=max_gap, now=now)

@@ -11,9 +11,10 @@ splits cleanly there:
   (:class:`Prefix`), and the readings from the checkpoint on give the rest;
 - the stability budget is a sum of integer microseconds: the count before the checkpoint is
   carried over and the thresholds crossed before it keep their times;
-- the MKT's windows reach back before the checkpoint: those readings are loaded too
-  (:func:`load_from_us`), and :mod:`alerts.conditions.windows` makes each window's value
-  independent of where the series starts;
+- the MKT's windows reach back before the checkpoint: the warmest reading of each window-long
+  block they may reach is kept, and only when a window could be above the limit are those
+  readings loaded too (:func:`load_from_us`); :mod:`alerts.conditions.windows` makes each
+  window's value independent of where the series starts;
 - the predicted breach looks only at the lookback before ``now``, which is loaded too;
 - what is counted (temperature readings) and the latest humidity and battery readings before it
   (their states' ``as_of`` when none came after) are kept.
@@ -23,6 +24,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,14 +33,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from alerts.conditions.arrays import Series, epoch_us
-from alerts.conditions.history import BudgetPrefix, Span, budget_usage_from
+from alerts.conditions.history import BudgetPrefix, Span, budget_usage_from, mkt_needs_context
 from alerts.conditions.states import Episode
 from alerts.conditions.windows import context_start_us
 from alerts.layers import EffectiveRules
+from alerts.rules import MKTRule
 from coldchain.thermal.excursions import Excursion, TempLimits
 from coldchain.thermal.series import datetime_from_us, to_us
 
-__all__ = ["EPISODE_RULES", "Prefix", "checkpoint_time", "load_from_us", "prefix_at"]
+__all__ = [
+    "EPISODE_RULES",
+    "Prefix",
+    "checkpoint_time",
+    "load_from_us",
+    "needs_mkt_context",
+    "prefix_at",
+]
 
 EPISODE_RULES = ("humidity", "mkt", "battery_low")
 """The rules whose episodes before a checkpoint are kept in it."""
@@ -55,18 +65,44 @@ class Prefix:
     excursions: tuple[Excursion, ...] = ()
     episodes: Mapping[str, tuple[Episode, ...]] = field(default_factory=dict)
     budget: BudgetPrefix | None = None
+    # The warmest temperature before at_us in each MKT window-long block (epoch-aligned) from
+    # context_start_us(at_us) on: (block start µs, °C).
+    block_max: tuple[tuple[int, float], ...] = ()
+
+    def mkt_context_max(self, rule: MKTRule) -> float:
+        """The warmest reading before ``at_us`` that the MKT windows from it on reach."""
+        start = context_start_us(self.at_us, to_us(timedelta(hours=rule.window_h)))
+        return max((v for b, v in self.block_max if b >= start), default=-math.inf)
 
 
-def load_from_us(prefix: Prefix, rules: EffectiveRules, *, now: datetime) -> int:
-    """The earliest reading time a round judging from ``prefix`` needs."""
+def load_from_us(
+    prefix: Prefix, rules: EffectiveRules, *, now: datetime, mkt_context: bool = False
+) -> int:
+    """The earliest reading time a round judging from ``prefix`` needs (``mkt_context``: with
+    the readings the MKT windows reach, see :func:`needs_mkt_context`)."""
     start = prefix.at_us
-    if rules.mkt is not None:
-        start = min(
-            start, context_start_us(prefix.at_us, to_us(timedelta(hours=rules.mkt.window_h)))
-        )
+    if rules.mkt is not None and mkt_context:
+        window_us = to_us(timedelta(hours=rules.mkt.window_h))
+        start = min(start, context_start_us(prefix.at_us, window_us))
     if rules.forecast is not None:
         start = min(start, epoch_us(now) - to_us(timedelta(minutes=rules.forecast.lookback_min)))
     return start
+
+
+def needs_mkt_context(
+    series: Series, prefix: Prefix, rules: EffectiveRules, *, now: datetime
+) -> bool:
+    """Given the readings from :func:`load_from_us` without the MKT context, does judging from
+    ``prefix`` need that context too (could a window from the checkpoint on be above the limit)?"""
+    if rules.mkt is None:
+        return False
+    return mkt_needs_context(
+        series,
+        rules.mkt,
+        now=now,
+        from_us=prefix.at_us,
+        context_max=prefix.mkt_context_max(rules.mkt),
+    )
 
 
 def checkpoint_time(
@@ -122,6 +158,22 @@ def prefix_at(
             now=None,
             base=None if base is None else base.budget,
         )
+    block_max: tuple[tuple[int, float], ...] = ()
+    if rules.mkt is not None:
+        window_us = to_us(timedelta(hours=rules.mkt.window_h))
+        t_all, temp_all = series.metric("temp_c", until_us=at_us - 1)
+        if from_us is not None:  # what the base kept, then the readings since
+            t_all, temp_all = t_all[t_all >= from_us], temp_all[t_all >= from_us]
+        blocks = dict(() if base is None else base.block_max)
+        start = context_start_us(at_us, window_us)
+        for b in range(start, at_us, window_us):
+            inside = (t_all >= b) & (t_all < b + window_us)
+            values = [blocks[b]] if b in blocks else []
+            if inside.any():
+                values.append(float(temp_all[inside].max()))
+            if values:
+                blocks[b] = max(values)
+        block_max = tuple(sorted((b, v) for b, v in blocks.items() if b >= start))
     at = datetime_from_us(at_us)
     return Prefix(
         at_us=at_us,
@@ -133,4 +185,5 @@ def prefix_at(
         excursions=tuple(e for e in excursions if e.start < at),
         episodes={k: tuple(e for e in v if e.start < at) for k, v in episodes.items()},
         budget=budget,
+        block_max=block_max,
     )

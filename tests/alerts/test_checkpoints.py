@@ -20,7 +20,13 @@ from alerts.checkpoints import (
 )
 from alerts.conditions.arrays import Series, epoch_us
 from alerts.conditions.pair import PairEvaluation, evaluate_pair
-from alerts.conditions.prefix import Prefix, checkpoint_time, load_from_us, prefix_at
+from alerts.conditions.prefix import (
+    Prefix,
+    checkpoint_time,
+    load_from_us,
+    needs_mkt_context,
+    prefix_at,
+)
 from alerts.conditions.windows import window_mkt
 from alerts.layers import resolve
 from alerts.rules import RuleSet
@@ -106,9 +112,12 @@ def _judge(
     everything = Series.from_rows(received)
     chosen = choose_base(stored, fingerprint=fp, changed_from=None, now=now, assigned_until=None)
     prefix = None if chosen is None else chosen.prefix
-    series = (
-        everything if prefix is None else everything.since(load_from_us(prefix, RULES, now=now))
-    )
+    series = everything
+    if prefix is not None:
+        # As the engine reads them: the MKT windows' context only when they could be above.
+        series = everything.since(load_from_us(prefix, RULES, now=now))
+        if needs_mkt_context(series, prefix, RULES, now=now):
+            series = everything.since(load_from_us(prefix, RULES, now=now, mkt_context=True))
     return series, prefix, evaluate_pair(series, RULES, max_gap=GAP, now=now, base=prefix)
 
 
@@ -241,3 +250,31 @@ def test_window_mkt_does_not_depend_on_where_the_series_starts(
 def test_a_malformed_checkpoint_is_refused(body: str) -> None:
     with pytest.raises((KeyError, TypeError)):
         decode(body)
+
+
+def test_warm_readings_before_the_checkpoint_still_count_in_the_mkt_windows_after_it() -> None:
+    # 20 min at 12 °C, a gap, then 5 °C: the window at the checkpoint (minute 24) covers too
+    # little time to be judged, the later ones are judged and still above 7.5 °C.
+    rows: list[Row] = [(T0 + m * MIN, 12.0, None, None) for m in range(21)]
+    rows += [(T0 + m * MIN, 5.0, None, None) for m in range(24, 50)]
+    now = T0 + 50 * MIN
+    everything = Series.from_rows(rows)
+    expected = evaluate_pair(everything, RULES, max_gap=GAP, now=now)
+    assert expected.states["mkt"].since == T0 + 34 * MIN
+    at = checkpoint_time(
+        everything, expected.spans, after_us=None, until_us=epoch_us(T0 + 24 * MIN)
+    )
+    assert at == epoch_us(T0 + 24 * MIN)
+    prefix = prefix_at(
+        everything,
+        at,
+        base=None,
+        excursions=expected.excursions or [],
+        episodes=expected.episodes,
+        rules=RULES,
+        limits=expected.limits,
+    )
+    tail = everything.since(load_from_us(prefix, RULES, now=now))
+    assert needs_mkt_context(tail, prefix, RULES, now=now)
+    series = everything.since(load_from_us(prefix, RULES, now=now, mkt_context=True))
+    _same(evaluate_pair(series, RULES, max_gap=GAP, now=now, base=prefix), expected)
