@@ -225,6 +225,7 @@ def encode(prefix: Prefix) -> str:
         if b is None
         else [b.counted_us, b.gap_us, _us(b.warning_at), _us(b.exhausted_at)],
         "block_max": [list(x) for x in prefix.block_max],
+        "battery_low": None if prefix.battery_low is None else list(prefix.battery_low),
     }
     return json.dumps(body, allow_nan=False, separators=(",", ":"))
 
@@ -242,4 +243,7 @@ def decode(body: str | dict[str, Any]) -> Prefix:
         episodes={k: tuple(_episode_from(e) for e in eps) for k, eps in v["episodes"].items()},
         budget=None if b is None else BudgetPrefix(b[0], b[1], _ts(b[2]), _ts(b[3])),
         block_max=tuple((int(k), float(m)) for k, m in v["block_max"]),
+        battery_low=None
+        if v["battery_low"] is None
+        else (int(v["battery_low"][0]), float(v["battery_low"][1])),
     )

@@ -343,19 +343,19 @@ class PairJudge:
         at = checkpoint_time(series, result.spans, after_us=after, until_us=epoch_us(until))
         if at is None:
             return
-        taken = prefix_at(
-            series,
-            at,
-            base=prefix,
-            excursions=result.excursions or [],
-            episodes=result.episodes,
-            rules=ctx.rules,
-            limits=result.limits,
-        )
         try:
+            taken = prefix_at(
+                series,
+                at,
+                base=prefix,
+                excursions=result.excursions or [],
+                episodes=result.episodes,
+                rules=ctx.rules,
+                limits=result.limits,
+            )
             state = checkpoints.encode(taken)
         except ValueError:
-            return  # a value JSON cannot hold exactly: no checkpoint (the next round judges in full)
+            return  # nothing JSON can hold exactly: no checkpoint (the pair is judged as before)
         writes.checkpoints.append(
             {
                 "shipment_id": pair[0],

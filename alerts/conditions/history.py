@@ -302,29 +302,48 @@ def budget_state(
 
 
 def battery_episodes(
-    t_us: NDArray[np.int64], battery: NDArray[np.float64], rule: BatteryRule
+    t_us: NDArray[np.int64],
+    battery: NDArray[np.float64],
+    rule: BatteryRule,
+    *,
+    low_from: tuple[int, float] | None = None,
 ) -> list[Episode]:
-    """Low-battery episodes with hysteresis (a Schmitt trigger, vectorised)."""
+    """Low-battery episodes with hysteresis (a Schmitt trigger, vectorised).
+
+    ``low_from`` is a low episode still open before the first reading (a checkpoint's: its start
+    in µs and its lowest value so far), which these readings continue.
+    """
     assert rule.below is not None
-    if len(t_us) == 0:
-        return []
+    n = len(t_us)
+    if n == 0:
+        if low_from is None:
+            return []
+        return [_battery_episode(low_from[0], None, low_from[1], rule)]
     enter = battery < rule.below
     leave = battery >= rule.below + rule.hysteresis
     # The state after each reading is that of the last enter/leave event at or before it.
     event = np.where(enter, 1, np.where(leave, 0, -1))
     last_event = np.maximum.accumulate(np.where(event >= 0, np.arange(len(event)), -1))
-    low = np.where(last_event >= 0, event[np.maximum(last_event, 0)] == 1, False)
+    low = np.where(last_event >= 0, event[np.maximum(last_event, 0)] == 1, low_from is not None)
     episodes = []
-    n = len(t_us)
+    if low_from is not None and not low[0]:
+        # The first reading ends the episode carried over.
+        episodes.append(_battery_episode(low_from[0], int(t_us[0]), low_from[1], rule))
     for s, e in _runs(low):
-        episodes.append(
-            Episode(
-                start=datetime_from_us(int(t_us[s])),
-                alarm_at=datetime_from_us(int(t_us[s])),
-                end=None if e == n - 1 else datetime_from_us(int(t_us[e + 1])),
-                severity=rule.severity,
-                value=float(battery[s : e + 1].min()),
-                details={"below": rule.below},
-            )
-        )
+        start, lowest = int(t_us[s]), float(battery[s : e + 1].min())
+        if s == 0 and low_from is not None:
+            start, lowest = low_from[0], min(low_from[1], lowest)
+        end = None if e == n - 1 else int(t_us[e + 1])
+        episodes.append(_battery_episode(start, end, lowest, rule))
     return episodes
+
+
+def _battery_episode(start: int, end: int | None, lowest: float, rule: BatteryRule) -> Episode:
+    return Episode(
+        start=datetime_from_us(start),
+        alarm_at=datetime_from_us(start),
+        end=None if end is None else datetime_from_us(end),
+        severity=rule.severity,
+        value=lowest,
+        details={"below": rule.below},
+    )

@@ -30,8 +30,8 @@ __all__ = ["PairEvaluation", "evaluate_pair"]
 class PairEvaluation:
     """What the rules found for one (shipment, device): excursions and the other rules' states.
 
-    ``episodes`` (humidity, MKT, battery) and ``spans`` (every run of every rule that has runs)
-    are what a checkpoint is made of (:mod:`alerts.conditions.prefix`).
+    ``episodes`` (humidity, MKT, battery) and ``spans`` (the runs of the excursions, humidity
+    and MKT, in which no checkpoint may be taken) are what a checkpoint is made of (:mod:`alerts.conditions.prefix`).
     """
 
     excursions: list[Excursion] | None  # None: no temperature rule
@@ -135,10 +135,9 @@ def evaluate_pair(
             )
     if rules.battery is not None:
         tb, battery = tail.metric("battery", until_us=now_us)
-        found_eps = battery_episodes(tb, battery, rules.battery)
-        spans.extend(
-            (epoch_us(e.start), epoch_us(e.start), None if e.end is None else epoch_us(e.end))
-            for e in found_eps
+        # A low episode open at the checkpoint is carried on (so it does not stop checkpoints).
+        found_eps = battery_episodes(
+            tb, battery, rules.battery, low_from=None if base is None else base.battery_low
         )
         episodes["battery_low"] = [*kept.get("battery_low", ()), *found_eps]
         last = int(tb[-1]) if len(tb) else (None if base is None else base.last_battery_us)

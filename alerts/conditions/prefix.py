@@ -3,7 +3,7 @@
 A round re-judges a (shipment, device) pair from a checkpoint rather than from its first reading
 (:mod:`alerts.checkpoints` stores them). That gives the one-pass answer exactly because a
 checkpoint is only ever taken at a temperature reading that **no run straddles** (no excursion,
-humidity run, MKT run or low-battery run holds there; :func:`checkpoint_time`). Every rule then
+humidity run or MKT run holds there; :func:`checkpoint_time`). Every rule then
 splits cleanly there:
 
 - excursions and episodes before the checkpoint ended at or before it, with figures computed from
@@ -16,6 +16,8 @@ splits cleanly there:
   readings loaded too (:func:`load_from_us`); :mod:`alerts.conditions.windows` makes each
   window's value independent of where the series starts;
 - the predicted breach looks only at the lookback before ``now``, which is loaded too;
+- a low-battery episode open at the checkpoint is kept as its start and lowest value so far, and
+  the readings from the checkpoint on continue it (the minimum is exact);
 - what is counted (temperature readings) and the latest humidity and battery readings before it
   (their states' ``as_of`` when none came after) are kept.
 
@@ -68,6 +70,7 @@ class Prefix:
     # The warmest temperature before at_us in each MKT window-long block (epoch-aligned) from
     # context_start_us(at_us) on: (block start µs, °C).
     block_max: tuple[tuple[int, float], ...] = ()
+    battery_low: tuple[int, float] | None = None  # open low episode: (start µs, lowest so far)
 
     def mkt_context_max(self, rule: MKTRule) -> float:
         """The warmest reading before ``at_us`` that the MKT windows from it on reach."""
@@ -175,6 +178,22 @@ def prefix_at(
                 blocks[b] = max(values)
         block_max = tuple(sorted((b, v) for b, v in blocks.items() if b >= start))
     at = datetime_from_us(at_us)
+    battery_low = None
+    kept = {k: tuple(e for e in v if e.start < at) for k, v in episodes.items()}
+    if "battery_low" in kept:
+        # The episode open just before at_us is carried on; the others ended before it.
+        open_eps = [e for e in kept["battery_low"] if e.end is None or e.end >= at]
+        kept["battery_low"] = tuple(e for e in kept["battery_low"] if e not in open_eps)
+        if open_eps:
+            start = epoch_us(open_eps[-1].start)
+            t_b, v_b = series.metric("battery", until_us=at_us - 1)
+            since = t_b >= max(start, from_us or start)
+            lows = [float(v_b[since].min())] if since.any() else []
+            if base is not None and base.battery_low is not None and base.battery_low[0] == start:
+                lows.append(base.battery_low[1])
+            if not lows:
+                raise ValueError("a low-battery episode open at the checkpoint without readings")
+            battery_low = (start, min(lows))
     return Prefix(
         at_us=at_us,
         n_temp=(0 if base is None else base.n_temp) + len(temp_t),
@@ -183,7 +202,8 @@ def prefix_at(
         if len(battery_t)
         else (None if base is None else base.last_battery_us),
         excursions=tuple(e for e in excursions if e.start < at),
-        episodes={k: tuple(e for e in v if e.start < at) for k, v in episodes.items()},
+        episodes=kept,
         budget=budget,
         block_max=block_max,
+        battery_low=battery_low,
     )

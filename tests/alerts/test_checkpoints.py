@@ -278,3 +278,37 @@ def test_warm_readings_before_the_checkpoint_still_count_in_the_mkt_windows_afte
     assert needs_mkt_context(tail, prefix, RULES, now=now)
     series = everything.since(load_from_us(prefix, RULES, now=now, mkt_context=True))
     _same(evaluate_pair(series, RULES, max_gap=GAP, now=now, base=prefix), expected)
+
+
+def test_a_low_battery_episode_is_carried_across_checkpoints() -> None:
+    # Low from minute 10 (lowest 0.1 before either checkpoint), back up at minute 100.
+    battery = {m: 0.9 if m < 10 or m >= 100 else 0.1 if m < 20 else 0.18 for m in range(120)}
+    rows: list[Row] = [(T0 + m * MIN, 5.0, 50.0, b) for m, b in battery.items()]
+    fp = fingerprint(RULES, max_gap=GAP, assignments="[open)")
+    stored: list[StoredCheckpoint] = []
+    for upto in (40, 70, 120):
+        received = rows[:upto]
+        now = T0 + upto * MIN
+        series, prefix, got = _judge(received, stored, fp, now)
+        expected = evaluate_pair(Series.from_rows(received), RULES, max_gap=GAP, now=now)
+        _same(got, expected)
+        at = checkpoint_time(
+            series,
+            got.spans,
+            after_us=None if prefix is None else prefix.at_us,
+            until_us=epoch_us(now),
+        )
+        assert at is not None  # inside the episode: it does not stop checkpoints
+        taken = prefix_at(
+            series,
+            at,
+            base=prefix,
+            excursions=got.excursions or [],
+            episodes=got.episodes,
+            rules=RULES,
+            limits=got.limits,
+        )
+        assert upto == 120 or taken.battery_low == (epoch_us(T0 + 10 * MIN), 0.1)
+        stored.append(StoredCheckpoint(datetime_from_us(at), fp, decode(encode(taken))))
+    assert expected.states["battery_low"].value == 0.1
+    assert expected.states["battery_low"].ended_at == T0 + 100 * MIN
