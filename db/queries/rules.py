@@ -68,7 +68,10 @@ GROUP BY k.shipment_id, k.device_id, d.interval_s
 # with one binary array per column (array_send: 8-byte elements, NULL sent as NaN), which numpy
 # reads in one step each. Sorting by time is left to the client (cheaper than ORDER BY inside
 # the aggregates); the arrays of one row share the same row order. The third array is, per
-# pair, the time its readings are wanted from (a checkpoint's context), NULL for all of them.
+# pair, the time its readings are wanted from (a checkpoint), NULL for all of them. The time
+# bounds are in a LATERAL subquery so that they are index conditions of each chunk's scan: as a
+# join filter, every reading of the trip was read and then dropped (14 s instead of 0.5 s for
+# 250 pairs × 30 days, bench/rules_incremental.py).
 PAIR_READINGS = """
 SELECT k.i::int4 AS pair_index,
        array_send(array_agg(r.ts)) AS ts,
@@ -78,8 +81,14 @@ SELECT k.i::int4 AS pair_index,
 FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
     WITH ORDINALITY AS k(shipment_id, device_id, since, i)
 JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
-JOIN readings r ON r.device_id = a.device_id AND a.during @> r.ts
-    AND r.ts >= coalesce(k.since, '-infinity')
+CROSS JOIN LATERAL (
+    SELECT r.ts, r.temp_c, r.rh, r.battery
+    FROM readings r
+    WHERE r.device_id = a.device_id
+      AND r.ts >= greatest(coalesce(lower(a.during), '-infinity'), coalesce(k.since, '-infinity'))
+      AND r.ts <= coalesce(upper(a.during), 'infinity')
+      AND a.during @> r.ts
+) r
 GROUP BY k.i
 """
 
