@@ -21,6 +21,8 @@ class EngineStats:
     rounds: int = 0
     pairs_evaluated: int = 0
     readings_evaluated: int = 0
+    pairs_from_checkpoint: int = 0  # judged from a checkpoint rather than from the first reading
+    checkpoints_written: int = 0
     excursions_written: int = 0
     states_written: int = 0
     alerts_opened: int = 0

@@ -80,6 +80,7 @@ class PairInfo:
     device_id: str
     interval_s: int
     assigned_until: datetime | None  # None: still assigned
+    assignments: str  # its assignment ranges, as text: part of a checkpoint's fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,17 @@ class PairReadings:
             float8_values(self.rh)[order],
             float8_values(self.battery)[order],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """``PAIR_CHECKPOINTS``: a stored checkpoint of a pair (its state as JSON text)."""
+
+    shipment_id: int
+    device_id: str
+    at: datetime
+    fingerprint: str
+    state: str
 
 
 @dataclass(frozen=True, slots=True)

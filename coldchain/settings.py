@@ -96,6 +96,11 @@ class AlertsSettings(BaseModel):
     gap_factor: float = Field(default=2.0, gt=1.0)
     poll_interval_s: float = Field(default=5.0, gt=0)
     offline_check_interval_s: float = Field(default=30.0, gt=0)
+    # Checkpoints of each pair's evaluation (alerts/checkpoints.py): one every interval, that far
+    # behind the latest reading at least, the newest kept (0: none, every round judges in full).
+    checkpoint_interval_s: float = Field(default=3600.0, gt=0)
+    checkpoint_lag_s: float = Field(default=600.0, ge=0)
+    checkpoints_kept: int = Field(default=12, ge=0, le=1000)
     # Rules: a TOML/YAML file on top of the defaults each product row gives (alerts/rules.py).
     rules_file: Path | None = None
     clear_delay_s: float = Field(default=300.0, ge=0)

@@ -65,6 +65,13 @@ class Series:
         keep = ~np.isnan(values) & (self.t_us <= until_us)
         return self.t_us[keep], values[keep]
 
+    def since(self, from_us: int | None) -> Series:
+        """The readings at or after ``from_us`` (all of them for None)."""
+        if from_us is None:
+            return self
+        k = int(np.searchsorted(self.t_us, from_us, side="left"))
+        return Series(self.t_us[k:], self.temp_c[k:], self.rh[k:], self.battery[k:])
+
     def __len__(self) -> int:
         return len(self.t_us)
 

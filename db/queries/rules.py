@@ -67,7 +67,8 @@ WHERE holding AND rule_key <> 'device_offline' AND {_IN_PARTITIONS}
 PAIR_INFO = """
 SELECT k.shipment_id, k.device_id, coalesce(d.interval_s, 300) AS interval_s,
        CASE WHEN bool_or(upper_inf(a.during)) THEN NULL ELSE max(upper(a.during)) END
-           AS assigned_until
+           AS assigned_until,
+       string_agg(a.during::text, ',' ORDER BY lower(a.during)) AS assignments
 FROM unnest(%s::bigint[], %s::text[]) AS k(shipment_id, device_id)
 JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
 LEFT JOIN devices d ON d.device_id = k.device_id
@@ -77,16 +78,28 @@ GROUP BY k.shipment_id, k.device_id, d.interval_s
 # The readings of many pairs in one statement: a row per pair (its index in the arrays given)
 # with one binary array per column (array_send: 8-byte elements, NULL sent as NaN), which numpy
 # reads in one step each. Sorting by time is left to the client (cheaper than ORDER BY inside
-# the aggregates); the arrays of one row share the same row order.
+# the aggregates); the arrays of one row share the same row order. The third array is, per
+# pair, the time its readings are wanted from (a checkpoint), NULL for all of them. The time
+# bounds are in a LATERAL subquery so that they are index conditions of each chunk's scan: as a
+# join filter, every reading of the trip was read and then dropped (14 s instead of 0.5 s for
+# 250 pairs × 30 days, bench/rules_incremental.py).
 PAIR_READINGS = """
 SELECT k.i::int4 AS pair_index,
        array_send(array_agg(r.ts)) AS ts,
        array_send(array_agg(coalesce(r.temp_c, 'NaN'))) AS temp_c,
        array_send(array_agg(coalesce(r.rh, 'NaN'))) AS rh,
        array_send(array_agg(coalesce(r.battery::float8, 'NaN'))) AS battery
-FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS k(shipment_id, device_id, i)
+FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[])
+    WITH ORDINALITY AS k(shipment_id, device_id, since, i)
 JOIN device_assignments a ON a.shipment_id = k.shipment_id AND a.device_id = k.device_id
-JOIN readings r ON r.device_id = a.device_id AND a.during @> r.ts
+CROSS JOIN LATERAL (
+    SELECT r.ts, r.temp_c, r.rh, r.battery
+    FROM readings r
+    WHERE r.device_id = a.device_id
+      AND r.ts >= greatest(coalesce(lower(a.during), '-infinity'), coalesce(k.since, '-infinity'))
+      AND r.ts <= coalesce(upper(a.during), 'infinity')
+      AND a.during @> r.ts
+) r
 GROUP BY k.i
 """
 

@@ -18,6 +18,7 @@ import pytest
 from alerts.rows import (
     AlertRecord,
     Change,
+    CheckpointRecord,
     EscalationCandidate,
     ExcursionRecord,
     OfflineCandidate,
@@ -29,6 +30,7 @@ from alerts.rows import (
     UnlinkedExcursion,
     fetch,
 )
+from db.queries import checkpoints as checkpoints_q
 from db.queries import rules as q
 
 pytestmark = pytest.mark.integration
@@ -42,7 +44,8 @@ STATEMENTS: list[tuple[str, str, Any, type]] = [
     ("RECHECK_PAIRS", q.RECHECK_PAIRS, ALL, Pair),
     ("HOLDING_OFFLINE", q.HOLDING_OFFLINE, ALL, Pair),
     ("PAIR_INFO", q.PAIR_INFO, NOTHING, PairInfo),
-    ("PAIR_READINGS", q.PAIR_READINGS, NOTHING, PairReadings),
+    ("PAIR_READINGS", q.PAIR_READINGS, ([], [], []), PairReadings),
+    ("PAIR_CHECKPOINTS", checkpoints_q.PAIR_CHECKPOINTS, NOTHING, CheckpointRecord),
     ("CURRENT_EXCURSIONS", q.CURRENT_EXCURSIONS, NOTHING, ExcursionRecord),
     ("PAIR_STATES", q.PAIR_STATES, NOTHING, StateRecord),
     ("SHIPMENT_STATES", q.SHIPMENT_STATES, ([],), StateRecord),
