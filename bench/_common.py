@@ -271,6 +271,16 @@ def ingester_process(settings: Settings, log: Path, **extra_env: str) -> subproc
     )
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time so far (user + system, from /proc), or None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3 of the full line, utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """A process's peak resident memory (VmHWM) in MB, or None once it has gone."""
     try:
@@ -283,9 +293,10 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def wait_for_log(log: Path, text: str, timeout: float = 30.0) -> None:
+def wait_for_log(log: Path, text: str, timeout: float = 30.0, *, count: int = 1) -> None:
+    """Wait until ``text`` is in ``log`` ``count`` times (a restarted process logs again)."""
     deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
+    while log.read_text(errors="replace").count(text) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{text!r} not in {log}")
         time.sleep(0.05)

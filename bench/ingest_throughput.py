@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     Counter,
     Stack,
+    cpu_seconds,
     ingester_process,
     local_stack,
     peak_rss_mb,
@@ -88,6 +89,7 @@ def batch_messages(root: str, rs: list[Reading], size: int) -> Messages:
 class Result:
     rate: float
     peak_rss_mb: float | None = None
+    cpu_us: float | None = None  # the ingester's CPU time per reading stored, in µs
 
 
 class Watcher:
@@ -192,6 +194,15 @@ def _stop(proc: Any) -> float | None:
     return rss
 
 
+def _cpu_per_reading(proc: Any, cpu_before: float | None, n: int) -> float | None:
+    """The ingester's CPU µs per reading since ``cpu_before`` (taken once it had subscribed,
+    so start-up and imports are not counted)."""
+    now = cpu_seconds(proc.pid)
+    if now is None or cpu_before is None:
+        return None
+    return (now - cpu_before) * 1e6 / n
+
+
 def ingest_live(
     stack: Stack, msgs_of: Callable[[str], Messages], n_readings: int, logdir: Path, name: str
 ) -> Result:
@@ -202,10 +213,12 @@ def ingest_live(
     try:
         wait_for_log(log, "ingester subscribed")
         watcher = Watcher(s.db.dsn, n_readings)
+        cpu = cpu_seconds(proc.pid)
         started = time.time()  # compared with the database's clock: same machine
         publish_all(stack.broker.port, msgs)
         watcher.wait()
-        return Result(watcher.rate_since(started), _stop(proc))
+        used = _cpu_per_reading(proc, cpu, n_readings)
+        return Result(watcher.rate_since(started), _stop(proc), used)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -221,13 +234,18 @@ def ingest_drain(
         s, log, **INGEST_ENV
     )  # creates the persistent session and its subscription
     wait_for_log(log, "ingester subscribed")
+    # The second process drains from its first moment, so its start-up (imports, connections)
+    # is taken as this first one's: what it had used once it had subscribed.
+    start_up = cpu_seconds(proc.pid)
     _stop(proc)
     publish_all(stack.broker.port, msgs)  # the backlog waits at the broker
     watcher = Watcher(s.db.dsn, n_readings)
     proc = ingester_process(s, log, **INGEST_ENV)
     try:
+        cpu = start_up
         watcher.wait()
-        return Result(watcher.rate(), _stop(proc))
+        used = _cpu_per_reading(proc, cpu, n_readings)
+        return Result(watcher.rate(), _stop(proc), used)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -326,6 +344,7 @@ def main() -> None:
     def ours(label: str, r: Result, target: str, *, vs_broker: float | None) -> None:
         ratio = f"{r.rate / vs_broker:.2f} x broker, " if vs_broker else ""
         rss = f", peak RSS {r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else ""
+        rss += f", {r.cpu_us:.1f} CPU µs/reading" if r.cpu_us is not None else ""
         print(
             f"{label:<34}{r.rate:>10,.0f} readings/s   = {ratio}{r.rate / copy:.2f} x COPY"
             f"   (target {target}{rss})"
