@@ -84,20 +84,26 @@ PAGES = (
     Page("/loggers", "loggers", ("admin",), "Loggers: registration, calibration, battery."),
     Page("/sites", "sites", ("admin",), "Sites (locations) and carriers."),
     Page("/new-shipment", "new-shipment", ("operator",), "Booking a new shipment."),
+    Page("/admin", "admin", ("admin", "qa"), "Admin: the screens each role may open."),
+    Page("/admin/people", "admin-people", ("admin",), "People: roles, sessions, passwords."),
+    Page("/admin/api-keys", "admin-keys", ("admin",), "API keys: created, used, revoked."),
+    Page("/admin/rules", "admin-rules", ("admin",), "Stored rules: versions, who, why, diff."),
     Page("/api/docs", "api-docs", ("viewer",), "The API's documentation, served offline."),
 )
 
 
 def declared_paths() -> set[str]:
-    """Every ``PATH`` the dashboard's page modules declare."""
+    """Every ``PATH`` (and ``…_PATH``) the dashboard's page modules declare (prefixes such as
+    ``/shipments/`` are left out: their pages are in :data:`PAGES` with an example)."""
     import dashboard.pages as pages
 
     found = set()
     for info in pkgutil.iter_modules(pages.__path__):
         module = importlib.import_module(f"dashboard.pages.{info.name}")
-        path = getattr(module, "PATH", None)
-        if isinstance(path, str):
-            found.add(path)
+        for name, value in vars(module).items():
+            named = name == "PATH" or name.endswith("_PATH")
+            if named and isinstance(value, str) and value.startswith("/") and value[-1] != "/":
+                found.add(value)
     return found
 
 
