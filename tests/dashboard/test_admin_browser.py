@@ -102,6 +102,9 @@ def test_an_admin_manages_people_on_the_people_screen(
     _login_as(driver, web_server, session_cookie(adam))
     _open(driver, web_server.url + "/")
     _wait(driver).until(lambda d: _text_of(d, f"#{admin.NAV}") == "Admin")
+    # Let the fleet's map finish loading first: Dash's graph loader logs an error when its
+    # page is left while it is still loading (a person clicking that fast sees nothing wrong).
+    _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#fleet-map .js-plotly-plot"))
     driver.find_element(By.ID, admin.NAV).click()
     _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".admin-screen"))
     assert _titles(driver) == ["People", "API keys", "Stored rules", "Products"]
