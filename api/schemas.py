@@ -78,6 +78,12 @@ class ShipmentSummary(_Out):
     worst_severity: Severity | None = Field(description="of the unresolved alerts")
     condition: Condition
     attention: int = Field(description="3 alarm, 2 warning, 1 offline, 0 ok; lists sort by it")
+
+
+class FleetShipment(ShipmentSummary):
+    """A shipment as the fleet list shows it: also since when it is out of range, how bad, its
+    budget, what QA made of it, its carriers and planned arrival (the dashboard's fleet table)."""
+
     n_excursions: int = Field(description="excursions on record")
     out_of_range_since: AwareDatetime | None = Field(
         description="start of the oldest excursion still open: when the product left its range "
@@ -111,7 +117,7 @@ class Page(_Out):
 class ShipmentPage(Page):
     """A page of shipments, the ones that need action first."""
 
-    items: list[ShipmentSummary]
+    items: list[FleetShipment]
 
 
 class Leg(_Out):
