@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from yoyo import get_backend, read_migrations
 
 import alerts.rounds
+import alerts.rows
 from alerts.rounds import RulesEngine
 from coldchain.changes import Position, first_after, next_position
 from coldchain.settings import Settings
@@ -32,6 +33,7 @@ from coldchain.telemetry import Reading
 from db.migrate import MIGRATIONS_DIR
 from db.queries import automation as automation_q
 from db.queries import partitions as pq
+from db.queries import rules as rules_q
 from launcher.localstack import PostgresCluster
 from services import automation
 from tests.alerts.test_rules_service import current_excursions
@@ -115,3 +117,160 @@ def scalar(dsn: str, query: str, *args: object) -> Any:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(query, args).fetchone()
     return None if row is None else row[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Two writers at random, rounds in between
+# --------------------------------------------------------------------------------------------
+
+
+def writer(dsn: str, seed: int, n: int, committed: list[int]) -> None:
+    """``n`` transactions of one change each, held open a random while, a fifth rolled back."""
+    rng = random.Random(seed)
+    with psycopg.connect(dsn) as conn:
+        for k in range(n):
+            row = conn.execute(
+                "INSERT INTO reading_changes (device_id, ts_min, ts_max, n_readings) "
+                "VALUES (%s, %s, %s, 1) RETURNING change_id",
+                (f"W{seed}", T0 + timedelta(minutes=k), T0 + timedelta(minutes=k)),
+            ).fetchone()
+            assert row is not None
+            time.sleep(rng.uniform(0, 0.02))
+            if rng.random() < 0.2:
+                conn.rollback()
+            else:
+                conn.commit()
+                committed.append(int(row[0]))
+
+
+@pytest.mark.parametrize("consumer", ["rules", "automation"])
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_every_committed_change_is_taken_exactly_once(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    db_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    consumer: str,
+    seed: int,
+) -> None:
+    taken: list[int] = []
+    # Small reads, so that both ways a position moves (to a row, to the horizon) are taken.
+    if consumer == "rules":
+        monkeypatch.setattr(alerts.rounds, "CHANGES_PER_ROUND", 3)
+        real_fetch = alerts.rows.fetch
+
+        async def recording(conn: Any, query: str, params: Any, record: type) -> list[Any]:
+            rows: list[Any] = await real_fetch(conn, query, params, record)
+            if query == rules_q.PENDING_CHANGES:
+                taken.extend(r.change_id for r in rows)
+            return rows
+
+        monkeypatch.setattr(alerts.rounds, "fetch", recording)
+        engine = RulesEngine(pool, settings)
+        await engine.setup()
+        round_: Callable[[], Any] = engine.process_changes
+    else:
+        monkeypatch.setattr(automation, "CHANGES_PER_ROUND", 3)
+        real_pending = automation_q.pending_changes
+
+        def pending(**kw: Any) -> list[Any]:
+            rows = real_pending(**kw)
+            taken.extend(int(r["change_id"]) for r in rows)
+            return rows
+
+        monkeypatch.setattr(automation_q, "pending_changes", pending)
+        conn = psycopg.connect(db_dsn, autocommit=True, row_factory=dict_row)
+
+        async def round_() -> int:
+            now = datetime.now(UTC)
+            return await asyncio.to_thread(automation.process_changes, conn, now=now, gap_factor=2)
+
+    committed: list[int] = []
+    writers = [
+        threading.Thread(target=writer, args=(db_dsn, seed * 10 + w, 60, committed))
+        for w in range(2)
+    ]
+    for t in writers:
+        t.start()
+    rng = random.Random(seed)
+    while any(t.is_alive() for t in writers):
+        await round_()
+        await asyncio.sleep(rng.uniform(0, 0.01))
+    for t in writers:
+        t.join()
+    await round_()
+
+    if consumer == "automation":
+        conn.close()
+
+    assert len(committed) > 60  # enough of both writers' commits to mean something
+    assert sorted(taken) == sorted(committed)  # each committed change, once; no rolled-back one
+    prefix = "automation" if consumer == "automation" else "rules/"
+    assert scalar(db_dsn, pq.CHANGES_BEHIND.replace("%(prefix)s", "%s"), prefix) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The upgrade
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bare_db(pg_cluster: PostgresCluster) -> Iterator[str]:
+    """A database of this test's own with no migration applied; its owner's DSN."""
+    name = f"t_upgrade_{random.randrange(1 << 30)}"
+    pg_cluster.ensure_database(
+        name, OWNER_USER, OWNER_PASSWORD, app_user=APP_USER, app_password=APP_PASSWORD
+    )
+    yield f"postgresql://{OWNER_USER}:{OWNER_PASSWORD}@127.0.0.1:{pg_cluster.port}/{name}"
+    with psycopg.connect(pg_cluster.superuser_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def apply(dsn: str, which: Callable[[str], bool]) -> None:
+    backend = get_backend(dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with backend.lock():
+            chosen = read_migrations(str(MIGRATIONS_DIR)).filter(lambda m: which(m.id))
+            backend.apply_migrations(backend.to_apply(chosen))
+    finally:
+        backend.connection.close()
+
+
+def after(conn: psycopg.Connection[Any], name: str) -> list[int]:
+    """The change ids a consumer at cursor ``name`` takes now (below the horizon)."""
+    cursor = automation_q.lock_cursor(conn=conn, name=name)
+    rows = automation_q.pending_changes(
+        conn=conn, after=cursor, horizon=automation_q.horizon(conn=conn), limit=1000
+    )
+    return [int(r["change_id"]) for r in rows]
+
+
+def test_the_upgrade_keeps_every_cursor_where_it_was_and_loses_no_change(bare_db: str) -> None:
+    apply(bare_db, lambda mid: mid < MIGRATION)
+    with psycopg.connect(bare_db, autocommit=True) as conn:
+        for k in range(10):
+            conn.execute(
+                "INSERT INTO reading_changes (device_id, ts_min, ts_max, n_readings) "
+                "VALUES ('L', %s, %s, 1)",
+                (T0 + timedelta(minutes=k), T0 + timedelta(minutes=k)),
+            )
+        ids = [r[0] for r in conn.execute("SELECT change_id FROM reading_changes ORDER BY 1")]
+        positions = {"rules": ids[2], "rules/16/0": ids[4], "rules/16/1": ids[6],
+                     "automation": ids[9]}  # fmt: skip
+        for name, at in positions.items():
+            conn.execute("INSERT INTO engine_cursor (name, last_change_id) VALUES (%s, %s)",
+                         (name, at))  # fmt: skip
+    # A writer whose transaction began before the upgrade and writes its change after it.
+    with psycopg.connect(bare_db) as old:
+        old.execute("INSERT INTO devices (device_id) VALUES ('OLD')")  # draws its xid now
+        apply(bare_db, lambda mid: True)
+        (late,) = old.execute(
+            "INSERT INTO reading_changes (device_id, ts_min, ts_max, n_readings) "
+            "VALUES ('OLD', now(), now(), 1) RETURNING change_id"
+        ).fetchone() or (None,)
+        old.commit()
+
+    with psycopg.connect(bare_db, row_factory=dict_row) as conn:
+        for name, at in positions.items():
+            expected = [i for i in ids if i > at] + [late]
+            assert after(conn, name) == expected, name

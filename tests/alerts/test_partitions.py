@@ -190,7 +190,7 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
     ).setup()
     position = "SELECT array_agg(DISTINCT (last_xid, last_change_id)::text) FROM engine_cursor "
     moved = one(db_dsn, position + "WHERE name LIKE 'rules/16/%%'")
-    assert moved is not None and len(moved) == 1 and moved != [f"(0,{evaluated})"]
+    assert isinstance(moved, list) and len(moved) == 1 and moved != [f"(0,{evaluated})"]
     assert one(db_dsn, position + "WHERE name LIKE 'rules/4/%%'") == moved
 
 
