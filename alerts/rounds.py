@@ -3,7 +3,9 @@
 The database is the source of truth. The ingester records what each commit changed in
 ``reading_changes`` and sends a NOTIFY; the engine wakes, takes the changes after its cursors,
 re-evaluates the (shipment, device) pairs they touch and moves the cursors *in the same
-transaction* as its results. Killed and started again, it neither loses nor repeats work.
+transaction* as its results. Killed and started again, it neither loses nor repeats work. The
+cursors move by the transaction horizon (:mod:`coldchain.changes`): the ingester's writers
+commit out of change-id order, and a change is taken once its transaction has ended.
 The shipments are split into partitions, each with its own cursor, which several engines
 share (:mod:`alerts.partitions`: who holds what, and why that is safe); an engine works only on
 the partitions it holds (all of them when it runs alone) and whose cursor rows it could lock.
