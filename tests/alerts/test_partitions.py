@@ -167,7 +167,9 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
     evaluated = int(one(db_dsn, "SELECT max(change_id) FROM reading_changes"))  # type: ignore[call-overload]
     with psycopg.connect(db_dsn) as conn:  # where the single engine of before had got to
         conn.execute(
-            "INSERT INTO engine_cursor (name, last_change_id) VALUES ('rules', %s)", [evaluated]
+            "INSERT INTO engine_cursor (name, last_xid, last_change_id) "
+            "SELECT 'rules', xid, change_id FROM reading_changes WHERE change_id = %s",
+            [evaluated],
         )
     await TimescaleSink(pool).write(Batch(readings=flat("LOG-A", range(60))))
 
