@@ -18,7 +18,9 @@ results (a round of changes, the periodic re-judging and offline check) first lo
 partition's cursor row ``FOR UPDATE SKIP LOCKED`` and works only on the partitions it locked,
 then moves their cursors in the same transaction. So two transactions on one partition never
 overlap, and the second reads the cursor the first moved: no change is evaluated twice at
-once, none skipped, whoever believes it holds the partition. Escalation works on the alerts of
+once, none skipped, whoever believes it holds the partition. A cursor is a position
+``(last_xid, last_change_id)`` that moves by the transaction horizon (:mod:`coldchain.changes`),
+so a change committed after a later one is not passed over either. Escalation works on the alerts of
 its partitions with the alerts' own row locks (``FOR UPDATE SKIP LOCKED``, as before).
 
 **The claims share the work.** An engine (:class:`PartitionClaimer`) keeps one dedicated

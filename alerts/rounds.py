@@ -3,7 +3,9 @@
 The database is the source of truth. The ingester records what each commit changed in
 ``reading_changes`` and sends a NOTIFY; the engine wakes, takes the changes after its cursors,
 re-evaluates the (shipment, device) pairs they touch and moves the cursors *in the same
-transaction* as its results. Killed and started again, it neither loses nor repeats work.
+transaction* as its results. Killed and started again, it neither loses nor repeats work. The
+cursors move by the transaction horizon (:mod:`coldchain.changes`): the ingester's writers
+commit out of change-id order, and a change is taken once its transaction has ended.
 The shipments are split into partitions, each with its own cursor, which several engines
 share (:mod:`alerts.partitions`: who holds what, and why that is safe); an engine works only on
 the partitions it holds (all of them when it runs alone) and whose cursor rows it could lock.
@@ -55,6 +57,7 @@ from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
 from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
 from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
+from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
@@ -174,7 +177,11 @@ class RulesEngine:
     # ----------------------------------------------------------------------------------------
 
     async def process_changes(self) -> int:
-        """Evaluate everything committed since the cursor; return the number of changes taken."""
+        """Evaluate everything committed since the cursors; return the number of changes taken.
+
+        The cursors move by the transaction horizon (:mod:`coldchain.changes`): a change whose
+        transaction is still running is taken by a later round, never passed over.
+        """
         taken_total = 0
         n = self._claims.partitions
         while True:
@@ -183,22 +190,27 @@ class RulesEngine:
                 if not locked:
                     return taken_total
                 parts = sorted(locked)
+                horizon = await self._horizon(conn)
+                start = min(locked.values())
                 changes = await fetch(
-                    conn, q.PENDING_CHANGES, (min(locked.values()), CHANGES_PER_ROUND), Change
+                    conn,
+                    q.PENDING_CHANGES,
+                    {**start._asdict(), "horizon": horizon, "limit": CHANGES_PER_ROUND},
+                    Change,
                 )
                 if not changes:
                     return taken_total
+                taken = [Position(c.xid, c.change_id) for c in changes]
                 # Each change counts for the partitions whose cursor is before it.
                 pairs = await fetch(
                     conn,
                     q.AFFECTED_PAIRS,
                     {
-                        "change_id": [c.change_id for c in changes],
                         "device_id": [c.device_id for c in changes],
                         "ts_min": [c.ts_min for c in changes],
                         "ts_max": [c.ts_max for c in changes],
                         "held": parts,
-                        "cursor": [locked[p] for p in parts],
+                        "first": [first_after(taken, locked[p]) for p in parts],
                         "partitions": n,
                     },
                     Pair,
@@ -214,9 +226,10 @@ class RulesEngine:
                     [p.key for p in pairs],
                     changed_from={p.key: earliest[p.device_id] for p in pairs},
                 )
+                to = next_position(taken, limit=CHANGES_PER_ROUND, horizon=horizon)
                 await conn.execute(
                     pq.MOVE_PARTITION_CURSORS,
-                    {"to": changes[-1].change_id, "names": [cursor_name(n, p) for p in parts]},
+                    {**to._asdict(), "names": [cursor_name(n, p) for p in parts]},
                 )
                 await self._alerts.flush_notify(conn)
             taken_total += len(changes)
@@ -355,9 +368,9 @@ class RulesEngine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(first_of(wake, stop), timeout=max(timeout, 0.01))
 
-    async def _lock_partitions(self, conn: AsyncConnection[Any]) -> dict[int, int]:
+    async def _lock_partitions(self, conn: AsyncConnection[Any]) -> dict[int, Position]:
         """Lock the cursor rows of the held partitions no other transaction has locked;
-        return their positions ``{partition: last_change_id}`` (see alerts.partitions)."""
+        return their positions (see alerts.partitions)."""
         n = self._claims.partitions
         held = sorted(self._claims.held)
         if not held:
@@ -366,9 +379,15 @@ class RulesEngine:
         await conn.execute(pq.SHARE_LEGACY_CURSOR)  # a single engine of before, mid-upgrade
         names = [cursor_name(n, p) for p in held]
         rows = await (await conn.execute(pq.LOCK_PARTITION_CURSORS, {"names": names})).fetchall()
-        locked = {int(str(r[0]).rsplit("/", 1)[1]): int(r[1]) for r in rows}
+        locked = {int(str(r[0]).rsplit("/", 1)[1]): Position(int(r[1]), int(r[2])) for r in rows}
         self._contended = len(locked) < len(held)
         return locked
+
+    async def _horizon(self, conn: AsyncConnection[Any]) -> int:
+        """The transaction horizon: every transaction below it has ended (coldchain.changes)."""
+        row = await (await conn.execute(q.HORIZON)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     async def _locked_filter(self, conn: AsyncConnection[Any]) -> dict[str, Any] | None:
         """The partition filter of the periodic statements, for the partitions locked here;

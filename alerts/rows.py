@@ -55,6 +55,7 @@ class Change:
     """``PENDING_CHANGES``: what one commit of readings changed."""
 
     change_id: int
+    xid: int  # the writing transaction's id: with change_id, the place in the log
     device_id: str
     ts_min: datetime
     ts_max: datetime

@@ -6,9 +6,10 @@ readings the ingester stores, as the rules engine does: the ingester records eac
 in ``engine_cursor``), looks at the planned and in-transit shipments whose loggers they touch and
 asks :mod:`coldchain.automation` whether one starts or arrives, then moves the cursor *in the same
 transaction* as the transitions it made. Killed and started again, it neither misses a reading
-nor moves a shipment twice. Every ``automation.sweep_interval_s`` it also looks at every planned
-and in-transit shipment with a logger: a booking changed (a departure brought forward, a lane
-set), or a change committed after a later one and was passed over by the cursor.
+nor moves a shipment twice. The cursor moves by the transaction horizon (:mod:`coldchain.changes`):
+a change committed after a later one is taken all the same, once its transaction has ended.
+Every ``automation.sweep_interval_s`` it also looks at every planned and in-transit shipment
+with a logger: a booking changed (a departure brought forward, a lane set).
 
 A transition it makes is the same as a person's (:mod:`services.lifecycle`): the shipment
 locked, the state machine asked, the row updated with its audit entry, a timeline entry; the
@@ -58,6 +59,7 @@ from psycopg.rows import DictRow, dict_row
 
 from alerts.policy import json_safe
 from coldchain.automation import Fix, Trigger, arrive_trigger, start_trigger
+from coldchain.changes import Position, next_position
 from coldchain.errors import (
     IdentifierError,
     InvalidRecordError,
@@ -239,7 +241,10 @@ def process_changes(
     while True:
         with conn.transaction():
             cursor = q.lock_cursor(conn=conn, name=CURSOR_NAME)
-            changes = q.pending_changes(conn=conn, after=cursor, limit=CHANGES_PER_ROUND)
+            horizon = q.horizon(conn=conn)
+            changes = q.pending_changes(
+                conn=conn, after=cursor, horizon=horizon, limit=CHANGES_PER_ROUND
+            )
             if not changes:
                 return taken
             devices = sorted({c["device_id"] for c in changes})
@@ -247,7 +252,9 @@ def process_changes(
             _consider_all(
                 conn, shipments, now=now, gap_factor=gap_factor, stats=stats, release=release
             )
-            q.move_cursor(conn=conn, name=CURSOR_NAME, to=int(changes[-1]["change_id"]))
+            read = [Position(int(c["xid"]), int(c["change_id"])) for c in changes]
+            to = next_position(read, limit=CHANGES_PER_ROUND, horizon=horizon)
+            q.move_cursor(conn=conn, name=CURSOR_NAME, to=to)
         taken += len(changes)
 
 

@@ -30,6 +30,7 @@ from simulator.groundtruth import GroundTruth
 from simulator.scenario import load_scenario
 from simulator.service import run_simulation
 from tests.fixtures.auth import Person
+from tests.fixtures.engines import changes_behind
 from tests.fixtures.web import LiveServer, screenshot
 
 pytestmark = pytest.mark.integration
@@ -68,14 +69,8 @@ async def settled(dsn: str, within: float = 90.0) -> None:
     """Wait until the ingester stopped adding readings and the rules engine caught up."""
     last = -1
     for _ in range(int(within / 0.5)):
-        ((n, pending),) = query(
-            dsn,
-            """SELECT (SELECT count(*) FROM readings),
-                      (SELECT count(*) FROM reading_changes
-                        WHERE change_id > coalesce(
-                            (SELECT min(last_change_id) FROM engine_cursor
-                             WHERE name LIKE 'rules/%%'), 0))""",
-        )
+        ((n,),) = query(dsn, "SELECT count(*) FROM readings")
+        pending = changes_behind(dsn)
         if n == last and n > 0 and pending == 0:
             return
         last = n

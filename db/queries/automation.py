@@ -3,7 +3,8 @@
 
 Keyword-only functions taking ``conn``, parameterised SQL, dict rows. The cursor over
 ``reading_changes`` is the rules engine's mechanism (:mod:`db.queries.rules`) under a name of
-its own, so the two never move each other's position.
+its own, so the two never move each other's position; it moves by the transaction horizon
+(:mod:`coldchain.changes`), so a change committed after a later one is not passed over.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from coldchain.changes import START, Position
 from db.queries import rules as rules_q
 from db.types import Conn, Row
 
@@ -93,20 +95,29 @@ def ensure_cursor(*, conn: Conn, name: str) -> None:
     conn.execute(rules_q.ENSURE_CURSOR, (name,))
 
 
-def lock_cursor(*, conn: Conn, name: str) -> int:
+def lock_cursor(*, conn: Conn, name: str) -> Position:
     """The cursor's position, locked until the caller's transaction ends."""
     row = conn.execute(rules_q.LOCK_CURSOR, (name,)).fetchone()
-    return 0 if row is None else int(row["last_change_id"])
+    return START if row is None else Position(int(row["last_xid"]), int(row["last_change_id"]))
 
 
-def move_cursor(*, conn: Conn, name: str, to: int) -> None:
-    """Move the cursor past change ``to``."""
-    conn.execute(rules_q.MOVE_CURSOR, (to, name))
+def move_cursor(*, conn: Conn, name: str, to: Position) -> None:
+    """Move the cursor to ``to`` (never back)."""
+    conn.execute(rules_q.MOVE_CURSOR, {**to._asdict(), "name": name})
 
 
-def pending_changes(*, conn: Conn, after: int, limit: int) -> list[Row]:
-    """The reading changes after ``after`` (change_id, device_id, ts_min, ts_max)."""
-    return conn.execute(rules_q.PENDING_CHANGES, (after, limit)).fetchall()
+def horizon(*, conn: Conn) -> int:
+    """The transaction horizon: every transaction below it has ended (coldchain.changes)."""
+    row = conn.execute(rules_q.HORIZON).fetchone()
+    assert row is not None
+    return int(row["horizon"])
+
+
+def pending_changes(*, conn: Conn, after: Position, horizon: int, limit: int) -> list[Row]:
+    """The reading changes after ``after`` of transactions below ``horizon``, in log order
+    (change_id, xid, device_id, ts_min, ts_max)."""
+    params = {**after._asdict(), "horizon": horizon, "limit": limit}
+    return conn.execute(rules_q.PENDING_CHANGES, params).fetchall()
 
 
 def candidates(*, conn: Conn, devices: Sequence[str] | None) -> list[Row]:

@@ -15,17 +15,24 @@ LEGACY_CURSOR = "rules"
 
 # A new set of partition cursors (``rules/<partitions>/<p>``) starts at the lowest cursor of the
 # set in use last (the one moved most recently, the former single cursor included): nothing
-# committed after it is lost; what is re-evaluated gives the same results (idempotent).
+# committed after it is lost; what is re-evaluated gives the same results (idempotent). A
+# position is (last_xid, last_change_id), ordered as a pair (coldchain/changes.py).
 ENSURE_PARTITION_CURSORS = """
 WITH c AS (
-    SELECT regexp_replace(name, '/[0-9]+$', '') AS cursor_set, last_change_id, updated_at
+    SELECT regexp_replace(name, '/[0-9]+$', '') AS cursor_set, last_xid, last_change_id,
+           updated_at
     FROM engine_cursor
     WHERE name = 'rules' OR name LIKE 'rules/%%'
 ),
-latest AS (SELECT cursor_set FROM c ORDER BY updated_at DESC LIMIT 1)
-INSERT INTO engine_cursor (name, last_change_id)
+latest AS (SELECT cursor_set FROM c ORDER BY updated_at DESC LIMIT 1),
+lowest AS (
+    SELECT last_xid, last_change_id FROM c WHERE cursor_set = (SELECT cursor_set FROM latest)
+    ORDER BY last_xid, last_change_id LIMIT 1
+)
+INSERT INTO engine_cursor (name, last_xid, last_change_id)
 SELECT %(prefix)s || p,
-       coalesce((SELECT min(last_change_id) FROM c WHERE cursor_set = (SELECT cursor_set FROM latest)), 0)
+       coalesce((SELECT last_xid FROM lowest), '0'),
+       coalesce((SELECT last_change_id FROM lowest), 0)
 FROM generate_series(0, %(partitions)s - 1) AS p
 ON CONFLICT (name) DO NOTHING
 """
@@ -39,22 +46,34 @@ SHARE_LEGACY_CURSOR = "SELECT 1 FROM engine_cursor WHERE name = 'rules' FOR SHAR
 # partition another engine is still finishing a transaction on (a takeover) is left for the
 # next round instead of waiting for it.
 LOCK_PARTITION_CURSORS = """
-SELECT name, last_change_id FROM engine_cursor
+SELECT name, last_xid::text::bigint AS last_xid, last_change_id FROM engine_cursor
 WHERE name = ANY(%(names)s) ORDER BY name
 FOR UPDATE SKIP LOCKED
 """
 
+# Forward only: a partition whose cursor is already past the new position stays where it is.
 MOVE_PARTITION_CURSORS = """
-UPDATE engine_cursor SET last_change_id = greatest(last_change_id, %(to)s), updated_at = now()
+UPDATE engine_cursor SET
+    last_xid = CASE WHEN (last_xid, last_change_id) < (%(xid)s::text::xid8, %(change_id)s)
+                    THEN %(xid)s::text::xid8 ELSE last_xid END,
+    last_change_id = CASE WHEN (last_xid, last_change_id) < (%(xid)s::text::xid8, %(change_id)s)
+                          THEN %(change_id)s ELSE last_change_id END,
+    updated_at = now()
 WHERE name = ANY(%(names)s)
 """
 
-# How far behind the rules are: changes after the lowest cursor of a set (tests, benches,
-# the operator). NULL cursor (no set yet): every change is behind.
+# How far behind the consumers are: changes after the lowest cursor whose name starts with
+# ``prefix`` (a partition set ``rules/<n>/``, or ``automation``), for tests, benches and the
+# operator. No such cursor yet: every change is behind. Rows of transactions still running are
+# not visible, hence not counted.
 CHANGES_BEHIND = """
-SELECT count(*) AS behind FROM reading_changes
-WHERE change_id > coalesce(
-    (SELECT min(last_change_id) FROM engine_cursor WHERE name LIKE %(prefix)s || '%%'), 0)
+WITH lowest AS (
+    SELECT last_xid, last_change_id FROM engine_cursor WHERE name LIKE %(prefix)s || '%%'
+    ORDER BY last_xid, last_change_id LIMIT 1
+)
+SELECT count(*) AS behind FROM reading_changes r
+WHERE NOT EXISTS (SELECT 1 FROM lowest)
+   OR (r.xid, r.change_id) > (SELECT last_xid, last_change_id FROM lowest)
 """
 
 # Engines

@@ -22,31 +22,50 @@ from coldchain.errors import NotFoundError
 from db.queries.shipments import find_shipment_id
 from db.types import Conn, Row
 
+# The change log and its cursors (``engine_cursor``): a position is (last_xid, last_change_id) and
+# moves by the transaction horizon, never by change_id alone (coldchain/changes.py says why).
 ENSURE_CURSOR = """
 INSERT INTO engine_cursor (name) VALUES (%s) ON CONFLICT (name) DO NOTHING
 """
 
-LOCK_CURSOR = "SELECT last_change_id FROM engine_cursor WHERE name = %s FOR UPDATE"
+LOCK_CURSOR = """
+SELECT last_xid::text::bigint AS last_xid, last_change_id FROM engine_cursor
+WHERE name = %s FOR UPDATE
+"""
 
-MOVE_CURSOR = "UPDATE engine_cursor SET last_change_id = %s, updated_at = now() WHERE name = %s"
+# Forward only: a position never moves back.
+MOVE_CURSOR = """
+UPDATE engine_cursor SET last_xid = %(xid)s::text::xid8, last_change_id = %(change_id)s,
+                         updated_at = now()
+WHERE name = %(name)s AND (last_xid, last_change_id) < (%(xid)s::text::xid8, %(change_id)s)
+"""
 
+# The horizon: every transaction below it has ended (its snapshot's xmin, cluster-wide).
+HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon"
+
+# The rows after a position, of transactions below the horizon read before (same transaction),
+# in (xid, change_id) order: the index reading_changes_xid.
 PENDING_CHANGES = """
-SELECT change_id, device_id, ts_min, ts_max FROM reading_changes
-WHERE change_id > %s ORDER BY change_id LIMIT %s
+SELECT change_id, xid::text::bigint AS xid, device_id, ts_min, ts_max FROM reading_changes
+WHERE (xid, change_id) > (%(xid)s::text::xid8, %(change_id)s::bigint)
+  AND xid < %(horizon)s::text::xid8
+ORDER BY xid, change_id LIMIT %(limit)s
 """
 
 # Which (shipment, device) pairs a set of changes touches, through the assignment intervals:
 # a reading that arrives late still lands in the shipment the logger rode in at that time.
 # Only the pairs of the partitions given (``held``), each change only if it comes after that
-# partition's cursor (``cursor``, in the same order): alerts/partitions.py.
+# partition's cursor: the changes are given in the order read, and ``first`` says how many of
+# them are at or behind each partition's cursor (in the same order as ``held``;
+# coldchain.changes.first_after): alerts/partitions.py.
 AFFECTED_PAIRS = """
 SELECT DISTINCT a.shipment_id, a.device_id
-FROM unnest(%(change_id)s::bigint[], %(device_id)s::text[], %(ts_min)s::timestamptz[],
-            %(ts_max)s::timestamptz[]) AS c(change_id, device_id, ts_min, ts_max)
+FROM unnest(%(device_id)s::text[], %(ts_min)s::timestamptz[], %(ts_max)s::timestamptz[])
+     WITH ORDINALITY AS c(device_id, ts_min, ts_max, i)
 JOIN device_assignments a
   ON a.device_id = c.device_id AND a.during && tstzrange(c.ts_min, c.ts_max, '[]')
-JOIN unnest(%(held)s::int[], %(cursor)s::bigint[]) AS h(partition, last_change_id)
-  ON h.partition = rules_partition(a.shipment_id, %(partitions)s) AND c.change_id > h.last_change_id
+JOIN unnest(%(held)s::int[], %(first)s::int[]) AS h(partition, first)
+  ON h.partition = rules_partition(a.shipment_id, %(partitions)s) AND c.i > h.first
 """
 
 # The periodic statements take the partitions to work on: ``held`` of ``partitions``.

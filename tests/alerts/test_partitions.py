@@ -167,7 +167,9 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
     evaluated = int(one(db_dsn, "SELECT max(change_id) FROM reading_changes"))  # type: ignore[call-overload]
     with psycopg.connect(db_dsn) as conn:  # where the single engine of before had got to
         conn.execute(
-            "INSERT INTO engine_cursor (name, last_change_id) VALUES ('rules', %s)", [evaluated]
+            "INSERT INTO engine_cursor (name, last_xid, last_change_id) "
+            "SELECT 'rules', xid, change_id FROM reading_changes WHERE change_id = %s",
+            [evaluated],
         )
     await TimescaleSink(pool).write(Batch(readings=flat("LOG-A", range(60))))
 
@@ -188,11 +190,10 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
     await RulesEngine(
         pool, settings.model_copy(update={"alerts": alerts_settings(settings, partitions=4)})
     ).setup()
-    latest = int(one(db_dsn, "SELECT max(change_id) FROM reading_changes"))  # type: ignore[call-overload]
-    assert one(
-        db_dsn,
-        "SELECT array_agg(DISTINCT last_change_id) FROM engine_cursor WHERE name LIKE 'rules/4/%%'",
-    ) == [latest]
+    position = "SELECT array_agg(DISTINCT (last_xid, last_change_id)::text) FROM engine_cursor "
+    moved = one(db_dsn, position + "WHERE name LIKE 'rules/16/%%'")
+    assert isinstance(moved, list) and len(moved) == 1 and moved != [f"(0,{evaluated})"]
+    assert one(db_dsn, position + "WHERE name LIKE 'rules/4/%%'") == moved
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,10 @@ pytestmark = pytest.mark.integration
 
 NOTHING: tuple[list[Any], list[Any]] = ([], [])
 ALL = {"held": list(range(16)), "partitions": 16}
-NO_CHANGES = {"change_id": [], "device_id": [], "ts_min": [], "ts_max": [], "cursor": [], **ALL}
+NO_CHANGES = {"device_id": [], "ts_min": [], "ts_max": [], "first": [0] * 16, **ALL}
+AFTER_START = {"xid": 0, "change_id": 0, "horizon": 1 << 40, "limit": 10}
 STATEMENTS: list[tuple[str, str, Any, type]] = [
-    ("PENDING_CHANGES", q.PENDING_CHANGES, (0, 10), Change),
+    ("PENDING_CHANGES", q.PENDING_CHANGES, AFTER_START, Change),
     ("AFFECTED_PAIRS", q.AFFECTED_PAIRS, NO_CHANGES, Pair),
     ("RECHECK_PAIRS", q.RECHECK_PAIRS, ALL, Pair),
     ("HOLDING_OFFLINE", q.HOLDING_OFFLINE, ALL, Pair),

@@ -23,13 +23,14 @@ from coldchain.geo import Geofence, distance_m
 from coldchain.settings import AutomationSettings, Settings
 from coldchain.telemetry import Reading, batch_payload, telemetry_topic
 from db.queries import automation as automation_q
+from db.queries import partitions as pq
 from db.types import Conn
 from ingest.service import Ingester
 from ingest.sink import TimescaleSink
 from services import automation, bookings, lifecycle, locations, loggers, products
 from services.caller import Caller
 from tests.fixtures.web import gtin as gtin_of
-from tests.fixtures.web import ingest
+from tests.fixtures.web import ingest, ingest_in
 from tests.fixtures.webhooks import SECRET, WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -214,6 +215,36 @@ def test_a_logger_switched_on_away_from_the_origin_does_not_start_it(
     assert state(conn, sid)["status"] == "planned"
 
 
+def test_a_change_committed_after_a_later_one_is_not_passed_over(
+    conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
+) -> None:
+    """The ingester's two writers commit out of change-id order: the first one's readings
+    (after the departure) are taken once it commits, not passed over by the cursor."""
+    sid = book(conn, lane, "AUTO-ORDER", t0 + timedelta(minutes=2), t0 - timedelta(minutes=30))
+    ingest(db_dsn, trip(t0, range(-20, -10)))  # before the departure; the day's chunk exists
+    assert automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR) == 1
+    # Another logger of the shipment (two writers never write one logger's device_state row at
+    # once: the second would wait for the first).
+    conn.execute("INSERT INTO devices (device_id, interval_s) VALUES ('L-2', 60)")
+    bookings.attach(
+        conn, OPERATOR, shipment_id=sid, device_id="L-2", now=t0 - timedelta(minutes=30)
+    )
+    with psycopg.connect(db_dsn) as slow:
+        ingest_in(slow, trip(t0, range(2, 40)))  # draws the lower change id, stays open
+        other = [
+            Reading("L-2", r.ts, r.temp_c, lat=r.lat, lon=r.lon) for r in trip(t0, range(-10, 2))
+        ]
+        ingest(db_dsn, other)  # the next one, committed first
+        first = automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+        assert state(conn, sid)["status"] == "planned"
+        slow.commit()
+    second = automation.process_changes(conn, now=datetime.now(UTC), gap_factor=GAP_FACTOR)
+    assert first + second == 2 and _pending(conn) == 0
+    assert state(conn, sid)["status"] == "in_transit"
+    # The first reading after the departure, the slow writer's.
+    assert state(conn, sid)["started_at"] == t0 + timedelta(minutes=2)
+
+
 def test_a_restarted_worker_misses_nothing_and_repeats_nothing(
     conn: Conn, db_dsn: str, lane: dict[str, Any], t0: datetime
 ) -> None:
@@ -227,18 +258,17 @@ def test_a_restarted_worker_misses_nothing_and_repeats_nothing(
     ingest(db_dsn, trip(t0, range(2, 40)))
     ingest(db_dsn, trip(t0, range(40, 80)))
     with automation.connect(db_dsn) as again:
-        (cursor,) = again.execute(
-            "SELECT last_change_id FROM engine_cursor WHERE name = 'automation'"
-        ).fetchall()
+        position = "SELECT last_xid, last_change_id FROM engine_cursor WHERE name = 'automation'"
+        (cursor,) = again.execute(position).fetchall()
+        assert _pending(again) == 2
         assert automation.process_changes(again, now=datetime.now(UTC),
                                           gap_factor=GAP_FACTOR) == 2  # fmt: skip
         assert state(again, sid)["status"] == "under_review"
         assert state(again, sid)["started_at"] == t0 + timedelta(minutes=2)
-        (latest,) = again.execute("SELECT max(change_id) AS m FROM reading_changes").fetchall()
-        (moved,) = again.execute(
-            "SELECT last_change_id FROM engine_cursor WHERE name = 'automation'"
-        ).fetchall()
-        assert moved["last_change_id"] == latest["m"] > cursor["last_change_id"]
+        (moved,) = again.execute(position).fetchall()
+        assert _pending(again) == 0
+        assert (int(moved["last_xid"]), moved["last_change_id"]) > (
+            int(cursor["last_xid"]), cursor["last_change_id"])  # fmt: skip
         # Nothing new: nothing taken, nothing moved.
         events = len(timeline(again, sid))
         assert automation.process_changes(again, now=datetime.now(UTC),
@@ -381,12 +411,9 @@ async def test_over_mqtt_a_shipment_starts_arrives_and_its_webhooks_are_signed(
 
 def _pending(conn: Conn) -> int:
     """Reading changes after the automation's cursor."""
-    row = conn.execute(
-        "SELECT count(*) AS n FROM reading_changes WHERE change_id > coalesce("
-        "(SELECT last_change_id FROM engine_cursor WHERE name = 'automation'), 0)"
-    ).fetchone()
+    row = conn.execute(pq.CHANGES_BEHIND, {"prefix": automation.CURSOR_NAME}).fetchone()
     assert row is not None
-    return int(row["n"])
+    return int(row["behind"])
 
 
 def test_the_outbox_trigger_and_the_webhook_events_name_the_same_entries(
