@@ -176,6 +176,23 @@ def demo(work: Path) -> Iterator[Demo]:
                 proc.wait()
 
 
+def caught_up(dsn: str, timeout_s: float = 300) -> None:
+    """Wait until the demo plays in real time: every logger's latest reading within 3 minutes
+    (the demo plays its first hour fast, and its readings arrive behind until then; pictures
+    taken earlier show loggers "offline" that are only catching up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(dsn, connect_timeout=3) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE ts < now() - interval '3 minutes'), count(*)"
+                " FROM device_state"
+            ).fetchone()
+            if row and row[1] and not row[0]:
+                return
+        time.sleep(2)
+    print("the demo's loggers had not all caught up after 5 minutes; shooting anyway")
+
+
 def shipment_in_alarm(dsn: str, timeout_s: float = 240) -> str:
     """The reference of a demo shipment with an open alert, once there is one."""
     deadline = time.monotonic() + timeout_s
@@ -277,6 +294,7 @@ def main() -> None:
     try:
         with demo(work) as d, chromium(work / "chromium") as driver:
             reference = shipment_in_alarm(d.dsn)
+            caught_up(d.dsn)
             print(f"demo up at {d.url}; shipment in alarm: {reference}")
             for role in ("anonymous", *ROLES):
                 if role != "anonymous":
