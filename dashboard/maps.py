@@ -31,8 +31,12 @@ from coldchain.thermal.limits import Limits, temperature_limits
 from dashboard.figures import CONDITION_COLORS, CONDITION_LABELS
 from dashboard.pages import fmt_ts
 
-#: Where the app serves the basemap's GeoJSON (Dash's assets folder), from its own origin.
+#: Where the app serves the basemap's GeoJSON (Dash's assets folder), from its own origin:
+#: Natural Earth 1:50m for the route maps (a lane's scale), 1:110m for the fleet's overview
+#: (a continent's scale, where 1:50m's detail is not seen: a tenth of the data to load and draw
+#: under 5,000 markers).
 BASEMAP_URL = "/assets/basemap"
+OVERVIEW_BASEMAP_URL = "/assets/basemap/110m"
 #: The basemap's layers in the style, bottom to top (the sea is the background).
 BASEMAP_LAYERS = ("sea", "land", "coast", "borders")
 
@@ -145,11 +149,12 @@ def _map_layout(
     tiles: str | None,
     height: int,
     uirevision: str,
+    basemap: str = BASEMAP_URL,
 ) -> go.Figure:
     center, zoom = map_view(lats, lons, height_px=height)
     fig.update_layout(
         map={
-            "style": offline_style(),
+            "style": offline_style(base_url=basemap),
             "layers": tile_layers(tiles),
             "center": center,
             "zoom": zoom,
@@ -239,7 +244,15 @@ def fleet_map(shipments: pd.DataFrame, *, tiles: str | None = None) -> go.Figure
         fig.add_trace(go.Scattermap(lat=[], lon=[], mode="markers", showlegend=False))
     lats = [] if located.empty else [float(v) for v in located["lat"]]
     lons = [] if located.empty else [float(v) for v in located["lon"]]
-    return _map_layout(fig, lats=lats, lons=lons, tiles=tiles, height=360, uirevision="fleet-map")
+    return _map_layout(
+        fig,
+        lats=lats,
+        lons=lons,
+        tiles=tiles,
+        height=360,
+        uirevision="fleet-map",
+        basemap=OVERVIEW_BASEMAP_URL,
+    )
 
 
 @dataclass(frozen=True, slots=True)

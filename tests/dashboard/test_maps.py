@@ -93,21 +93,22 @@ def test_an_empty_fleet_still_draws_a_map() -> None:
 
 
 @pytest.mark.parametrize(
-    "fig",
+    ("fig", "folder"),
     [
-        fleet_map(_fleet(("A", "alarm", 9.1, 52.0, 4.0))),
-        route_map(pd.DataFrame(), limits=None),
+        # the fleet's overview draws the 1:110m basemap, a lane's route the 1:50m one
+        (fleet_map(_fleet(("A", "alarm", 9.1, 52.0, 4.0))), "/assets/basemap/110m"),
+        (route_map(pd.DataFrame(), limits=None), "/assets/basemap"),
     ],
     ids=["fleet", "route"],
 )
-def test_without_tiles_the_map_names_no_other_origin(fig: Any) -> None:
+def test_without_tiles_the_map_names_no_other_origin(fig: Any, folder: str) -> None:
     layout = fig.layout.map.to_plotly_json()
     style = layout["style"]
     assert isinstance(style, dict)
     assert "glyphs" not in style and "sprite" not in style  # fonts and icons come from servers
     assert {name: source["data"] for name, source in style["sources"].items()} == {
-        "land": "/assets/basemap/land.geojson",
-        "borders": "/assets/basemap/borders.geojson",
+        "land": f"{folder}/land.geojson",
+        "borders": f"{folder}/borders.geojson",
     }
     assert [layer["id"] for layer in style["layers"]] == list(BASEMAP_LAYERS)
     assert [layer["type"] for layer in style["layers"]] == ["background", "fill", "line", "line"]
@@ -126,9 +127,10 @@ def test_configured_tiles_are_drawn_over_the_basemap_under_the_markers() -> None
     assert fig.layout.map.style["layers"][0]["id"] == "sea"  # the basemap stays under them
 
 
+@pytest.mark.parametrize("scale", ["", "110m"])
 @pytest.mark.parametrize("name", ["land", "borders"])
-def test_the_basemap_files_are_geojson_the_app_serves(name: str) -> None:
-    path = ASSETS / "basemap" / f"{name}.geojson"
+def test_the_basemap_files_are_geojson_the_app_serves(name: str, scale: str) -> None:
+    path = ASSETS / "basemap" / scale / f"{name}.geojson"
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["type"] == "FeatureCollection" and data["features"]
     coords = np.array(
