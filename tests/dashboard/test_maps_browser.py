@@ -187,11 +187,12 @@ def test_the_fleet_map_works_offline_with_the_alarm_on_top(
         picture = _until_rendered(
             browser, "fleet-map", lambda p: p["traces"].get("Alarm") and p["land"] > 0
         )
-        # The basemap is the app's own: land drawn, every source from this origin, no fonts.
+        # The basemap is the app's own (the 1:110m overview under the fleet): land drawn, every
+        # source from this origin, no fonts.
         assert picture["land"] > 0
         assert picture["layer_sources"] == [
-            "/assets/basemap/borders.geojson",
-            "/assets/basemap/land.geojson",
+            "/assets/basemap/110m/borders.geojson",
+            "/assets/basemap/110m/land.geojson",
         ]
         assert all(u.startswith(web_server.url + "/") for u in picture["fetched"])
         assert picture["glyphs"] is None
