@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 from coldchain.errors import AccountError, ColdchainError, PermissionDeniedError
 from dashboard.pages import PageContext, badge, data_attrs, fmt_ts, table
 from dashboard.pages.admin_people import secret_notice
-from dashboard.pages.forms import caller, labelled, text_input
+from dashboard.pages.forms import SESSION_ENDED, caller, labelled, text_input
 from db.types import Row
 from security.roles import API_KEY_ROLES, DESCRIPTIONS
 from services import accounts as service
@@ -208,7 +208,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         try:
             until = expiry(expires)
             if until is not None and until <= datetime.now(UTC):
@@ -239,7 +239,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         if not name:
             return "Pick the key to revoke first.", "feedback error", no_update
         try:

@@ -19,7 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from coldchain.errors import AccountError, ColdchainError, PermissionDeniedError
 from dashboard.pages import PageContext, badge, data_attrs, fmt_ts, table
-from dashboard.pages.forms import REASON_MAX, caller, labelled, text_input
+from dashboard.pages.forms import REASON_MAX, SESSION_ENDED, caller, labelled, text_input
 from db.types import Conn, Row
 from security.roles import DESCRIPTIONS, ROLES
 from services import accounts as service
@@ -239,7 +239,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         try:
             with page.connection() as conn:
                 created = service.create_user(
@@ -282,7 +282,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         if not username:
             return "Pick the person first.", "feedback error", no_update
         why = (reason or "").strip() or None

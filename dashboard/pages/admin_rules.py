@@ -21,7 +21,7 @@ from dash.exceptions import PreventUpdate
 
 from coldchain.errors import ColdchainError, NotFoundError, PermissionDeniedError
 from dashboard.pages import PageContext, badge, data_attrs, fmt_ts, table
-from dashboard.pages.forms import REASON_MAX, caller, labelled, text_input
+from dashboard.pages.forms import REASON_MAX, SESSION_ENDED, caller, labelled, text_input
 from db.types import Row
 from security.accounts import Principal
 from services import products as product_s
@@ -332,7 +332,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         key = gtin if scope == "product" else (reference or "").strip()
         why = (reason or "").strip()
         try:

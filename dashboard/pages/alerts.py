@@ -31,6 +31,7 @@ from coldchain.errors import (
 from dashboard import figures, ids
 from dashboard.pages import PageContext, fmt_clock
 from dashboard.pages.alert_rows import alert_row, headers, summary_cards
+from dashboard.pages.forms import SESSION_ENDED
 from dashboard.pages.login import current_principal
 from db.types import Conn
 from security.accounts import Principal
@@ -173,7 +174,7 @@ def perform(
     """Acknowledge, resolve or assign an alert as ``principal``; ``(ok, message)`` for the
     person, in plain words (the refusals are the service's: the API gives the same)."""
     if principal is None:
-        return False, "Log in again: your session has ended."
+        return False, SESSION_ENDED
     if action not in _DONE:
         return False, f"Unknown action {action!r}."
     caller = Caller.of(principal, source)

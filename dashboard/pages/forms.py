@@ -67,6 +67,10 @@ def field_label(field: str, labels: Mapping[str, str]) -> str:
     return labels.get(last, field)
 
 
+#: What a form's callback says when the person's session ended before they pressed the button.
+SESSION_ENDED = "Log in again: your session has ended."
+
+
 def refusal(exc: ColdchainError, *, what: str, role: str, labels: Mapping[str, str]) -> str:
     """One sentence for a refused change of ``what`` ("products", "loggers")."""
     if isinstance(exc, PermissionDeniedError):

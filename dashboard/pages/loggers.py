@@ -23,6 +23,7 @@ from coldchain.telemetry import telemetry_topic
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, shipment_href, table
 from dashboard.pages.forms import (
     REASON_MAX,
+    SESSION_ENDED,
     caller,
     labelled,
     number_input,
@@ -348,7 +349,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", None, no_update
+            return SESSION_ENDED, "feedback error", None, no_update
         try:
             spec = validated(logger_body(dict(zip((k for k, _ in FIELDS), form, strict=True))))
             with page.connection() as conn:
@@ -421,7 +422,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update, no_update
+            return SESSION_ENDED, "feedback error", no_update, no_update
         reason = (reason or "").strip()
         try:
             if editing is None:

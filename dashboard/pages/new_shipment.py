@@ -35,6 +35,7 @@ from coldchain.errors import (
     PermissionDeniedError,
 )
 from dashboard.pages import PageContext, shipment_href
+from dashboard.pages.forms import SESSION_ENDED
 from dashboard.pages.login import current_principal
 from dashboard.pages.new_shipment_form import (
     ITEM_ROWS,
@@ -439,7 +440,7 @@ def book_from_form(
 ) -> tuple[Any, ...]:
     """Read the form, book through :func:`services.whole_booking.book`; the callback's outputs."""
     if principal is None:
-        return _answer("Log in again: your session has ended.", False, override_style, {})
+        return _answer(SESSION_ENDED, False, override_style, {})
     now = datetime.now(UTC)
     booking = read_form(values, today=now.date())
     if booking.new is None:

@@ -26,6 +26,7 @@ from coldchain.errors import ColdchainError, InvalidRecordError, NotFoundError
 from dashboard.pages import PageContext, badge, data_attrs, fmt_range, fmt_temp, table
 from dashboard.pages.forms import (
     REASON_MAX,
+    SESSION_ENDED,
     caller,
     labelled,
     number_input,
@@ -483,7 +484,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", *[no_update] * 4
+            return SESSION_ENDED, "feedback error", *[no_update] * 4
         values = dict(zip(FORM_KEYS, form, strict=True))
         reason = (reason or "").strip()
         try:

@@ -23,6 +23,7 @@ from dash.exceptions import PreventUpdate
 
 from coldchain.errors import ColdchainError, NotFoundError
 from dashboard.pages import PageContext, data_attrs, fmt_ts, shipment_href
+from dashboard.pages.forms import SESSION_ENDED
 from dashboard.pages.login import current_principal
 from dashboard.pages.qa_views import (
     QA_RECORD_BUTTON,
@@ -374,7 +375,7 @@ def register(app: Dash, page: PageContext, *, limiter: LoginLimiter) -> None:
             return message, "feedback error", "", no_update
 
         if principal is None:
-            return refused("Log in again: your session has ended.")
+            return refused(SESSION_ENDED)
         if decision not in DECISIONS:
             return refused("Choose a decision.")
         if not reason or not reason.strip():

@@ -33,6 +33,7 @@ from dashboard.pages import (
     fmt_ts,
     table,
 )
+from dashboard.pages.forms import SESSION_ENDED
 from dashboard.pages.login import current_principal
 from security.accounts import Principal
 from services import bookings
@@ -238,7 +239,7 @@ def act(
 ) -> tuple[str, bool, bool]:
     """Do what a button asks through the services; ``(message, ok, show_override)``."""
     if principal is None:
-        return "Log in again: your session has ended.", False, False
+        return SESSION_ENDED, False, False
     caller = Caller.of(
         principal, flask.request.remote_addr if flask.has_request_context() else None
     )

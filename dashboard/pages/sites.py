@@ -27,6 +27,7 @@ from coldchain.timezones import zone_names
 from dashboard.pages import PageContext, badge, data_attrs, fmt_site_ts, table
 from dashboard.pages.forms import (
     REASON_MAX,
+    SESSION_ENDED,
     caller,
     labelled,
     number_input,
@@ -373,7 +374,7 @@ def register(app: Dash, page: PageContext) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         reason = (reason or "").strip()
         labels = sites.labels | {"location_id": "Which"}
         try:
@@ -436,7 +437,7 @@ def _register_section(app: Dash, page: PageContext, section: Section) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         values = dict(zip((f for f, _, _ in section.fields), form, strict=True))
         try:
             record = validated(section, record_body(section, values))
@@ -467,7 +468,7 @@ def _register_section(app: Dash, page: PageContext, section: Section) -> None:
             raise PreventUpdate
         who = caller()
         if who is None:
-            return "Log in again: your session has ended.", "feedback error", no_update
+            return SESSION_ENDED, "feedback error", no_update
         reason = (reason or "").strip()
         try:
             if key is None or not isinstance(versions, dict) or str(key) not in versions:
