@@ -163,6 +163,13 @@ class WebSettings(BaseModel):
     map_tiles: str | None = Field(
         default=None, pattern=r"^https?://[^/\s]+/\S*\{z\}\S*\{x\}\S*\{y\}\S*$"
     )
+    # Where people reach the dashboard: the base of the links notifications carry (the alert, a
+    # one-time acknowledgement). None: http://<host>:<port>.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/\s]$")
+
+    def base_url(self) -> str:
+        """The dashboard's address as people reach it, without a trailing slash."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
 
 class SimulatorSettings(BaseModel):
