@@ -345,3 +345,33 @@ class ErrorOut(_Out):
 
     detail: str
     error_id: str | None = None
+
+
+class Forecast(_Out):
+    """The forecast of a shipment in transit (README "Forecast"; None figures: see ``notes``)."""
+
+    as_of: AwareDatetime
+    basis: Literal["history", "plan"]
+    lane: str | None
+    history_n: int
+    min_history: int
+    progress: float | None
+    progress_basis: Literal["position", "elapsed"] | None
+    eta: AwareDatetime | None
+    eta_low: AwareDatetime | None
+    eta_high: AwareDatetime | None
+    excursion_chance: float | None
+    excursion_history: float | None
+    trend_breach_at: AwareDatetime | None
+    trend_counts: bool
+    budget_chance: float | None
+    budget_left_s: float | None
+    notes: list[str]
+
+
+class ShipmentForecast(_Out):
+    """A shipment's forecast; ``forecast`` is null when it is not in transit (``reason``)."""
+
+    shipment_id: int
+    forecast: Forecast | None
+    reason: str | None = None

@@ -147,6 +147,15 @@ class AutomationSettings(BaseModel):
     webhook_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
 
 
+class ForecastSettings(BaseModel):
+    """Forecasts for shipments in transit (:mod:`coldchain.forecast.model`; README "Forecast")."""
+
+    # How much a breach the engine's trend predicts before the expected arrival adds to the
+    # chance of an excursion (1 - (1 - history) × (1 - weight)); bench/forecast_calibration.py
+    # measures what fits.
+    trend_weight: float = Field(default=0.5, ge=0, le=1)
+
+
 class WebSettings(BaseModel):
     """The web process: HTTP API and dashboard on one port."""
 
@@ -224,6 +233,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

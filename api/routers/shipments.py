@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime
 
-from api.deps import ConnDep, OfflineFactorDep
+from api.deps import ConnDep, OfflineFactorDep, SettingsDep
 from api.schemas import (
     Condition,
     Excursion,
     ReadingSeries,
     ShipmentDetail,
+    ShipmentForecast,
     ShipmentPage,
     ShipmentStatus,
 )
+from services import forecast as forecast_s
 from services import shipments as shipment_s
 
 router = APIRouter(prefix="/shipments", tags=["shipments"])
@@ -138,3 +141,23 @@ def shipment_excursions(key: ShipmentKey, conn: ConnDep) -> list[Excursion]:
     return [
         Excursion.model_validate(r) for r in shipment_s.excursions(conn, shipment_id=shipment_id)
     ]
+
+
+@router.get("/{key}/forecast")
+def shipment_forecast(key: ShipmentKey, conn: ConnDep, settings: SettingsDep) -> ShipmentForecast:
+    """The forecast of a shipment in transit: expected arrival with its 10–90 % interval, the
+    chance of an excursion and of exhausting the stability budget before arrival, and the
+    lane's history it rests on (README "Forecast"). ``forecast`` is null when the shipment is
+    not in transit."""
+    shipment_id, found = forecast_s.forecast(
+        conn, key=key, now=datetime.now(UTC), trend_weight=settings.forecast.trend_weight
+    )
+    return ShipmentForecast.model_validate(
+        {
+            "shipment_id": shipment_id,
+            "forecast": None if found is None else found.to_json(),
+            "reason": None
+            if found is not None
+            else "not in transit: a forecast is for the road ahead",
+        }
+    )
