@@ -181,8 +181,9 @@ def _lanes(
             out.carriers += created
         if s.route not in lane_ids:
             modes = {leg.mode for leg in s.legs}
+            route = next(r for r in sc.routes if r.name == s.route)
             lane = locations.LaneIn(
-                code=_code(f"{sc.fleet.id_prefix}-{s.route}"),
+                code=route.lane or _code(f"{sc.fleet.id_prefix}-{s.route}"),
                 origin_location_id=site_ids[s.origin],
                 destination_location_id=site_ids[s.destination],
                 mode=modes.pop() if len(modes) == 1 else "multimodal",

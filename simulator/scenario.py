@@ -175,6 +175,9 @@ class RouteSpec(_Strict):
     ambient: str | None = None  # default: the scenario's
     handoff_min: NonNeg = 90.0
     carrier: str | None = None
+    # The lane's code when registered (default "{fleet.id_prefix}-{name}"): routes of two
+    # scenarios, or two carriers of one scenario, may then share a lane (simulator/history.py).
+    lane: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
     @model_validator(mode="after")
     def _connected(self) -> RouteSpec:
@@ -326,6 +329,34 @@ class ProfileSpec(_Strict):
         return v
 
 
+class HistoryLaneSpec(_Strict):
+    """How one route fares over months of finished shipments (:mod:`simulator.history`)."""
+
+    # The share of its trips that meet an incident (the surroundings at ``incident_temp_c`` for
+    # ``incident_min`` minutes, at a random point of the trip).
+    incident_share: Share = 0.0
+    incident: EventKind = "reefer_failure"
+    incident_temp_c: float = Field(default=20.0, ge=-80, le=80)
+    incident_min: tuple[float, float] = (30.0, 180.0)
+    # Mean extra hours in transit beyond the plan (exponentially distributed; 0: on time).
+    delay_mean_h: NonNeg = 0.0
+
+    @model_validator(mode="after")
+    def _kinds(self) -> HistoryLaneSpec:
+        if self.incident not in EXPOSURE_EVENTS:
+            raise ValueError(f"incident must be one of {sorted(EXPOSURE_EVENTS)}")
+        if not 0 < self.incident_min[0] <= self.incident_min[1]:
+            raise ValueError("incident_min must be (shortest, longest) minutes, shortest > 0")
+        return self
+
+
+class HistorySpec(_Strict):
+    """Months of finished shipments to back-fill (``coldchain history``; simulator/history.py):
+    every trip departs, travels and arrives within ``duration_h`` before now."""
+
+    lanes: dict[str, HistoryLaneSpec] = Field(default_factory=dict)  # by route name
+
+
 class Scenario(_Strict):
     """A whole simulated fleet: what :func:`simulator.fleet.build_fleet` turns into traffic."""
 
@@ -348,6 +379,7 @@ class Scenario(_Strict):
     events: list[EventSpec] = Field(default_factory=list)
     faults: FaultsSpec = FaultsSpec()
     physics: PhysicsSpec = PhysicsSpec()
+    history: HistorySpec | None = None
 
     @field_validator("start")
     @classmethod
@@ -409,6 +441,14 @@ class Scenario(_Strict):
                             "plausible; use an air leg"
                         )
         problems.extend(self._event_problems())
+        routes = {r.name: r for r in self.routes}
+        for name, lane in (self.history.lanes if self.history else {}).items():
+            if name not in routes:
+                problems.append(f"history.lanes.{name}: no route of that name")
+            elif lane.incident == "reefer_failure" and not PACKAGING[routes[name].packaging].active:
+                problems.append(
+                    f"history.lanes.{name}.incident: {routes[name].packaging} has no reefer to fail"
+                )
         if problems:
             # One problem per line; each already names its field (formatted below).
             raise ValueError("\n".join(problems))

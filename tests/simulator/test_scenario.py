@@ -154,7 +154,7 @@ def test_reefer_failure_on_passive_packaging_is_refused() -> None:
 
 
 def test_unknown_bundled_name_lists_the_bundled_ones() -> None:
-    with pytest.raises(ConfigError, match="bundled: demo, load_test"):
+    with pytest.raises(ConfigError, match="bundled: demo, history, load_test"):
         load_scenario("no_such_scenario")
 
 
