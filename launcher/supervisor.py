@@ -174,6 +174,7 @@ def run_stack(settings: Settings, *, simulator: bool = True, scenario: str = "de
         _say(f"database schema up to date ({len(applied)} migration(s) applied)")
         if simulator:
             _demo_users(settings)
+            _demo_history(settings)
 
         stage_env: dict[str, dict[str, str]] = {}
         if settings.stack.manage_services:
@@ -280,6 +281,30 @@ def _up_context() -> Any:
     from security.audit import AuditContext
 
     return AuditContext("system:coldchain-up", "admin", "coldchain up", "local stack start")
+
+
+def _demo_history(settings: Settings) -> None:
+    """Twelve weeks of finished shipments on the demo's lanes (the first start only), so the
+    forecasts and the Insight pages have a history to learn from. Before the stages start: no
+    automation may move these shipments meanwhile."""
+    from datetime import UTC, datetime
+
+    from services.caller import Caller
+    from services.history import backfill_history
+
+    with _cli_connect(settings) as conn:
+        done = backfill_history(
+            conn,
+            Caller.console(),
+            now=datetime.now(UTC),
+            gap_factor=settings.alerts.gap_factor,
+            topic_root=settings.mqtt.topic_root,
+        )
+    if not done.skipped:
+        _say(
+            f"history: {done.shipments} finished shipments, {done.readings} readings "
+            f"({done.wall_s:.1f} s)"
+        )
 
 
 def _demo_users(settings: Settings) -> None:

@@ -51,6 +51,7 @@ for command in (
     stages.automate,
     stages.web,
     stages.simulate,
+    stages.history,
     stages.logger,
     stages.up,
     trace.passport,

@@ -225,6 +225,37 @@ def logger(
     )
 
 
+def history(
+    scenario: Annotated[
+        str, typer.Option(help="A history scenario (bundled name or file) with a [history] table.")
+    ] = "history",
+) -> None:
+    """Back-fill months of finished shipments (readings, excursions, verdicts) for the lane
+    history the forecasts learn from; nothing if they are stored already."""
+    from launcher.cli.common import connect
+    from services.caller import Caller
+    from services.history import backfill_history
+
+    settings = load_settings()
+    with connect(settings) as conn:
+        done = backfill_history(
+            conn,
+            Caller.console(),
+            scenario=scenario,
+            now=datetime.now(UTC),
+            gap_factor=settings.alerts.gap_factor,
+            topic_root=settings.mqtt.topic_root,
+        )
+    if done.skipped:
+        typer.echo(f"history {scenario!r}: its {done.shipments} shipments are stored already")
+    else:
+        typer.echo(
+            f"history {scenario!r}: {done.shipments} finished shipments, {done.readings} "
+            f"readings, {done.lanes} new lane(s), {done.carriers} new carrier(s) "
+            f"in {done.wall_s:.1f} s"
+        )
+
+
 def up(
     simulator: Annotated[
         bool, typer.Option(help="Also run the simulator with the demo fleet.")
