@@ -79,6 +79,7 @@ SHIPMENT_ACTION_FEEDBACK = "shipment-action-feedback"
 SHIPMENT_CHANGED = "shipment-changed"  # dcc.Store bumped after an action, to refresh at once
 SHIPMENT_VERDICTS = "shipment-verdicts"  # div.verdict per product with data-gtin, data-verdict
 SHIPMENT_TIMELINE = "shipment-timeline"
+SHIPMENT_FORECAST = "shipment-forecast"
 SHIPMENT_BANNER = "shipment-banner"  # div.status-banner: where the shipment stands, in a line
 
 # Alerts page "/alerts"
@@ -117,6 +118,7 @@ CELL_BUDGET = "cell-budget"
 CELL_QA = "cell-qa"  # span.badge with data-state when QA has a say
 CELL_CARRIER = "cell-carrier"
 CELL_ETA = "cell-eta"
+CELL_RISK = "cell-risk"
 ALERT_ROW = "alert-row"  # <tr> with data-alert-id, data-state and data-severity
 BTN_ACK = "btn-ack"
 BTN_RESOLVE = "btn-resolve"

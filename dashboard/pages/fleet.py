@@ -24,6 +24,7 @@ from dashboard import figures, ids, maps
 from dashboard.pages import PageContext, fmt_clock
 from dashboard.pages.fleet_table import QA_FILTER_OPTIONS, qa_filter_statuses, table_row
 from db.types import Conn, Page
+from services import forecast as forecast_s
 from services import shipments as shipment_s
 
 #: Sortable columns: (key, header). "attention" is the default order: alarm, warning, offline, ok.
@@ -40,9 +41,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("qa", "QA state"),
     ("carrier", "Carrier"),
     ("eta", "ETA (planned)"),
+    ("risk", "Risk"),
     ("last_seen", "Last seen"),
     ("alerts", "Open alerts"),
 )
+#: Columns not sorted by (the forecast is computed per page, not in the query).
+UNSORTED = frozenset({"risk"})
 DEFAULT_SORT = {"col": "attention", "desc": True}
 _DESC_FIRST = {"attention", "temp", "duration", "peak", "budget", "last_seen", "alerts"}
 CONDITION_FILTERS = [
@@ -94,13 +98,18 @@ def layout(page: PageContext) -> html.Div:
     header = html.Tr(
         [
             html.Th(
-                html.Button(
+                label
+                if key in UNSORTED
+                else html.Button(
                     label,
                     id={"type": ids.FLEET_SORT_BUTTON, "col": key},
                     className=_header_class(key, DEFAULT_SORT),
                     n_clicks=0,
                     title=f"Sort by {label.lower()}",
-                )
+                ),
+                title="Chance of an excursion before arrival, and the expected arrival"
+                if key == "risk"
+                else None,
             )
             for key, label in COLUMNS
         ]
@@ -233,7 +242,7 @@ def register(app: Dash, page: PageContext) -> None:
         if not isinstance(clicked, dict) or not ctx.triggered[0].get("value"):
             raise PreventUpdate
         sort = next_sort(current, str(clicked["col"]))
-        return sort, [_header_class(key, sort) for key, _ in COLUMNS]
+        return sort, [_header_class(key, sort) for key, _ in COLUMNS if key not in UNSORTED]
 
     @app.callback(
         Output(ids.FLEET_PAGE, "data"),
@@ -336,10 +345,17 @@ def register(app: Dash, page: PageContext) -> None:
             if not matching.items and matching.total:  # past the end: the fleet shrank
                 page_no, _, _ = page_bounds(matching.total, page_no)
                 matching = rows_page(conn, page_no)
+            # Two queries for the whole page (services.forecast), not one per row.
+            forecasts = forecast_s.fleet_forecasts(
+                conn,
+                now=now,
+                trend_weight=page.settings.forecast.trend_weight,
+                shipment_ids=[r["id"] for r in matching.items if r["status"] == "in_transit"],
+            )
         page_no, start, end = page_bounds(matching.total, page_no)
-        body: list[html.Tr] | html.Tr = [table_row(r, now) for r in matching.items] or html.Tr(
-            html.Td("No shipments match.", colSpan=len(COLUMNS), className="muted")
-        )
+        body: list[html.Tr] | html.Tr = [
+            table_row(r, now, forecasts.get(r["id"])) for r in matching.items
+        ] or html.Tr(html.Td("No shipments match.", colSpan=len(COLUMNS), className="muted"))
         count = f"{matching.total:,} shipment{'' if matching.total == 1 else 's'}"
         if search or condition or lane or carrier or qa:
             count += " match"

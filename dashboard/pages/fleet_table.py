@@ -3,7 +3,9 @@
 A row answers, for logistics, on-call and QA alike: is it in trouble now (the condition), since
 when the product has been out of its range (the open excursion's start, not the alarm, which
 comes after the rule's delay), for how long, how bad (the peak and its °C·min), how much of the
-stability budget is used, what QA has decided, who carries it and when it is planned to arrive.
+stability budget is used, what QA has decided, who carries it, when it is planned to arrive,
+and, in transit, the forecast's chance of an excursion before arrival with the expected arrival
+(:mod:`services.forecast`).
 A shipment that is fine now but had an excursion keeps a trace of it: its condition cell says
 how many excursions are on record and its QA state (e.g. "quarantined"), and the peak column
 shows the worst one, marked "ended".
@@ -20,6 +22,7 @@ from typing import Any
 from dash import dcc, html
 
 from coldchain import lifecycle
+from coldchain.forecast.model import ShipmentForecast
 from dashboard import figures, ids
 from dashboard.pages import (
     badge,
@@ -113,7 +116,22 @@ def qa_cell(row: dict[str, Any]) -> Any:
     )
 
 
-def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
+def risk_cell(forecast: ShipmentForecast | None) -> list[Any] | str:
+    """The forecast's chance of an excursion before arrival and its expected arrival (README
+    "Forecast"); a dash when not in transit, "too little history" with the plan's arrival."""
+    if forecast is None:
+        return "—"
+    chance = forecast.excursion_chance
+    text = "too little history" if chance is None else f"{chance * 100:.0f} %"
+    eta = "ETA " + fmt_ts(forecast.eta) if forecast.eta is not None else "no ETA"
+    if forecast.basis == "plan" and forecast.eta is not None:
+        eta += " (planned)"
+    return [text, html.Span(eta, className="sub", title="; ".join(forecast.notes))]
+
+
+def table_row(
+    row: dict[str, Any], now: datetime, forecast: ShipmentForecast | None = None
+) -> html.Tr:
     """One shipment as a table row; ``data-reference`` and the ``cell-*`` classes are stable.
 
     Text goes in as plain strings wherever it can: the Dash renderer's cost is per component
@@ -160,6 +178,7 @@ def table_row(row: dict[str, Any], now: datetime) -> html.Tr:
             html.Td(qa_cell(row), className=ids.CELL_QA),
             html.Td(", ".join(row["carriers"]) or "—", className=ids.CELL_CARRIER),
             html.Td(fmt_ts(row["eta_planned"]), className=ids.CELL_ETA),
+            html.Td(risk_cell(forecast), className=ids.CELL_RISK),
             html.Td(
                 fmt_age(row["last_seen"], now),
                 className=ids.CELL_LAST_SEEN,

@@ -44,6 +44,7 @@ from dashboard.pages import (
     table,
 )
 from dashboard.pages.shipment_banner import Banner, banner_view, out_of_range, status_banner
+from dashboard.pages.shipment_forecast import forecast_card, register_forecast
 from dashboard.pages.shipment_life import lifecycle_card, register_lifecycle
 from dashboard.pages.shipment_route import register_route_map, route_card
 from dashboard.pages.shipment_stability import stability_panel
@@ -86,6 +87,7 @@ def layout(page: PageContext, reference: str) -> html.Div:
             ),
             html.Div(id=ids.SHIPMENT_HEADER, className="shipment-header"),
             lifecycle_card(),
+            forecast_card(),  # dashboard/pages/shipment_forecast.py
             _card("Arrival verdict", html.Div(id=ids.SHIPMENT_VERDICTS), className="card-verdict"),
             dcc.Interval(
                 id=ids.SHIPMENT_STABILITY_INTERVAL,
@@ -397,6 +399,7 @@ def register(app: Dash, page: PageContext) -> None:
     rules = shipment_s.rule_sources(page.settings)
     register_lifecycle(app, page)
     register_route_map(app, page)
+    register_forecast(app, page)
 
     @app.callback(
         Output(ids.SHIPMENT_STABILITY, "children"),
