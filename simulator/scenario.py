@@ -175,8 +175,7 @@ class RouteSpec(_Strict):
     ambient: str | None = None  # default: the scenario's
     handoff_min: NonNeg = 90.0
     carrier: str | None = None
-    # The lane's code when registered (default "{fleet.id_prefix}-{name}"): routes of two
-    # scenarios, or two carriers of one scenario, may then share a lane (simulator/history.py).
+    # Its lane's code (default "{fleet.id_prefix}-{name}"): two routes may share a lane.
     lane: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
     @model_validator(mode="after")
@@ -351,8 +350,7 @@ class HistoryLaneSpec(_Strict):
 
 
 class HistorySpec(_Strict):
-    """Months of finished shipments to back-fill (``coldchain history``; simulator/history.py):
-    every trip departs, travels and arrives within ``duration_h`` before now."""
+    """Months of finished shipments to back-fill (``coldchain history``; simulator/history.py)."""
 
     lanes: dict[str, HistoryLaneSpec] = Field(default_factory=dict)  # by route name
 
