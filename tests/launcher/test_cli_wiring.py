@@ -17,6 +17,7 @@ TREE = {
     "automate": None,
     "web": None,
     "simulate": None,
+    "history": None,
     "logger": None,
     "up": None,
     "passport": None,
