@@ -147,6 +147,18 @@ class AutomationSettings(BaseModel):
     webhook_urls: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
 
 
+class InsightSettings(BaseModel):
+    """Lane risk, carrier scorecards and the weekly lane report (README "Insight")."""
+
+    # A lane gets a risk score once it has this many finished shipments (a month of it too).
+    min_shipments: int = Field(default=5, ge=1, le=10_000)
+    # A carrier is scored on a lane once it has carried this many legs there.
+    min_carrier_legs: int = Field(default=5, ge=1, le=10_000)
+    # The automation stage e-mails the weekly reports due (through the alerts' SMTP settings);
+    # off, subscriptions are kept but nothing is sent.
+    send_weekly_reports: bool = True
+
+
 class WebSettings(BaseModel):
     """The web process: HTTP API and dashboard on one port."""
 
@@ -224,6 +236,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
+    insight: InsightSettings = Field(default_factory=InsightSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
