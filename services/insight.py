@@ -70,11 +70,18 @@ def _band(row: Row) -> risk.Band:
 
 
 def _rows(
-    conn: Conn, lane: str | None, since: datetime | None, until: datetime | None
+    conn: Conn,
+    lane: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    by_month: bool = False,
 ) -> tuple[list[Row], list[Row]]:
-    """The finished shipments' rows and the bands' rows of the lane(s) in the window."""
+    """The finished shipments' rows and the bands' rows (per lane, or per lane and month)."""
     shipments = q.lane_shipments(conn=conn, finished=_FINISHED, lane=lane, since=since, until=until)
-    bands = q.lane_bands(conn=conn, finished=_FINISHED, lane=lane, since=since, until=until)
+    bands = q.lane_bands(
+        conn=conn, finished=_FINISHED, lane=lane, since=since, until=until, by_month=by_month
+    )
     return shipments, bands
 
 
@@ -95,7 +102,7 @@ def lane_risk(
     per_lane: dict[str, list[risk.ShipmentFigures]] = {}
     for row in rows:
         per_lane.setdefault(row["lane"], []).append(_figures(row))
-    bands = {r["lane"]: _band(r) for r in band_rows if r["whole_lane"]}
+    bands = {r["lane"]: _band(r) for r in band_rows}
     result = [
         risk.lane_risk(
             r["code"], r["mode"], per_lane.get(r["code"], []), bands.get(r["code"]), minimum=need
@@ -118,9 +125,9 @@ def lane_months(
     _check_window(since, until)
     need = _DEFAULTS.min_shipments if minimum is None else minimum
     row = _lane_row(conn, lane)
-    rows, band_rows = _rows(conn, lane, since, until)
+    rows, band_rows = _rows(conn, lane, since, until, by_month=True)
     shipments = [_figures(r) for r in rows]
-    bands = {r["month"]: _band(r) for r in band_rows if not r["whole_lane"]}
+    bands = {r["month"]: _band(r) for r in band_rows}
     return risk.by_month(lane, row["mode"], shipments, bands, minimum=need)
 
 
