@@ -164,7 +164,7 @@ def test_the_sender_mails_each_due_week_once(
     ((rcpt, raw),) = box.messages
     msg = message_from_bytes(raw)
     assert rcpt == ["v@example.org"] and stats.week in msg["Subject"]
-    names = sorted(p.get_filename() for p in msg.walk() if p.get_filename())
+    names = sorted(p.get_filename() or "" for p in msg.walk() if p.get_filename())
     assert names == [f"lane-report-lane-{LANE_A}-{stats.week}.{x}" for x in ("csv", "pdf")]
     # at most once: a second pass (or a second sender) sends nothing more
     assert lane_reports.send_due(conn, cfg, now=now).sent == 0
