@@ -108,7 +108,8 @@ def lane_risk(
             r["code"], r["mode"], per_lane.get(r["code"], []), bands.get(r["code"]), minimum=need
         )
         for r in known
-        if r["retired_at"] is None or r["code"] in per_lane
+        # a retired lane is listed while it has history, or when asked for by name
+        if r["retired_at"] is None or r["code"] in per_lane or lane is not None
     ]
     return sorted(result, key=lambda x: (x.score is None, -(x.score or 0.0), -x.shipments, x.lane))
 

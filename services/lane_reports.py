@@ -62,9 +62,14 @@ def weekly_report(
 ) -> LaneReport:
     """The report of ``lane`` (its figures and carriers) or of ``carrier`` (its scorecards on
     every lane, and those lanes' figures) for ``week``."""
+    _scope(lane, carrier)
+    if carrier is not None:
+        # by name or code; the legs name carriers by name
+        row = q.carrier(conn=conn, name=carrier)
+        if row is None:
+            raise NotFoundError(f"no carrier {carrier!r}")
+        carrier = str(row["name"])
     scope = _scope(lane, carrier)
-    if carrier is not None and q.carrier_id(conn=conn, name=carrier) is None:
-        raise NotFoundError(f"no carrier {carrier!r}")
     since, until = week.start, week.end
     cards = insight.carrier_scores(
         conn, lane=lane, carrier=carrier, since=since, until=until, minimum=min_carrier_legs
@@ -124,8 +129,11 @@ def subscribe(
     lane_id = carrier_id = None
     if lane is not None and (lane_id := q.lane_id(conn=conn, code=lane)) is None:
         raise NotFoundError(f"no lane {lane!r}")
-    if carrier is not None and (carrier_id := q.carrier_id(conn=conn, name=carrier)) is None:
-        raise NotFoundError(f"no carrier {carrier!r}")
+    if carrier is not None:
+        found = q.carrier(conn=conn, name=carrier)
+        if found is None:
+            raise NotFoundError(f"no carrier {carrier!r}")
+        carrier_id = int(found["carrier_id"])
     with conn.transaction(), acting(conn, caller, "subscribe to the weekly lane report"):
         new = q.insert_subscription(
             conn=conn, username=who, lane_id=lane_id, carrier_id=carrier_id, email=address

@@ -297,11 +297,10 @@ def lane_id(*, conn: Conn, code: str) -> int | None:
     return None if row is None else int(row["lane_id"])
 
 
-def carrier_id(*, conn: Conn, name: str) -> int | None:
-    """A carrier's id by its name (or its code)."""
-    row = conn.execute(
-        "SELECT carrier_id FROM carriers WHERE name = %(name)s OR code = %(name)s"
+def carrier(*, conn: Conn, name: str) -> Row | None:
+    """A carrier (``carrier_id``, ``name``) by its name or its code."""
+    return conn.execute(
+        "SELECT carrier_id, name FROM carriers WHERE name = %(name)s OR code = %(name)s"
         " ORDER BY name = %(name)s DESC LIMIT 1",
         {"name": name},
     ).fetchone()
-    return None if row is None else int(row["carrier_id"])
