@@ -79,6 +79,7 @@ from api.routers import (
     epcis,
     excursions,
     health,
+    insight,
     locations,
     products,
     readings,
@@ -331,6 +332,7 @@ def create_app(settings: Settings) -> FastAPI:
         release_policies.router,
         users.router,
         audit.router,
+        insight.router,
     ):
         _document_permissions(router)
         app.include_router(

@@ -80,6 +80,12 @@ PAGES = (
     Page("/qa", "qa", ("qa",), "QA: the shipments to review and their reports."),
     Page(f"/qa/{SHIPMENT}", "qa-review", ("qa",), "QA review of one shipment's report."),
     Page("/passport", "passport", ("viewer",), "Passport: a unit's history by identifier."),
+    Page(
+        "/insight",
+        "insight",
+        ("viewer", "admin"),
+        "Insight: lane risk, a lane's months, carriers leg by leg, the weekly report.",
+    ),
     Page("/products", "products", ("qa",), "Products and their stability profiles."),
     Page("/loggers", "loggers", ("admin",), "Loggers: registration, calibration, battery."),
     Page("/sites", "sites", ("admin",), "Sites (locations) and carriers."),

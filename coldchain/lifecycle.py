@@ -71,6 +71,10 @@ TRANSITIONS: Final[dict[Event, tuple[frozenset[State], State]]] = {
 #: The transition a signed decision makes (:data:`security.signatures.Decision` → event).
 DISPOSITIONS: Final[frozenset[Event]] = frozenset({"release", "quarantine", "reject", "return"})
 
+#: A *finished* shipment: it arrived and its goods are back under control, judged or not (every
+#: state a disposition may be recorded in). What lane risk and carrier scores learn from.
+FINISHED: Final[frozenset[State]] = DISPOSABLE
+
 #: States no transition leaves.
 FINAL: Final[frozenset[State]] = frozenset(
     s for s in STATES if not any(s in sources for sources, _ in TRANSITIONS.values())

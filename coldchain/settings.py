@@ -154,6 +154,16 @@ class ForecastSettings(BaseModel):
     # chance of an excursion (1 - (1 - history) × (1 - weight)); bench/forecast_calibration.py
     # measures what fits.
     trend_weight: float = Field(default=0.5, ge=0, le=1)
+class InsightSettings(BaseModel):
+    """Lane risk, carrier scorecards and the weekly lane report (README "Insight")."""
+
+    # A lane gets a risk score once it has this many finished shipments (a month of it too).
+    min_shipments: int = Field(default=5, ge=1, le=10_000)
+    # A carrier is scored on a lane once it has carried this many legs there.
+    min_carrier_legs: int = Field(default=5, ge=1, le=10_000)
+    # The automation stage e-mails the weekly reports due (through the alerts' SMTP settings);
+    # off, subscriptions are kept but nothing is sent.
+    send_weekly_reports: bool = True
 
 
 class WebSettings(BaseModel):
@@ -234,6 +244,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     automation: AutomationSettings = Field(default_factory=AutomationSettings)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    insight: InsightSettings = Field(default_factory=InsightSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

@@ -36,6 +36,7 @@ from dashboard.pages import (
     admin_rules,
     alerts,
     fleet,
+    insight,
     loggers,
     login,
     new_shipment,
@@ -81,6 +82,7 @@ def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.H
                         "Passport", href=passport.PATH, id=ids.NAV_PASSPORT, className="nav-link"
                     ),
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
+                    insight.nav_link(),
                     *_editor_links(principal),
                     *new_shipment.nav_links(principal),
                     *admin.nav_links(principal),
@@ -149,6 +151,8 @@ def render(
         return alerts.layout(page, principal), plain, active
     if path.rstrip("/") == passport.PATH:
         return passport.layout(page), plain, plain
+    if path.rstrip("/") == insight.PATH:
+        return insight.layout(page, principal), plain, plain
     if path.rstrip("/") == products.PATH:
         return products.layout(page, principal), plain, plain
     if path.rstrip("/") == loggers.PATH:
@@ -247,6 +251,7 @@ def create_dash(
             alerts.layout(page),
             login.layout(),
             passport.layout(page),
+            insight.layout(page),
             new_shipment.layout(page, None),
             *qa.validation_layouts(page),
             products.layout(page),
@@ -263,6 +268,7 @@ def create_dash(
     shipment.register(app, page)
     alerts.register(app, page)
     passport.register(app, page)
+    insight.register(app, page)
     new_shipment.register(app, page)
     login.register(app)
     qa.register(app, page, limiter=limiter)

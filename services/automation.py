@@ -10,6 +10,8 @@ nor moves a shipment twice. The cursor moves by the transaction horizon (:mod:`c
 a change committed after a later one is taken all the same, once its transaction has ended.
 Every ``automation.sweep_interval_s`` it also looks at every planned and in-transit shipment
 with a logger: a booking changed (a departure brought forward, a lane set).
+With each sweep it also e-mails the weekly lane quality reports due
+(:func:`services.lane_reports.send_due`: at most once per subscription and week).
 
 A transition it makes is the same as a person's (:mod:`services.lifecycle`): the shipment
 locked, the state machine asked, the row updated with its audit entry, a timeline entry; the
@@ -78,6 +80,7 @@ from db.types import Conn, Row
 from reports.service import ReportSources
 from services import lifecycle
 from services.caller import Caller
+from services.lane_reports import send_due
 from services.reports import ReportSettings
 from traceability.identifiers import parse_unit
 
@@ -116,6 +119,7 @@ class AutomationStats:
     arrived: int = 0
     errors: int = 0
     webhooks_queued: int = 0
+    lane_reports: int = 0  # weekly lane reports e-mailed
 
 
 def _fence(row: Row, end: str) -> tuple[Geofence | None, str]:
@@ -411,6 +415,8 @@ class Automation:
         due = self._settings.automation.sweep_interval_s
         if self._last_sweep is None or time.monotonic() - self._last_sweep >= due:
             sweep(conn, now=self._clock(), gap_factor=gap, stats=self.stats, release=self._release)
+            # The weekly lane reports due, at most once each (services.lane_reports).
+            self.stats.lane_reports += send_due(conn, self._settings, now=self._clock()).sent
             self._last_sweep = time.monotonic()
         self.stats.webhooks_queued += queue_webhooks(
             conn, receivers=list(self._settings.automation.webhook_urls)

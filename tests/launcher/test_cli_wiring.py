@@ -45,6 +45,7 @@ TREE = {
     ],
     "policies": ["list", "add", "revoke"],
     "audit": ["verify"],
+    "insight": ["lanes", "carriers", "report"],
 }
 
 
