@@ -25,6 +25,7 @@ from alerts.rows import (
     Pair,
     PairInfo,
     PairReadings,
+    ReminderCandidate,
     StateRecord,
     TempAlertStatus,
     UnlinkedExcursion,
@@ -65,6 +66,7 @@ STATEMENTS: list[tuple[str, str, Any, type]] = [
         {"last_tier": 1, **ALL},
         EscalationCandidate,
     ),
+    ("REMINDER_CANDIDATES", q.REMINDER_CANDIDATES, ALL, ReminderCandidate),
 ]
 
 
