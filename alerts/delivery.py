@@ -402,4 +402,3 @@ def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -
     if settings.smtp_host is not None:
         found["email"] = EmailSender(settings)
     return found
-

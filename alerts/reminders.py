@@ -101,9 +101,7 @@ def reminder_step(
 ) -> ReminderStep | None:
     """The reminder an alert is due now (to send, or to hold for quiet hours), or None."""
     interval = reminder_interval(policy, severity, defaults)
-    if not reminder_due(
-        state=state, interval=interval, last_notified_at=last_notified_at, now=now
-    ):
+    if not reminder_due(state=state, interval=interval, last_notified_at=last_notified_at, now=now):
         return None
     number = reminders_sent + 1
     if policy.quiet_hours is not None and in_quiet_hours(policy.quiet_hours, severity, now):
