@@ -58,30 +58,22 @@ class PinIn(BaseModel):
     pin: Pin | None
 
 
-def refused(exc: AckRefusedError) -> JSONResponse:
-    """The 403 of a refused link or code."""
-    return JSONResponse(status_code=403, content={"detail": str(exc), "reason": exc.reason})
-
-
 @router.post("/ack/{token}", responses=_REFUSED)
 def acknowledge_by_link(
     token: Token, body: AckIn, conn: ConnDep, limiter: LimiterDep, client: ClientDep
-) -> AlertDetail | JSONResponse:
+) -> AlertDetail:
     """Acknowledge the link's alert as the person the user name and PIN prove."""
-    try:
-        row = service.acknowledge_by_link(
-            conn,
-            token=token,
-            comment=body.comment,
-            now=datetime.now(UTC),
-            client=client,
-            limiter=limiter,
-            username=body.username,
-            pin=body.pin,
-            alert_id=body.alert_id,
-        )
-    except AckRefusedError as exc:
-        return refused(exc)
+    row = service.acknowledge_by_link(
+        conn,
+        token=token,
+        comment=body.comment,
+        now=datetime.now(UTC),
+        client=client,
+        limiter=limiter,
+        username=body.username,
+        pin=body.pin,
+        alert_id=body.alert_id,
+    )
     return AlertDetail.model_validate(row)
 
 
