@@ -114,7 +114,7 @@ async def sms_inbound(
         )
     except AckRefusedError as exc:
         return _twiml(f"Not acknowledged: {exc}")
-    return _twiml(f"Alert {row['alert_id']} acknowledged as {row['acked_by']}.")
+    return _twiml(f"Alert {row['id']} acknowledged as {row['acked_by']}.")
 
 
 @router.put(
