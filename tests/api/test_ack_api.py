@@ -4,7 +4,6 @@ the SMS gateway's inbound webhook with its signature, and setting a PIN."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import psycopg
@@ -17,7 +16,7 @@ from api.app import create_app
 from coldchain.settings import AlertsSettings, Settings
 from services.ack import twilio_signature
 from tests.fixtures.auth import Person
-from tests.services.test_ack import ANA_MAIL, ANA_PHONE, PIN, alerts, links, sms_link  # noqa: F401
+from tests.services.test_ack import ANA_MAIL, ANA_PHONE, PIN, links, seed_alerts, sms_link
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +33,17 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture
+def alerts(db_dsn: str, people: dict[str, Person]) -> tuple[int, int]:
+    """Two open alerts; Ana and Adam with contacts and a PIN each."""
+    return seed_alerts(db_dsn, people)  # type: ignore[arg-type]
+
+
 def test_a_link_acknowledges_with_the_pin_and_a_refusal_says_why(
     client: TestClient,
     alerts: tuple[int, int],
     people: dict[str, Person],
-    db_dsn: str,  # noqa: F811
+    db_dsn: str,
 ) -> None:
     ana = people["operator"]
     (token,) = links(db_dsn, alerts[0], Target("email", ANA_MAIL, 0))
@@ -59,7 +64,7 @@ def test_an_sms_reply_through_the_gateway_is_signed_and_answered_in_twiml(
     client: TestClient,
     alerts: tuple[int, int],
     people: dict[str, Person],
-    db_dsn: str,  # noqa: F811
+    db_dsn: str,
 ) -> None:
     with psycopg.connect(db_dsn, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
         code = sms_link(conn, alerts[0], ANA_PHONE)

@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from alerts.escalation import Target
 from alerts.outbox import LinkPolicy, queue_notifications
@@ -46,6 +45,11 @@ CLIENT = "198.51.100.9"
 @pytest.fixture
 def alerts(db_dsn: str, people: dict[Role, Person]) -> tuple[int, int]:
     """Two open alerts; Ana (operator) and Adam (admin) with contacts and a PIN each."""
+    return seed_alerts(db_dsn, people)
+
+
+def seed_alerts(db_dsn: str, people: dict[Role, Person]) -> tuple[int, int]:
+    """The :func:`alerts` fixture's data."""
     with psycopg.connect(db_dsn) as conn:
         shipment = add_shipment(conn, "SHP-ACK", product=add_product(conn))
         since = datetime.now(UTC) - timedelta(minutes=20)
