@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.rules import EscalationPolicy, QuietHours
 from coldchain.settings import ReminderMinutes
+from coldchain.severity import SEVERITIES
 
 __all__ = [
     "ReminderStep",
@@ -33,6 +34,7 @@ __all__ = [
     "reminder_due",
     "reminder_interval",
     "reminder_step",
+    "shortest_interval",
 ]
 
 
@@ -43,6 +45,13 @@ def reminder_interval(
     configured = getattr(policy.reminders, severity, None) if policy.reminders else None
     minutes = configured if configured is not None else getattr(defaults, severity)
     return timedelta(minutes=minutes) if minutes > 0 else None
+
+
+def shortest_interval(policy: EscalationPolicy, defaults: ReminderMinutes) -> timedelta | None:
+    """The shortest time between reminders of any severity; None: no reminders at all."""
+    found = [reminder_interval(policy, s, defaults) for s in SEVERITIES]
+    intervals = [i for i in found if i is not None]
+    return min(intervals) if intervals else None
 
 
 def reminder_due(

@@ -56,7 +56,7 @@ from alerts.layers import settings_rules
 from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
-from alerts.reminders import reminder_step
+from alerts.reminders import reminder_step, shortest_interval
 from alerts.rows import (
     Change,
     EscalationCandidate,
@@ -366,12 +366,17 @@ class RulesEngine:
         send the reminders due, hold those quiet hours hold; return how many were sent."""
         policy = self.policy
         held = sorted(self._claims.held)
-        if not policy.tiers or not held:
+        shortest = shortest_interval(policy, self._settings.reminder_minutes)
+        if not policy.tiers or not held or shortest is None:
             return 0
         now = self._clock()
         sent = 0
         # The alerts of the held partitions, each row locked: one engine reminds an alert once.
-        params = {"held": held, "partitions": self._claims.partitions}
+        params = {
+            "held": held,
+            "partitions": self._claims.partitions,
+            "due_before": now - shortest,
+        }
         async with self._pool.connection() as conn, conn.transaction():
             for c in await fetch(conn, q.REMINDER_CANDIDATES, params, ReminderCandidate):
                 step = reminder_step(

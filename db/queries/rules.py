@@ -292,7 +292,9 @@ UPDATE alerts SET escalation_level = %s, escalated_at = %s, updated_at = now() W
 """
 
 # Unacknowledged alerts (reminders: alerts/reminders.py), with their last notification: the
-# latest of opening, escalation and reminder. SKIP LOCKED as for escalation.
+# latest of opening, escalation and reminder; only those notified before ``due_before`` (now
+# minus the shortest interval of any severity), so the rows locked are those that may be due.
+# SKIP LOCKED as for escalation.
 REMINDER_CANDIDATES = f"""
 SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, a.title,
        a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level, a.created_at,
@@ -301,6 +303,7 @@ SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, 
        a.reminders_sent, a.reminder_held_since
 FROM alerts a JOIN shipments s ON s.shipment_id = a.shipment_id
 WHERE a.state = 'open' AND {_A_IN_PARTITIONS}
+  AND greatest(a.created_at, a.escalated_at, a.reminded_at) <= %(due_before)s
 ORDER BY a.created_at
 FOR UPDATE OF a SKIP LOCKED
 """

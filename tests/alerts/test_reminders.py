@@ -13,6 +13,7 @@ from alerts.reminders import (
     reminder_due,
     reminder_interval,
     reminder_step,
+    shortest_interval,
 )
 from alerts.rules import EscalationPolicy, QuietHours, Reminders, rules_from_dict
 from coldchain.errors import ConfigError
@@ -55,6 +56,9 @@ def test_intervals_from_the_rules_file_else_the_settings() -> None:
     assert reminder_interval(custom, "critical", DEFAULTS) == timedelta(minutes=2)
     assert reminder_interval(custom, "major", DEFAULTS) is None
     assert reminder_interval(custom, "warning", DEFAULTS) == timedelta(minutes=60)
+    assert shortest_interval(custom, DEFAULTS) == timedelta(minutes=2)
+    off = ReminderMinutes(critical=0, major=0, warning=0, info=0)
+    assert shortest_interval(bare, off) is None
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,12 @@ STATEMENTS: list[tuple[str, str, Any, type]] = [
         {"last_tier": 1, **ALL},
         EscalationCandidate,
     ),
-    ("REMINDER_CANDIDATES", q.REMINDER_CANDIDATES, ALL, ReminderCandidate),
+    (
+        "REMINDER_CANDIDATES",
+        q.REMINDER_CANDIDATES,
+        {"due_before": datetime.now(UTC), **ALL},
+        ReminderCandidate,
+    ),
 ]
 
 

@@ -67,7 +67,7 @@ def seed_alerts(db_dsn: str, people: dict[Role, Person]) -> tuple[int, int]:
     return first, second
 
 
-def links(dsn: str, alert_id: int, *targets: Target) -> list[str]:
+def links(dsn: str, alert_id: int, *targets: Target, state: str = "open") -> list[str]:
     """Queue an 'opened' notification per target as the engine does; their ack tokens."""
 
     async def queue() -> list[str]:
@@ -77,7 +77,7 @@ def links(dsn: str, alert_id: int, *targets: Target) -> list[str]:
                 "shipment_id": 1,
                 "rule_key": "temp_high",
                 "severity": "critical",
-                "state": "open",
+                "state": state,
                 "title": "t",
             }
             policy = LinkPolicy(BASE, timedelta(hours=24))
@@ -89,7 +89,9 @@ def links(dsn: str, alert_id: int, *targets: Target) -> list[str]:
                 (alert_id, len(targets)),
             )
             rows = await cur.fetchall()
-        return [r[0]["links"]["ack"].rsplit("/", 1)[1] for r in reversed(rows)]
+        found = [r[0]["links"] for r in reversed(rows)]
+        assert all(f["alert"] == f"{BASE}/alerts?alert={alert_id}" for f in found)
+        return [f["ack"].rsplit("/", 1)[1] for f in found if "ack" in f]
 
     return asyncio.run(queue())
 
@@ -139,6 +141,13 @@ def test_a_link_acknowledges_once_as_its_person_and_is_then_refused(
     assert err.value.reason == "used"
     assert f"already used by {ana.username} at" in str(err.value)
     assert refusals(conn) == [("used", str(err.value))]
+
+
+def test_no_ack_link_once_the_alert_is_acknowledged(
+    conn: Conn, alerts: tuple[int, int], db_dsn: str
+) -> None:
+    assert links(db_dsn, alerts[0], Target("email", ANA_MAIL, 0), state="acknowledged") == []
+    assert conn.execute("SELECT count(*) AS n FROM ack_links").fetchone() == {"n": 0}
 
 
 @pytest.mark.parametrize(
