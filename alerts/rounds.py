@@ -17,7 +17,8 @@ One task evaluates (in this order, never two transactions of its own at once): n
 every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
 and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
 silence changes them too; alerts acknowledged after their condition cleared resolve); every
-``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
+``escalation_check_interval_s`` the escalation of unacknowledged alerts, then their reminders
+(:mod:`alerts.reminders`). Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
 :mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
 decoded by :mod:`alerts.rows`, and :mod:`alerts.service` runs it beside the delivery worker.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.partitions import Claims
 from alerts.rounds import RulesEngine
 from alerts.rules import EscalationPolicy, EscalationTier, QuietHours, Reminders, RulesFile
 from coldchain.settings import AlertsSettings, Settings, WebSettings
@@ -78,7 +80,7 @@ def policy(email: str, **extra: Any) -> RulesFile:
 
 async def open_alert(
     pool: AsyncConnectionPool, settings: Settings, dsn: str, rules: RulesFile, clock: Clock
-) -> Callable[[], RulesEngine]:
+) -> Callable[..., RulesEngine]:
     """A high excursion under way (alarmed, not cleared): the alert opens at the clock's start."""
     start = clock.start - timedelta(hours=1)
     seed_shipment(dsn, start=start - timedelta(hours=1))
@@ -91,8 +93,10 @@ async def open_alert(
         )
     )
 
-    def engine() -> RulesEngine:
-        return RulesEngine(pool, engine_settings(settings), clock=clock, rules_file=rules)
+    def engine(claims: Claims | None = None) -> RulesEngine:
+        return RulesEngine(
+            pool, engine_settings(settings), clock=clock, rules_file=rules, claims=claims
+        )
 
     first = engine()
     await first.setup()
@@ -245,13 +249,27 @@ async def test_quiet_hours_hold_a_reminder_and_send_it_when_they_end(
     assert datetime.fromisoformat(reminder["held_since"]) == clock.start + timedelta(minutes=5.1)
 
 
+@dataclass(frozen=True)
+class Held:
+    """Some partitions of 16, as a claimer would hold them."""
+
+    held: frozenset[int]
+    partitions: int = 16
+
+
 async def test_two_engines_never_send_the_same_reminder(
     pool: AsyncConnectionPool, settings: Settings, db_dsn: str
 ) -> None:
     clock = Clock()
     engine = await open_alert(pool, settings, db_dsn, policy("t@example.com"), clock)
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute("SELECT rules_partition(shipment_id, 16) FROM alerts").fetchone()
+    assert row is not None
+    mine = int(row[0])
+    others = engine(Held(frozenset(range(16)) - {mine}))
     one, two = engine(), engine()  # both hold every partition, as during a takeover
     clock.at(5.1)
+    assert await others.remind() == 0  # not its partition
     assert sorted(await asyncio.gather(one.remind(), two.remind())) == [0, 1]
-    assert sum([await one.remind(), await two.remind()]) == 0
+    assert sum([await one.remind(), await two.remind(), await others.remind()]) == 0
     assert [n["event"] for n in notifications(db_dsn)].count("reminder") == 2  # two recipients
