@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from api.deps import AuthenticatedDep, ClientDep, ConnDep, LimiterDep, SettingsDep
+from api.deps import ClientDep, ConnDep, LimiterDep, PrincipalDep, SettingsDep, requires
 from api.schemas import AlertDetail, Comment, ErrorOut
 from coldchain.errors import AckRefusedError
 from services import ack as service
@@ -120,12 +120,14 @@ async def sms_inbound(
 @router.put(
     "/users/{username}/ack-pin",
     status_code=204,
+    # Every role may set its own PIN; someone else's takes ``admin`` (services.ack says so).
+    openapi_extra=requires("read"),
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
 )
 def set_ack_pin(
     username: Annotated[str, Path(min_length=1, max_length=64)],
     body: PinIn,
-    principal: AuthenticatedDep,
+    principal: PrincipalDep,
     conn: ConnDep,
     client: ClientDep,
 ) -> Response:
