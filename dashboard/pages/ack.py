@@ -10,11 +10,14 @@ acknowledges: a mail scanner that opens every link acknowledges nothing. Both go
 there); a refused link shows why in words, with a 403.
 
 The page is open without a session (the login gate lets ``/ack/`` through: the token and the
-PIN are the proof), and a POST from another origin is refused by the gate like every POST.
+PIN are the proof), and a POST from another origin is refused by the gate like every POST. The
+token is a credential while it lives: the web server's access log shows ``/ack/<token>``
+instead (:class:`RedactAckTokens`), the page is never cached and sends no referrer.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +43,24 @@ _PAGE = """<!doctype html>
 label{{display:block;margin-top:.8rem}}input,textarea{{width:100%;font-size:1rem}}
 .sev{{font-weight:bold;text-transform:uppercase}}.refused{{color:#a00}}</style></head>
 <body><h1>{heading}</h1>{body}</body></html>"""
+
+
+class RedactAckTokens(logging.Filter):
+    """Shows ``/ack/<token>`` for the path of an acknowledgement link in access-log records
+    (uvicorn's: ``(client, method, path, http version, status)``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        path = args[2] if isinstance(args, tuple) and len(args) >= 3 else None
+        if isinstance(args, tuple) and isinstance(path, str) and path.startswith(ACK_PREFIX):
+            record.args = (*args[:2], ACK_PREFIX + "<token>", *args[3:])
+        return True
+
+
+def redact_access_log(logger: logging.Logger) -> None:
+    """Add :class:`RedactAckTokens` to ``logger`` (once)."""
+    if not any(isinstance(f, RedactAckTokens) for f in logger.filters):
+        logger.addFilter(RedactAckTokens())
 
 
 def _page(heading: str, body: Markup | str, status: int = 200) -> flask.Response:
@@ -102,6 +123,8 @@ def install(
 ) -> None:
     """The page's routes on the dashboard's Flask server; ``principal()`` is the session's
     person (None without one)."""
+
+    redact_access_log(logging.getLogger("uvicorn.access"))
 
     def client() -> str | None:
         return flask.request.remote_addr

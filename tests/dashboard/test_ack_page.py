@@ -5,6 +5,7 @@ themselves, and is refused for a link sent to someone else."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import psycopg
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from alerts.escalation import Target
 from api.app import create_app
 from coldchain.settings import Settings
+from dashboard.pages.ack import redact_access_log
 from dashboard.pages.login import COOKIE
 from security.roles import Role
 from tests.fixtures.auth import Person, issue_token
@@ -66,3 +68,17 @@ def test_the_page_shows_the_alert_and_acknowledges_only_on_confirmation(
     assert "logged in as" in client.get(f"/ack/{shared}").text
     assert client.post(f"/ack/{shared}", data=form).status_code == 200
     assert state(db_dsn, second) == "acknowledged"
+
+
+def test_the_access_log_never_shows_a_link_s_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("10.0.0.1:5", "GET", "/ack/abcDEF123", "1.1", 200), None,
+    )  # fmt: skip
+    logger = logging.getLogger("test.access")
+    redact_access_log(logger)
+    redact_access_log(logger)  # once
+    assert len(logger.filters) == 1
+    (only,) = logger.filters
+    assert isinstance(only, logging.Filter) and only.filter(record)
+    assert record.getMessage() == '10.0.0.1:5 - "GET /ack/<token> HTTP/1.1" 200'
