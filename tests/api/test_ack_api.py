@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from alerts.escalation import Target
 from api.app import create_app
 from coldchain.settings import AlertsSettings, Settings
+from security.roles import Role
 from services.ack import twilio_signature
 from tests.fixtures.auth import Person
 from tests.services.test_ack import ANA_MAIL, ANA_PHONE, PIN, links, seed_alerts, sms_link
@@ -34,9 +35,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def alerts(db_dsn: str, people: dict[str, Person]) -> tuple[int, int]:
+def alerts(db_dsn: str, people: dict[Role, Person]) -> tuple[int, int]:
     """Two open alerts; Ana and Adam with contacts and a PIN each."""
-    return seed_alerts(db_dsn, people)  # type: ignore[arg-type]
+    return seed_alerts(db_dsn, people)
 
 
 def test_a_link_acknowledges_with_the_pin_and_a_refusal_says_why(
