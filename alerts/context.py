@@ -28,6 +28,8 @@ class EngineStats:
     alerts_opened: int = 0
     notifications_queued: int = 0
     escalations: int = 0
+    reminders: int = 0
+    reminders_held: int = 0  # reminders quiet hours held (each also an alert event)
     pair_errors: int = 0  # pairs or shipments skipped because judging them raised
 
 

@@ -46,7 +46,6 @@ from typing import Any, Protocol
 
 import httpx
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.policy import json_safe
@@ -403,24 +402,3 @@ def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -
     if settings.smtp_host is not None:
         found["email"] = EmailSender(settings)
     return found
-
-
-def notification_rows(
-    alert: Mapping[str, Any],
-    event: str,
-    recipients: list[tuple[str, str, int]],
-    *,
-    extra: Mapping[str, Any] | None = None,
-) -> list[tuple[Any, ...]]:
-    """Outbox rows ``(alert_id, event, tier, channel, target, payload)`` for some recipients."""
-    return [
-        (
-            alert["alert_id"],
-            event,
-            tier,
-            channel,
-            address,
-            Jsonb(alert_payload(event, alert, tier=tier, extra=extra)),
-        )
-        for channel, address, tier in recipients
-    ]

@@ -13,6 +13,8 @@ Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads 
 * If the engine was down while several tiers fell due, it catches up in one step and notifies
   every tier it skipped, since each of them should have heard.
 * Later events of an alert (upgraded, resolved…) go to every tier already notified.
+* Reminders of an alert nobody acknowledges go to every tier already notified too
+  (:mod:`alerts.reminders`); each notification carries its links (:mod:`alerts.outbox`).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from psycopg.types.json import Jsonb
 
 from alerts import policy
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
-from alerts.delivery import notification_rows
 from alerts.escalation import targets
+from alerts.outbox import LinkPolicy, queue_notifications
 from alerts.rows import AlertRecord, StateRecord, TempAlertStatus, UnlinkedExcursion, fetch
 from alerts.rules import SECTION_OF, SECTIONS, EscalationPolicy
 from coldchain import severity
@@ -49,8 +49,12 @@ class Reconciler:
         default_clear: timedelta,
         stats: EngineStats,
         report: ReportFailure,
+        links: LinkPolicy,
+        clock: Callable[[], datetime],
     ) -> None:
         self._policy = policy
+        self._links = links
+        self._clock = clock
         self._channels = channels
         self._default_clear = default_clear
         self._stats = stats
@@ -390,21 +394,23 @@ class Reconciler:
         )
 
     async def notify(
-        self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, tiers: range
+        self,
+        conn: AsyncConnection[Any],
+        alert: Mapping[str, Any],
+        event: str,
+        tiers: range,
+        *,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Queue the event for the tiers' recipients, in this transaction (the outbox)."""
-        recipients = [
-            (t.channel, t.address, t.tier)
-            for t in targets(self._policy(), tiers)
-            if t.channel in self._channels
-        ]
-        if not recipients:
-            return
-        rows = notification_rows(alert, event, recipients)
-        async with conn.cursor() as cur:
-            await cur.executemany(q.INSERT_NOTIFICATION, rows)
-        self._stats.notifications_queued += len(rows)
-        self._notify_pending = True
+        """Queue the event for the tiers' recipients, in this transaction (the outbox), each
+        with its links (alerts.outbox)."""
+        recipients = [t for t in targets(self._policy(), tiers) if t.channel in self._channels]
+        queued = await queue_notifications(
+            conn, alert, event, recipients, links=self._links, now=self._clock(), extra=extra
+        )
+        if queued:
+            self._stats.notifications_queued += queued
+            self._notify_pending = True
 
     async def flush_notify(self, conn: AsyncConnection[Any]) -> None:
         """Wake the delivery worker at commit if this transaction queued notifications."""

@@ -17,7 +17,8 @@ One task evaluates (in this order, never two transactions of its own at once): n
 every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
 and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
 silence changes them too; alerts acknowledged after their condition cleared resolve); every
-``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
+``escalation_check_interval_s`` the escalation of unacknowledged alerts, then their reminders
+(:mod:`alerts.reminders`). Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
 :mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
 decoded by :mod:`alerts.rows`, and :mod:`alerts.service` runs it beside the delivery worker.
@@ -53,9 +54,18 @@ from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
 from alerts.layers import settings_rules
+from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
-from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
+from alerts.reminders import reminder_step, shortest_interval
+from alerts.rows import (
+    Change,
+    EscalationCandidate,
+    OfflineCandidate,
+    Pair,
+    ReminderCandidate,
+    fetch,
+)
 from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
 from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
@@ -141,13 +151,24 @@ class RulesEngine:
             default_clear=timedelta(seconds=settings.alerts.clear_delay_s),
             stats=self.stats,
             report=self._report_failure,
+            links=LinkPolicy(
+                base_url=settings.web.base_url(),
+                ttl=timedelta(hours=settings.alerts.ack_link_ttl_h),
+            ),
+            clock=clock,
         )
 
     @property
     def policy(self) -> EscalationPolicy:
-        """Who is told: the rules file's tiers, else tier 0 from the settings."""
-        if self._rules.escalation is not None and self._rules.escalation.tiers:
-            return self._rules.escalation
+        """Who is told: the rules file's tiers, else tier 0 from the settings (with the rules
+        file's reminders and quiet hours, if it has only those)."""
+        file = self._rules.escalation
+        if file is not None and file.tiers:
+            return file
+        if file is not None:
+            return self._settings_policy.model_copy(
+                update={"reminders": file.reminders, "quiet_hours": file.quiet_hours}
+            )
         return self._settings_policy
 
     async def setup(self) -> None:
@@ -323,7 +344,7 @@ class RulesEngine:
                 )
                 if target is None:
                     continue
-                await conn.execute(q.ESCALATE_ALERT, (target, c.alert_id))
+                await conn.execute(q.ESCALATE_ALERT, (target, now, c.alert_id))
                 names = [policy.tiers[t].name for t in range(level + 1, target + 1)]
                 await self._alerts.event(
                     conn,
@@ -340,6 +361,69 @@ class RulesEngine:
             await self._alerts.flush_notify(conn)
         self.stats.escalations += escalated
         return escalated
+
+    async def remind(self) -> int:
+        """Remind the tiers already told of alerts nobody acknowledged (alerts/reminders.py):
+        send the reminders due, hold those quiet hours hold; return how many were sent."""
+        policy = self.policy
+        held = sorted(self._claims.held)
+        shortest = shortest_interval(policy, self._settings.reminder_minutes)
+        if not policy.tiers or not held or shortest is None:
+            return 0
+        now = self._clock()
+        sent = 0
+        # The alerts of the held partitions, each row locked: one engine reminds an alert once.
+        params = {
+            "held": held,
+            "partitions": self._claims.partitions,
+            "due_before": now - shortest,
+        }
+        async with self._pool.connection() as conn, conn.transaction():
+            for c in await fetch(conn, q.REMINDER_CANDIDATES, params, ReminderCandidate):
+                step = reminder_step(
+                    policy,
+                    self._settings.reminder_minutes,
+                    state=c.state,
+                    severity=c.severity,
+                    opened_at=c.created_at,
+                    last_notified_at=c.last_notified_at,
+                    reminders_sent=c.reminders_sent,
+                    now=now,
+                )
+                if step is None:
+                    continue
+                if step.action == "hold":
+                    if c.reminder_held_since is None:
+                        # Once per held reminder, on the alert's timeline: nothing waits unseen.
+                        await conn.execute(q.HOLD_REMINDER, (now, c.alert_id))
+                        await self._alerts.event(
+                            conn,
+                            c.alert_id,
+                            "reminder_held",
+                            "quiet hours",
+                            {"reminder": step.number, "until": step.held_until},
+                        )
+                        self.stats.reminders_held += 1
+                    continue
+                reminder: dict[str, Any] = {
+                    "number": step.number,
+                    "unacknowledged_s": round(step.unacknowledged.total_seconds()),
+                }
+                if c.reminder_held_since is not None:
+                    reminder["held_since"] = c.reminder_held_since
+                await conn.execute(q.REMIND_ALERT, (now, c.alert_id))
+                await self._alerts.event(conn, c.alert_id, "reminded", None, reminder)
+                await self._alerts.notify(
+                    conn,
+                    c.alert(c.escalation_level),
+                    "reminder",
+                    range(0, c.escalation_level + 1),
+                    extra={"reminder": reminder},
+                )
+                sent += 1
+            await self._alerts.flush_notify(conn)
+        self.stats.reminders += sent
+        return sent
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """Evaluate until ``stop``: on NOTIFY or every poll interval, plus the periodic passes."""
@@ -358,6 +442,7 @@ class RulesEngine:
                 last_periodic = loop.time()
             if loop.time() - last_escalation >= escalate_every:
                 await self._step("escalation", self.escalate)
+                await self._step("reminders", self.remind)
                 last_escalation = loop.time()
             now = loop.time()
             timeout = min(

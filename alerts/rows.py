@@ -315,3 +315,12 @@ class EscalationCandidate:
             "thresholds": self.thresholds,
             "escalation_level": escalation_level,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCandidate(EscalationCandidate):
+    """``REMINDER_CANDIDATES``: an unacknowledged alert, with its last notification."""
+
+    last_notified_at: datetime
+    reminders_sent: int
+    reminder_held_since: datetime | None

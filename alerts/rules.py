@@ -28,6 +28,14 @@ is a :class:`~coldchain.errors.ConfigError` that names the file and the field, w
     name = "QA on call"
     after_min = 15
     emails = ["qa-oncall@example.com"]
+    [escalation.reminders]                     # again every N minutes until acknowledged
+    critical = 5
+    warning = 60
+    [escalation.quiet_hours]                   # reminders of these wait until 07:00
+    start = "22:00"
+    end = "07:00"
+    time_zone = "Europe/Berlin"
+    severities = ["info", "warning"]
 
 ``rules/example.toml`` documents every field. Rules stored through the API are validated with
 :func:`parse_definition` (same models, same messages). Each section has ``enabled`` (false
@@ -41,9 +49,10 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -65,6 +74,8 @@ __all__ = [
     "HumidityRule",
     "MKTRule",
     "OfflineRule",
+    "QuietHours",
+    "Reminders",
     "RuleSet",
     "RulesFile",
     "Section",
@@ -262,12 +273,69 @@ class EscalationTier(BaseModel):
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
 
 
+class Reminders(BaseModel):
+    """``[escalation.reminders]``: minutes between reminders of an unacknowledged alert, per
+    severity (0: none; a severity left out: ``COLDCHAIN_ALERTS__REMINDER_MINUTES__<SEVERITY>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    critical: Minutes | None = None
+    major: Minutes | None = None
+    warning: Minutes | None = None
+    info: Minutes | None = None
+
+
+#: The severities quiet hours hold when the rules file does not list them.
+QUIET_BY_DEFAULT: tuple[Severity, ...] = ("info", "warning")
+
+
+class QuietHours(BaseModel):
+    """``[escalation.quiet_hours]``: from ``start`` to ``end`` (local times in ``time_zone``;
+    over midnight when start > end) reminders of these severities wait for the end. Never
+    critical: a freezing vaccine wakes someone up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: time
+    end: time
+    time_zone: str = Field(min_length=1)
+    severities: list[Severity] = Field(default_factory=lambda: [*QUIET_BY_DEFAULT], min_length=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _never_critical(cls, value: list[Severity]) -> list[Severity]:
+        if "critical" in value:
+            raise ValueError(
+                "critical alerts are never held by quiet hours: remove 'critical' (the "
+                "others may be info, warning, major)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _span(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: quiet hours need a span")
+        return self
+
+
 class EscalationPolicy(BaseModel):
-    """On-call tiers in order; ``after_min`` must grow from tier to tier."""
+    """On-call tiers in order; ``after_min`` must grow from tier to tier. Reminders and quiet
+    hours (alerts/reminders.py) apply to every tier."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tiers: list[EscalationTier] = Field(default_factory=list)
+    reminders: Reminders | None = None
+    quiet_hours: QuietHours | None = None
 
     @field_validator("tiers")
     @classmethod

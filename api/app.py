@@ -69,6 +69,7 @@ from api.middleware import (
     RouteLabels,
 )
 from api.routers import (
+    ack,
     alerts,
     arrivals,
     audit,
@@ -311,6 +312,9 @@ def create_app(settings: Settings) -> FastAPI:
     _document_body_errors(auth.router)
     # Login is open; /me and /logout check.
     app.include_router(auth.router, prefix=API_PREFIX, responses={503: COMMON_RESPONSES[503]})
+    # Open too: a one-time link's token and PIN, or the SMS gateway's signature, are the proof.
+    _document_body_errors(ack.router)
+    app.include_router(ack.router, prefix=API_PREFIX, responses={503: COMMON_RESPONSES[503]})
     # Every router here requires authentication and its routes' permissions (api.deps).
     for router in (
         shipments.router,

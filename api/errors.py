@@ -18,6 +18,7 @@ from psycopg_pool import PoolTimeout
 from api.middleware import unavailable
 from coldchain.errors import (
     AccountError,
+    AckRefusedError,
     AlertConflictError,
     AuthenticationError,
     CalibrationExpiredError,
@@ -56,6 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def forbidden(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+    async def ack_refused(request: Request, exc: Exception) -> JSONResponse:
+        reason = getattr(exc, "reason", None)  # the code the audit entry records
+        return JSONResponse(status_code=403, content={"detail": str(exc), "reason": reason})
 
     async def precondition_failed(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=412, content={"detail": str(exc)})
@@ -98,6 +103,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidAlertActionError, unprocessable)
     app.add_exception_handler(AuthenticationError, unauthenticated)
     app.add_exception_handler(PermissionDeniedError, forbidden)
+    app.add_exception_handler(AckRefusedError, ack_refused)
     app.add_exception_handler(AccountError, conflict)
     app.add_exception_handler(WeakPasswordError, unprocessable)
     app.add_exception_handler(ReportChangedError, conflict)

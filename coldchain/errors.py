@@ -28,7 +28,9 @@ ColdchainError
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
     ├── PermissionDeniedError   the principal's role does not allow the action
     ├── WeakPasswordError       a new password breaks the policy (the message says which rule)
-    └── AccountError            a user or key that cannot be created or changed as asked
+    ├── AccountError            a user or key that cannot be created or changed as asked
+    └── AckRefusedError         a one-time acknowledgement link or SMS reply code refused
+                                (``reason``: used, expired, unknown, other_person…): 403
 
 The modules that raise them re-export the names their callers have always imported
 (``coldchain.gs1.IdentifierError``, ``security.errors.*``, ``db.queries.alerts.AlertConflictError``,
@@ -189,3 +191,13 @@ class WeakPasswordError(SecurityError):
 
 class AccountError(SecurityError):
     """A user or API key that cannot be created, found or changed as asked."""
+
+
+class AckRefusedError(SecurityError):
+    """A one-time acknowledgement link or SMS reply refused; ``reason`` is the short code the
+    audit entry records (``used``, ``expired``, ``unknown``, ``other_person``, ``other_phone``,
+    ``other_alert``, ``wrong_pin``, ``no_pin``, ``not_open``), the message says it in words."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -89,6 +89,15 @@ class IngestSettings(BaseModel):
     require_known_device: bool = True
 
 
+class ReminderMinutes(BaseModel):
+    """Minutes between reminders of an unacknowledged alert, per severity (0: no reminders)."""
+
+    critical: float = Field(default=5.0, ge=0, le=60 * 24 * 365)
+    major: float = Field(default=15.0, ge=0, le=60 * 24 * 365)
+    warning: float = Field(default=60.0, ge=0, le=60 * 24 * 365)
+    info: float = Field(default=0.0, ge=0, le=60 * 24 * 365)
+
+
 class AlertsSettings(BaseModel):
     """Rules engine and notification delivery."""
 
@@ -112,6 +121,14 @@ class AlertsSettings(BaseModel):
     # file gives each tier its own after_min).
     escalation_minutes: float = Field(default=15.0, gt=0)
     escalation_check_interval_s: float = Field(default=10.0, gt=0)
+    # Reminders (alerts/reminders.py): an unacknowledged alert is notified again every this many
+    # minutes per severity (0: never), unless the rules file's [escalation.reminders] says else.
+    reminder_minutes: ReminderMinutes = Field(default_factory=lambda: ReminderMinutes())
+    # One-time acknowledgement links (and SMS reply codes) in notifications expire after this.
+    ack_link_ttl_h: float = Field(default=24.0, gt=0, le=24 * 30)
+    # The SMS gateway's auth token: inbound replies (POST /api/v1/sms/inbound) must carry its
+    # X-Twilio-Signature when set; None: replies are not verified (a private gateway only).
+    sms_inbound_token: SecretStr | None = None
     # Several engines (alerts/partitions.py): the shipments are split into this many partitions,
     # shared by the running engines (the same number for all; change it with all stopped). A
     # killed engine's partitions are taken within claim_interval_s; a hung one's (heartbeat

@@ -30,6 +30,7 @@ from coldchain.settings import Settings
 from dashboard import ids, nav_alerts
 from dashboard.pages import (
     PageContext,
+    ack,
     admin,
     admin_keys,
     admin_people,
@@ -264,6 +265,7 @@ def create_dash(
         ]
     )
     login.install(app.server, pool=pool, settings=settings, limiter=limiter)
+    ack.install(app.server, pool=pool, limiter=limiter, principal=login.current_principal)
     fleet.register(app, page)
     shipment.register(app, page)
     alerts.register(app, page)

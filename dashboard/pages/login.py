@@ -12,7 +12,8 @@ The gate (a Flask ``before_request`` hook) resolves the cookie for every request
 - static files, the layout and the callback graph are public (they hold no data);
 - a callback (``/_dash-update-component``) without a session is refused (401) unless it only
   renders the page shell or the login page, so no data reaches a browser that has not logged in;
-- a page without a session redirects to ``/login?next=…``.
+- a page without a session redirects to ``/login?next=…``, except the acknowledgement page
+  (``/ack/<token>``, :mod:`dashboard.pages.ack`), whose one-time token and PIN are the proof.
 
 Callbacks find the person with :func:`current_principal`; each action checks the role again.
 A POST whose ``Origin`` is not the dashboard's own (a forged cross-site request) is refused.
@@ -31,6 +32,7 @@ from psycopg_pool import ConnectionPool
 from coldchain.settings import Settings
 from dashboard import ids
 from dashboard.pages import data_attrs
+from dashboard.pages.ack import ACK_PREFIX
 from db.types import Conn
 from security import accounts
 from security.errors import AuthenticationError, RateLimitedError
@@ -248,7 +250,8 @@ def install(
             if output.lstrip(".").startswith(_PUBLIC_OUTPUTS):
                 return None
             return flask.jsonify(detail="log in first"), 401
-        if principal is None and path != LOGIN_PATH:
+        if principal is None and path != LOGIN_PATH and not path.startswith(ACK_PREFIX):
+            # (The acknowledgement page is open: its one-time token and the PIN are the proof.)
             reason = "&error=expired" if secret else ""
             return flask.redirect(f"{LOGIN_PATH}?next={quote(path, safe='/')}{reason}", 303)
         if principal is not None and path == LOGIN_PATH:

@@ -286,13 +286,42 @@ ORDER BY a.created_at
 FOR UPDATE OF a SKIP LOCKED
 """
 
+# escalated_at is the engine's clock: reminders are counted from it (alerts/reminders.py).
 ESCALATE_ALERT = """
-UPDATE alerts SET escalation_level = %s, escalated_at = now(), updated_at = now() WHERE alert_id = %s
+UPDATE alerts SET escalation_level = %s, escalated_at = %s, updated_at = now() WHERE alert_id = %s
+"""
+
+# Unacknowledged alerts (reminders: alerts/reminders.py), with their last notification: the
+# latest of opening, escalation and reminder; only those notified before ``due_before`` (now
+# minus the shortest interval of any severity), so the rows locked are those that may be due.
+# SKIP LOCKED as for escalation.
+REMINDER_CANDIDATES = f"""
+SELECT a.alert_id, a.shipment_id, s.reference, a.rule_key, a.severity, a.state, a.title,
+       a.device_id, a.triggered_at, a.value, a.thresholds, a.escalation_level, a.created_at,
+       a.cleared_at IS NOT NULL AS cleared,
+       greatest(a.created_at, a.escalated_at, a.reminded_at) AS last_notified_at,
+       a.reminders_sent, a.reminder_held_since
+FROM alerts a JOIN shipments s ON s.shipment_id = a.shipment_id
+WHERE a.state = 'open' AND {_A_IN_PARTITIONS}
+  AND greatest(a.created_at, a.escalated_at, a.reminded_at) <= %(due_before)s
+ORDER BY a.created_at
+FOR UPDATE OF a SKIP LOCKED
+"""
+
+REMIND_ALERT = """
+UPDATE alerts SET reminded_at = %s, reminders_sent = reminders_sent + 1,
+       reminder_held_since = NULL
+WHERE alert_id = %s
+"""
+
+HOLD_REMINDER = """
+UPDATE alerts SET reminder_held_since = %s WHERE alert_id = %s AND reminder_held_since IS NULL
 """
 
 INSERT_NOTIFICATION = """
 INSERT INTO notifications (alert_id, event, tier, channel, target, payload)
 VALUES (%s, %s, %s, %s, %s, %s)
+RETURNING id
 """
 
 NOTIFY_NOTIFICATIONS = "SELECT pg_notify('alert_notifications', '')"

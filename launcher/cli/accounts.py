@@ -92,6 +92,28 @@ def users_revoke(
     typer.echo(f"user {username} deactivated; their tokens and sessions are revoked")
 
 
+@users_app.command("ack-pin")
+def users_ack_pin(
+    username: Annotated[str, typer.Argument(help="The person whose PIN is set.")],
+    clear: Annotated[bool, typer.Option(help="Remove the PIN instead of setting one.")] = False,
+) -> None:
+    """Set a person's acknowledgement PIN (6-12 digits, read from standard input), used with
+    one-time acknowledgement links (README "On-call")."""
+    from coldchain.errors import ColdchainError
+    from services import ack
+    from services.caller import Caller
+
+    settings = load_settings()
+    pin = None if clear else sys.stdin.readline().strip()
+    try:
+        with connect(settings) as conn:
+            ack.set_ack_pin(conn, Caller.console(), username=username, pin=pin)
+    except ColdchainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"acknowledgement PIN of {username} {'removed' if clear else 'set'}")
+
+
 @apikeys_app.command("create")
 def apikeys_create(
     name: Annotated[str, typer.Argument(help="A name for the client (unique, never reused).")],

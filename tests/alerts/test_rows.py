@@ -25,6 +25,7 @@ from alerts.rows import (
     Pair,
     PairInfo,
     PairReadings,
+    ReminderCandidate,
     StateRecord,
     TempAlertStatus,
     UnlinkedExcursion,
@@ -64,6 +65,12 @@ STATEMENTS: list[tuple[str, str, Any, type]] = [
         q.ESCALATION_CANDIDATES,
         {"last_tier": 1, **ALL},
         EscalationCandidate,
+    ),
+    (
+        "REMINDER_CANDIDATES",
+        q.REMINDER_CANDIDATES,
+        {"due_before": datetime.now(UTC), **ALL},
+        ReminderCandidate,
     ),
 ]
 

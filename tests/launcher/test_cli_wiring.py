@@ -24,7 +24,7 @@ TREE = {
     "db": ["migrate"],
     "epcis": ["import", "export"],
     "recalls": ["add", "list"],
-    "users": ["add", "list", "revoke"],
+    "users": ["add", "list", "revoke", "ack-pin"],
     "apikeys": ["create", "revoke"],
     "devices": ["provision"],
     "products": ["list", "show", "add", "update", "retire", "import"],

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from coldchain.settings import Settings
 from launcher.cli import app
+from security import passwords
 from tests.fixtures.web import add_device
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,24 @@ def test_users_add_list_and_revoke(env: dict[str, str], db_dsn: str) -> None:
         ).fetchall()
     assert audit[-1][1:] == ("left the company", "update") and audit[-1][0].startswith("cli:")
     assert run(env, "users", "revoke", "qa1")[0] == 1  # not active any more
+
+
+def test_users_ack_pin_sets_and_clears_a_pin(env: dict[str, str], db_dsn: str) -> None:
+    assert run(env, "users", "add", "ana", "--role", "operator", "--name", "Ana")[0] == 0
+    code, out = run(env, "users", "ack-pin", "ana", stdin="482916\n")
+    assert code == 0, out
+    assert run(env, "users", "ack-pin", "ana", stdin="12\n")[0] == 1  # 6 to 12 digits
+    assert run(env, "users", "ack-pin", "nobody", stdin="482916\n")[0] == 1
+    with psycopg.connect(db_dsn) as conn:
+        (stored,) = conn.execute(
+            "SELECT ack_pin_hash FROM app_users WHERE username = 'ana'"
+        ).fetchone() or (None,)
+    assert stored is not None and passwords.verify_password(stored, "482916")
+    assert run(env, "users", "ack-pin", "ana", "--clear")[0] == 0
+    with psycopg.connect(db_dsn) as conn:
+        assert conn.execute(
+            "SELECT ack_pin_hash FROM app_users WHERE username = 'ana'"
+        ).fetchone() == (None,)
 
 
 def test_apikeys_create_and_revoke(env: dict[str, str]) -> None:
