@@ -23,7 +23,8 @@ from psycopg.types.json import Jsonb
 from alerts import policy
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
 from alerts.delivery import notification_rows
-from alerts.escalation import targets
+from alerts.escalation import recipients, rotations_of
+from alerts.rotations import on_call
 from alerts.rows import AlertRecord, StateRecord, TempAlertStatus, UnlinkedExcursion, fetch
 from alerts.rules import SECTION_OF, SECTIONS, EscalationPolicy
 from coldchain import severity
@@ -49,8 +50,10 @@ class Reconciler:
         default_clear: timedelta,
         stats: EngineStats,
         report: ReportFailure,
+        clock: Callable[[], datetime],
     ) -> None:
         self._policy = policy
+        self._clock = clock  # who is on call is asked at the moment of notifying
         self._channels = channels
         self._default_clear = default_clear
         self._stats = stats
@@ -392,19 +395,41 @@ class Reconciler:
     async def notify(
         self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, tiers: range
     ) -> None:
-        """Queue the event for the tiers' recipients, in this transaction (the outbox)."""
-        recipients = [
-            (t.channel, t.address, t.tier)
-            for t in targets(self._policy(), tiers)
-            if t.channel in self._channels
-        ]
-        if not recipients:
+        """Queue the event for the tiers' recipients, in this transaction (the outbox).
+
+        A rotation tier's person on call is looked up now; whatever keeps someone from being
+        told (no phone for ``via = ["sms"]``, nobody on call) is recorded on the alert's
+        timeline, and a tier left with nobody at all is logged as an error too."""
+        policy = self._policy()
+        names = rotations_of(policy, tiers)
+        people = await on_call(conn, names, self._clock()) if names else {}
+        found = recipients(policy, tiers, people, channels=self._channels)
+        for tier, warning in found.warnings:
+            await self._warn(conn, alert, event, tier, warning)
+        if not found.targets:
             return
-        rows = notification_rows(alert, event, recipients)
+        rows = notification_rows(
+            alert, event, [(t.channel, t.address, t.tier) for t in found.targets]
+        )
         async with conn.cursor() as cur:
             await cur.executemany(q.INSERT_NOTIFICATION, rows)
         self._stats.notifications_queued += len(rows)
         self._notify_pending = True
+
+    async def _warn(
+        self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, tier: int, text: str
+    ) -> None:
+        nobody = "nobody could be notified" in text
+        log.log(
+            logging.ERROR if nobody else logging.WARNING,
+            "alert %d %s: %s",
+            alert["alert_id"],
+            event,
+            text,
+        )
+        await self.event(
+            conn, alert["alert_id"], "notification_warning", text, {"tier": tier, "event": event}
+        )
 
     async def flush_notify(self, conn: AsyncConnection[Any]) -> None:
         """Wake the delivery worker at commit if this transaction queued notifications."""

@@ -141,6 +141,7 @@ class RulesEngine:
             default_clear=timedelta(seconds=settings.alerts.clear_delay_s),
             stats=self.stats,
             report=self._report_failure,
+            clock=clock,
         )
 
     @property
