@@ -19,18 +19,6 @@ from coldchain.oncall import Override, Rotation, who_is_on_call
 from db.queries import oncall as q
 
 
-def rotation_of(row: dict[str, Any]) -> Rotation:
-    """A rotation row (db.queries.oncall) as the pure functions take it."""
-    return Rotation(
-        name=row["name"],
-        team=row["team"],
-        time_zone=row["time_zone"],
-        handover_time=row["handover_time"],
-        shift_days=row["shift_days"],
-        start_date=row["start_date"],
-    )
-
-
 async def on_call(
     conn: AsyncConnection[Any], names: Iterable[str], at: datetime
 ) -> dict[str, Person | None]:
@@ -52,7 +40,7 @@ async def on_call(
                 for o in overrides
                 if o["rotation_id"] == r["rotation_id"]
             ]
-            usernames[r["name"]] = who_is_on_call(rotation_of(r), r["members"], mine, at)
+            usernames[r["name"]] = who_is_on_call(Rotation.of(r), r["members"], mine, at)
         await cur.execute(
             q.PEOPLE, {"usernames": sorted({u for u in usernames.values() if u is not None})}
         )

@@ -80,6 +80,7 @@ from api.routers import (
     excursions,
     health,
     locations,
+    oncall,
     products,
     readings,
     recalls,
@@ -329,6 +330,7 @@ def create_app(settings: Settings) -> FastAPI:
         reports.router,
         dispositions.router,
         release_policies.router,
+        oncall.router,
         users.router,
         audit.router,
     ):

@@ -21,9 +21,10 @@ while it lasts; when overrides overlap, the one created last wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -47,6 +48,18 @@ class Rotation:
     handover_time: time
     shift_days: int
     start_date: date
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Rotation:
+        """A rotation row (``oncall_rotations``, db.queries.oncall) as these functions take it."""
+        return cls(
+            name=row["name"],
+            team=row["team"],
+            time_zone=row["time_zone"],
+            handover_time=row["handover_time"],
+            shift_days=row["shift_days"],
+            start_date=row["start_date"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
