@@ -125,7 +125,7 @@ def test_admins_edit_rotations_everyone_reads_them(
     )
 
 
-BAD = [
+BAD: list[tuple[dict[str, Any], str]] = [
     ({"time_zone": "Mars/Olympus"}, "time_zone"),
     ({"members": ["nobody-here"]}, "members"),
     ({"shift_days": 0}, "shift_days"),
