@@ -47,8 +47,13 @@ def headers(*, can_act: bool) -> list[str]:
 
 
 #: How a recipient's latest notification reads.
-_STATUS_WORDS = {"delivered": "delivered", "failed": "failed", "pending": "retrying"}
-_STATUS_MARKS = {"delivered": "✓", "failed": "✗", "pending": "…"}
+_STATUS_WORDS = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "pending": "retrying",
+    "held": "held back (flood control)",  # until its digest is sent (alerts/flood.py)
+}
+_STATUS_MARKS = {"delivered": "✓", "failed": "✗", "pending": "…", "held": "⏸"}
 
 
 def condition_text(row: Mapping[str, Any]) -> str:

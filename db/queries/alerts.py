@@ -102,9 +102,10 @@ LEFT JOIN LATERAL (
                'event', last.event, 'attempts', last.attempts,
                'status', CASE WHEN last.delivered_at IS NOT NULL THEN 'delivered'
                               WHEN last.gave_up_at IS NOT NULL THEN 'failed'
+                              WHEN last.held_at IS NOT NULL THEN 'held'
                               ELSE 'pending' END,
                'at', coalesce(last.delivered_at, last.gave_up_at, last.created_at),
-               'error', last.last_error
+               'error', coalesce(last.last_error, last.held_reason)
            ) ORDER BY last.tier, last.channel, last.target), '[]'::jsonb) AS notified
     FROM (
         SELECT DISTINCT ON (o.channel, o.target) o.*

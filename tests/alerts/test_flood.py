@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker, Outgoing, senders_from_settings
@@ -24,6 +25,7 @@ from alerts.rules import EscalationPolicy, EscalationTier, FloodLimits, RulesFil
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
+from services.alerts import alert_board
 from tests.fixtures.data import seed_shipment
 from tests.fixtures.webhooks import SECRET, WebhookReceiver
 
@@ -315,6 +317,11 @@ async def test_beyond_the_per_device_limit_notifications_are_held_and_summed_up_
                    WHERE event = 'digest' AND delivered_at IS NULL""",
             )
             assert pending == [(1, timedelta(seconds=600))]  # one digest, due in 10 minutes
+            # The alerts page shows the latest notification as held back, and why.
+            with psycopg.connect(db_dsn, row_factory=dict_row) as conn:
+                [row] = alert_board(conn).items
+            [shown] = row["notified"]
+            assert shown["status"] == "held" and "device:LOG-1" in shown["error"]
             # Ten minutes later (the outbox's clock is the database's: its due time moves).
             with psycopg.connect(db_dsn) as conn:
                 conn.execute(
