@@ -13,6 +13,7 @@ from coldchain.errors import InvalidRecordError
 from coldchain.oncall import Rotation, who_is_on_call
 from dashboard.pages import oncall as page
 from security.accounts import Principal
+from security.roles import ROLES
 from tests.dashboard.callbacks import call
 from tests.fixtures.auth import Person
 from tests.fixtures.web import LiveServer
@@ -30,9 +31,11 @@ def test_the_form_is_parsed_and_a_bad_value_names_its_field() -> None:
 
 
 def test_everyone_gets_the_link_and_only_admins_the_editor() -> None:
-    for role in ("viewer", "operator", "qa", "admin"):
-        person = Principal(kind="user", id=1, name=role, display_name=role, role=role)  # type: ignore[arg-type]
-        assert [str(link.href) for link in page.nav_links(person)] == [page.PATH]
+    for role in ROLES:
+        person = Principal(kind="user", id=1, name=role, display_name=role, role=role)
+        assert [link.to_plotly_json()["props"]["href"] for link in page.nav_links(person)] == [
+            page.PATH
+        ]
         editor = page.layout(person).children[-1]
         assert (editor.style is None) == (role == "admin")
     assert page.nav_links(None) == []
