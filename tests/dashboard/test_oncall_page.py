@@ -11,6 +11,7 @@ import pytest
 
 from coldchain.errors import InvalidRecordError
 from coldchain.oncall import Rotation, who_is_on_call
+from dashboard.pages import admin_people
 from dashboard.pages import oncall as page
 from security.accounts import Principal
 from security.roles import ROLES
@@ -101,3 +102,25 @@ def test_an_admin_edits_a_rotation_and_a_viewer_reads_it(
     text = str(out[page.LIST]["children"])
     assert f"'data-oncall': '{people['admin'].username}'" in text
     assert "audit day" in text
+    assert "No e-mail or mobile number: " in text  # nobody has contacts yet
+
+    # The admin people screen sets how a person is reached (services.accounts.set_contacts).
+    def contacts(email: str, phone: str) -> Any:
+        return call(
+            web_server,
+            admin,
+            trigger=f"{admin_people.SET_CONTACTS}.n_clicks",
+            output=f"{admin_people.FEEDBACK}.children",
+            values={
+                f"{admin_people.PICK}.value": members[0],
+                f"{admin_people.EMAIL}.value": email,
+                f"{admin_people.PHONE}.value": phone,
+            },
+        )[admin_people.FEEDBACK]["children"]
+
+    assert contacts("ops@example.com", "+41 79 000 00 01") == (
+        f"{members[0]} is reached at ops@example.com and +41790000001 when on call."
+    )
+    assert contacts("ops@example.com", "079 000 00 01").startswith("Not done: phone:")
+    out = call(web_server, viewer, trigger=f"{page.CHANGED}.data", output=f"{page.LIST}.children")
+    assert f"No e-mail or mobile number: {members[1]}" in str(out[page.LIST]["children"])
