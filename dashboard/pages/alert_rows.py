@@ -275,6 +275,10 @@ def alert_row(
                 [
                     html.Div("not escalated" if tier == 0 else f"escalated to tier {tier}"),
                     *(notified_lines(row) or [html.Div("nobody notified yet", className="sub")]),
+                    *(
+                        html.Div(f"⚠ {text}", className="sub notified notified-warning")
+                        for text in row.get("notification_warnings") or []
+                    ),
                 ],
                 className="cell-escalation wrap",
             ),

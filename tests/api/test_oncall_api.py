@@ -25,6 +25,7 @@ from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
 from services import accounts
+from services.alerts import alert_board
 from services.caller import Caller
 from tests.fixtures.auth import Person, add_user
 from tests.fixtures.data import seed_shipment
@@ -217,3 +218,7 @@ async def test_a_rotation_tier_tells_the_person_on_call_now_and_says_what_it_cou
     assert len(warnings) == 1
     # sms is not a configured channel yet on this branch: said, not silently skipped.
     assert "sms" in warnings[0][0] and "ana" in warnings[0][0]
+    # The alerts page shows it with the alert, where the people handling it look.
+    with psycopg.connect(db_dsn, row_factory=psycopg.rows.dict_row) as conn:
+        [row] = alert_board(conn).items
+    assert row["notification_warnings"] == [warnings[0][0]]
