@@ -144,7 +144,9 @@ def backoff(attempt: int, *, base_s: float, cap_s: float) -> timedelta:
 
 
 def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
-    """A plain-text alert e-mail."""
+    """A plain-text alert e-mail (or a digest's: :mod:`alerts.flood`)."""
+    if payload.get("event") == "digest":
+        return _digest_message(payload, sender=sender, recipient=recipient)
     alert = payload["alert"]
     msg = EmailMessage()
     ref = alert.get("shipment_reference") or alert["shipment_id"]
@@ -167,6 +169,25 @@ def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) ->
         "Thresholds as evaluated:",
         json.dumps(alert.get("thresholds") or {}, indent=2, sort_keys=True),
     ]
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+def _digest_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
+    """One e-mail listing the alerts a digest stands for, and how many more it does not list."""
+    alerts = payload["alerts"]
+    total = len(alerts) + payload["held_back"]
+    why = "held back by flood control" if payload["reason"] == "flood" else "opened together"
+    where = payload.get("shipment_reference") or "several shipments"
+    msg = EmailMessage()
+    msg["Subject"] = f"[coldchain] {total} alert(s) {why} ({where})"
+    msg["From"] = sender
+    msg["To"] = recipient
+    lines = [f"{total} alert(s) {why} (tier {payload['tier']}):", ""]
+    lines += [f"- [{a['severity'].upper()}] {a['title']} (alert {a['id']})" for a in alerts]
+    if payload["held_back"]:
+        lines.append(f"… and {payload['held_back']} more held back.")
+    lines += ["", f"See them: {payload['links']['alerts']}"]
     msg.set_content("\n".join(lines))
     return msg
 

@@ -17,7 +17,13 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker, Outgoing, senders_from_settings
+from alerts.delivery import (
+    LEASE_MARGIN_S,
+    DeliveryWorker,
+    Outgoing,
+    email_message,
+    senders_from_settings,
+)
 from alerts.digests import OutboxControl
 from alerts.flood import DIGEST_LISTED, Limits, backlog_groups, digest_payload, hold_scopes
 from alerts.rounds import RulesEngine
@@ -113,7 +119,10 @@ def test_backlog_groups_are_per_recipient_and_shipment_with_an_opened_event() ->
 
 
 def test_a_digest_lists_each_alert_once_and_counts_what_it_does_not_list() -> None:
-    alerts = [{"id": i % 30, "state": "open" if i < 30 else "cleared"} for i in range(60)]
+    alerts = [
+        {"id": i % 30, "state": "open" if i < 30 else "cleared", "severity": "major", "title": "t"}
+        for i in range(60)
+    ]
     payload = digest_payload(
         tier=0, reason="backlog", shipment_reference="SHP-1", alerts=alerts, base_url="https://x"
     )
@@ -121,6 +130,9 @@ def test_a_digest_lists_each_alert_once_and_counts_what_it_does_not_list() -> No
     assert len(payload["alerts"]) + payload["held_back"] == 30
     assert all(a["state"] == "cleared" for a in payload["alerts"])  # the latest of each
     assert payload["links"] == {"alerts": "https://x/shipments/SHP-1"}
+    mail = email_message(payload, sender="cc@example.com", recipient="qa@example.com")
+    assert mail["Subject"] == "[coldchain] 30 alert(s) opened together (SHP-1)"
+    assert "… and 10 more held back." in mail.get_content()
     assert {k for k in payload} == {
         "event",
         "tier",
