@@ -56,7 +56,13 @@ from alerts.layers import settings_rules
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
 from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
-from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
+from alerts.rules import (
+    EscalationPolicy,
+    EscalationTier,
+    FloodLimits,
+    RulesFile,
+    load_rules_file,
+)
 from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
@@ -150,6 +156,13 @@ class RulesEngine:
         if self._rules.escalation is not None and self._rules.escalation.tiers:
             return self._rules.escalation
         return self._settings_policy
+
+    @property
+    def flood_limits(self) -> FloodLimits:
+        """The rules file's ``[escalation.limits]`` (unset fields: the settings' limits), also
+        when the file has no tiers of its own."""
+        escalation = self._rules.escalation
+        return escalation.limits if escalation is not None else FloodLimits()
 
     async def setup(self) -> None:
         """Create the partitions' cursor rows (from the cursors in use before; see pq)."""

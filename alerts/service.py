@@ -57,7 +57,7 @@ async def run_rules_engine(
                 per_device=a.flood_per_device_per_hour,
                 per_shipment=a.flood_per_shipment_per_hour,
                 per_recipient=a.flood_per_recipient_per_hour,
-                rules=rules.policy.limits,
+                rules=rules.flood_limits,
             ),
             digest_after_s=a.flood_digest_after_s,
             lease_s=a.webhook_timeout_s + LEASE_MARGIN_S,

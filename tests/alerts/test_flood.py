@@ -27,7 +27,7 @@ from alerts.delivery import (
 from alerts.digests import OutboxControl
 from alerts.flood import DIGEST_LISTED, Limits, backlog_groups, digest_payload, hold_scopes
 from alerts.rounds import RulesEngine
-from alerts.rules import EscalationPolicy, EscalationTier, FloodLimits, RulesFile
+from alerts.rules import EscalationPolicy, EscalationTier, FloodLimits, RulesFile, rules_from_text
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
@@ -355,3 +355,13 @@ async def test_beyond_the_per_device_limit_notifications_are_held_and_summed_up_
     )
     assert len(log) == held[0][0]
     assert all(r.startswith("held back (flood control)") for (r,) in log)
+
+
+async def test_the_rules_files_limits_apply_also_without_tiers_of_its_own(
+    pool: AsyncConnectionPool, settings: Settings
+) -> None:
+    rules = rules_from_text("[escalation.limits]\nper_device_per_hour = 3\n", source="limits.toml")
+    engine = RulesEngine(pool, settings, rules_file=rules)
+    assert engine.policy.tiers == []  # tier 0 from the settings, as before
+    limits = Limits.of(per_device=10, per_shipment=20, per_recipient=60, rules=engine.flood_limits)
+    assert limits == Limits(per_device=3, per_shipment=20, per_recipient=60)
