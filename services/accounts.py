@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from coldchain.errors import AccountError, NotFoundError
+from coldchain.errors import AccountError, InvalidRecordError, NotFoundError
 from coldchain.settings import SecuritySettings
 from db.queries import security as q
 from db.types import Conn, Row
@@ -171,16 +171,17 @@ def set_contacts(
 ) -> Row:
     """Set how a person is reached when on call: e-mail address and mobile number in E.164
     (``+41791234567``); blank or None clears one. NotFoundError for no such person;
-    AccountError naming ``email`` or ``phone`` for a malformed or taken value."""
+    InvalidRecordError naming ``email`` or ``phone`` for a malformed value, AccountError
+    (naming ``phone``) for a number another person has."""
     caller.require("admin")
     username = accounts.normalise_username(username)
     mail = (email or "").strip() or None
     mobile = (phone or "").replace(" ", "").strip() or None
     if mail is not None and not EMAIL.match(mail):
-        raise AccountError(f"email: {mail!r} is not an e-mail address")
+        raise InvalidRecordError("email", f"{mail!r} is not an e-mail address")
     if mobile is not None and not PHONE.match(mobile):
-        raise AccountError(
-            f"phone: {mobile!r} is not a mobile number in E.164 form (such as +41791234567)"
+        raise InvalidRecordError(
+            "phone", f"{mobile!r} is not a mobile number in E.164 form (such as +41791234567)"
         )
     _user(conn, username)
     with acting(conn, caller, reason or "contacts changed"), conn.transaction():

@@ -19,7 +19,6 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.rounds import RulesEngine
 from alerts.rules import EscalationPolicy, EscalationTier, RulesFile
 from api.app import create_app
-from coldchain.errors import AccountError
 from coldchain.oncall import Rotation, who_is_on_call
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
@@ -146,24 +145,23 @@ def test_a_bad_rotation_is_refused_naming_the_field(
     assert client.get(f"{API}/oncall/rotations", headers=people["viewer"].headers).json() == []
 
 
-def test_contacts_are_checked_and_a_phone_is_one_persons(db_dsn: str, settings: Settings) -> None:
-    add_user(db_dsn, "ana", "operator")
-    add_user(db_dsn, "ben", "operator")
-    with psycopg.connect(db_dsn, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
-        row = accounts.set_contacts(
-            conn,
-            Caller.console(),
-            username="ana",
-            email="ana@example.com",
-            phone="+41 79 123 45 67",
-        )
-        assert (row["email"], row["phone"]) == ("ana@example.com", "+41791234567")
-        for email, phone, field in (("ana", None, "email"), (None, "0791234567", "phone"),
-                                    (None, "+41791234567", "phone")):  # fmt: skip
-            with pytest.raises(AccountError, match=f"^{field}:"):
-                accounts.set_contacts(
-                    conn, Caller.console(), username="ben", email=email, phone=phone
-                )
+def test_contacts_are_checked_and_a_phone_is_one_persons(
+    client: TestClient, people: dict[str, Person]
+) -> None:
+    admin = people["admin"].headers
+    url = f"{API}/users/{people['operator'].username}/contacts"
+    r = client.put(url, json={"email": "ana@example.com", "phone": "+41 79 123 45 67"},
+                   headers=admin)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert (r.json()["email"], r.json()["phone"]) == ("ana@example.com", "+41791234567")
+    other = f"{API}/users/{people['qa'].username}/contacts"
+    for body, status, field in (({"email": "ana"}, 422, "email"),
+                                ({"phone": "0791234567"}, 422, "phone"),
+                                ({"phone": "+41791234567"}, 409, "phone")):  # fmt: skip
+        r = client.put(other, json=body, headers=admin)
+        assert r.status_code == status and r.json()["detail"].startswith(f"{field}:"), r.text
+    r = client.put(other, json={"email": "qa@example.com"}, headers=people["operator"].headers)
+    assert r.status_code == 403, r.text
 
 
 T0 = datetime(2026, 3, 29, 6, 0, tzinfo=UTC)  # Berlin's spring change: 08:00 CEST
