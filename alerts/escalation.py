@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from alerts.rules import EscalationPolicy, EscalationTier
 
 __all__ = [
+    "Notice",
     "Person",
     "Recipients",
     "Target",
@@ -65,11 +66,20 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something that kept someone of ``tier`` from being told; ``nobody``: the whole tier."""
+
+    tier: int
+    text: str
+    nobody: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Recipients:
-    """Who to tell, and what could not be done about it: ``(tier, message)`` warnings."""
+    """Who to tell, and what kept others from being told."""
 
     targets: list[Target]
-    warnings: list[tuple[int, str]]
+    warnings: list[Notice]
 
 
 def tier_delay(policy: EscalationPolicy, tier: int, default_minutes: float) -> timedelta:
@@ -125,7 +135,7 @@ def recipients(
     a missing name is no such rotation). Each rotation channel the person cannot be reached
     on, and each tier left with nobody at all, is a warning."""
     found: list[Target] = []
-    warnings: list[tuple[int, str]] = []
+    warnings: list[Notice] = []
     for index in tiers:
         if not 0 <= index < len(policy.tiers):
             continue
@@ -134,7 +144,9 @@ def recipients(
         if tier.rotation is not None:
             mine += _rotation_targets(tier.rotation, tier.via, index, on_call, channels, warnings)
         if not mine:
-            warnings.append((index, f"tier {index} ({tier.name}): nobody could be notified"))
+            warnings.append(
+                Notice(index, f"tier {index} ({tier.name}): nobody could be notified", nobody=True)
+            )
         found.extend(mine)
     return Recipients(found, warnings)
 
@@ -145,29 +157,33 @@ def _rotation_targets(
     index: int,
     on_call: Mapping[str, Person | None],
     channels: Set[str],
-    warnings: list[tuple[int, str]],
+    warnings: list[Notice],
 ) -> list[Target]:
     if rotation not in on_call:
-        warnings.append((index, f"rotation {rotation!r} does not exist"))
+        warnings.append(Notice(index, f"rotation {rotation!r} does not exist"))
         return []
     person = on_call[rotation]
     if person is None:
-        warnings.append((index, f"rotation {rotation!r} has nobody on call now"))
+        warnings.append(Notice(index, f"rotation {rotation!r} has nobody on call now"))
         return []
     if not person.active:
-        warnings.append((index, f"{person.username} (on call in {rotation!r}) is deactivated"))
+        warnings.append(
+            Notice(index, f"{person.username} (on call in {rotation!r}) is deactivated")
+        )
         return []
     found = []
     for channel in via:
         address = person.contact(channel)
         if channel not in channels:
             warnings.append(
-                (index, f"{channel} is not configured: {person.username} not told by {channel}")
+                Notice(
+                    index, f"{channel} is not configured: {person.username} not told by {channel}"
+                )
             )
         elif address is None:
             what = "e-mail address" if channel == "email" else "mobile number"
             warnings.append(
-                (
+                Notice(
                     index,
                     f"{person.username} (on call in {rotation!r}) has no {what}: not told by "
                     f"{channel}; an administrator sets it on the people page",

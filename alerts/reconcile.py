@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from alerts import policy
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
 from alerts.delivery import notification_rows
-from alerts.escalation import recipients, rotations_of
+from alerts.escalation import Notice, recipients, rotations_of
 from alerts.rotations import on_call
 from alerts.rows import AlertRecord, StateRecord, TempAlertStatus, UnlinkedExcursion, fetch
 from alerts.rules import SECTION_OF, SECTIONS, EscalationPolicy
@@ -404,8 +404,8 @@ class Reconciler:
         names = rotations_of(policy, tiers)
         people = await on_call(conn, names, self._clock()) if names else {}
         found = recipients(policy, tiers, people, channels=self._channels)
-        for tier, warning in found.warnings:
-            await self._warn(conn, alert, event, tier, warning)
+        for notice in found.warnings:
+            await self._warn(conn, alert, event, notice)
         if not found.targets:
             return
         rows = notification_rows(
@@ -417,19 +417,18 @@ class Reconciler:
         self._notify_pending = True
 
     async def _warn(
-        self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, tier: int, text: str
+        self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, notice: Notice
     ) -> None:
-        nobody = "nobody could be notified" in text
+        """Log what kept someone from being told and record it on the alert's timeline."""
         log.log(
-            logging.ERROR if nobody else logging.WARNING,
+            logging.ERROR if notice.nobody else logging.WARNING,
             "alert %d %s: %s",
             alert["alert_id"],
             event,
-            text,
+            notice.text,
         )
-        await self.event(
-            conn, alert["alert_id"], "notification_warning", text, {"tier": tier, "event": event}
-        )
+        data = {"tier": notice.tier, "event": event, "nobody": notice.nobody}
+        await self.event(conn, alert["alert_id"], "notification_warning", notice.text, data)
 
     async def flush_notify(self, conn: AsyncConnection[Any]) -> None:
         """Wake the delivery worker at commit if this transaction queued notifications."""
