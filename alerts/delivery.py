@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import psycopg
@@ -53,6 +53,9 @@ from coldchain.errors import DeliveryError
 from coldchain.runtime import first_of
 from coldchain.settings import AlertsSettings
 from db.queries import rules as q
+
+if TYPE_CHECKING:
+    from alerts.digests import OutboxControl
 
 __all__ = [
     "DeliveryError",
@@ -140,7 +143,9 @@ def backoff(attempt: int, *, base_s: float, cap_s: float) -> timedelta:
 
 
 def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
-    """A plain-text alert e-mail."""
+    """A plain-text alert e-mail (or a digest's: :mod:`alerts.flood`)."""
+    if payload.get("event") == "digest":
+        return _digest_message(payload, sender=sender, recipient=recipient)
     alert = payload["alert"]
     msg = EmailMessage()
     ref = alert.get("shipment_reference") or alert["shipment_id"]
@@ -163,6 +168,25 @@ def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) ->
         "Thresholds as evaluated:",
         json.dumps(alert.get("thresholds") or {}, indent=2, sort_keys=True),
     ]
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+def _digest_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
+    """One e-mail listing the alerts a digest stands for, and how many more it does not list."""
+    alerts = payload["alerts"]
+    total = len(alerts) + payload["held_back"]
+    why = "held back by flood control" if payload["reason"] == "flood" else "opened together"
+    where = payload.get("shipment_reference") or "several shipments"
+    msg = EmailMessage()
+    msg["Subject"] = f"[coldchain] {total} alert(s) {why} ({where})"
+    msg["From"] = sender
+    msg["To"] = recipient
+    lines = [f"{total} alert(s) {why} (tier {payload['tier']}):", ""]
+    lines += [f"- [{a['severity'].upper()}] {a['title']} (alert {a['id']})" for a in alerts]
+    if payload["held_back"]:
+        lines.append(f"… and {payload['held_back']} more held back.")
+    lines += ["", f"See them: {payload['links']['alerts']}"]
     msg.set_content("\n".join(lines))
     return msg
 
@@ -265,10 +289,14 @@ class DeliveryWorker:
         pool: AsyncConnectionPool,
         settings: AlertsSettings,
         senders: Mapping[str, Sender],
+        *,
+        control: OutboxControl | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._senders = dict(senders)
+        # Flood control and backlog grouping (alerts/digests.py); None: every row sent as is.
+        self._control = control
         self.sent = 0
         self.failed = 0
 
@@ -276,9 +304,10 @@ class DeliveryWorker:
         """Send everything due now (in batches); return the number of attempts made."""
         attempts = 0
         while True:
-            claimed = await self._claim()
+            claimed, to_send = await self._claim()
             if not claimed:
                 return attempts
+            claimed = to_send
             # Targets in parallel, but each target's notifications one after the other in the
             # order they were made: nobody should read "cleared" before "opened".
             by_target: dict[tuple[str, str], list[Outgoing]] = {}
@@ -291,13 +320,17 @@ class DeliveryWorker:
         for item in items:
             await self._attempt(item)
 
-    async def _claim(self) -> list[Outgoing]:
+    async def _claim(self) -> tuple[list[Outgoing], list[Outgoing]]:
+        """The rows claimed, and what of them to send (flood control groups or holds some)."""
         lease = self._settings.webhook_timeout_s + LEASE_MARGIN_S
         async with self._pool.connection() as conn, conn.transaction():
             rows = await (
                 await conn.execute(q.CLAIM_NOTIFICATIONS, {"lease_s": lease, "limit": CLAIM_BATCH})
             ).fetchall()
-        return [Outgoing(*row) for row in rows]
+            claimed = [Outgoing(*row) for row in rows]
+            if self._control is None or not claimed:
+                return claimed, claimed
+            return claimed, await self._control.apply(conn, claimed)
 
     async def _attempt(self, item: Outgoing) -> None:
         sender = self._senders.get(item.channel)
@@ -345,6 +378,8 @@ class DeliveryWorker:
                         q.NOTIFICATION_RETRY,
                         (wait.total_seconds(), response, item.notification_id),
                     )
+                if self._control is not None:
+                    await self._control.settle(conn, item, ok=ok, give_up=give_up, error=response)
         except psycopg.Error as exc:
             # The lease makes the row due again; the receiver may see it twice (at least once).
             log.warning(

@@ -15,25 +15,73 @@ Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads 
 * Later events of an alert (upgraded, resolved…) go to every tier already notified.
 * Reminders of an alert nobody acknowledges go to every tier already notified too
   (:mod:`alerts.reminders`); each notification carries its links (:mod:`alerts.outbox`).
+* A tier with ``rotation = "<name>"`` also reaches the person on call in that rotation at the
+  moment of notifying (:mod:`coldchain.oncall`), by their own contacts on each channel of
+  ``via``. A person without the contact a channel needs is skipped on that channel and the
+  tier's other recipients are told; :func:`recipients` says so in its warnings, and the
+  engine records them on the alert's timeline, where the people handling it look.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.rules import EscalationPolicy, EscalationTier
 
-__all__ = ["Target", "escalation_target", "targets", "tier_delay"]
+__all__ = [
+    "Notice",
+    "Person",
+    "Recipients",
+    "Target",
+    "escalation_target",
+    "recipients",
+    "rotations_of",
+    "targets",
+    "tier_delay",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     """One recipient: a webhook URL or an e-mail address, and the tier it belongs to."""
 
-    channel: str  # "webhook" | "email"
+    channel: str  # "webhook" | "email" | "sms" | …
     address: str
     tier: int
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone on call, with how to reach them (app_users)."""
+
+    username: str
+    full_name: str
+    email: str | None
+    phone: str | None
+    active: bool = True
+
+    def contact(self, channel: str) -> str | None:
+        """Their address on ``channel`` ("email" or "sms"), if they have one."""
+        return {"email": self.email, "sms": self.phone}.get(channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something that kept someone of ``tier`` from being told; ``nobody``: the whole tier."""
+
+    tier: int
+    text: str
+    nobody: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """Who to tell, and what kept others from being told."""
+
+    targets: list[Target]
+    warnings: list[Notice]
 
 
 def tier_delay(policy: EscalationPolicy, tier: int, default_minutes: float) -> timedelta:
@@ -70,6 +118,82 @@ def _tier_targets(tier: EscalationTier, index: int) -> list[Target]:
     return [Target("webhook", url, index) for url in tier.webhooks] + [
         Target("email", address, index) for address in tier.emails
     ]
+
+
+def rotations_of(policy: EscalationPolicy, tiers: range) -> set[str]:
+    """The rotations the given tiers name."""
+    return {t.rotation for i, t in enumerate(policy.tiers) if i in tiers and t.rotation is not None}
+
+
+def recipients(
+    policy: EscalationPolicy,
+    tiers: range,
+    on_call: Mapping[str, Person | None],
+    *,
+    channels: Set[str],
+) -> Recipients:
+    """Every recipient of the given tiers that a configured channel can reach, the person on
+    call of each rotation tier included (``on_call``: per rotation name, that person or None;
+    a missing name is no such rotation). Each rotation channel the person cannot be reached
+    on, and each tier left with nobody at all, is a warning."""
+    found: list[Target] = []
+    warnings: list[Notice] = []
+    for index in tiers:
+        if not 0 <= index < len(policy.tiers):
+            continue
+        tier = policy.tiers[index]
+        mine = [t for t in _tier_targets(tier, index) if t.channel in channels]
+        if tier.rotation is not None:
+            mine += _rotation_targets(tier.rotation, tier.via, index, on_call, channels, warnings)
+        if not mine:
+            warnings.append(
+                Notice(index, f"tier {index} ({tier.name}): nobody could be notified", nobody=True)
+            )
+        found.extend(mine)
+    return Recipients(found, warnings)
+
+
+def _rotation_targets(
+    rotation: str,
+    via: Sequence[str],
+    index: int,
+    on_call: Mapping[str, Person | None],
+    channels: Set[str],
+    warnings: list[Notice],
+) -> list[Target]:
+    if rotation not in on_call:
+        warnings.append(Notice(index, f"rotation {rotation!r} does not exist"))
+        return []
+    person = on_call[rotation]
+    if person is None:
+        warnings.append(Notice(index, f"rotation {rotation!r} has nobody on call now"))
+        return []
+    if not person.active:
+        warnings.append(
+            Notice(index, f"{person.username} (on call in {rotation!r}) is deactivated")
+        )
+        return []
+    found = []
+    for channel in via:
+        address = person.contact(channel)
+        if channel not in channels:
+            warnings.append(
+                Notice(
+                    index, f"{channel} is not configured: {person.username} not told by {channel}"
+                )
+            )
+        elif address is None:
+            what = "e-mail address" if channel == "email" else "mobile number"
+            warnings.append(
+                Notice(
+                    index,
+                    f"{person.username} (on call in {rotation!r}) has no {what}: not told by "
+                    f"{channel}; an administrator sets it on the people page",
+                )
+            )
+        else:
+            found.append(Target(channel, address, index))
+    return found
 
 
 def targets(policy: EscalationPolicy, tiers: range) -> list[Target]:

@@ -22,8 +22,9 @@ from psycopg.types.json import Jsonb
 
 from alerts import policy
 from alerts.context import EngineStats, ReportFailure, ShipmentContext
-from alerts.escalation import targets
+from alerts.escalation import Notice, recipients, rotations_of
 from alerts.outbox import LinkPolicy, queue_notifications
+from alerts.rotations import on_call
 from alerts.rows import AlertRecord, StateRecord, TempAlertStatus, UnlinkedExcursion, fetch
 from alerts.rules import SECTION_OF, SECTIONS, EscalationPolicy
 from coldchain import severity
@@ -54,7 +55,7 @@ class Reconciler:
     ) -> None:
         self._policy = policy
         self._links = links
-        self._clock = clock
+        self._clock = clock  # who is on call is asked at the moment of notifying
         self._channels = channels
         self._default_clear = default_clear
         self._stats = stats
@@ -403,14 +404,38 @@ class Reconciler:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Queue the event for the tiers' recipients, in this transaction (the outbox), each
-        with its links (alerts.outbox)."""
-        recipients = [t for t in targets(self._policy(), tiers) if t.channel in self._channels]
+        with its links (alerts.outbox).
+
+        A rotation tier's person on call is looked up now; whatever keeps someone from being
+        told (no phone for ``via = ["sms"]``, nobody on call) is recorded on the alert's
+        timeline, and a tier left with nobody at all is logged as an error too."""
+        policy = self._policy()
+        names = rotations_of(policy, tiers)
+        now = self._clock()
+        people = await on_call(conn, names, now) if names else {}
+        found = recipients(policy, tiers, people, channels=self._channels)
+        for notice in found.warnings:
+            await self._warn(conn, alert, event, notice)
         queued = await queue_notifications(
-            conn, alert, event, recipients, links=self._links, now=self._clock(), extra=extra
+            conn, alert, event, found.targets, links=self._links, now=now, extra=extra
         )
         if queued:
             self._stats.notifications_queued += queued
             self._notify_pending = True
+
+    async def _warn(
+        self, conn: AsyncConnection[Any], alert: Mapping[str, Any], event: str, notice: Notice
+    ) -> None:
+        """Log what kept someone from being told and record it on the alert's timeline."""
+        log.log(
+            logging.ERROR if notice.nobody else logging.WARNING,
+            "alert %d %s: %s",
+            alert["alert_id"],
+            event,
+            notice.text,
+        )
+        data = {"tier": notice.tier, "event": event, "nobody": notice.nobody}
+        await self.event(conn, alert["alert_id"], "notification_warning", notice.text, data)
 
     async def flush_notify(self, conn: AsyncConnection[Any]) -> None:
         """Wake the delivery worker at commit if this transaction queued notifications."""

@@ -66,7 +66,13 @@ from alerts.rows import (
     ReminderCandidate,
     fetch,
 )
-from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
+from alerts.rules import (
+    EscalationPolicy,
+    EscalationTier,
+    FloodLimits,
+    RulesFile,
+    load_rules_file,
+)
 from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
@@ -170,6 +176,13 @@ class RulesEngine:
                 update={"reminders": file.reminders, "quiet_hours": file.quiet_hours}
             )
         return self._settings_policy
+
+    @property
+    def flood_limits(self) -> FloodLimits:
+        """The rules file's ``[escalation.limits]`` (unset fields: the settings' limits), also
+        when the file has no tiers of its own."""
+        escalation = self._rules.escalation
+        return escalation.limits if escalation is not None else FloodLimits()
 
     async def setup(self) -> None:
         """Create the partitions' cursor rows (from the cursors in use before; see pq)."""

@@ -63,6 +63,7 @@ from coldchain.severity import Severity
 from coldchain.validation import format_validation_error
 
 __all__ = [
+    "ROTATION_CHANNELS",
     "RULE_KEYS",
     "SECTIONS",
     "SECTION_OF",
@@ -70,6 +71,7 @@ __all__ = [
     "BudgetRule",
     "EscalationPolicy",
     "EscalationTier",
+    "FloodLimits",
     "ForecastRule",
     "HumidityRule",
     "MKTRule",
@@ -262,6 +264,11 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
+#: How a rotation's person on call can be reached: their app_users contacts.
+ROTATION_CHANNELS = ("email", "sms")
+RotationChannel = Literal["email", "sms"]
+
+
 class EscalationTier(BaseModel):
     """Who hears of an alert, and after how many unacknowledged minutes (tier 0: at once)."""
 
@@ -271,6 +278,34 @@ class EscalationTier(BaseModel):
     after_min: Minutes | None = None
     webhooks: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
+    # The person on call in an on-call rotation (coldchain/oncall.py) at the moment of notifying,
+    # reached by their own contacts (app_users.email / phone) on each channel of ``via``.
+    rotation: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
+    via: list[RotationChannel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rotation_via(self) -> EscalationTier:
+        if self.rotation is not None and not self.via:
+            raise ValueError(
+                f"rotation {self.rotation!r} needs via: how to reach the person on call "
+                f"(one or more of {', '.join(ROTATION_CHANNELS)})"
+            )
+        if self.via and self.rotation is None:
+            raise ValueError("via names how to reach a rotation's person on call: set rotation")
+        if len(set(self.via)) != len(self.via):
+            raise ValueError("via lists a channel twice")
+        return self
+
+
+class FloodLimits(BaseModel):
+    """Notifications one recipient gets per hour: about one device, about one shipment, in all
+    (None: the settings' COLDCHAIN_ALERTS__FLOOD_PER_…_PER_HOUR; 0: no limit)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_device_per_hour: int | None = Field(default=None, ge=0, le=100_000)
+    per_shipment_per_hour: int | None = Field(default=None, ge=0, le=100_000)
+    per_recipient_per_hour: int | None = Field(default=None, ge=0, le=100_000)
 
 
 class Reminders(BaseModel):
@@ -336,6 +371,7 @@ class EscalationPolicy(BaseModel):
     tiers: list[EscalationTier] = Field(default_factory=list)
     reminders: Reminders | None = None
     quiet_hours: QuietHours | None = None
+    limits: FloodLimits = Field(default_factory=FloodLimits)
 
     @field_validator("tiers")
     @classmethod

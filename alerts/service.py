@@ -21,7 +21,9 @@ from datetime import datetime
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import DeliveryWorker, senders_from_settings
+from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker, senders_from_settings
+from alerts.digests import OutboxControl
+from alerts.flood import Limits
 from alerts.partitions import PartitionClaimer
 from alerts.rounds import RulesEngine
 from coldchain.runtime import utcnow
@@ -50,7 +52,18 @@ async def run_rules_engine(
         await pool.wait(timeout=30)
         rules = RulesEngine(pool, settings, clock=clock, claims=claimer)
         await rules.setup()
-        worker = DeliveryWorker(pool, a, senders_from_settings(a, client))
+        control = OutboxControl(
+            limits=lambda: Limits.of(
+                per_device=a.flood_per_device_per_hour,
+                per_shipment=a.flood_per_shipment_per_hour,
+                per_recipient=a.flood_per_recipient_per_hour,
+                rules=rules.flood_limits,
+            ),
+            digest_after_s=a.flood_digest_after_s,
+            lease_s=a.webhook_timeout_s + LEASE_MARGIN_S,
+            base_url=settings.web.base_url(),
+        )
+        worker = DeliveryWorker(pool, a, senders_from_settings(a, client), control=control)
         log.info("rules engine running (%s, %d partitions)", claimer.engine_id, a.partitions)
         async with asyncio.TaskGroup() as tg:
             listener = tg.create_task(

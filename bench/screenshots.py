@@ -90,6 +90,12 @@ PAGES = (
     Page("/loggers", "loggers", ("admin",), "Loggers: registration, calibration, battery."),
     Page("/sites", "sites", ("admin",), "Sites (locations) and carriers."),
     Page("/new-shipment", "new-shipment", ("operator",), "Booking a new shipment."),
+    Page(
+        "/oncall",
+        "oncall",
+        ("viewer", "admin"),
+        "On call: who is on call now in each rotation, the next hand-overs, overrides.",
+    ),
     Page("/admin", "admin", ("admin", "qa"), "Admin: the screens each role may open."),
     Page("/admin/people", "admin-people", ("admin",), "People: roles, sessions, passwords."),
     Page("/admin/api-keys", "admin-keys", ("admin",), "API keys: created, used, revoked."),

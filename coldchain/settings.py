@@ -150,6 +150,13 @@ class AlertsSettings(BaseModel):
     delivery_max_attempts: int = Field(default=10, ge=1)
     delivery_backoff_s: float = Field(default=5.0, gt=0)
     delivery_backoff_max_s: float = Field(default=900.0, gt=0)
+    # Flood control (alerts/flood.py): notifications one recipient gets per hour about one
+    # device, about one shipment, in all (0: no limit; the rules file's [escalation.limits]
+    # overrides them); what is held back is summed up in one digest this long after the first.
+    flood_per_device_per_hour: int = Field(default=10, ge=0)
+    flood_per_shipment_per_hour: int = Field(default=20, ge=0)
+    flood_per_recipient_per_hour: int = Field(default=60, ge=0)
+    flood_digest_after_s: float = Field(default=600.0, gt=0)
 
 
 class AutomationSettings(BaseModel):
@@ -171,6 +178,8 @@ class ForecastSettings(BaseModel):
     # chance of an excursion (1 - (1 - history) × (1 - weight)); bench/forecast_calibration.py
     # measures what fits.
     trend_weight: float = Field(default=0.5, ge=0, le=1)
+
+
 class InsightSettings(BaseModel):
     """Lane risk, carrier scorecards and the weekly lane report (README "Insight")."""
 

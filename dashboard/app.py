@@ -41,6 +41,7 @@ from dashboard.pages import (
     loggers,
     login,
     new_shipment,
+    oncall,
     passport,
     products,
     qa,
@@ -85,6 +86,7 @@ def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.H
                     dcc.Link("QA review", href=qa.PATH, id=qa.NAV_QA, className="nav-link"),
                     insight.nav_link(),
                     *_editor_links(principal),
+                    *oncall.nav_links(principal),
                     *new_shipment.nav_links(principal),
                     *admin.nav_links(principal),
                     html.A("API", href="/api/docs", className="nav-link", target="_blank"),
@@ -160,6 +162,8 @@ def render(
         return loggers.layout(page, principal), plain, plain
     if path.rstrip("/") == sites.PATH:
         return sites.layout(page, principal), plain, plain
+    if path.rstrip("/") == oncall.PATH:
+        return oncall.layout(principal), plain, plain
     if path.rstrip("/") == new_shipment.PATH:
         return new_shipment.layout(page, principal), plain, plain
     if path.rstrip("/") == admin.PATH or path.startswith(admin.PATH + "/"):
@@ -261,6 +265,7 @@ def create_dash(
             admin_people.layout(),
             admin_keys.layout(),
             admin_rules.layout(None),
+            oncall.layout(None),
             zone_picker.picker(),
         ]
     )
@@ -281,6 +286,7 @@ def create_dash(
     admin_people.register(app, page)
     admin_keys.register(app, page)
     admin_rules.register(app, page)
+    oncall.register(app, page)
     zone_picker.register(app)
 
     @app.callback(

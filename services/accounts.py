@@ -16,11 +16,12 @@ Listing users and keys is an administrator's read, so it takes a caller too
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from coldchain.errors import AccountError, NotFoundError
+from coldchain.errors import AccountError, InvalidRecordError, NotFoundError
 from coldchain.settings import SecuritySettings
 from db.queries import security as q
 from db.types import Conn, Row
@@ -151,6 +152,47 @@ def reset_password(
         q.set_password_hash(conn=conn, user_id=user["user_id"], password_hash=password_hash)
         q.revoke_user_tokens(conn=conn, user_id=user["user_id"])
     return NewUser(accounts.public_user(user), secret if generated else None)
+
+
+#: What the database accepts (db/migrations/0023_people_contacts.sql), checked here first so
+#: that the refusal names the field.
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def set_contacts(
+    conn: Conn,
+    caller: Caller,
+    *,
+    username: str,
+    email: str | None,
+    phone: str | None,
+    reason: str | None = None,
+) -> Row:
+    """Set how a person is reached when on call: e-mail address and mobile number in E.164
+    (``+41791234567``); blank or None clears one. NotFoundError for no such person;
+    InvalidRecordError naming ``email`` or ``phone`` for a malformed value, AccountError
+    (naming ``phone``) for a number another person has."""
+    caller.require("admin")
+    username = accounts.normalise_username(username)
+    mail = (email or "").strip() or None
+    mobile = (phone or "").replace(" ", "").strip() or None
+    if mail is not None and not EMAIL.match(mail):
+        raise InvalidRecordError("email", f"{mail!r} is not an e-mail address")
+    if mobile is not None and not PHONE.match(mobile):
+        raise InvalidRecordError(
+            "phone", f"{mobile!r} is not a mobile number in E.164 form (such as +41791234567)"
+        )
+    _user(conn, username)
+    with acting(conn, caller, reason or "contacts changed"), conn.transaction():
+        if mobile is not None and (
+            other := q.phone_holder(conn=conn, phone=mobile, username=username)
+        ):
+            raise AccountError(f"phone: {mobile} is {other}'s number already")
+        row = q.set_contacts(conn=conn, username=username, email=mail, phone=mobile)
+    if row is None:
+        raise NotFoundError(f"no user {username!r}")
+    return row
 
 
 def _user(conn: Conn, username: str) -> Row:

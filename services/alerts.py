@@ -128,7 +128,10 @@ def alert_board(
     ``peak_low_c``: the highest (high excursions) and lowest (low ones) temperature, °C;
     ``current_c`` / ``current_at``: the logger's latest reading; ``notified``: per recipient,
     the latest notification (channel, target, tier, event, status ``delivered`` / ``failed`` /
-    ``pending``, at, error), lowest tier first.
+    ``pending`` / ``held`` (held back by flood control until its digest is sent; ``error``
+    says which limit), at, error), lowest tier first; ``notification_warnings``: why someone
+    could not be told (a rotation's person without the contact a channel needs, nobody on
+    call…), each once.
     """
     page = alert_q.alert_board(
         conn=conn,

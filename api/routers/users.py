@@ -226,6 +226,52 @@ def reset_password(
     return NewUser(user=User.model_validate(reset.user), password=reset.password)
 
 
+class ContactsIn(BaseModel):
+    """How a person is reached when on call (README "On-call"); null or "" clears one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = Field(
+        default=None, description="mobile number in E.164, +41791234567"
+    )
+
+
+class Contacts(BaseModel):
+    """A person's contacts."""
+
+    username: str
+    full_name: str
+    email: str | None
+    phone: str | None
+
+
+@router.put(
+    "/users/{username}/contacts",
+    openapi_extra=_ADMIN,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def set_contacts(
+    username: UsernamePath,
+    body: ContactsIn,
+    conn: ConnDep,
+    principal: PrincipalDep,
+    client: ClientDep,
+    reason: ReasonQuery = None,
+) -> Contacts:
+    """Set a person's e-mail address and mobile number (what an on-call rotation reaches them
+    by): 422 naming the field for a malformed one, 409 for a number another person has."""
+    row = service.set_contacts(
+        conn,
+        Caller.of(principal, client),
+        username=username,
+        email=body.email,
+        phone=body.phone,
+        reason=reason,
+    )
+    return Contacts.model_validate(row)
+
+
 @router.get("/api-keys", openapi_extra=_ADMIN, tags=["api-keys"])
 def list_api_keys(conn: ConnDep, principal: PrincipalDep, client: ClientDep) -> list[ApiKey]:
     """Every API key, live or revoked."""

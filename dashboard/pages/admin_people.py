@@ -4,7 +4,8 @@ administrator makes to them.
 The list shows each person's name, role, whether they are active and when they last logged
 in. An administrator adds a person (with a password they type, or one generated and shown this
 once), and for a picked person changes the role, deactivates or reactivates them, or resets
-their password (generated, shown once; every session they hold ends). Each change goes through
+their password (generated, shown once; every session they hold ends), or sets how they are
+reached when on call (e-mail address, mobile number in E.164: README "On-call"). Each change goes through
 :mod:`services.accounts`, the functions the API's ``/users`` routes call: the role is checked
 there again, and the change is recorded with who made it and the reason typed here. An
 administrator cannot deactivate themselves nor change their own role (the service refuses).
@@ -42,7 +43,10 @@ SET_ROLE = "people-set-role"
 DEACTIVATE = "people-deactivate"
 REACTIVATE = "people-reactivate"
 RESET = "people-reset"
-ACTIONS = (SET_ROLE, DEACTIVATE, REACTIVATE, RESET)
+EMAIL = "people-email"
+PHONE = "people-phone"
+SET_CONTACTS = "people-set-contacts"
+ACTIONS = (SET_ROLE, DEACTIVATE, REACTIVATE, RESET, SET_CONTACTS)
 
 ROLE_OPTIONS = [{"label": f"{r} — {DESCRIPTIONS[r]}", "value": r} for r in ROLES]
 
@@ -169,12 +173,24 @@ def layout() -> html.Div:
                         ],
                     ),
                     html.Div(
+                        className="form-row",
+                        children=[
+                            labelled("E-mail (when on call)", text_input(EMAIL), grow=True),
+                            labelled(
+                                "Mobile, E.164 (+41791234567)", text_input(PHONE, max_length=20)
+                            ),
+                        ],
+                    ),
+                    html.Div(
                         className="toolbar",
                         children=[
                             html.Button("Change role", id=SET_ROLE, className="btn", n_clicks=0),
                             html.Button("Deactivate", id=DEACTIVATE, className="btn", n_clicks=0),
                             html.Button("Reactivate", id=REACTIVATE, className="btn", n_clicks=0),
                             html.Button("Reset password", id=RESET, className="btn", n_clicks=0),
+                            html.Button(
+                                "Set contacts", id=SET_CONTACTS, className="btn", n_clicks=0
+                            ),
                         ],
                     ),
                 ],
@@ -272,11 +288,13 @@ def register(app: Dash, page: PageContext) -> None:
         State(PICK, "value"),
         State(ROLE, "value"),
         State(REASON, "value"),
+        State(EMAIL, "value"),
+        State(PHONE, "value"),
         State(CHANGED, "data"),
         prevent_initial_call=True,
     )
     def change(*args: Any) -> tuple[Any, ...]:
-        username, role, reason, changed = args[len(ACTIONS) :]
+        username, role, reason, email, phone, changed = args[len(ACTIONS) :]
         action = ctx.triggered_id
         if action not in ACTIONS or not any(args[: len(ACTIONS)]):
             raise PreventUpdate
@@ -288,7 +306,16 @@ def register(app: Dash, page: PageContext) -> None:
         why = (reason or "").strip() or None
         try:
             with page.connection() as conn:
-                message = _apply(conn, who, action, username, role, why, page)
+                if action == SET_CONTACTS:
+                    row = service.set_contacts(
+                        conn, who, username=username, email=email, phone=phone, reason=why
+                    )
+                    message = (
+                        f"{row['username']} is reached at {row['email'] or 'no e-mail'} and "
+                        f"{row['phone'] or 'no mobile number'} when on call."
+                    )
+                else:
+                    message = _apply(conn, who, action, username, role, why, page)
         except ColdchainError as exc:
             return refused(exc, who.role), "feedback error", no_update
         return message, "feedback ok", (changed or 0) + 1

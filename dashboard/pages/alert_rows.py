@@ -47,8 +47,13 @@ def headers(*, can_act: bool) -> list[str]:
 
 
 #: How a recipient's latest notification reads.
-_STATUS_WORDS = {"delivered": "delivered", "failed": "failed", "pending": "retrying"}
-_STATUS_MARKS = {"delivered": "✓", "failed": "✗", "pending": "…"}
+_STATUS_WORDS = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "pending": "retrying",
+    "held": "held back (flood control)",  # until its digest is sent (alerts/flood.py)
+}
+_STATUS_MARKS = {"delivered": "✓", "failed": "✗", "pending": "…", "held": "⏸"}
 
 
 def condition_text(row: Mapping[str, Any]) -> str:
@@ -270,6 +275,10 @@ def alert_row(
                 [
                     html.Div("not escalated" if tier == 0 else f"escalated to tier {tier}"),
                     *(notified_lines(row) or [html.Div("nobody notified yet", className="sub")]),
+                    *(
+                        html.Div(f"⚠ {text}", className="sub notified notified-warning")
+                        for text in row.get("notification_warnings") or []
+                    ),
                 ],
                 className="cell-escalation wrap",
             ),

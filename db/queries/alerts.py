@@ -75,7 +75,7 @@ SELECT {_alert_columns("p")}, p.total,
     rs.rule_states, coalesce(rs.holding, false) AS holding, rs.since AS rule_since,
     rs.ended_at AS rule_ended_at,
     d.temp_c AS current_c, d.ts AS current_at,
-    n.notified
+    n.notified, w.notification_warnings
 FROM page p
 JOIN shipments s ON s.shipment_id = p.shipment_id
 LEFT JOIN LATERAL (
@@ -102,9 +102,10 @@ LEFT JOIN LATERAL (
                'event', last.event, 'attempts', last.attempts,
                'status', CASE WHEN last.delivered_at IS NOT NULL THEN 'delivered'
                               WHEN last.gave_up_at IS NOT NULL THEN 'failed'
+                              WHEN last.held_at IS NOT NULL THEN 'held'
                               ELSE 'pending' END,
                'at', coalesce(last.delivered_at, last.gave_up_at, last.created_at),
-               'error', last.last_error
+               'error', coalesce(last.last_error, last.held_reason)
            ) ORDER BY last.tier, last.channel, last.target), '[]'::jsonb) AS notified
     FROM (
         SELECT DISTINCT ON (o.channel, o.target) o.*
@@ -113,6 +114,12 @@ LEFT JOIN LATERAL (
         ORDER BY o.channel, o.target, o.created_at DESC, o.id DESC
     ) last
 ) n ON true
+-- Why someone could not be told (a rotation tier's person without a phone…: alerts/escalation.py).
+LEFT JOIN LATERAL (
+    SELECT coalesce(array_agg(DISTINCT w.comment ORDER BY w.comment), '{{}}') AS notification_warnings
+    FROM alert_events w
+    WHERE w.alert_id = p.alert_id AND w.kind = 'notification_warning'
+) w ON true
 ORDER BY (p.state = 'resolved'), {severity.rank_sql("p.severity")} DESC,
          p.triggered_at, p.alert_id
 """

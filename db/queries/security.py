@@ -450,6 +450,29 @@ def set_role(*, conn: Conn, username: str, role: str) -> Row | None:
     return conn.execute(SET_ROLE, {"username": username, "role": role}).fetchone()
 
 
+# How to reach a person when they are on call (issue 16; unique phone: app_users_phone).
+SET_CONTACTS = """
+UPDATE app_users SET email = %(email)s, phone = %(phone)s WHERE username = %(username)s
+RETURNING username, full_name, email, phone
+"""
+
+PHONE_TAKEN = """
+SELECT username FROM app_users WHERE phone = %(phone)s AND username <> %(username)s
+"""
+
+
+def set_contacts(*, conn: Conn, username: str, email: str | None, phone: str | None) -> Row | None:
+    """A person's e-mail address and mobile number (None clears one); None if no such person."""
+    params = {"username": username, "email": email, "phone": phone}
+    return conn.execute(SET_CONTACTS, params).fetchone()
+
+
+def phone_holder(*, conn: Conn, phone: str, username: str) -> str | None:
+    """Who else has this mobile number, if anyone."""
+    row = conn.execute(PHONE_TAKEN, {"phone": phone, "username": username}).fetchone()
+    return None if row is None else str(row["username"])
+
+
 def reactivate_user(*, conn: Conn, username: str) -> Row | None:
     """Let a deactivated person log in again (their old tokens stay revoked); None if there is
     no such inactive person."""

@@ -18,6 +18,7 @@ per concern:
 - :mod:`~launcher.cli.policies`: ``policies list|add|revoke`` (QA's auto-release policies)
 - :mod:`~launcher.cli.audit`: ``audit verify``
 - :mod:`~launcher.cli.insight`: ``insight lanes|carriers|report``
+- :mod:`~launcher.cli.oncall`: ``oncall list|now|add|override`` (on-call rotations)
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
@@ -34,6 +35,7 @@ from launcher.cli import (
     insight,
     locations,
     loggers,
+    oncall,
     policies,
     products,
     shipments,
@@ -75,6 +77,7 @@ app.add_typer(shipments.app, name="shipments")
 app.add_typer(policies.app, name="policies")
 app.add_typer(audit.app, name="audit")
 app.add_typer(insight.app, name="insight")
+app.add_typer(oncall.app, name="oncall")
 
 
 def main() -> None:  # pragma: no cover - console entry

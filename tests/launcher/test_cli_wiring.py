@@ -46,6 +46,7 @@ TREE = {
     "policies": ["list", "add", "revoke"],
     "audit": ["verify"],
     "insight": ["lanes", "carriers", "report"],
+    "oncall": ["list", "now", "add", "override"],
 }
 
 
