@@ -13,25 +13,49 @@ Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads 
 * If the engine was down while several tiers fell due, it catches up in one step and notifies
   every tier it skipped, since each of them should have heard.
 * Later events of an alert (upgraded, resolved…) go to every tier already notified.
+* A tier with ``severities`` hears only of alerts of those severities (say, PagerDuty for
+  critical ones only); an upgrade to one of them is the first it hears.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from alerts.channels import display_target
 from alerts.rules import EscalationPolicy, EscalationTier
 
-__all__ = ["Target", "escalation_target", "targets", "tier_delay"]
+__all__ = [
+    "TIER_FIELDS",
+    "Target",
+    "escalation_target",
+    "shown_policy",
+    "targets",
+    "tier_delay",
+    "unconfigured",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One recipient: a webhook URL or an e-mail address, and the tier it belongs to."""
+    """One recipient: a channel's target (alerts.channels), and the tier it belongs to."""
 
-    channel: str  # "webhook" | "email"
+    channel: str  # one of alerts.channels.CHANNELS
     address: str
     tier: int
+
+
+#: A tier's field per channel, in the order a tier's recipients are listed.
+TIER_FIELDS = {
+    "webhook": "webhooks",
+    "email": "emails",
+    "slack": "slack",
+    "teams": "teams",
+    "pagerduty": "pagerduty",
+    "opsgenie": "opsgenie",
+    "sms": "sms",
+}
 
 
 def tier_delay(policy: EscalationPolicy, tier: int, default_minutes: float) -> timedelta:
@@ -65,15 +89,36 @@ def escalation_target(
 
 
 def _tier_targets(tier: EscalationTier, index: int) -> list[Target]:
-    return [Target("webhook", url, index) for url in tier.webhooks] + [
-        Target("email", address, index) for address in tier.emails
+    return [
+        Target(channel, address, index)
+        for channel, field in TIER_FIELDS.items()
+        for address in getattr(tier, field)
     ]
 
 
-def targets(policy: EscalationPolicy, tiers: range) -> list[Target]:
-    """Every recipient of the given tiers (those the policy has)."""
+def targets(policy: EscalationPolicy, tiers: range, *, severity: str | None = None) -> list[Target]:
+    """Every recipient of the given tiers (those the policy has); with ``severity``, only of
+    the tiers that hear that severity."""
     found: list[Target] = []
     for index in tiers:
         if 0 <= index < len(policy.tiers):
-            found.extend(_tier_targets(policy.tiers[index], index))
+            tier = policy.tiers[index]
+            if severity is None or tier.hears(severity):
+                found.extend(_tier_targets(tier, index))
     return found
+
+
+def unconfigured(policy: EscalationPolicy, channels: set[str]) -> set[str]:
+    """The channels the policy names recipients on that are not configured (not queued)."""
+    return {t.channel for t in targets(policy, range(len(policy.tiers)))} - channels
+
+
+def shown_policy(policy: EscalationPolicy) -> dict[str, Any]:
+    """The policy as people may see it (the API, the stored version's shown copy): every
+    field as given, secrets masked (alerts.channels.display_target)."""
+    shown = policy.model_dump(mode="json", exclude_unset=True)
+    for tier in shown.get("tiers", []):
+        for channel, field in TIER_FIELDS.items():
+            if field in tier:
+                tier[field] = [display_target(channel, t) for t in tier[field]]
+    return shown

@@ -395,7 +395,7 @@ class Reconciler:
         """Queue the event for the tiers' recipients, in this transaction (the outbox)."""
         recipients = [
             (t.channel, t.address, t.tier)
-            for t in targets(self._policy(), tiers)
+            for t in targets(self._policy(), tiers, severity=str(alert["severity"]))
             if t.channel in self._channels
         ]
         if not recipients:

@@ -21,7 +21,8 @@ from datetime import datetime
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import DeliveryWorker, senders_from_settings
+from alerts.channels import senders_from_settings
+from alerts.delivery import DeliveryWorker
 from alerts.partitions import PartitionClaimer
 from alerts.rounds import RulesEngine
 from coldchain.runtime import utcnow

@@ -9,6 +9,11 @@ caller's, with the comment as its "why". The actor is always the caller, never a
 request carries. Acknowledging takes a comment (what was done, or why): an alert of a medicine's
 excursion is not acknowledged in one click with nothing said, whichever edge it comes from.
 
+Acknowledging and resolving also queue the event, in the same transaction, to everyone already
+told of the alert (:func:`db.queries.escalation.queue_follow_up`): PagerDuty and Opsgenie
+acknowledge and close their incident, and Slack, Teams, e-mail, SMS and webhooks get a short
+"acknowledged by X" (or "resolved by X") with the comment, so nobody else keeps working on it.
+
 :func:`alert_board` is the alerts page's read: a page of alerts with, per alert, whether its
 condition is still under way (:mod:`coldchain.alert_condition`), when the product left its
 range, the peak, the logger's current temperature and who was notified.
@@ -21,6 +26,7 @@ from typing import Any, Final
 from coldchain.alert_condition import ConditionFacts, condition_ended_at, condition_of
 from coldchain.errors import InvalidAlertActionError
 from db.queries import alerts as alert_q
+from db.queries import escalation as escalation_q
 from db.queries import security as security_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Page, Row
@@ -83,18 +89,32 @@ def acknowledge(conn: Conn, caller: Caller, *, alert_id: int, comment: str | Non
             "required to acknowledge an alert: say what was done or why "
             "(e.g. 'called the driver, reefer door closed')",
         )
-    with acting(conn, caller, text):
-        return alert_q.acknowledge_alert(
-            conn=conn, alert_id=alert_id, by=caller.actor, comment=text
+    with acting(conn, caller, text), conn.transaction():
+        row = alert_q.acknowledge_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+        escalation_q.queue_follow_up(
+            conn=conn,
+            alert_id=alert_id,
+            event="acknowledged",
+            state="acknowledged",
+            extra={"acknowledged_by": caller.actor, "comment": text},
         )
+    return row
 
 
 def resolve(conn: Conn, caller: Caller, *, alert_id: int, comment: str | None) -> Row:
     """Resolve an open or acknowledged alert as ``caller``; the alert with its timeline."""
     caller.require("alerts.act")
     text = comment_text(comment)
-    with acting(conn, caller, text):
-        return alert_q.resolve_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+    with acting(conn, caller, text), conn.transaction():
+        row = alert_q.resolve_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+        escalation_q.queue_follow_up(
+            conn=conn,
+            alert_id=alert_id,
+            event="resolved",
+            state="resolved",
+            extra={"resolved_by": caller.actor, "comment": text},
+        )
+    return row
 
 
 def assign(conn: Conn, caller: Caller, *, alert_id: int, assignee: str, comment: str | None) -> Row:

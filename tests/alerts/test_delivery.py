@@ -18,15 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import (
-    DeliveryWorker,
-    alert_payload,
-    backoff,
-    email_message,
-    senders_from_settings,
-    signature,
-    verify_signature,
-)
+from alerts.channels import senders_from_settings
+from alerts.channels.email import email_message
+from alerts.channels.webhook import signature, verify_signature
+from alerts.delivery import DeliveryWorker, alert_payload, backoff
 from alerts.rounds import RulesEngine
 from alerts.service import run_rules_engine
 from coldchain.settings import AlertsSettings, Settings
