@@ -282,14 +282,14 @@ class EscalationTier(BaseModel):
         default_factory=list
     )  # E.164 numbers
 
-    @field_validator("webhooks", "slack", "teams")
+    @field_validator("webhooks", "slack", "teams", "pagerduty", mode="before")
     @classmethod
-    def _not_masked(cls, values: list[str]) -> list[str]:
+    def _not_masked(cls, values: Any) -> Any:
         # GET /api/v1/escalation shows secrets masked; a policy sent back unchanged must not
-        # store the mask in place of the URL.
-        for value in values:
-            if _MASK in value:
-                raise ValueError(f"{value!r} is masked: give the full URL")
+        # store the mask in place of the secret.
+        for value in values if isinstance(values, list) else []:
+            if isinstance(value, str) and _MASK in value:
+                raise ValueError(f"{value!r} is masked: give it in full")
         return values
 
     def hears(self, severity: str) -> bool:
