@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from alerts.channels import display_target
 from coldchain.alert_condition import ConditionFacts, condition_ended_at, condition_of
 from coldchain.errors import InvalidAlertActionError
 from db.queries import alerts as alert_q
@@ -148,7 +149,7 @@ def alert_board(
     ``peak_low_c``: the highest (high excursions) and lowest (low ones) temperature, °C;
     ``current_c`` / ``current_at``: the logger's latest reading; ``notified``: per recipient,
     the latest notification (channel, target, tier, event, status ``delivered`` / ``failed`` /
-    ``pending``, at, error), lowest tier first.
+    ``pending``, at, error), lowest tier first, secrets in the target masked.
     """
     page = alert_q.alert_board(
         conn=conn,
@@ -175,6 +176,9 @@ def _board_row(row: Row) -> Row:
         ended_at=_latest(row.pop("excursion_end"), row.pop("rule_ended_at")),
     )
     excursion_start, rule_since = row.pop("excursion_start"), row.pop("rule_since")
+    for n in row.get("notified") or []:
+        # Everyone who reads alerts sees this: a Slack URL or a routing key is a secret.
+        n["target"] = display_target(str(n["channel"]), str(n["target"]))
     row["condition"] = condition_of(facts)
     row["condition_ended_at"] = condition_ended_at(facts)
     row["condition_since"] = excursion_start or rule_since

@@ -170,3 +170,10 @@ async def test_pagerduty_follows_the_alert_open_acknowledged_resolved(
         " GROUP BY event ORDER BY min(id)",
     )
     assert told == [(e, ["pagerduty", "slack"]) for e in ("opened", "acknowledged", "resolved")]
+    # The alerts page shows who was told, with the secrets masked.
+    with psycopg.Connection[DictRow].connect(db_dsn, row_factory=dict_row) as conn:
+        (row,) = alert_service.alert_board(conn).items
+    assert sorted((n["channel"], n["target"], n["status"]) for n in row["notified"]) == [
+        ("pagerduty", f"…{cs.ROUTING_KEY[-4:]}", "delivered"),
+        ("slack", f"{slack.base}/…", "delivered"),
+    ]
