@@ -177,3 +177,14 @@ async def test_pagerduty_follows_the_alert_open_acknowledged_resolved(
         ("pagerduty", f"…{cs.ROUTING_KEY[-4:]}", "delivered"),
         ("slack", f"{slack.base}/…", "delivered"),
     ]
+
+
+async def test_a_tier_is_not_told_of_severities_it_does_not_hear(
+    pool: AsyncConnectionPool,  # noqa: F811
+    settings: Settings,
+    db_dsn: str,
+) -> None:
+    tier = {"severities": ["info"], "pagerduty": [cs.ROUTING_KEY], "emails": ["qa@example.com"]}
+    rules = await open_an_alert(pool, settings, db_dsn, tier)
+    assert rules.stats.alerts_opened == 1
+    assert rows(db_dsn, "SELECT count(*) FROM notifications") == [(0,)]
