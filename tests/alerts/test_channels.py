@@ -4,8 +4,10 @@ auth header, dedup key), its answers judged (Retry-After, permanent 4xx), secret
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -407,6 +409,14 @@ def test_channels_without_their_settings_are_not_configured() -> None:
         async with httpx.AsyncClient() as client:
             return set(senders_from_settings(AlertsSettings(), client))
 
-    import asyncio
-
     assert asyncio.run(names()) == {"webhook", "slack", "teams", "pagerduty"}
+
+
+def test_the_commands_keep_httpx_from_logging_webhook_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from launcher.cli.common import load_settings
+
+    monkeypatch.setattr(logging.getLogger("httpx"), "level", logging.NOTSET)
+    load_settings()
+    assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
