@@ -34,6 +34,7 @@ __all__ = [
     "USER_AGENT",
     "Outgoing",
     "Sender",
+    "about_alert",
     "alert_link",
     "digest_lines",
     "headline",
@@ -165,8 +166,18 @@ def ack_link(payload: Mapping[str, Any]) -> str | None:
     return (payload.get("links") or {}).get("ack")
 
 
+def about_alert(payload: Mapping[str, Any]) -> bool:
+    """Whether the payload is one alert's event (:func:`alerts.delivery.alert_payload`); else
+    a digest, or a note of another kind (a test notification: its ``title`` or ``message``),
+    which every channel renders as a headline and the digest's lines, if any."""
+    return isinstance(payload.get("alert"), Mapping)
+
+
 def headline(payload: Mapping[str, Any]) -> str:
-    """One line: ``[MAJOR] opened: <title> (SHP-7)``, or the digest's count."""
+    """One line: ``[MAJOR] opened: <title> (SHP-7)``, the digest's count, or a note's title."""
+    if not about_alert(payload) and payload.get("event") != "digest":
+        text = payload.get("title") or payload.get("message") or f"{payload.get('event')}"
+        return f"coldchain: {text}"
     if payload.get("event") == "digest":
         alerts = payload.get("alerts") or []
         where = payload.get("shipment_reference") or "several shipments"

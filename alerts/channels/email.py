@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from alerts.channels.base import Outgoing, ack_link, alert_link, digest_lines, headline
+from alerts.channels.base import Outgoing, about_alert, ack_link, alert_link, digest_lines, headline
 from coldchain.errors import DeliveryError
 from coldchain.settings import AlertsSettings
 
@@ -49,7 +49,7 @@ def _alert_lines(payload: Mapping[str, Any]) -> list[str]:
 def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
     """A plain-text alert (or digest) e-mail."""
     msg = EmailMessage()
-    if payload.get("event") == "digest":
+    if not about_alert(payload):
         msg["Subject"] = f"[coldchain] {headline(payload)}"
         lines = [f"{headline(payload)} (tier {payload.get('tier')}).", "", *digest_lines(payload)]
     else:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from alerts.channels.base import USER_AGENT, Outgoing, alert_link, headline, post
+from alerts.channels.base import USER_AGENT, Outgoing, about_alert, alert_link, headline, post
 from alerts.channels.pagerduty import dedup_key, event_action
 from coldchain import severity as sev
 from coldchain.errors import DeliveryError
@@ -41,7 +41,7 @@ DESCRIPTION_CHARS = 15000
 
 def priority(payload: Mapping[str, Any]) -> str:
     """P1–P5 from the alert's severity (a digest's strongest)."""
-    if payload.get("event") == "digest":
+    if not about_alert(payload):
         found = [str(a["severity"]) for a in payload.get("alerts") or []]
         return PRIORITY.get(sev.strongest(found) or "warning", "P3")
     return PRIORITY.get(str(payload["alert"]["severity"]), "P3")
@@ -58,7 +58,7 @@ def opsgenie_request(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         if by:
             body["user"] = str(by)[:100]
         return f"/v2/alerts/{quote(alias, safe='')}/{verb}?identifierType=alias", body
-    digest = payload.get("event") == "digest"
+    digest = not about_alert(payload)
     alert = {} if digest else payload["alert"]
     details = {
         k: str(v)

@@ -27,7 +27,15 @@ from typing import Any, Literal
 
 import httpx
 
-from alerts.channels.base import USER_AGENT, Outgoing, ack_link, alert_link, headline, post
+from alerts.channels.base import (
+    USER_AGENT,
+    Outgoing,
+    about_alert,
+    ack_link,
+    alert_link,
+    headline,
+    post,
+)
 from coldchain import severity as sev
 
 __all__ = ["PagerDutySender", "dedup_key", "event_action", "pagerduty_event"]
@@ -53,11 +61,13 @@ def dedup_key(payload: Mapping[str, Any]) -> str:
         alerts = payload.get("alerts") or []
         first = min((int(a["id"]) for a in alerts), default=0)
         return f"coldchain-digest-{first}-{len(alerts)}"
+    if not about_alert(payload):
+        return f"coldchain-{payload.get('event')}"
     return f"coldchain-alert-{payload['alert']['id']}"
 
 
 def _severity(payload: Mapping[str, Any]) -> str:
-    if payload.get("event") == "digest":
+    if not about_alert(payload):
         found = [str(a["severity"]) for a in payload.get("alerts") or []]
         return SEVERITY.get(sev.strongest(found) or "warning", "warning")
     return SEVERITY.get(str(payload["alert"]["severity"]), "error")
@@ -73,7 +83,7 @@ def pagerduty_event(payload: Mapping[str, Any], *, routing_key: str) -> dict[str
     }
     if action != "trigger":
         return event  # acknowledge and resolve take only the key
-    digest = payload.get("event") == "digest"
+    digest = not about_alert(payload)
     alert = {} if digest else payload["alert"]
     source = alert.get("device_id") or alert.get("shipment_reference") or "coldchain"
     details = (

@@ -20,6 +20,7 @@ import httpx
 from alerts.channels.base import (
     USER_AGENT,
     Outgoing,
+    about_alert,
     ack_link,
     alert_link,
     digest_lines,
@@ -39,7 +40,7 @@ def _mrkdwn(text: str) -> str:
 
 
 def _facts(payload: Mapping[str, Any]) -> str:
-    if payload.get("event") == "digest":
+    if not about_alert(payload):
         return "\n".join(_mrkdwn(line) for line in digest_lines(payload))
     alert = payload["alert"]
     lines = [

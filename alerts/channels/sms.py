@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from alerts.channels.base import USER_AGENT, Outgoing, alert_link, headline, post
+from alerts.channels.base import USER_AGENT, Outgoing, about_alert, alert_link, headline, post
 
 __all__ = ["MAX_CHARS", "SmsSender", "sms_text"]
 
@@ -44,8 +44,10 @@ def sms_text(payload: Mapping[str, Any], *, max_chars: int = MAX_CHARS) -> str:
     if payload.get("reply_code"):
         tail.append(f"Reply ACK {payload['reply_code']} to acknowledge")
     end = (" " + " ".join(tail)) if tail else ""
-    if payload.get("event") == "digest":
-        return _shorten("coldchain: " + headline(payload), max_chars - len(end)) + end
+    if not about_alert(payload):
+        text = headline(payload)
+        text = text if text.startswith("coldchain") else f"coldchain: {text}"  # a digest's count
+        return _shorten(text, max_chars - len(end)) + end
     alert = payload["alert"]
     ref = alert.get("shipment_reference") or alert.get("shipment_id")
     by = payload.get("acknowledged_by") or payload.get("resolved_by")

@@ -25,6 +25,7 @@ import httpx
 from alerts.channels.base import (
     USER_AGENT,
     Outgoing,
+    about_alert,
     ack_link,
     alert_link,
     digest_lines,
@@ -39,7 +40,7 @@ _COLOUR = {"critical": "Attention", "major": "Attention", "warning": "Warning", 
 
 
 def _body(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if payload.get("event") == "digest":
+    if not about_alert(payload):
         severities = [str(a.get("severity")) for a in payload.get("alerts") or []]
         colour = "Attention" if {"critical", "major"} & set(severities) else "Warning"
         head = {"type": "TextBlock", "text": headline(payload), "weight": "Bolder", "wrap": True}

@@ -420,3 +420,18 @@ def test_the_commands_keep_httpx_from_logging_webhook_urls(
     monkeypatch.setattr(logging.getLogger("httpx"), "level", logging.NOTSET)
     load_settings()
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+
+
+def test_a_note_that_is_no_alert_renders_on_every_channel() -> None:
+    note = {"event": "test", "tier": 0, "title": "Test notification (ada.admin)"}
+    head = "coldchain: Test notification (ada.admin)"
+    assert slack_message(note)["text"] == head
+    assert teams_message(note)["attachments"][0]["content"]["body"][0]["text"] == head
+    doc = pagerduty_event(note, routing_key="k")
+    assert (doc["event_action"], doc["dedup_key"]) == ("trigger", "coldchain-test")
+    assert doc["payload"]["summary"] == head
+    assert opsgenie_request(note)[1]["message"] == head
+    assert sms_text(note) == head
+    assert (
+        email_message(note, sender="a@b.c", recipient="d@e.f")["Subject"] == f"[coldchain] {head}"
+    )
