@@ -124,9 +124,8 @@ class RulesEngine:
             self._rules_mtime = self._rules_path.stat().st_mtime
         # Channels the delivery worker can send on: without an SMTP host, e-mail recipients are
         # not queued (they would only fail ten times each), and that is said once at the start.
-        channels = configured_channels(settings.alerts)
-        for missing in sorted(unconfigured(self.policy, channels)):
-            log.warning("%s recipients are configured but the %s channel is not", missing, missing)
+        channels = self._channels = configured_channels(settings.alerts)
+        self._warn_unconfigured()
         self._reported: set[str] = set()
         self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
         self._watching_since: datetime | None = None  # the first offline check
@@ -197,6 +196,13 @@ class RulesEngine:
             )
             return
         log.info("escalation policy version %d in force", row[0])
+        self._warn_unconfigured()
+
+    def _warn_unconfigured(self) -> None:
+        """Say once per policy which recipients cannot be told (their channel's settings are
+        missing, so nothing is queued for them)."""
+        for missing in sorted(unconfigured(self.policy, self._channels)):
+            log.warning("%s recipients are configured but the %s channel is not", missing, missing)
 
     # ----------------------------------------------------------------------------------------
     # Rounds

@@ -265,7 +265,8 @@ class EscalationTier(BaseModel):
 
     name: str = Field(min_length=1)
     after_min: Minutes | None = None
-    severities: list[Severity] | None = None
+    # None: every severity; an empty list would be a tier that hears nothing, surely a mistake.
+    severities: list[Severity] | None = Field(default=None, min_length=1)
     webhooks: list[Url] = Field(default_factory=list)
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
     slack: list[Url] = Field(default_factory=list)  # incoming-webhook URLs

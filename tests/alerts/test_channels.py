@@ -261,6 +261,7 @@ def test_a_shown_policy_masks_secrets_and_cannot_be_stored_back() -> None:
         ({"sms": ["07700 900123"]}, r"tiers\[0\]\.sms\[0\]"),
         ({"severities": ["urgent"]}, r"tiers\[0\]\.severities\[0\]"),
         ({"slak": []}, r"tiers\[0\]\.slak"),
+        ({"severities": []}, r"tiers\[0\]\.severities: .*at least 1"),
     ],
 )
 def test_a_bad_tier_is_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
