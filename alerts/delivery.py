@@ -15,7 +15,9 @@ Opsgenie, SMS), are :mod:`alerts.channels`. A failed attempt says how to go on
 (:class:`~coldchain.errors.DeliveryError`): a receiver's ``Retry-After`` (on a 429, 408 or
 5xx) puts the next attempt no earlier than that, capped like the backoff (:func:`retry_wait`);
 a permanent refusal (any other 4xx: a wrong routing key, a revoked webhook) is given up at once
-with its reason. Targets are logged as :func:`~alerts.channels.display_target` shows them, so a
+with its reason. An alert's events reach each recipient in order: a row is not claimed while an
+earlier one of the same alert to the same recipient is pending (``CLAIM_NOTIFICATIONS``), so a
+retried "opened" is never overtaken by its "acknowledged" or "cleared". Targets are logged as :func:`~alerts.channels.display_target` shows them, so a
 routing key or a Slack URL never reaches the log.
 
 The outbox also carries a shipment's lifecycle events (``alert_id`` NULL, ``shipment_event_id``

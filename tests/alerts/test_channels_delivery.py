@@ -66,6 +66,13 @@ async def open_an_alert(
     return rules
 
 
+def acknowledge(dsn: str, comment: str) -> None:
+    """The operator acknowledges the one alert, through the service (as the API does)."""
+    with psycopg.Connection[DictRow].connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        (alert,) = conn.execute("SELECT alert_id FROM alerts").fetchall()
+        alert_service.acknowledge(conn, OPERATOR, alert_id=alert["alert_id"], comment=comment)
+
+
 async def test_a_429_is_retried_no_earlier_than_its_retry_after(
     pool: AsyncConnectionPool,  # noqa: F811
     settings: Settings,
@@ -81,13 +88,23 @@ async def test_a_429_is_retried_no_earlier_than_its_retry_after(
             assert await worker.deliver_due() == 0  # not due again after the backoff's 0.2 s
             due_in = await worker.next_due_in()
             assert due_in is not None and 115 < due_in <= 120
-            # Time passes (the clock of the outbox is the database's: move the row instead).
+            # Acknowledged meanwhile: PagerDuty must not hear it before the trigger.
+            acknowledge(db_dsn, "on it")
+            assert await worker.deliver_due() == 0
+            # Time passes (the clock of the outbox is the database's: move the rows instead).
             rows(db_dsn, "UPDATE notifications SET next_attempt_at = now() RETURNING id")
-            assert await worker.deliver_due() == 1
-    assert [r.json()["dedup_key"] for r in pd.requests] == ["coldchain-alert-1"] * 2
-    assert rows(db_dsn, "SELECT attempt, ok, left(response, 8) FROM deliveries ORDER BY id") == [
-        (1, False, "HTTP 429"),
-        (2, True, "HTTP 202"),
+            assert await worker.deliver_due() == 2
+    assert [(r.json()["event_action"], r.json()["dedup_key"]) for r in pd.requests] == [
+        ("trigger", "coldchain-alert-1"),
+        ("trigger", "coldchain-alert-1"),
+        ("acknowledge", "coldchain-alert-1"),
+    ]
+    assert rows(
+        db_dsn, "SELECT event, attempt, ok, left(response, 8) FROM deliveries ORDER BY id"
+    ) == [
+        ("opened", 1, False, "HTTP 429"),
+        ("opened", 2, True, "HTTP 202"),
+        ("acknowledged", 1, True, "HTTP 202"),
     ]
 
 
@@ -134,12 +151,7 @@ async def test_pagerduty_follows_the_alert_open_acknowledged_resolved(
             assert await worker.deliver_due() == 2
 
             ((alert_id,),) = rows(db_dsn, "SELECT alert_id FROM alerts")
-            with psycopg.Connection[DictRow].connect(
-                db_dsn, autocommit=True, row_factory=dict_row
-            ) as conn:
-                alert_service.acknowledge(
-                    conn, OPERATOR, alert_id=alert_id, comment="reefer door closed"
-                )
+            acknowledge(db_dsn, "reefer door closed")
             assert await worker.deliver_due() == 2
 
             # Back in range from minute 46; five quiet minutes later the alert clears and,
