@@ -436,3 +436,22 @@ def test_a_note_that_is_no_alert_renders_on_every_channel() -> None:
     assert (
         email_message(note, sender="a@b.c", recipient="d@e.f")["Subject"] == f"[coldchain] {head}"
     )
+
+
+async def test_opsgenie_acknowledges_and_closes_by_alias_on_the_server() -> None:
+    async with cs.ChannelServer(cs.opsgenie) as server:
+        for event, extra in (
+            ("opened", {}),
+            ("acknowledged", {"acknowledged_by": "ana.ruiz"}),
+            ("cleared", {}),
+        ):
+            assert (await send(server, "opsgenie", "quality", payload(event, **extra))).startswith(
+                "HTTP 202"
+            )
+    assert [(r.path, r.query.get("identifierType")) for r in server.requests] == [
+        ("/v2/alerts", None),
+        ("/v2/alerts/coldchain-alert-41/acknowledge", ["alias"]),
+        ("/v2/alerts/coldchain-alert-41/close", ["alias"]),
+    ]
+    assert server.requests[1].json()["user"] == "ana.ruiz"
+    assert all(r.headers["authorization"] == f"GenieKey {cs.GENIE_KEY}" for r in server.requests)
