@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -96,9 +96,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if not secret:
             continue
         forms = [secret]
-        if "://" in secret:  # a URL: its path and query may be echoed on their own
+        if "://" in secret:  # a URL: its path, query and signature may be echoed on their own
             parts = urlsplit(secret)
-            forms += [parts.path, parts.query]
+            forms += [parts.path, parts.query, *(v for _k, v in parse_qsl(parts.query))]
         for form in forms:
             if len(form) > 1:
                 text = text.replace(form, MASK)

@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from alerts.channels import CHANNELS, Outgoing, display_target, senders_from_settings
-from alerts.channels.base import retry_after_s
+from alerts.channels.base import retry_after_s, scrub
 from alerts.channels.email import email_message
 from alerts.channels.opsgenie import opsgenie_request, priority
 from alerts.channels.pagerduty import event_action, pagerduty_event
@@ -212,6 +212,13 @@ def test_the_wait_is_the_longer_of_backoff_and_retry_after_capped(
 ) -> None:
     wait = retry_wait(attempt, retry_after, base_s=5, cap_s=900)
     assert wait == timedelta(seconds=expected)
+
+
+def test_secrets_are_scrubbed_in_every_form_a_receiver_may_echo() -> None:
+    url = "https://x.webhook.office.com/workflows/abc?sp=%2Ftriggers&sig=S1GNATURE"
+    echoed = f"bad request to {url}; path /workflows/abc; sig S1GNATURE; key K3YK3YK3Y"
+    text = scrub(echoed, [url, "K3YK3YK3Y"])
+    assert all(s not in text for s in ("S1GNATURE", "/workflows/abc", "K3YK3YK3Y")), text
 
 
 def test_targets_are_shown_with_secrets_masked() -> None:
