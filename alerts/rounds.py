@@ -63,6 +63,7 @@ from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
+from coldchain.validation import format_validation_error
 from db.queries import escalation as eq
 from db.queries import limits as limits_q
 from db.queries import partitions as pq
@@ -191,9 +192,11 @@ class RulesEngine:
         try:
             self._stored_policy = EscalationPolicy.model_validate(row[1])
         except ValidationError as exc:
-            log.error(
-                "escalation policy version %d not taken, keeping the previous: %s", row[0], exc
+            # Field paths and messages only: pydantic's own text quotes the values (secrets).
+            why = format_validation_error(
+                exc, f"escalation policy v{row[0]}", EscalationPolicy, what="stored"
             )
+            log.error("%s; keeping the previous policy", why)
             return
         log.info("escalation policy version %d in force", row[0])
         self._warn_unconfigured()

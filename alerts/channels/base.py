@@ -141,7 +141,7 @@ async def post(
     hidden = [url, *secrets]
     try:
         response = await client.post(url, **kwargs)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # InvalidURL is no HTTPError
         raise DeliveryError(scrub(f"{type(exc).__name__}: {exc}", hidden)) from None
     summary = scrub(f"HTTP {response.status_code} {response.text[:SUMMARY_CHARS]}".strip(), hidden)
     if response.is_success:

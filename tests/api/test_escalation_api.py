@@ -107,3 +107,19 @@ async def test_the_policy_is_versioned_masked_audited_and_taken_by_the_engine(
     assert [t.name for t in engine.policy.tiers] == ["Control tower", "QA on call"]
     assert engine.policy.tiers[1].pagerduty == [ROUTING_KEY]
     assert engine.policy.tiers[0].slack == [SLACK]
+
+    # A version the engine cannot read (stored by hand, or by an older model) is refused
+    # without quoting its secrets, and the previous policy stays in force.
+    bad_key = "B" * 31
+    broken = json.dumps({"tiers": [{"name": "x", "pagerduty": [bad_key]}]})
+    rows(
+        db_dsn,
+        "INSERT INTO escalation_policies (version, definition, definition_with_secrets,"
+        " created_by) VALUES (2, '{}', %s, 'by hand') RETURNING version",
+        broken,
+    )
+    caplog.clear()
+    await engine.reload_policy()
+    assert engine.policy.tiers[1].pagerduty == [ROUTING_KEY]
+    assert "escalation policy v2: tiers[0].pagerduty[0]" in caplog.text
+    assert "keeping the previous policy" in caplog.text and bad_key not in caplog.text
