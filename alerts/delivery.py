@@ -10,44 +10,35 @@ delays evaluation, and a restart loses nothing: a row claimed by a worker that d
 again when its lease runs out (delivery is at least once; receivers de-duplicate on the
 ``X-Coldchain-Delivery`` id, which is the same for every attempt).
 
-Webhooks
---------
-``POST`` of the JSON payload (:func:`alert_payload`) with headers ``X-Coldchain-Event``,
-``X-Coldchain-Delivery`` (the notification id), ``X-Coldchain-Timestamp`` (Unix seconds) and, when
-``COLDCHAIN_ALERTS__WEBHOOK_SECRET`` is set, ``X-Coldchain-Signature: sha256=<hex>``: the
-HMAC-SHA256 of ``"<timestamp>." + body`` under the secret (:func:`signature`; receivers check it
-with :func:`verify_signature` and reject old timestamps against replays). Any 2xx is delivered.
+The senders, one per channel (webhooks signed with HMAC, e-mail, Slack, Teams, PagerDuty,
+Opsgenie, SMS), are :mod:`alerts.channels`. A failed attempt says how to go on
+(:class:`~coldchain.errors.DeliveryError`): a receiver's ``Retry-After`` (on a 429, 408 or
+5xx) puts the next attempt no earlier than that, capped like the backoff (:func:`retry_wait`);
+a permanent refusal (any other 4xx: a wrong routing key, a revoked webhook) is given up at once
+with its reason. An alert's events reach each recipient in order: a row is not claimed while an
+earlier one of the same alert to the same recipient is pending (``CLAIM_NOTIFICATIONS``), so a
+retried "opened" is never overtaken by its "acknowledged" or "cleared". Targets are logged as :func:`~alerts.channels.display_target` shows them, so a
+routing key or a Slack URL never reaches the log.
 
 The outbox also carries a shipment's lifecycle events (``alert_id`` NULL, ``shipment_event_id``
 set: :mod:`services.automation` queues them), sent by the same worker with the same headers and
 signature; only their payload differs.
-
-E-mail
-------
-Plain-text mail over SMTP (optionally STARTTLS and login) with the standard library, in a
-worker thread so the event loop never blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
-import smtplib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import timedelta
-from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from alerts.channels import Outgoing, Sender, display_target
 from alerts.policy import json_safe
 from coldchain.errors import DeliveryError
 from coldchain.runtime import first_of
@@ -60,23 +51,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DeliveryError",
     "DeliveryWorker",
-    "EmailSender",
-    "Outgoing",
-    "WebhookSender",
     "alert_payload",
     "backoff",
-    "email_message",
-    "signature",
-    "verify_signature",
+    "retry_wait",
 ]
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Coldchain-Signature"
-TIMESTAMP_HEADER = "X-Coldchain-Timestamp"
-DELIVERY_HEADER = "X-Coldchain-Delivery"
-EVENT_HEADER = "X-Coldchain-Event"
-USER_AGENT = "coldchain-alerts/0.1"
 CLAIM_BATCH = 50
 # A claimed row is someone's for this long beyond the send timeout; a worker that died while
 # sending leaves it to be claimed again afterwards.
@@ -112,173 +93,20 @@ def alert_payload(
     return payload
 
 
-def signature(secret: bytes, timestamp: int, body: bytes) -> str:
-    """``sha256=<hex>``: HMAC-SHA256 of ``"<timestamp>." + body``."""
-    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
-
-
-def verify_signature(
-    secret: bytes,
-    timestamp: str,
-    body: bytes,
-    header: str,
-    *,
-    now: float | None = None,
-    tolerance_s: float = 300.0,
-) -> bool:
-    """True when ``header`` signs this body and timestamp, and the timestamp is recent."""
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return False
-    if now is not None and abs(now - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(signature(secret, ts, body), header)
-
-
 def backoff(attempt: int, *, base_s: float, cap_s: float) -> timedelta:
     """Wait after failed attempt number ``attempt`` (1-based): base, 2×base, 4×base… capped."""
     return timedelta(seconds=min(base_s * 2 ** max(attempt - 1, 0), cap_s))
 
 
-def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
-    """A plain-text alert e-mail (or a digest's: :mod:`alerts.flood`)."""
-    if payload.get("event") == "digest":
-        return _digest_message(payload, sender=sender, recipient=recipient)
-    alert = payload["alert"]
-    msg = EmailMessage()
-    ref = alert.get("shipment_reference") or alert["shipment_id"]
-    msg["Subject"] = (
-        f"[coldchain {alert['severity'].upper()}] {payload['event']}: {alert['title']} ({ref})"
-    )
-    msg["From"] = sender
-    msg["To"] = recipient
-    lines = [
-        f"Alert {alert['id']} {payload['event']} (tier {payload['tier']}).",
-        "",
-        f"Shipment:   {ref}",
-        f"Rule:       {alert['rule_key']}",
-        f"Severity:   {alert['severity']}",
-        f"State:      {alert['state']}",
-        f"Device:     {alert.get('device_id') or '-'}",
-        f"Triggered:  {alert.get('triggered_at')} (the reading's time)",
-        f"Value:      {alert.get('value')}",
-        "",
-        "Thresholds as evaluated:",
-        json.dumps(alert.get("thresholds") or {}, indent=2, sort_keys=True),
-    ]
-    msg.set_content("\n".join(lines))
-    return msg
-
-
-def _digest_message(payload: Mapping[str, Any], *, sender: str, recipient: str) -> EmailMessage:
-    """One e-mail listing the alerts a digest stands for, and how many more it does not list."""
-    alerts = payload["alerts"]
-    total = len(alerts) + payload["held_back"]
-    why = "held back by flood control" if payload["reason"] == "flood" else "opened together"
-    where = payload.get("shipment_reference") or "several shipments"
-    msg = EmailMessage()
-    msg["Subject"] = f"[coldchain] {total} alert(s) {why} ({where})"
-    msg["From"] = sender
-    msg["To"] = recipient
-    lines = [f"{total} alert(s) {why} (tier {payload['tier']}):", ""]
-    lines += [f"- [{a['severity'].upper()}] {a['title']} (alert {a['id']})" for a in alerts]
-    if payload["held_back"]:
-        lines.append(f"… and {payload['held_back']} more held back.")
-    lines += ["", f"See them: {payload['links']['alerts']}"]
-    msg.set_content("\n".join(lines))
-    return msg
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """One claimed notification."""
-
-    notification_id: int
-    alert_id: int | None  # None: a shipment's lifecycle event (services/automation.py)
-    event: str
-    tier: int
-    channel: str
-    target: str
-    payload: Mapping[str, Any]
-    attempt: int
-
-
-class Sender(Protocol):
-    """Sends one notification; returns a short response summary or raises DeliveryError."""
-
-    async def send(self, item: Outgoing) -> str: ...
-
-
-class WebhookSender:
-    """JSON over HTTP POST, HMAC-signed."""
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        secret: bytes | None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = client
-        self._secret = secret
-        self._clock = clock
-
-    async def send(self, item: Outgoing) -> str:
-        body = json.dumps(item.payload, sort_keys=True, separators=(",", ":")).encode()
-        ts = int(self._clock())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            EVENT_HEADER: item.event,
-            DELIVERY_HEADER: str(item.notification_id),
-            TIMESTAMP_HEADER: str(ts),
-        }
-        if self._secret is not None:
-            headers[SIGNATURE_HEADER] = signature(self._secret, ts, body)
-        try:
-            response = await self._client.post(item.target, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        summary = f"HTTP {response.status_code} {response.text[:200]}".strip()
-        if not response.is_success:
-            raise DeliveryError(summary)
-        return summary
-
-
-class EmailSender:
-    """Plain-text mail over SMTP, in a thread."""
-
-    def __init__(self, settings: AlertsSettings) -> None:
-        if settings.smtp_host is None:
-            raise ValueError("EmailSender needs COLDCHAIN_ALERTS__SMTP_HOST")
-        self._host = settings.smtp_host
-        self._port = settings.smtp_port
-        self._starttls = settings.smtp_starttls
-        self._username = settings.smtp_username
-        self._password = settings.smtp_password
-        self._sender = settings.smtp_from
-        self._timeout = settings.webhook_timeout_s
-
-    async def send(self, item: Outgoing) -> str:
-        msg = email_message(item.payload, sender=self._sender, recipient=item.target)
-        try:
-            return await asyncio.to_thread(self._send_sync, msg)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-
-    def _send_sync(self, msg: EmailMessage) -> str:
-        with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
-            if self._starttls:
-                smtp.starttls()
-            if self._username:
-                password = self._password.get_secret_value() if self._password else ""
-                smtp.login(self._username, password)
-            refused = smtp.send_message(msg)
-        if refused:
-            raise DeliveryError(f"recipients refused: {refused}")
-        return f"250 accepted by {self._host}:{self._port}"
+def retry_wait(
+    attempt: int, retry_after_s: float | None, *, base_s: float, cap_s: float
+) -> timedelta:
+    """Wait after a failed attempt: the backoff, or the receiver's Retry-After when longer;
+    never beyond the cap (a receiver asking for a day must not silence an alarm for a day)."""
+    wait = backoff(attempt, base_s=base_s, cap_s=cap_s)
+    if retry_after_s is None:
+        return wait
+    return timedelta(seconds=min(max(wait.total_seconds(), retry_after_s), cap_s))
 
 
 class DeliveryWorker:
@@ -336,20 +164,23 @@ class DeliveryWorker:
         sender = self._senders.get(item.channel)
         started = time.perf_counter()
         ok, response = False, ""
+        retry_after: float | None = None
+        permanent = False
         try:
             if sender is None:
                 raise DeliveryError(f"no {item.channel} sender configured")
             response = await sender.send(item)
             ok = True
         except DeliveryError as exc:
-            response = str(exc)
+            response, retry_after, permanent = str(exc), exc.retry_after_s, exc.permanent
         except Exception as exc:  # a bug in one send must not stop the others
             log.exception("notification %d: unexpected error", item.notification_id)
-            response = f"{type(exc).__name__}: {exc}"
+            response = f"{type(exc).__name__}"  # its text could hold a target's secret
         duration_ms = (time.perf_counter() - started) * 1000
-        give_up = not ok and item.attempt >= self._settings.delivery_max_attempts
-        wait = backoff(
+        give_up = not ok and (permanent or item.attempt >= self._settings.delivery_max_attempts)
+        wait = retry_wait(
             item.attempt,
+            retry_after,
             base_s=self._settings.delivery_backoff_s,
             cap_s=self._settings.delivery_backoff_max_s,
         )
@@ -396,7 +227,7 @@ class DeliveryWorker:
                 "notification %d (%s to %s) attempt %d failed%s: %s",
                 item.notification_id,
                 item.channel,
-                item.target,
+                display_target(item.channel, item.target),
                 item.attempt,
                 "; giving up" if give_up else f"; retry in {wait.total_seconds():.0f} s",
                 response,
@@ -424,16 +255,3 @@ class DeliveryWorker:
                 log.exception("delivery pass failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(first_of(wake, stop), timeout=max(wait, 0.05))
-
-
-def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -> dict[str, Sender]:
-    """The channels the settings configure: webhooks always, e-mail when an SMTP host is set."""
-    secret = settings.webhook_secret
-    found: dict[str, Sender] = {
-        "webhook": WebhookSender(
-            client, secret=secret.get_secret_value().encode() if secret is not None else None
-        )
-    }
-    if settings.smtp_host is not None:
-        found["email"] = EmailSender(settings)
-    return found

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alerts import flood
-from alerts.delivery import Outgoing
+from alerts.channels import Outgoing
 from db.queries import flood as q
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads 
   ``via``. A person without the contact a channel needs is skipped on that channel and the
   tier's other recipients are told; :func:`recipients` says so in its warnings, and the
   engine records them on the alert's timeline, where the people handling it look.
+* A tier with ``severities`` hears only of alerts of those severities (say, PagerDuty for
+  critical ones only); an upgrade to one of them is the first it hears.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from alerts.channels import display_target
 from alerts.rules import EscalationPolicy, EscalationTier
 
 __all__ = [
+    "TIER_FIELDS",
     "Notice",
     "Person",
     "Recipients",
@@ -38,16 +43,18 @@ __all__ = [
     "escalation_target",
     "recipients",
     "rotations_of",
+    "shown_policy",
     "targets",
     "tier_delay",
+    "unconfigured",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One recipient: a webhook URL or an e-mail address, and the tier it belongs to."""
+    """One recipient: a channel's target (alerts.channels), and the tier it belongs to."""
 
-    channel: str  # "webhook" | "email" | "sms" | …
+    channel: str  # one of alerts.channels.CHANNELS
     address: str
     tier: int
 
@@ -84,6 +91,18 @@ class Recipients:
     warnings: list[Notice]
 
 
+#: A tier's field per channel, in the order a tier's recipients are listed.
+TIER_FIELDS = {
+    "webhook": "webhooks",
+    "email": "emails",
+    "slack": "slack",
+    "teams": "teams",
+    "pagerduty": "pagerduty",
+    "opsgenie": "opsgenie",
+    "sms": "sms",
+}
+
+
 def tier_delay(policy: EscalationPolicy, tier: int, default_minutes: float) -> timedelta:
     """How long an alert must stay unacknowledged before ``tier`` is notified."""
     if tier <= 0:
@@ -115,8 +134,10 @@ def escalation_target(
 
 
 def _tier_targets(tier: EscalationTier, index: int) -> list[Target]:
-    return [Target("webhook", url, index) for url in tier.webhooks] + [
-        Target("email", address, index) for address in tier.emails
+    return [
+        Target(channel, address, index)
+        for channel, field in TIER_FIELDS.items()
+        for address in getattr(tier, field)
     ]
 
 
@@ -131,10 +152,12 @@ def recipients(
     on_call: Mapping[str, Person | None],
     *,
     channels: Set[str],
+    severity: str | None = None,
 ) -> Recipients:
     """Every recipient of the given tiers that a configured channel can reach, the person on
     call of each rotation tier included (``on_call``: per rotation name, that person or None;
-    a missing name is no such rotation). Each rotation channel the person cannot be reached
+    a missing name is no such rotation); with ``severity``, only the tiers that hear it. Each
+    rotation channel the person cannot be reached
     on, and each tier left with nobody at all, is a warning."""
     found: list[Target] = []
     warnings: list[Notice] = []
@@ -142,6 +165,8 @@ def recipients(
         if not 0 <= index < len(policy.tiers):
             continue
         tier = policy.tiers[index]
+        if severity is not None and not tier.hears(severity):
+            continue
         mine = [t for t in _tier_targets(tier, index) if t.channel in channels]
         if tier.rotation is not None:
             mine += _rotation_targets(tier.rotation, tier.via, index, on_call, channels, warnings)
@@ -196,10 +221,29 @@ def _rotation_targets(
     return found
 
 
-def targets(policy: EscalationPolicy, tiers: range) -> list[Target]:
-    """Every recipient of the given tiers (those the policy has)."""
+def targets(policy: EscalationPolicy, tiers: range, *, severity: str | None = None) -> list[Target]:
+    """Every recipient of the given tiers (those the policy has); with ``severity``, only of
+    the tiers that hear that severity."""
     found: list[Target] = []
     for index in tiers:
         if 0 <= index < len(policy.tiers):
-            found.extend(_tier_targets(policy.tiers[index], index))
+            tier = policy.tiers[index]
+            if severity is None or tier.hears(severity):
+                found.extend(_tier_targets(tier, index))
     return found
+
+
+def unconfigured(policy: EscalationPolicy, channels: set[str]) -> set[str]:
+    """The channels the policy names recipients on that are not configured (not queued)."""
+    return {t.channel for t in targets(policy, range(len(policy.tiers)))} - channels
+
+
+def shown_policy(policy: EscalationPolicy) -> dict[str, Any]:
+    """The policy as people may see it (the API, the stored version's shown copy): every
+    field as given, secrets masked (alerts.channels.display_target)."""
+    shown = policy.model_dump(mode="json", exclude_unset=True)
+    for tier in shown.get("tiers", []):
+        for channel, field in TIER_FIELDS.items():
+            if field in tier:
+                tier[field] = [display_target(channel, t) for t in tier[field]]
+    return shown

@@ -413,7 +413,9 @@ class Reconciler:
         names = rotations_of(policy, tiers)
         now = self._clock()
         people = await on_call(conn, names, now) if names else {}
-        found = recipients(policy, tiers, people, channels=self._channels)
+        found = recipients(
+            policy, tiers, people, channels=self._channels, severity=str(alert["severity"])
+        )
         for notice in found.warnings:
             await self._warn(conn, alert, event, notice)
         queued = await queue_notifications(

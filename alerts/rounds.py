@@ -47,10 +47,12 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
+from alerts.channels import configured_channels
 from alerts.checkpoints import CheckpointPolicy
 from alerts.context import EngineStats, ShipmentContext
-from alerts.escalation import escalation_target
+from alerts.escalation import escalation_target, unconfigured
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
 from alerts.layers import settings_rules
@@ -77,6 +79,8 @@ from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
+from coldchain.validation import format_validation_error
+from db.queries import escalation as eq
 from db.queries import limits as limits_q
 from db.queries import partitions as pq
 from db.queries import rules as q
@@ -129,14 +133,16 @@ class RulesEngine:
         self._rules_mtime: float | None = None
         self._rules = rules_file or RulesFile()
         self._settings_policy = policy_from_settings(settings)
+        # The policy stored through the API (db.queries.escalation), when there is one.
+        self._stored_policy: EscalationPolicy | None = None
+        self._stored_version: int | None = None
         if self._rules_path is not None:
             self._rules = load_rules_file(self._rules_path)  # a bad file stops the start
             self._rules_mtime = self._rules_path.stat().st_mtime
         # Channels the delivery worker can send on: without an SMTP host, e-mail recipients are
         # not queued (they would only fail ten times each), and that is said once at the start.
-        channels = {"webhook"} | ({"email"} if settings.alerts.smtp_host else set())
-        if "email" not in channels and any(t.emails for t in self.policy.tiers):
-            log.warning("e-mail recipients are configured but COLDCHAIN_ALERTS__SMTP_HOST is not")
+        channels = self._channels = configured_channels(settings.alerts)
+        self._warn_unconfigured()
         self._reported: set[str] = set()
         self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
         self._watching_since: datetime | None = None  # the first offline check
@@ -166,8 +172,11 @@ class RulesEngine:
 
     @property
     def policy(self) -> EscalationPolicy:
-        """Who is told: the rules file's tiers, else tier 0 from the settings (with the rules
-        file's reminders and quiet hours, if it has only those)."""
+        """Who is told: the policy stored through the API, else the rules file's tiers, else
+        tier 0 from the settings (with the rules file's reminders, quiet hours and limits, if it
+        has only those)."""
+        if self._stored_policy is not None:
+            return self._stored_policy
         file = self._rules.escalation
         if file is not None and file.tiers:
             return file
@@ -205,6 +214,32 @@ class RulesEngine:
             log.info("rules file %s reloaded", self._rules_path)
         except (OSError, ConfigError) as exc:
             log.error("rules file not reloaded, keeping the previous rules: %s", exc)
+
+    async def reload_policy(self) -> None:
+        """Take a new version of the escalation policy stored through the API (at every turn);
+        a version the engine cannot read is logged once and the previous policy kept."""
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(eq.CURRENT_POLICY)).fetchone()
+        if row is None or int(row[0]) == self._stored_version:
+            return
+        self._stored_version = int(row[0])
+        try:
+            self._stored_policy = EscalationPolicy.model_validate(row[1])
+        except ValidationError as exc:
+            # Field paths and messages only: pydantic's own text quotes the values (secrets).
+            why = format_validation_error(
+                exc, f"escalation policy v{row[0]}", EscalationPolicy, what="stored"
+            )
+            log.error("%s; keeping the previous policy", why)
+            return
+        log.info("escalation policy version %d in force", row[0])
+        self._warn_unconfigured()
+
+    def _warn_unconfigured(self) -> None:
+        """Say once per policy which recipients cannot be told (their channel's settings are
+        missing, so nothing is queued for them)."""
+        for missing in sorted(unconfigured(self.policy, self._channels)):
+            log.warning("%s recipients are configured but the %s channel is not", missing, missing)
 
     # ----------------------------------------------------------------------------------------
     # Rounds
@@ -447,6 +482,7 @@ class RulesEngine:
         while not stop.is_set():
             wake.clear()
             self.reload_rules()
+            await self._step("escalation policy", self.reload_policy)
             await self._step("evaluation", self.process_changes)
             if loop.time() - last_periodic >= periodic_every:
                 # Two steps: re-judging failing as a whole must not stop the silence check.

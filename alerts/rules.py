@@ -85,6 +85,7 @@ __all__ = [
     "TemperatureRule",
     "load_rules_file",
     "parse_definition",
+    "parse_escalation",
     "rules_from_dict",
     "rules_from_text",
 ]
@@ -267,17 +268,51 @@ SECTIONS: dict[str, type[Section]] = {
 #: How a rotation's person on call can be reached: their app_users contacts.
 ROTATION_CHANNELS = ("email", "sms")
 RotationChannel = Literal["email", "sms"]
+Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
+#: What a masked secret looks like (alerts.channels.base.MASK): never a value to store.
+_MASK = "…"
 
 
 class EscalationTier(BaseModel):
-    """Who hears of an alert, and after how many unacknowledged minutes (tier 0: at once)."""
+    """Who hears of an alert, and after how many unacknowledged minutes (tier 0: at once); by
+    which channels (alerts/channels/), and for which severities (default: all)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     after_min: Minutes | None = None
-    webhooks: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    # None: every severity; an empty list would be a tier that hears nothing, surely a mistake.
+    severities: list[Severity] | None = Field(default=None, min_length=1)
+    webhooks: list[Url] = Field(default_factory=list)
     emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
+    slack: list[Url] = Field(default_factory=list)  # incoming-webhook URLs
+    teams: list[Url] = Field(default_factory=list)  # incoming-webhook (Workflows) URLs
+    # Events API v2 routing keys (integration keys): 32 letters and digits.
+    pagerduty: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{32}$")]] = Field(
+        default_factory=list
+    )
+    # Names of API keys in COLDCHAIN_ALERTS__OPSGENIE_API_KEYS (the key itself is a secret).
+    opsgenie: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = Field(
+        default_factory=list
+    )
+    sms: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = Field(
+        default_factory=list
+    )  # E.164 numbers
+
+    @field_validator("webhooks", "slack", "teams", "pagerduty", mode="before")
+    @classmethod
+    def _not_masked(cls, values: Any) -> Any:
+        # GET /api/v1/escalation shows secrets masked; a policy sent back unchanged must not
+        # store the mask in place of the secret.
+        for value in values if isinstance(values, list) else []:
+            if isinstance(value, str) and _MASK in value:
+                raise ValueError(f"{value!r} is masked: give it in full")
+        return values
+
+    def hears(self, severity: str) -> bool:
+        """Whether this tier is told of alerts of ``severity``."""
+        return self.severities is None or severity in self.severities
+
     # The person on call in an on-call rotation (coldchain/oncall.py) at the moment of notifying,
     # reached by their own contacts (app_users.email / phone) on each channel of ``via``.
     rotation: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")] | None = None
@@ -450,6 +485,23 @@ def rules_from_dict(data: Mapping[str, Any], *, source: str = "<rules>") -> Rule
         return RulesFile.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source, RulesFile, what="rules")) from None
+
+
+def parse_escalation(data: Any, *, source: str) -> EscalationPolicy:
+    """Validate an escalation policy (the rules file's ``[escalation]`` table, as the API
+    stores it); errors name ``source`` and the field. At least one tier: a stored policy
+    overrides the rules file's, and one that tells nobody is a mistake, not a choice."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: an escalation policy must be an object with tiers")
+    try:
+        found = EscalationPolicy.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(
+            format_validation_error(exc, source, EscalationPolicy, what="escalation policy")
+        ) from None
+    if not found.tiers:
+        raise ConfigError(f"{source}: tiers: at least one tier (tier 0 hears of every alert)")
+    return found
 
 
 def parse_definition(data: Any, *, source: str) -> RuleSet:

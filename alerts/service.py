@@ -21,7 +21,8 @@ from datetime import datetime
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker, senders_from_settings
+from alerts.channels import senders_from_settings
+from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker
 from alerts.digests import OutboxControl
 from alerts.flood import Limits
 from alerts.partitions import PartitionClaimer

@@ -110,7 +110,16 @@ class EPCISRejected(ColdchainError):
 
 class DeliveryError(ColdchainError):
     """A notification attempt failed; the message says how (status and body, or the network
-    error). The delivery worker records it on the notification and retries later."""
+    error). The delivery worker records it on the notification and retries later: not before
+    ``retry_after_s`` when the receiver said when (a 429's or 503's Retry-After), and never when
+    ``permanent`` (a 4xx such as a wrong routing key or a revoked webhook: it will never work)."""
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.permanent = permanent
 
 
 class ReportChangedError(ColdchainError):

@@ -157,6 +157,19 @@ class AlertsSettings(BaseModel):
     flood_per_shipment_per_hour: int = Field(default=20, ge=0)
     flood_per_recipient_per_hour: int = Field(default=60, ge=0)
     flood_digest_after_s: float = Field(default=600.0, gt=0)
+    # The other channels (alerts/channels/): where their APIs are (tests point them at local
+    # servers), Opsgenie's API keys by the name the rules file uses, and the SMS gateway's
+    # account (Twilio's Messages API shape).
+    pagerduty_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://\S+$"
+    )
+    opsgenie_url: str = Field(default="https://api.opsgenie.com", pattern=r"^https?://\S+$")
+    opsgenie_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    sms_gateway_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://\S+$")
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_from: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    sms_max_chars: int = Field(default=320, ge=70, le=1600)
 
 
 class AutomationSettings(BaseModel):

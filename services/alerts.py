@@ -9,6 +9,11 @@ caller's, with the comment as its "why". The actor is always the caller, never a
 request carries. Acknowledging takes a comment (what was done, or why): an alert of a medicine's
 excursion is not acknowledged in one click with nothing said, whichever edge it comes from.
 
+Acknowledging and resolving also queue the event, in the same transaction, to everyone already
+told of the alert (:func:`db.queries.escalation.queue_follow_up`): PagerDuty and Opsgenie
+acknowledge and close their incident, and Slack, Teams, e-mail, SMS and webhooks get a short
+"acknowledged by X" (or "resolved by X") with the comment, so nobody else keeps working on it.
+
 :func:`alert_board` is the alerts page's read: a page of alerts with, per alert, whether its
 condition is still under way (:mod:`coldchain.alert_condition`), when the product left its
 range, the peak, the logger's current temperature and who was notified.
@@ -18,9 +23,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from alerts.channels import display_target
 from coldchain.alert_condition import ConditionFacts, condition_ended_at, condition_of
 from coldchain.errors import InvalidAlertActionError
 from db.queries import alerts as alert_q
+from db.queries import escalation as escalation_q
 from db.queries import security as security_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Page, Row
@@ -83,18 +90,32 @@ def acknowledge(conn: Conn, caller: Caller, *, alert_id: int, comment: str | Non
             "required to acknowledge an alert: say what was done or why "
             "(e.g. 'called the driver, reefer door closed')",
         )
-    with acting(conn, caller, text):
-        return alert_q.acknowledge_alert(
-            conn=conn, alert_id=alert_id, by=caller.actor, comment=text
+    with acting(conn, caller, text), conn.transaction():
+        row = alert_q.acknowledge_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+        escalation_q.queue_follow_up(
+            conn=conn,
+            alert_id=alert_id,
+            event="acknowledged",
+            state="acknowledged",
+            extra={"acknowledged_by": caller.actor, "comment": text},
         )
+    return row
 
 
 def resolve(conn: Conn, caller: Caller, *, alert_id: int, comment: str | None) -> Row:
     """Resolve an open or acknowledged alert as ``caller``; the alert with its timeline."""
     caller.require("alerts.act")
     text = comment_text(comment)
-    with acting(conn, caller, text):
-        return alert_q.resolve_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+    with acting(conn, caller, text), conn.transaction():
+        row = alert_q.resolve_alert(conn=conn, alert_id=alert_id, by=caller.actor, comment=text)
+        escalation_q.queue_follow_up(
+            conn=conn,
+            alert_id=alert_id,
+            event="resolved",
+            state="resolved",
+            extra={"resolved_by": caller.actor, "comment": text},
+        )
+    return row
 
 
 def assign(conn: Conn, caller: Caller, *, alert_id: int, assignee: str, comment: str | None) -> Row:
@@ -129,9 +150,9 @@ def alert_board(
     ``current_c`` / ``current_at``: the logger's latest reading; ``notified``: per recipient,
     the latest notification (channel, target, tier, event, status ``delivered`` / ``failed`` /
     ``pending`` / ``held`` (held back by flood control until its digest is sent; ``error``
-    says which limit), at, error), lowest tier first; ``notification_warnings``: why someone
-    could not be told (a rotation's person without the contact a channel needs, nobody on
-    call…), each once.
+    says which limit), at, error), lowest tier first, secrets in the target masked;
+    ``notification_warnings``: why someone could not be told (a rotation's person without the
+    contact a channel needs, nobody on call…), each once.
     """
     page = alert_q.alert_board(
         conn=conn,
@@ -158,6 +179,9 @@ def _board_row(row: Row) -> Row:
         ended_at=_latest(row.pop("excursion_end"), row.pop("rule_ended_at")),
     )
     excursion_start, rule_since = row.pop("excursion_start"), row.pop("rule_since")
+    for n in row.get("notified") or []:
+        # Everyone who reads alerts sees this: a Slack URL or a routing key is a secret.
+        n["target"] = display_target(str(n["channel"]), str(n["target"]))
     row["condition"] = condition_of(facts)
     row["condition_ended_at"] = condition_ended_at(facts)
     row["condition_since"] = excursion_start or rule_since

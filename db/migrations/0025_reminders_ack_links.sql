@@ -12,7 +12,7 @@
 -- six-digit reply code, unique among the live codes, is matched with the phone it was sent to.
 -- app_users.ack_pin_hash: the person's acknowledgement PIN (argon2, like passwords), asked
 -- when a link is used without a dashboard session.
--- depends: 0023_people_contacts
+-- depends: 0024_channels_escalation_policies
 
 ALTER TABLE alerts ADD COLUMN reminded_at timestamptz;
 ALTER TABLE alerts ADD COLUMN reminders_sent integer NOT NULL DEFAULT 0 CHECK (reminders_sent >= 0);
@@ -40,13 +40,14 @@ CREATE INDEX ack_links_reply ON ack_links (reply_code) WHERE reply_code IS NOT N
 ALTER TABLE app_users ADD COLUMN ack_pin_hash text;
 
 -- The PIN's hash never enters the audit trail (app_users is audited): redacted like the
--- password's, a fingerprint shows that it changed. Same function as 0006, one name more.
+-- password's, a fingerprint shows that it changed. Same function as 0024 (0006 and the escalation policy's secrets), one name more.
 CREATE OR REPLACE FUNCTION audit_redact(doc jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     secret text;
 BEGIN
-    FOREACH secret IN ARRAY ARRAY['password_hash', 'key_hash', 'token_hash', 'ack_pin_hash'] LOOP
+    FOREACH secret IN ARRAY ARRAY['password_hash', 'key_hash', 'token_hash',
+                                  'definition_with_secrets', 'ack_pin_hash'] LOOP
         IF doc ? secret AND doc ->> secret IS NOT NULL THEN
             doc := jsonb_set(doc, ARRAY[secret], to_jsonb(
                 'redacted:' || left(encode(sha256(convert_to(doc ->> secret, 'UTF8')), 'hex'), 12)));

@@ -12,7 +12,7 @@
 --   never due on its own again; the digest's delivery settles it (delivered_at, and a deliveries
 --   row per member naming the digest). Nothing is dropped: every held row stays here, counted on
 --   the alert's delivery list and in its digest.
--- depends: 0023_people_contacts
+-- depends: 0025_reminders_ack_links
 
 CREATE TABLE oncall_rotations (
     rotation_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -328,12 +328,21 @@ NOTIFY_NOTIFICATIONS = "SELECT pg_notify('alert_notifications', '')"
 
 # Claim due notifications: the attempt is counted and the row leased (not due again until the
 # lease ends) in one statement, so two workers never send the same row at the same time.
+# An alert's events reach each recipient in order: a row waits while an earlier one of the same
+# alert to the same recipient is still pending (retrying after a 429, say), so PagerDuty never
+# hears "acknowledge" before the "trigger" it acknowledges.
 CLAIM_NOTIFICATIONS = """
 UPDATE notifications n
 SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease_s)s)
 WHERE n.id IN (
-    SELECT id FROM notifications
+    SELECT id FROM notifications o
     WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM notifications e
+          WHERE o.alert_id IS NOT NULL AND e.alert_id = o.alert_id AND e.id < o.id
+            AND e.channel = o.channel AND e.target = o.target
+            AND e.delivered_at IS NULL AND e.gave_up_at IS NULL
+      )
     ORDER BY next_attempt_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED

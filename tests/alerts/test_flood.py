@@ -17,13 +17,9 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.delivery import (
-    LEASE_MARGIN_S,
-    DeliveryWorker,
-    Outgoing,
-    email_message,
-    senders_from_settings,
-)
+from alerts.channels import Outgoing, senders_from_settings
+from alerts.channels.email import email_message
+from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker
 from alerts.digests import OutboxControl
 from alerts.flood import DIGEST_LISTED, Limits, backlog_groups, digest_payload, hold_scopes
 from alerts.rounds import RulesEngine

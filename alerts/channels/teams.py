@@ -1,0 +1,113 @@
+"""Microsoft Teams incoming webhooks (the Workflows "post to a channel when a webhook request is
+received" template, and the retired Office 365 connectors alike): ``POST`` of a message whose one
+attachment is an Adaptive Card::
+
+    {"type": "message",
+     "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+                      "contentUrl": null,
+                      "content": {"type": "AdaptiveCard", "version": "1.4", "body": [...],
+                                  "actions": [{"type": "Action.OpenUrl", ...}]}}]}
+
+The card holds the headline, the alert's facts (a FactSet) or a digest's list, and "Open alert"
+/ "Acknowledge" buttons when the payload carries the links. Teams answers 200 (connectors) or
+202 (Workflows). The URL carries its signature (``sig=`` in the query): it is masked wherever
+the platform shows or logs it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from alerts.channels.base import (
+    USER_AGENT,
+    Outgoing,
+    about_alert,
+    ack_link,
+    alert_link,
+    digest_lines,
+    headline,
+    post,
+)
+
+__all__ = ["ADAPTIVE_CARD", "TeamsSender", "teams_message"]
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+_COLOUR = {"critical": "Attention", "major": "Attention", "warning": "Warning", "info": "Default"}
+
+
+def _body(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not about_alert(payload):
+        severities = [str(a.get("severity")) for a in payload.get("alerts") or []]
+        colour = "Attention" if {"critical", "major"} & set(severities) else "Warning"
+        head = {"type": "TextBlock", "text": headline(payload), "weight": "Bolder", "wrap": True}
+        return [
+            {**head, "color": colour, "size": "Medium"},
+            *({"type": "TextBlock", "text": line, "wrap": True} for line in digest_lines(payload)),
+        ]
+    alert = payload["alert"]
+    facts = [
+        ("Shipment", alert.get("shipment_reference") or alert.get("shipment_id")),
+        ("Rule", alert["rule_key"]),
+        ("Severity", alert["severity"]),
+        ("State", alert["state"]),
+        ("Device", alert.get("device_id") or "-"),
+        ("Value", alert.get("value")),
+        ("Triggered", alert.get("triggered_at")),
+    ]
+    if payload.get("comment"):
+        facts.append(("Comment", payload["comment"]))
+    return [
+        {
+            "type": "TextBlock",
+            "text": headline(payload),
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": True,
+            "color": _COLOUR.get(str(alert["severity"]), "Default"),
+        },
+        {"type": "FactSet", "facts": [{"title": t, "value": str(v)} for t, v in facts]},
+    ]
+
+
+def teams_message(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The webhook message (one Adaptive Card attachment) for an alert event or a digest."""
+    actions: list[dict[str, Any]] = []
+    if (link := alert_link(payload)) is not None:
+        title = "Open alerts" if payload.get("event") == "digest" else "Open alert"
+        actions.append({"type": "Action.OpenUrl", "title": title, "url": link})
+    if (ack := ack_link(payload)) is not None:
+        actions.append({"type": "Action.OpenUrl", "title": "Acknowledge", "url": ack})
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": _body(payload),
+    }
+    if actions:
+        card["actions"] = actions
+    return {
+        "type": "message",
+        "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}],
+    }
+
+
+class TeamsSender:
+    """Posts to Teams incoming webhooks (the target is the webhook URL)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, clock: Callable[[], float] = time.time):
+        self._client = client
+        self._clock = clock
+
+    async def send(self, item: Outgoing) -> str:
+        return await post(
+            self._client,
+            item.target,
+            secrets=(),  # post() scrubs the URL itself
+            clock=self._clock,
+            json=teams_message(item.payload),
+            headers={"User-Agent": USER_AGENT},
+        )
