@@ -78,6 +78,7 @@ def lot(ctx: Context) -> Draft:
     gtin = ctx.q.product[0] if ctx.q.product else None
     rows = ask_q.lot_shipments(conn=ctx.conn, lot=lot_id, gtin=gtin)
     source = "db.queries.ask.lot_shipments"
+    lot_id = rows[0]["lot"] if rows else lot_id
     d.figure(f"Shipments with lot {lot_id}", len(rows), source)
     refs = [r["reference"] for r in rows]
     if not rows:

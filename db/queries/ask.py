@@ -134,12 +134,12 @@ ORDER BY lower(su.during) DESC NULLS LAST, s.reference
 
 # The shipments that carried a lot: booked as an item, or as serialised units of it.
 LOT_SHIPMENTS = """
-SELECT s.reference, s.status, s.origin, s.destination, sum(i.quantity) AS quantity
+SELECT s.reference, s.status, s.origin, s.destination, i.lot, sum(i.quantity) AS quantity
 FROM shipment_items i JOIN shipments s ON s.shipment_id = i.shipment_id
 WHERE upper(i.lot) = upper(%(lot)s) AND (%(gtin)s::text IS NULL OR i.gtin = %(gtin)s)
-GROUP BY s.reference, s.status, s.origin, s.destination
+GROUP BY s.reference, s.status, s.origin, s.destination, i.lot
 UNION
-SELECT DISTINCT s.reference, s.status, s.origin, s.destination, NULL
+SELECT DISTINCT s.reference, s.status, s.origin, s.destination, u.lot, NULL::bigint
 FROM units u JOIN shipment_units su ON su.epc = u.epc
 JOIN shipments s ON s.shipment_id = su.shipment_id
 WHERE upper(u.lot) = upper(%(lot)s) AND (%(gtin)s::text IS NULL OR u.gtin = %(gtin)s)
@@ -233,5 +233,6 @@ def unit_shipments(*, conn: Conn, epc: str) -> list[Row]:
 
 
 def lot_shipments(*, conn: Conn, lot: str, gtin: str | None) -> list[Row]:
-    """The shipments that carried the lot (of ``gtin``, or of any product)."""
+    """The shipments that carried the lot (of ``gtin``, or of any product; the lot compared
+    in upper case, returned as stored)."""
     return conn.execute(LOT_SHIPMENTS, {"lot": lot, "gtin": gtin}).fetchall()
