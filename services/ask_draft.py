@@ -90,6 +90,11 @@ def _state(status: str) -> str:
     return lifecycle.STATE_LABELS.get(status, status)  # type: ignore[call-overload, no-any-return]
 
 
+def _said(status: str) -> str:
+    """A state in the middle of a sentence: "in transit", "under QA review"."""
+    return _state(status).lower().replace("qa ", "QA ")
+
+
 def _listed(refs: Sequence[str], total: int) -> str:
     shown = ", ".join(refs)
     return f"{shown} (the first {len(refs)} of {total})" if total > len(refs) else shown
@@ -114,10 +119,12 @@ def _described(ctx: Context, *, with_status: bool = True) -> str:
     """The question's filters in words: "from Basel to Milan, carrier X, last week"."""
     q = ctx.q
     parts = []
-    if q.origin:
-        parts.append(f"from {q.origin}")
-    if q.destination:
-        parts.append(f"to {q.destination}")
+    if q.origin or q.destination:
+        ends = (
+            f"from {q.origin}" if q.origin else "",
+            f"to {q.destination}" if q.destination else "",
+        )
+        parts.append(" ".join(e for e in ends if e))
     if q.place:
         parts.append(f"from or to {q.place}")
     if q.lane:
@@ -127,7 +134,7 @@ def _described(ctx: Context, *, with_status: bool = True) -> str:
     if q.product:
         parts.append(f"of {q.product[1]}")
     if with_status and q.statuses:
-        parts.append(" or ".join(_state(s).lower() for s in q.statuses))
+        parts.append(" or ".join(_said(s) for s in q.statuses))
     if q.condition:
         parts.append(f"in condition {q.condition}")
     if q.period:

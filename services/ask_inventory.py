@@ -19,8 +19,8 @@ from services.ask_draft import (
     _listed,
     _passport_href,
     _plural,
+    _said,
     _shipment_href,
-    _state,
     _when,
 )
 
@@ -56,7 +56,7 @@ def unit(ctx: Context) -> Draft:
             on_board = "on board" if last["on_board_to"] is None else "last carried"
             text += (
                 f"; {on_board} in shipment {last['reference']} ({last['origin']} → "
-                f"{last['destination']}, {_state(last['status']).lower()}) since "
+                f"{last['destination']}, {_said(last['status'])}) since "
                 f"{_when(last['on_board_from'])}."
             )
             d.figure(f"{raw} shipment", last["reference"], "db.queries.ask.unit_shipments")

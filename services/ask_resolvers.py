@@ -28,6 +28,7 @@ from services.ask_draft import (
     _filters,
     _listed,
     _plural,
+    _said,
     _shipment_href,
     _state,
     _when,
@@ -69,8 +70,8 @@ def status(ctx: Context) -> Draft:
             else " No reading yet."
         )
         sentences.append(
-            f"{_via(reference, via)}{reference} ({what}) is {_state(s['status']).lower()}, "
-            f"condition {s['condition']}: {_plural(s['open_alerts'], 'open alert')} "
+            f"{_via(reference, via)}{reference} ({what}): {_state(s['status'])}, "
+            f"condition {s['condition']}, {_plural(s['open_alerts'], 'open alert')} "
             f"({s['unacknowledged_alerts']} unacknowledged), "
             f"{_plural(s['n_excursions'], 'excursion')} on record."
             + (f" QA: {s['qa_state']}." if s.get("qa_state") else "")
@@ -97,7 +98,7 @@ def where(ctx: Context) -> Draft:
     sentences = []
     for reference, via in ctx.resolved.shipments[:3]:
         s = _detail(ctx, reference)
-        lead = f"{_via(reference, via)}{reference} ({s['lane']}) is {_state(s['status']).lower()}"
+        lead = f"{_via(reference, via)}{reference} ({s['lane']}) is {_said(s['status'])}"
         if s.get("lat") is not None and s.get("lon") is not None:
             sentences.append(
                 f"{lead}; its last position was {s['lat']:.4f}, {s['lon']:.4f} "
@@ -233,7 +234,7 @@ def alerts(ctx: Context) -> Draft:
     if page.total == 0:
         d.text = f"No {label} alerts{where_}."
     else:
-        items = [f"{a['title']} ({a['severity']}, {a.get('reference') or a['shipment_id']})"
+        items = [f"{a['title']} ({a['severity']}, {a['shipment_reference']})"
                  for a in page.items[:5]]  # fmt: skip
         d.text = f"{_plural(page.total, label + ' alert')}{where_}: {'; '.join(items)}."
     if q.period:
@@ -264,7 +265,7 @@ def qa(ctx: Context) -> Draft:
                 s = _detail(ctx, reference)
                 sentences.append(
                     f"{_via(reference, via)}{reference} has no signed disposition; it is "
-                    f"{_state(s['status']).lower()}."
+                    f"{_said(s['status'])}."
                 )
             else:
                 last = records[-1]
@@ -304,7 +305,7 @@ def qa(ctx: Context) -> Draft:
         conn=ctx.conn, filters=ask_q.Filters(statuses=states), limit=10
     )
     refs = [r["reference"] for r in rows]
-    label = " or ".join(lifecycle.qa_state(s) or _state(s).lower() for s in states)
+    label = " or ".join(lifecycle.qa_state(s) or _said(s) for s in states)
     d.figure(f"Shipments {label}", total, _FIND)
     d.text = f"{_plural(total, 'shipment')} {label}" + (
         f": {_listed(refs, total)}." if refs else "."

@@ -141,7 +141,7 @@ def find_period(words: tuple[str, ...], now: datetime) -> tuple[Period, set[int]
                     if after == "month"
                     else timedelta(seconds=n * _UNITS[after])
                 )
-                return Period(now - span, now, f"past {n} {after}s"), {i, i + 1, i + 2}
+                return Period(now - span, now, f"in the past {n} {after}s"), {i, i + 1, i + 2}
         if word == "since":
             found = _day(w, i + 1, now)
             if found:

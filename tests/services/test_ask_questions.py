@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -527,7 +527,10 @@ QUESTIONS: list[tuple[str, Check]] = [
     ),
     (
         "shipments since {since_day}",
-        count_of("Shipments", lambda w: len(departed_in(w.ships, *period_of(_fill("since {since_day}", w))))),
+        count_of(
+            "Shipments",
+            lambda w: len(departed_in(w.ships, *period_of(_fill("since {since_day}", w)))),
+        ),
     ),
     (
         "which shipments are in alarm",
@@ -578,7 +581,8 @@ QUESTIONS: list[tuple[str, Check]] = [
     (
         "excursions in {month_name}",
         count_of(
-            "Excursions", lambda w: len(excursions_in(w.ships, *period_of(_fill("in {month_name}", w))))
+            "Excursions",
+            lambda w: len(excursions_in(w.ships, *period_of(_fill("in {month_name}", w)))),
         ),
     ),
     # alerts
@@ -651,7 +655,7 @@ QUESTIONS: list[tuple[str, Check]] = [
     (
         "what was quarantined in the past 48 hours",
         count_of(
-            "Signed quarantine decisions past 48 hours", decisions_in("quarantine", "past 48 hours")
+            "Signed quarantine decisions in the past 48 hours", decisions_in("quarantine", "past 48 hours")
         ),
     ),
     ("who signed SHP-0001", count_of("SHP-0001 signed dispositions", lambda w: 0)),
@@ -710,3 +714,4 @@ def test_the_restricted_reads_answer_those_allowed(conn: Conn, world: World) -> 
     n = conn.execute("SELECT count(*) AS n FROM app_users").fetchone()
     assert n is not None and int(figure(people, "People")) == n["n"]
     assert ask(conn, world, "list users", "operator").text.startswith("You may not see")
+
