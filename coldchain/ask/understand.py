@@ -283,6 +283,12 @@ def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Quest
         q["period"], span = period
         used |= span
 
+    # Lane codes first: "LANE-01" would otherwise look like a reference.
+    for code in vocabulary.lanes:
+        if code.lower() in words:
+            q["lane"] = code
+            used.add(words.index(code.lower()))
+
     # External references: "PO 5829", "order 12", "shipment SHP-1", "logger LOG-7".
     references: list[tuple[str, str | None]] = []
     for i, w in enumerate(words):
@@ -308,10 +314,6 @@ def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Quest
 
     # Names from the master data, and their role in the sentence.
     free = [w if i not in used else "\0" for i, w in enumerate(words)]
-    for code in vocabulary.lanes:
-        if code.lower() in free:
-            q["lane"] = code
-            used.add(free.index(code.lower()))
     names: list[tuple[str, str]] = [(s, "site") for s in vocabulary.sites]
     names += [(c, "carrier") for c in vocabulary.carriers]
     names += [(name, "product") for _, name in vocabulary.products]
@@ -319,7 +321,7 @@ def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Quest
     short = {_short_name(name): name for _, name in vocabulary.products}
     names += [(s, "product") for s in short if s and s not in dict(names)]
     kinds = {n: k for n, k in reversed(names)}
-    for name, start, end in match_names(free, kinds):
+    for name, start, end in sorted(match_names(free, kinds), key=lambda m: m[1]):
         kind = kinds[name]
         used |= set(range(start, end))
         if kind == "carrier":

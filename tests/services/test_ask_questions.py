@@ -109,7 +109,7 @@ def _seed(dsn: str) -> World:
         (NOW - 32 * DAY, NOW - 32 * DAY + timedelta(minutes=20)),
     ]
     s[5].excursions.append((NOW - 5 * DAY, NOW - 5 * DAY + timedelta(hours=2)))
-    loggers = {
+    loggers: dict[str, dict[str, Any]] = {
         "LOG-1": {"ship": "SHP-0001", "battery": 0.81, "due": NOW.date() + 400 * DAY, "age": 60},
         "LOG-2": {"ship": "SHP-0002", "battery": 0.12, "due": NOW.date() + 10 * DAY, "age": 120},
         "LOG-3": {
@@ -249,10 +249,13 @@ def world(pg_cluster: PostgresCluster) -> Iterator[World]:
         w = _seed(pg_cluster.superuser_dsn(name))
         w.dsn = _dsn(pg_cluster.port, name, user=APP_USER, password=APP_PASSWORD)
         with psycopg.connect(w.dsn) as conn:
-            for role in ("viewer", "operator", "admin"):
-                username, full = PEOPLE[role]  # type: ignore[index]
+            roles: tuple[Role, ...] = ("viewer", "operator", "admin")
+            for role in roles:
+                username, full = PEOPLE[role]
                 add_user(w.dsn, username, role, full_name=full)
-            users = dict(conn.execute("SELECT role, user_id FROM app_users").fetchall())
+            users: dict[Role, int] = dict(
+                conn.execute("SELECT role, user_id FROM app_users").fetchall()
+            )
         with psycopg.Connection[DictRow].connect(w.dsn, row_factory=dict_row) as conn:
             for role, user_id in users.items():
                 principal = principal_for_secret(conn, issue_token(w.dsn, user_id))
@@ -316,7 +319,7 @@ def excursions_in(xs: list[Ship], since: datetime, until: datetime) -> list[tupl
 
 # ---- the questions -------------------------------------------------------------------------
 
-Check = Callable[[Answer, World], None]
+Check = Callable[[Answer, World], object]
 
 
 def count_of(label: str, expected: Callable[[World], int]) -> Check:
@@ -655,7 +658,8 @@ QUESTIONS: list[tuple[str, Check]] = [
     (
         "what was quarantined in the past 48 hours",
         count_of(
-            "Signed quarantine decisions in the past 48 hours", decisions_in("quarantine", "past 48 hours")
+            "Signed quarantine decisions in the past 48 hours",
+            decisions_in("quarantine", "past 48 hours"),
         ),
     ),
     ("who signed SHP-0001", count_of("SHP-0001 signed dispositions", lambda w: 0)),
@@ -714,4 +718,3 @@ def test_the_restricted_reads_answer_those_allowed(conn: Conn, world: World) -> 
     n = conn.execute("SELECT count(*) AS n FROM app_users").fetchone()
     assert n is not None and int(figure(people, "People")) == n["n"]
     assert ask(conn, world, "list users", "operator").text.startswith("You may not see")
-
