@@ -95,10 +95,13 @@ def enrich(dsn: str, now: datetime) -> tuple[SGTIN, SSCC]:
         )
         conn.execute(
             "INSERT INTO units (epc, kind, gtin, serial, lot, commissioned_at)"
-            " VALUES (%s, 'sgtin', %s, %s, 'L1', %s), (%s, 'sscc', NULL, NULL, NULL, %s)",
-            (unit.epc_uri(CP), GTIN, unit.serial, now, pallet.epc_uri(CP), now),
+            " VALUES (%s, 'sgtin', %s, %s, 'L1', %s)",
+            (unit.epc_uri(CP), GTIN, unit.serial, now),
         )
-        conn.execute("UPDATE units SET sscc = %s WHERE kind = 'sscc'", (pallet.value,))
+        conn.execute(
+            "INSERT INTO units (epc, kind, sscc, commissioned_at) VALUES (%s, 'sscc', %s, %s)",
+            (pallet.epc_uri(CP), pallet.value, now),
+        )
         conn.execute(
             "INSERT INTO aggregations (parent_epc, child_epc, during)"
             " VALUES (%s, %s, tstzrange(%s, NULL))",

@@ -106,14 +106,16 @@ def _ref_label(row: dict[str, str]) -> str:
 def _not_found(conn: Conn, question: Question, missing: tuple[str, ...]) -> Answer:
     """ "I could not find …", with the references most like the missing ones."""
     near: list[str] = []
+    spelled: dict[str, str] = {}  # upper case -> as stored
     for word in missing:
         pool = ask_q.near_references(conn=conn, key=word)
-        near += difflib.get_close_matches(word.upper(), [p.upper() for p in pool], n=3, cutoff=0.5)
-    pool_case = {p.upper(): p for w in missing for p in ask_q.near_references(conn=conn, key=w)}
-    suggestions = tuple(f"What is the status of {pool_case.get(n, n)}?" for n in near[:3])
+        spelled |= {p.upper(): p for p in pool}
+        near += difflib.get_close_matches(word.upper(), list(spelled), n=3, cutoff=0.5)
+    near = [spelled[n] for n in dict.fromkeys(near)]
+    suggestions = tuple(f"What is the status of {n}?" for n in near[:3])
     names = ", ".join(missing)
     hint = (
-        f" Did you mean {', '.join(pool_case.get(n, n) for n in near[:3])}?"
+        f" Did you mean {', '.join(near[:3])}?"
         if near
         else " Check the reference, the purchase order or the logger serial."
     )
