@@ -139,8 +139,9 @@ def main() -> None:
         counts = build(settings.db.dsn, args.shipments, 1, now)
         unit, pallet = enrich(settings.db.dsn, now)
         print(
-            f"built in {time.perf_counter() - started:.1f} s: "
+            f"built in {time.perf_counter() - started:.1f} s: bench.web_pages' fleet ("
             + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+            + "), then varied (module docstring)"
         )
         caller = Caller.console()
         times: dict[str, list[float]] = defaultdict(list)
