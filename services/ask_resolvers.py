@@ -121,19 +121,9 @@ def shipments(ctx: Context) -> Draft:
     if ctx.resolved.shipments and not _has_filters(ctx.q):
         return status(ctx)
     q = ctx.q
+    note = ""
     if q.condition:
-        # The condition is the fleet's (db.queries.shipments): ask the fleet list for it.
-        page = shipment_s.list_shipments(
-            ctx.conn,
-            offline_factor=ctx.settings.alerts.offline_factor,
-            condition=q.condition,
-            statuses=q.statuses or None,
-            carrier=q.carrier,
-            lane=f"{q.origin} → {q.destination}" if q.origin and q.destination else None,
-            q=q.place or (q.origin if not q.destination else None) or q.destination,
-            limit=10,
-        )
-        total, refs = page.total, [r["reference"] for r in page.items]
+        total, refs, note = _by_condition(ctx)
         source = "services.shipments.list_shipments"
     else:
         total, rows = ask_q.find_shipments(conn=ctx.conn, filters=_filters(ctx))
@@ -143,12 +133,61 @@ def shipments(ctx: Context) -> Draft:
     if total == 0:
         d.text = f"No shipments{described}."
     else:
-        d.text = f"{_plural(total, 'shipment')}{described}: {_listed(refs, total)}."
-    d.extra["references"] = refs
+        d.text = f"{_plural(total, 'shipment')}{described}: {_listed(refs[:10], total)}."
+    d.text += note
+    d.extra["references"] = refs[:10]
     d.link("Fleet", "/")
     for reference in refs[:5]:
         d.link(f"Shipment {reference}", _shipment_href(reference))
     return d
+
+
+#: How many of the fleet's rows in a condition are read to filter them further.
+CONDITION_ROWS = 1000
+
+
+def _by_condition(ctx: Context) -> tuple[int, list[str], str]:
+    """Shipments in a condition (the fleet's definition, :mod:`db.queries.shipments`) that
+    match the other filters: the fleet list filters by state, carrier and lane; the rows it
+    returns are filtered here by origin, destination, place and product. The condition is now's,
+    so a date range does not apply (the answer says so)."""
+    q = ctx.q
+    both = q.origin and q.destination
+    page = shipment_s.list_shipments(
+        ctx.conn,
+        offline_factor=ctx.settings.alerts.offline_factor,
+        condition=q.condition,
+        statuses=q.statuses or None,
+        carrier=q.carrier,
+        lane=f"{q.origin} → {q.destination}" if both else None,
+        limit=CONDITION_ROWS,
+    )
+
+    def same(a: str | None, b: str | None) -> bool:
+        return b is None or (a or "").lower() == b.lower()
+
+    rows = [
+        r
+        for r in page.items
+        if same(r["origin"], q.origin)
+        and same(r["destination"], q.destination)
+        and (q.place is None or q.place.lower() in (r["origin"].lower(), r["destination"].lower()))
+        and (q.product is None or (r["product"] or {}).get("gtin") == q.product[0])
+    ]
+    further = q.place or q.product or (bool(q.origin) != bool(q.destination))
+    total = len(rows) if further else page.total
+    notes = []
+    if further and page.total > CONDITION_ROWS:
+        notes.append(
+            f" (Counted among the first {CONDITION_ROWS} of {page.total} in {q.condition}.)"
+        )
+    if q.period:
+        notes.append(f" (The condition is now's: {q.period.label} does not apply.)")
+    if q.lane:
+        notes.append(
+            " (The fleet list filters lanes by their ends: the lane code was not applied.)"
+        )
+    return total, [r["reference"] for r in rows], "".join(notes)
 
 
 def _has_filters(q: Question) -> bool:

@@ -417,6 +417,18 @@ def offline(w: World) -> int:
     return sum(1 for i in w.loggers.values() if i["ship"] and i["age"] > limit)
 
 
+def in_condition(w: World, condition: str) -> list[str]:
+    """The fleet's condition by hand: the worst unresolved alert (all seeded readings are in
+    range, and every offline logger rides in a shipment with a stronger alert)."""
+    worst: dict[str, str] = {}
+    rank = {"warning": 1, "major": 2, "critical": 3}
+    for ref, severity, state in w.alerts:
+        if state != "resolved" and rank[severity] > rank.get(worst.get(ref, ""), 0):
+            worst[ref] = severity
+    want = ("major", "critical") if condition == "alarm" else (condition,)
+    return [ref for ref, severity in worst.items() if severity in want]
+
+
 def alerts_where(
     states: tuple[str, ...], severities: tuple[str, ...] = ()
 ) -> Callable[[World], int]:
@@ -542,6 +554,20 @@ QUESTIONS: list[tuple[str, Check]] = [
                 {r for r, sev, st in w.alerts if st != "resolved" and sev in ("major", "critical")}
             )
         ),
+    ),
+    (
+        "Vaxigrip shipments in alarm",
+        refs_are(
+            lambda w: [
+                r
+                for r in in_condition(w, "alarm")
+                if w.ship(r).gtin == w.products["Vaxigrip 10 x 0.5 ml"]
+            ]
+        ),
+    ),
+    (
+        "shipments from Basel with a warning",
+        refs_are(lambda w: [r for r in in_condition(w, "warning") if w.ship(r).origin == "Basel"]),
     ),
     (
         "shipments to New York JFK",
