@@ -31,7 +31,10 @@ from services import ask_resolvers as resolve
 from services.ask_draft import Context, Resolved
 from services.caller import Caller
 
-__all__ = ["EXAMPLES", "answer"]
+__all__ = ["EXAMPLES", "MAX_QUESTION_LENGTH", "answer"]
+
+#: The longest question read (longer: "I could not understand …", nothing run).
+MAX_QUESTION_LENGTH = 500
 
 #: Questions the answerer understands: the help, and the suggestions when it understood nothing.
 EXAMPLES: tuple[str, ...] = (
@@ -151,14 +154,22 @@ def answer(
     text = question.strip()
     if not text:
         return not_understood(question)
+    if len(text) > MAX_QUESTION_LENGTH:
+        return Answer(
+            question=text[:MAX_QUESTION_LENGTH],
+            understood=False,
+            text=f"I could not understand the question: it is {len(text):,} characters long, "
+            f"and a question has at most {MAX_QUESTION_LENGTH}.",
+            suggestions=EXAMPLES[:5],
+        )
     vocabulary = _vocabulary(conn)
     parsed = understand(text, vocabulary, now=now)
     if parsed.intent is None:
         return not_understood(text, parsed.unknown)
     resolved = _resolve(conn, parsed)
     intent = parsed.intent
-    if resolved.loggers and not resolved.shipments and intent in ("status", "where", "shipments"):
-        intent = "loggers"
+    if resolved.loggers and not resolved.shipments and intent not in ("help", "audit", "people"):
+        intent = "loggers"  # "excursions of LOG-7" is about the logger, not every excursion
     if resolved.missing and not resolved.shipments and not resolved.loggers:
         return _not_found(conn, parsed, resolved.missing)
     ctx = Context(conn, caller, parsed, resolved, now, settings)
@@ -173,6 +184,8 @@ def answer(
             intent="help",
         )
     result = resolve.RESOLVERS[intent](ctx)
+    if resolved.missing:
+        result.text += f" I could not find {', '.join(resolved.missing)}."
     return Answer(
         question=text,
         understood=True,

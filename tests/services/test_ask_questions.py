@@ -33,7 +33,7 @@ from db.types import Conn
 from launcher.localstack import PostgresCluster
 from security.accounts import principal_for_secret
 from security.roles import Role
-from services.ask_default import EXAMPLES, answer
+from services.ask_default import EXAMPLES, MAX_QUESTION_LENGTH, answer
 from services.caller import Caller
 from tests.fixtures.auth import PEOPLE, add_user, issue_token
 from tests.fixtures.services import APP_PASSWORD, APP_USER, OWNER_USER, TEMPLATE_DB, _dsn
@@ -744,3 +744,38 @@ def test_the_restricted_reads_answer_those_allowed(conn: Conn, world: World) -> 
     n = conn.execute("SELECT count(*) AS n FROM app_users").fetchone()
     assert n is not None and int(figure(people, "People")) == n["n"]
     assert ask(conn, world, "list users", "operator").text.startswith("You may not see")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "'; DROP TABLE shipments; --",
+        "status of SHP-0001'; --",
+        "🙂 where is my 📦?",
+        "(01)12345(21)",
+        "urn:epc:id:sgtin:not.an.epc",
+        "https://id.gs1.org/01/123/21/x",
+        "since 31 feb",
+        "excursions of LOG-1",
+        "x" * 5000,
+    ],
+)
+def test_bad_input_gets_an_answer_and_changes_nothing(
+    conn: Conn, world: World, question: str
+) -> None:
+    before = conn.execute("SELECT count(*) AS n FROM shipments").fetchone()
+    a = ask(conn, world, question)
+    assert a.text and len(a.question) <= MAX_QUESTION_LENGTH
+    assert all(f.source in a.queries for f in a.figures)
+    assert conn.execute("SELECT count(*) AS n FROM shipments").fetchone() == before
+
+
+def test_a_logger_named_is_answered_about_the_logger(conn: Conn, world: World) -> None:
+    a = ask(conn, world, "excursions of LOG-1")
+    assert a.intent == "loggers" and "LOG-1 battery" in {f.label for f in a.figures}
+
+
+def test_a_reference_not_found_beside_one_found_is_said(conn: Conn, world: World) -> None:
+    a = ask(conn, world, "status of SHP-0001 and SHP-9999")
+    assert figure(a, "SHP-0001 status") == STATE_LABELS[world.ship("SHP-0001").status]  # type: ignore[index]
+    assert a.text.endswith("I could not find SHP-9999.")
