@@ -166,6 +166,16 @@ def answer(
     parsed = understand(text, vocabulary, now=now)
     if parsed.intent is None:
         return not_understood(text, parsed.unknown)
+    if parsed.unreadable and not parsed.identifiers and not parsed.references:
+        raw, why = parsed.unreadable[0]
+        return Answer(
+            question=text,
+            understood=True,
+            text=f"I could not read the identifier {raw}: {why}.",
+            queries=(_VOCABULARY_QUERY,),
+            suggestions=EXAMPLES[2:3],
+            intent=parsed.intent,
+        )
     resolved = _resolve(conn, parsed)
     intent = parsed.intent
     if resolved.loggers and not resolved.shipments and intent not in ("help", "audit", "people"):

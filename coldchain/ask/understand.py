@@ -178,19 +178,25 @@ class Question:
     flags: frozenset[str] = field(default_factory=frozenset)
     #: words nobody understood (shown back to the asker when nothing was understood)
     unknown: tuple[str, ...] = ()
+    #: identifiers written as GS1 (URI, element string) that do not read, with the reason
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
-def _identifiers(text: str, today: datetime) -> tuple[list[tuple[str, ParsedIdentifier]], str]:
-    """GS1 identifiers in ``text`` and the text without them."""
+def _identifiers(
+    text: str, today: datetime
+) -> tuple[list[tuple[str, ParsedIdentifier]], list[tuple[str, str]], str]:
+    """GS1 identifiers in ``text``, those written as one (a URI, an element string) that do not
+    read with the reason, and the text without either."""
     found: list[tuple[str, ParsedIdentifier]] = []
+    bad: list[tuple[str, str]] = []
     rest = text
     for m in list(_GS1_START.finditer(text)):
         raw = m.group(0).strip().rstrip("?.,!")
         try:
             found.append((raw, parse_identifier(raw.replace(" ", ""), today=today.date())))
-            rest = rest.replace(m.group(0), " ")
-        except IdentifierError:
-            continue
+        except IdentifierError as error:
+            bad.append((raw, str(error)))
+        rest = rest.replace(m.group(0), " ")
     for word in re.findall(r"\b\d{8,20}\b", rest):
         try:
             parsed = parse_identifier(word, today=today.date())
@@ -198,7 +204,7 @@ def _identifiers(text: str, today: datetime) -> tuple[list[tuple[str, ParsedIden
             continue
         found.append((word, parsed))
         rest = rest.replace(word, " ")
-    return found, rest
+    return found, bad, rest
 
 
 def _is_reference_like(word: str) -> bool:
@@ -273,7 +279,7 @@ def _intent(words: set[str], q: dict[str, object]) -> str | None:
 
 def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Question:
     """Read ``question``: its intent and entities (module docstring)."""
-    ids, rest = _identifiers(question, now)
+    ids, bad, rest = _identifiers(question, now)
     words = tokens(rest)
     used: set[int] = set()
     q: dict[str, object] = {}
@@ -375,6 +381,8 @@ def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Quest
         q["severities"] = ()
     elif q["severities"]:
         q["condition"] = None
+    if bad:
+        q["unit"] = True
     intent = _intent(word_set, q)
     known = set().union(*INTENT_WORDS.values(), _FILLER, _KNOWN, _REFERENCE_WORDS)
     known |= _ORIGIN_WORDS | _DESTINATION_WORDS | {"api", "lane", "lanes", "carrier", "product"}
@@ -402,6 +410,7 @@ def understand(question: str, vocabulary: Vocabulary, *, now: datetime) -> Quest
         period=q.get("period"),  # type: ignore[arg-type]
         flags=frozenset(word_set & flag_words),
         unknown=unknown,
+        unreadable=tuple(bad),
     )
 
 

@@ -779,3 +779,13 @@ def test_a_reference_not_found_beside_one_found_is_said(conn: Conn, world: World
     a = ask(conn, world, "status of SHP-0001 and SHP-9999")
     assert figure(a, "SHP-0001 status") == STATE_LABELS[world.ship("SHP-0001").status]  # type: ignore[index]
     assert a.text.endswith("I could not find SHP-9999.")
+
+
+@pytest.mark.parametrize(
+    "identifier", ["https://id.gs1.org/01/123/21/x", "urn:epc:id:sgtin:not.an.epc", "(01)12(21)A"]
+)
+def test_an_unreadable_identifier_is_said_with_why(
+    conn: Conn, world: World, identifier: str
+) -> None:
+    a = ask(conn, world, f"where is {identifier}")
+    assert a.text.startswith(f"I could not read the identifier {identifier}: ") and not a.figures
