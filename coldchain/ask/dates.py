@@ -1,5 +1,5 @@
 """Dates and relative ranges in a question ("last week", "since 3 Dec", "past 48 hours"), read
-against an injected ``now`` (pure: no clock reads).
+against an injected ``now`` (pure: no clock reads); "in 2025" is that calendar year.
 
 A range is half-open, ``[since, until)``, in ``now``'s time zone (UTC on the platform): "last
 week" is the ISO week (Monday to Monday) before the current one, "in November" the latest
@@ -151,6 +151,9 @@ def find_period(words: tuple[str, ...], now: datetime) -> tuple[Period, set[int]
             if month:
                 start = _latest_month(month, now)
                 return Period(start, now, f"since {start:%B %Y}"), {i, i + 1}
+        if word in ("in", "during") and re.fullmatch(r"(19|20)\d\d", nxt):
+            start = today.replace(year=int(nxt), month=1, day=1)
+            return Period(start, start.replace(year=start.year + 1), f"in {nxt}"), {i, i + 1}
         if word in ("in", "during") and nxt:
             month = _month(nxt) if not nxt.isdigit() and len(nxt) >= 3 else None
             if month:

@@ -52,6 +52,7 @@ def _period(text: str) -> tuple[datetime, datetime]:
         ("since Dec 3rd", datetime(2026, 12, 3, tzinfo=UTC), NOW),
         ("since 24 dec", datetime(2025, 12, 24, tzinfo=UTC), NOW),
         ("on 2026-11-02", datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)),
+        ("in 2025", datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
     ],
 )
 def test_dates_and_ranges(text: str, since: datetime, until: datetime) -> None:
