@@ -11,13 +11,14 @@ retiring a logger revokes its MQTT credential.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from pydantic import ValidationError
 
+from coldchain.calibration import calibration_status
 from coldchain.errors import ColdchainError, InvalidRecordError, NotFoundError
 from coldchain.telemetry import telemetry_topic
 from dashboard.pages import PageContext, badge, data_attrs, fmt_age, shipment_href, table
@@ -39,9 +40,6 @@ from services.loggers import LoggerIn
 PATH = "/loggers"
 NAV = "nav-loggers"
 PERMISSION: Permission = "devices.manage"
-
-#: A calibration due within this many days is flagged "due soon".
-DUE_SOON = timedelta(days=30)
 
 # Component ids of this page.
 TABLE = "loggers-table"
@@ -83,18 +81,6 @@ def edit_id(key: str) -> str:
 
 
 # ---- pure ---------------------------------------------------------------------------------------
-
-
-def calibration_status(due: date | None, today: date) -> str | None:
-    """``expired`` (due before today), ``due soon`` (within :data:`DUE_SOON`), ``ok``, or None
-    when no due date is recorded."""
-    if due is None:
-        return None
-    if due < today:
-        return "expired"
-    if due - today <= DUE_SOON:
-        return "due soon"
-    return "ok"
 
 
 def logger_body(values: dict[str, Any]) -> dict[str, Any]:

