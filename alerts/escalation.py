@@ -233,7 +233,7 @@ def targets(policy: EscalationPolicy, tiers: range, *, severity: str | None = No
     return found
 
 
-def unconfigured(policy: EscalationPolicy, channels: set[str]) -> set[str]:
+def unconfigured(policy: EscalationPolicy, channels: Set[str]) -> set[str]:
     """The channels the policy names recipients on that are not configured (not queued)."""
     return {t.channel for t in targets(policy, range(len(policy.tiers)))} - channels
 

@@ -47,17 +47,17 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from pydantic import ValidationError
 
 from alerts.channels import configured_channels
 from alerts.checkpoints import CheckpointPolicy
 from alerts.context import EngineStats, ShipmentContext
-from alerts.escalation import escalation_target, unconfigured
+from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
 from alerts.layers import settings_rules
 from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
+from alerts.policy_sources import PolicySources
 from alerts.reconcile import Reconciler
 from alerts.reminders import reminder_step, shortest_interval
 from alerts.rows import (
@@ -70,7 +70,6 @@ from alerts.rows import (
 )
 from alerts.rules import (
     EscalationPolicy,
-    EscalationTier,
     FloodLimits,
     RulesFile,
     load_rules_file,
@@ -79,8 +78,6 @@ from coldchain.changes import Position, first_after, next_position
 from coldchain.errors import ConfigError
 from coldchain.runtime import first_of, utcnow
 from coldchain.settings import Settings
-from coldchain.validation import format_validation_error
-from db.queries import escalation as eq
 from db.queries import limits as limits_q
 from db.queries import partitions as pq
 from db.queries import rules as q
@@ -94,16 +91,6 @@ PAIRS_PER_QUERY = 250
 # A partition whose cursor row another engine still has locked (a takeover under way) is tried
 # again this soon rather than at the next poll.
 CONTENDED_RETRY_S = 0.2
-
-
-def policy_from_settings(settings: Settings) -> EscalationPolicy:
-    """Tier 0 from the settings' webhook URLs and addresses (when the rules file has no tiers)."""
-    a = settings.alerts
-    if not a.webhook_urls and not a.smtp_to:
-        return EscalationPolicy()
-    return EscalationPolicy(
-        tiers=[EscalationTier(name="on call", webhooks=a.webhook_urls, emails=a.smtp_to)]
-    )
 
 
 class RulesEngine:
@@ -132,17 +119,15 @@ class RulesEngine:
         self._rules_path: Path | None = None if rules_file else settings.alerts.rules_file
         self._rules_mtime: float | None = None
         self._rules = rules_file or RulesFile()
-        self._settings_policy = policy_from_settings(settings)
-        # The policy stored through the API (db.queries.escalation), when there is one.
-        self._stored_policy: EscalationPolicy | None = None
-        self._stored_version: int | None = None
         if self._rules_path is not None:
             self._rules = load_rules_file(self._rules_path)  # a bad file stops the start
             self._rules_mtime = self._rules_path.stat().st_mtime
         # Channels the delivery worker can send on: without an SMTP host, e-mail recipients are
         # not queued (they would only fail ten times each), and that is said once at the start.
-        channels = self._channels = configured_channels(settings.alerts)
-        self._warn_unconfigured()
+        channels = configured_channels(settings.alerts)
+        self._policies = PolicySources(
+            settings, channels, lambda: self._rules.escalation, pool=pool
+        )
         self._reported: set[str] = set()
         self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
         self._watching_since: datetime | None = None  # the first offline check
@@ -172,26 +157,18 @@ class RulesEngine:
 
     @property
     def policy(self) -> EscalationPolicy:
-        """Who is told: the policy stored through the API, else the rules file's tiers, else
-        tier 0 from the settings (with the rules file's reminders, quiet hours and limits, if it
-        has only those)."""
-        if self._stored_policy is not None:
-            return self._stored_policy
-        file = self._rules.escalation
-        if file is not None and file.tiers:
-            return file
-        if file is not None:
-            return self._settings_policy.model_copy(
-                update={"reminders": file.reminders, "quiet_hours": file.quiet_hours}
-            )
-        return self._settings_policy
+        """Who is told (alerts.policy_sources: stored through the API, the rules file, the
+        settings)."""
+        return self._policies.policy
 
     @property
     def flood_limits(self) -> FloodLimits:
-        """The rules file's ``[escalation.limits]`` (unset fields: the settings' limits), also
-        when the file has no tiers of its own."""
-        escalation = self._rules.escalation
-        return escalation.limits if escalation is not None else FloodLimits()
+        """Flood control's limits of the policy in force (alerts.policy_sources)."""
+        return self._policies.flood_limits
+
+    async def reload_policy(self) -> None:
+        """Take a new version of the escalation policy stored through the API."""
+        await self._policies.reload()
 
     async def setup(self) -> None:
         """Create the partitions' cursor rows (from the cursors in use before; see pq)."""
@@ -214,32 +191,6 @@ class RulesEngine:
             log.info("rules file %s reloaded", self._rules_path)
         except (OSError, ConfigError) as exc:
             log.error("rules file not reloaded, keeping the previous rules: %s", exc)
-
-    async def reload_policy(self) -> None:
-        """Take a new version of the escalation policy stored through the API (at every turn);
-        a version the engine cannot read is logged once and the previous policy kept."""
-        async with self._pool.connection() as conn:
-            row = await (await conn.execute(eq.CURRENT_POLICY)).fetchone()
-        if row is None or int(row[0]) == self._stored_version:
-            return
-        self._stored_version = int(row[0])
-        try:
-            self._stored_policy = EscalationPolicy.model_validate(row[1])
-        except ValidationError as exc:
-            # Field paths and messages only: pydantic's own text quotes the values (secrets).
-            why = format_validation_error(
-                exc, f"escalation policy v{row[0]}", EscalationPolicy, what="stored"
-            )
-            log.error("%s; keeping the previous policy", why)
-            return
-        log.info("escalation policy version %d in force", row[0])
-        self._warn_unconfigured()
-
-    def _warn_unconfigured(self) -> None:
-        """Say once per policy which recipients cannot be told (their channel's settings are
-        missing, so nothing is queued for them)."""
-        for missing in sorted(unconfigured(self.policy, self._channels)):
-            log.warning("%s recipients are configured but the %s channel is not", missing, missing)
 
     # ----------------------------------------------------------------------------------------
     # Rounds

@@ -7,7 +7,7 @@ by the same model (:func:`alerts.rules.parse_escalation`: a misspelt field is a
 next version with who (the caller) and why (``reason``, also the audit entry's "why"). The policy
 in force is the latest stored version if there is one, else the rules file's tiers, else tier 0
 from the settings (``COLDCHAIN_ALERTS__WEBHOOK_URLS`` / ``SMTP_TO``); the rules engine takes a
-new version at its next turn (:meth:`alerts.rounds.RulesEngine.reload_policy`).
+new version at its next turn (:meth:`alerts.policy_sources.PolicySources.reload`).
 
 Secrets (Slack and Teams webhook URLs, PagerDuty routing keys) are shown masked
 (:func:`alerts.escalation.shown_policy`); a masked value sent back is refused, so the mask never
