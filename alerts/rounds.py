@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,9 @@ class RulesEngine:
         self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
         self._watching_since: datetime | None = None  # the first offline check
         self.stats = EngineStats()
+        # When an evaluation round last completed (time.monotonic()): the heartbeat's sign of
+        # life (alerts/heartbeat.py); a long catch-up counts each committed round.
+        self.progress_at: float | None = None
         self._judge = PairJudge(
             gap_factor=settings.alerts.gap_factor,
             stats=self.stats,
@@ -234,6 +238,7 @@ class RulesEngine:
                 await self._alerts.flush_notify(conn)
             taken_total += len(changes)
             self.stats.rounds += 1
+            self.progress_at = time.monotonic()
 
     async def recheck_open(self) -> None:
         """Re-judge pairs with an open excursion or a holding rule: silence changes them too."""
@@ -405,6 +410,8 @@ class RulesEngine:
         """
         try:
             await step()
+            if name == "evaluation":
+                self.progress_at = time.monotonic()
         except psycopg.OperationalError as exc:
             log.warning("%s: database unavailable (%s); retrying", name, exc)
         except Exception:
