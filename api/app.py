@@ -80,6 +80,7 @@ from api.routers import (
     excursions,
     health,
     locations,
+    notify,
     products,
     readings,
     recalls,
@@ -331,6 +332,7 @@ def create_app(settings: Settings) -> FastAPI:
         release_policies.router,
         users.router,
         audit.router,
+        notify.router,
     ):
         _document_permissions(router)
         app.include_router(

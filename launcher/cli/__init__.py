@@ -17,6 +17,7 @@ per concern:
   timeline|import``
 - :mod:`~launcher.cli.policies`: ``policies list|add|revoke`` (QA's auto-release policies)
 - :mod:`~launcher.cli.audit`: ``audit verify``
+- :mod:`~launcher.cli.notify`: ``notify test`` (a test notification to a channel or a person)
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
@@ -32,6 +33,7 @@ from launcher.cli import (
     devices,
     locations,
     loggers,
+    notify,
     policies,
     products,
     shipments,
@@ -71,6 +73,7 @@ app.add_typer(locations.lanes_app, name="lanes")
 app.add_typer(shipments.app, name="shipments")
 app.add_typer(policies.app, name="policies")
 app.add_typer(audit.app, name="audit")
+app.add_typer(notify.app, name="notify")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -44,6 +44,7 @@ TREE = {
     ],
     "policies": ["list", "add", "revoke"],
     "audit": ["verify"],
+    "notify": ["test"],
 }
 
 
