@@ -144,7 +144,8 @@ def email_message(payload: Mapping[str, Any], *, sender: str, recipient: str) ->
     """A plain-text alert e-mail."""
     alert = payload["alert"]
     msg = EmailMessage()
-    ref = alert.get("shipment_reference") or alert["shipment_id"]
+    # A system alert (ingest stalled) has no shipment: it is about the fleet.
+    ref = alert.get("shipment_reference") or alert["shipment_id"] or "fleet"
     msg["Subject"] = (
         f"[coldchain {alert['severity'].upper()}] {payload['event']}: {alert['title']} ({ref})"
     )

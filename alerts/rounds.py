@@ -16,7 +16,8 @@ excursions are superseded (the history stays), not overwritten.
 One task evaluates (in this order, never two transactions of its own at once): new changes;
 every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
 and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
-silence changes them too; alerts acknowledged after their condition cleared resolve); every
+silence changes them too; alerts acknowledged after their condition cleared resolve; the holder
+of partition 0 checks the fleet's ingest, :mod:`alerts.ingest_watch`); every
 ``escalation_check_interval_s`` the escalation of unacknowledged alerts. Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
 :mod:`alerts.reconcile` (settling alerts, notifications in the outbox), the rows it reads are
@@ -53,6 +54,7 @@ from alerts.context import EngineStats, ShipmentContext
 from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
+from alerts.ingest_watch import watch_ingest
 from alerts.layers import settings_rules
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
@@ -297,6 +299,14 @@ class RulesEngine:
             if settle:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._alerts.reconcile(conn, settle, ctx)
+            if 0 in mine["held"]:
+                # The fleet's own check, by the one engine that holds partition 0.
+                await watch_ingest(
+                    conn,
+                    self._alerts,
+                    stall_min=self._settings.ingest_stall_min,
+                    offline_factor=self._settings.offline_factor,
+                )
             await self._alerts.flush_notify(conn)
 
     async def periodic(self) -> None:

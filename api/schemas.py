@@ -180,8 +180,8 @@ class Alert(_Out):
     """An alert with its lifecycle fields; ``triggered_at`` is the reading's own time."""
 
     id: int
-    shipment_id: int
-    shipment_reference: str
+    shipment_id: int | None = Field(description="None: a system alert (ingest stalled)")
+    shipment_reference: str | None
     rule_key: str
     severity: Severity
     state: AlertState

@@ -54,3 +54,42 @@ def pipeline(*, conn: Conn, prefix: str, timeout_s: float) -> dict[str, Any]:
     row = conn.execute(PIPELINE, {"prefix": prefix, "timeout_s": timeout_s}).fetchone()
     assert row is not None
     return dict(row)
+
+
+# The fleet's ingest (alerts/ingest_watch.py), on the database's clock: when the last reading
+# was stored (the newest change: change ids are drawn in insert order, and the primary key finds
+# it at once), how long ago, and how many loggers are expected to report: assigned now to a
+# shipment in transit, and reporting when ingest went quiet (their latest reading received
+# within offline_factor × their interval before the last stored reading).
+INGEST_SILENCE = """
+WITH last AS (
+    SELECT committed_at AS at FROM reading_changes ORDER BY change_id DESC LIMIT 1
+)
+SELECT (SELECT at FROM last) AS last_stored_at,
+       extract(epoch FROM now() - (SELECT at FROM last))::float8 AS silent_s,
+       (SELECT count(DISTINCT a.device_id)
+        FROM device_assignments a
+        JOIN shipments s ON s.shipment_id = a.shipment_id AND s.status = 'in_transit'
+        JOIN device_state ds ON ds.device_id = a.device_id
+        LEFT JOIN devices d ON d.device_id = a.device_id
+        WHERE a.during @> now()
+          AND ds.received_at >= (SELECT at FROM last)
+              - make_interval(secs => %(offline_factor)s * coalesce(d.interval_s, 300))
+       ) AS expected
+"""
+
+# A system alert (no shipment: db/migrations/0027), at most one unresolved per rule.
+UNRESOLVED_SYSTEM_ALERT = """
+SELECT alert_id, shipment_id, NULL::text AS reference, rule_key, severity, state,
+       cleared_at IS NOT NULL AS cleared, title, device_id, triggered_at, value, thresholds,
+       escalation_level
+FROM alerts
+WHERE shipment_id IS NULL AND rule_key = %(rule_key)s AND state <> 'resolved'
+FOR UPDATE
+"""
+
+OPEN_SYSTEM_ALERT = """
+INSERT INTO alerts (shipment_id, rule_key, severity, title, triggered_at, value, details)
+VALUES (NULL, %(rule_key)s, %(severity)s, %(title)s, now(), %(value)s, %(details)s)
+RETURNING alert_id, triggered_at
+"""
