@@ -34,6 +34,7 @@ from dashboard.pages import (
     admin_keys,
     admin_people,
     admin_rules,
+    admin_system,
     alerts,
     fleet,
     loggers,
@@ -158,14 +159,14 @@ def render(
     if path.rstrip("/") == new_shipment.PATH:
         return new_shipment.layout(page, principal), plain, plain
     if path.rstrip("/") == admin.PATH or path.startswith(admin.PATH + "/"):
-        return render_admin(path.rstrip("/"), principal), plain, plain
+        return render_admin(path.rstrip("/"), principal, page), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.page_layout(page, reference), active, plain
     return not_found(path), plain, plain
 
 
-def render_admin(path: str, principal: Principal) -> Any:
+def render_admin(path: str, principal: Principal, page: PageContext) -> Any:
     """An administration screen, or the "not allowed" page for a role that may not open it."""
     refused = admin.guard(principal, path)
     if refused is not None:
@@ -176,6 +177,8 @@ def render_admin(path: str, principal: Principal) -> Any:
         return admin_keys.layout()
     if path == admin.RULES_PATH:
         return admin_rules.layout(principal)
+    if path == admin.SYSTEM_PATH:
+        return admin_system.layout(page)
     if path == admin.PATH:
         return admin.layout(principal)
     return not_found(path)
@@ -255,6 +258,7 @@ def create_dash(
             admin_people.layout(),
             admin_keys.layout(),
             admin_rules.layout(None),
+            admin_system.layout(page),
             zone_picker.picker(),
         ]
     )
@@ -273,6 +277,7 @@ def create_dash(
     admin_people.register(app, page)
     admin_keys.register(app, page)
     admin_rules.register(app, page)
+    admin_system.register(app, page)
     zone_picker.register(app)
 
     @app.callback(

@@ -65,7 +65,9 @@ def targets(caller: CallerDep, settings: SettingsDep) -> list[TargetOut]:
     openapi_extra=_ADMIN,
     responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-def send_test(body: TestIn, conn: ConnDep, caller: CallerDep, settings: SettingsDep) -> list[TestOut]:
+def send_test(
+    body: TestIn, conn: ConnDep, caller: CallerDep, settings: SettingsDep
+) -> list[TestOut]:
     """Send a test notification now; recorded in ``deliveries`` and the audit trail."""
     results = service.send_test(
         conn, caller, settings, channel=body.channel, to=body.to, person=body.person
