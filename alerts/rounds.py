@@ -300,13 +300,18 @@ class RulesEngine:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._alerts.reconcile(conn, settle, ctx)
             if 0 in mine["held"]:
-                # The fleet's own check, by the one engine that holds partition 0.
-                await watch_ingest(
-                    conn,
-                    self._alerts,
-                    stall_min=self._settings.ingest_stall_min,
-                    offline_factor=self._settings.offline_factor,
-                )
+                # The fleet's own check, by the one engine that holds partition 0; in a
+                # savepoint, so that its failure cannot undo the shipments' offline check.
+                try:
+                    async with conn.transaction():
+                        await watch_ingest(
+                            conn,
+                            self._alerts,
+                            stall_min=self._settings.ingest_stall_min,
+                            offline_factor=self._settings.offline_factor,
+                        )
+                except Exception as exc:
+                    self._report_failure("ingest stall check", exc)
             await self._alerts.flush_notify(conn)
 
     async def periodic(self) -> None:
