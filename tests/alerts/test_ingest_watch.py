@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
+from alerts.delivery import alert_payload, email_message
 from alerts.ingest_watch import stalled, title
 from alerts.service import run_rules_engine
 from coldchain.settings import Settings
@@ -151,3 +152,20 @@ async def test_one_fleet_alert_opens_when_ingest_stalls_and_resolves_when_it_res
         finally:
             stop.set()
             await asyncio.wait_for(service, timeout=30)
+
+
+def test_a_fleet_alerts_e_mail_says_fleet_for_the_shipment() -> None:
+    alert = {
+        "alert_id": 9,
+        "shipment_id": None,
+        "reference": None,
+        "rule_key": "ingest_stalled",
+        "severity": "critical",
+        "state": "open",
+        "title": title(silent_s=725, expected=3),
+    }
+    msg = email_message(alert_payload("opened", alert, tier=0), sender="a@x", recipient="b@x")
+    assert msg["Subject"] == (
+        "[coldchain CRITICAL] opened: Ingest stalled: no reading stored for 12 min while 3 "
+        "loggers are expected to report (fleet)"
+    )
