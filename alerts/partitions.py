@@ -58,6 +58,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ class PartitionClaimer:
         self._held: frozenset[int] = frozenset()
         self._conn: AsyncConnection[Any] | None = None
         self._disagreeing: str | None = None  # logged once
+        # The last beat (time.monotonic()): a sign of life for alerts.heartbeat.
+        self.beat_at: float | None = None
 
     @property
     def held(self) -> frozenset[int]:
@@ -246,6 +249,7 @@ class PartitionClaimer:
             )
         await self._heartbeat(conn, frozenset(held))
         self._held = frozenset(held)
+        self.beat_at = time.monotonic()
         if gained:
             self._on_gain()
 

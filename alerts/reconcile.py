@@ -188,7 +188,7 @@ class Reconciler:
                 quiet=quiet,
                 auto_resolve=bool(getattr(rule, "auto_resolve", False)),
             )
-            await self._transition(conn, alert, decision)
+            await self.transition(conn, alert, decision)
 
     async def _reconcile_rules(
         self,
@@ -262,7 +262,7 @@ class Reconciler:
                 top = plan.strongest
                 title = policy.rule_title(key, top.state, top.device_id, name)
                 await self._upgrade(conn, alert, plan.upgrade_to, title, top.state.value)
-            await self._transition(conn, alert, plan.transition)
+            await self.transition(conn, alert, plan.transition)
 
     async def open_alert(
         self,
@@ -354,9 +354,11 @@ class Reconciler:
         await self.event(conn, alert["alert_id"], "upgraded", None, {"from": old, "to": severity})
         await self.notify(conn, alert, "upgraded", range(0, alert["escalation_level"] + 1))
 
-    async def _transition(
+    async def transition(
         self, conn: AsyncConnection[Any], alert: Alert, decision: policy.Transition | None
     ) -> None:
+        """Clear, re-open or resolve an alert as decided, with its event and notifications (the
+        system alerts of alerts.ingest_watch use it too)."""
         if decision is None:
             return
         alert_id = alert["alert_id"]

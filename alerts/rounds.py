@@ -16,7 +16,8 @@ excursions are superseded (the history stays), not overwritten.
 One task evaluates (in this order, never two transactions of its own at once): new changes;
 every ``offline_check_interval_s`` the periodic pass over its partitions (silent loggers raise
 and clear "no data"; pairs with an open excursion or a holding rule are re-judged, since
-silence changes them too; alerts acknowledged after their condition cleared resolve); every
+silence changes them too; alerts acknowledged after their condition cleared resolve; the holder
+of partition 0 checks the fleet's ingest, :mod:`alerts.ingest_watch`); every
 ``escalation_check_interval_s`` the escalation of unacknowledged alerts, then their reminders
 (:mod:`alerts.reminders`). Each round is one
 transaction; what it does is in :mod:`alerts.evaluate` (judging pairs) and
@@ -39,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,6 +56,7 @@ from alerts.context import EngineStats, ShipmentContext
 from alerts.escalation import escalation_target
 from alerts.evaluate import PairJudge, load_states
 from alerts.in_force import RuleContext, rules_of
+from alerts.ingest_watch import watch_ingest
 from alerts.layers import settings_rules
 from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
@@ -132,6 +135,9 @@ class RulesEngine:
         self._failures: set[tuple[str, str]] = set()  # (what failed, error) already logged
         self._watching_since: datetime | None = None  # the first offline check
         self.stats = EngineStats()
+        # When an evaluation round last completed (time.monotonic()): the heartbeat's sign of
+        # life (alerts/heartbeat.py); a long catch-up counts each committed round.
+        self.progress_at: float | None = None
         self._judge = PairJudge(
             gap_factor=settings.alerts.gap_factor,
             stats=self.stats,
@@ -254,6 +260,7 @@ class RulesEngine:
                 await self._alerts.flush_notify(conn)
             taken_total += len(changes)
             self.stats.rounds += 1
+            self.progress_at = time.monotonic()
 
     async def recheck_open(self) -> None:
         """Re-judge pairs with an open excursion or a holding rule: silence changes them too."""
@@ -312,6 +319,19 @@ class RulesEngine:
             if settle:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._alerts.reconcile(conn, settle, ctx)
+            if 0 in mine["held"]:
+                # The fleet's own check, by the one engine that holds partition 0; in a
+                # savepoint, so that its failure cannot undo the shipments' offline check.
+                try:
+                    async with conn.transaction():
+                        await watch_ingest(
+                            conn,
+                            self._alerts,
+                            stall_min=self._settings.ingest_stall_min,
+                            offline_factor=self._settings.offline_factor,
+                        )
+                except Exception as exc:
+                    self._report_failure("ingest stall check", exc)
             await self._alerts.flush_notify(conn)
 
     async def periodic(self) -> None:
@@ -490,6 +510,8 @@ class RulesEngine:
         """
         try:
             await step()
+            if name == "evaluation":
+                self.progress_at = time.monotonic()
         except psycopg.OperationalError as exc:
             log.warning("%s: database unavailable (%s); retrying", name, exc)
         except Exception:

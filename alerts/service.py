@@ -1,6 +1,7 @@
 """``coldchain rules``: the rules engine's service, its tasks and their shutdown.
 
-:func:`run_rules_engine` owns a TaskGroup of four tasks: the rounds of
+:func:`run_rules_engine` owns a TaskGroup of four tasks (five with a dead-man's-switch URL: the
+:class:`~alerts.heartbeat.Heartbeat`, which pings it while the engine is healthy): the rounds of
 :class:`~alerts.rounds.RulesEngine` (evaluation, the periodic pass, escalation: see
 :mod:`alerts.rounds`), the :class:`~alerts.delivery.DeliveryWorker` that sends the outbox's
 notifications (so a slow receiver never delays evaluation; several workers share the outbox
@@ -25,10 +26,11 @@ from alerts.channels import senders_from_settings
 from alerts.delivery import LEASE_MARGIN_S, DeliveryWorker
 from alerts.digests import OutboxControl
 from alerts.flood import Limits
+from alerts.heartbeat import Heartbeat
 from alerts.partitions import PartitionClaimer
 from alerts.rounds import RulesEngine
 from coldchain.runtime import utcnow
-from coldchain.settings import Settings
+from coldchain.settings import AlertsSettings, Settings
 from db.listen import listen
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ async def run_rules_engine(
             )
             tasks = [
                 tg.create_task(claimer.run(stop), name="rules-claim"),
+                *heartbeat(pool, a, client, rules, claimer, tg, stop),
                 tg.create_task(rules.run(stop, wake_rules), name="rules-evaluate"),
                 tg.create_task(
                     worker.run(stop, wake_delivery, poll_s=a.poll_interval_s), name="rules-deliver"
@@ -95,3 +98,30 @@ async def run_rules_engine(
             rules.stats.alerts_opened,
             worker.sent,
         )
+
+
+def heartbeat(
+    pool: AsyncConnectionPool,
+    a: AlertsSettings,
+    client: httpx.AsyncClient,
+    rules: RulesEngine,
+    claimer: PartitionClaimer,
+    tg: asyncio.TaskGroup,
+    stop: asyncio.Event,
+) -> list[asyncio.Task[None]]:
+    """The heartbeat's task when a dead-man's-switch URL is set (alerts.heartbeat)."""
+    if a.heartbeat_url is None:
+        return []
+    beat = Heartbeat(
+        pool,
+        a,
+        client,
+        engine_id=claimer.engine_id,
+        signs=lambda: (rules.progress_at, claimer.beat_at, len(claimer.held)),
+    )
+    log.info(
+        "heartbeat every %g s to %s",
+        a.heartbeat_period_s,
+        httpx.URL(a.heartbeat_url.get_secret_value()).host,
+    )
+    return [tg.create_task(beat.run(stop), name="rules-heartbeat")]

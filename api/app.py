@@ -83,6 +83,7 @@ from api.routers import (
     health,
     insight,
     locations,
+    notify,
     oncall,
     products,
     readings,
@@ -341,6 +342,7 @@ def create_app(settings: Settings) -> FastAPI:
         users.router,
         audit.router,
         insight.router,
+        notify.router,
     ):
         _document_permissions(router)
         app.include_router(

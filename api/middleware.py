@@ -8,10 +8,11 @@ once; why is in :mod:`api.app`'s docstring).
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
@@ -20,6 +21,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import WebPool
+from services.health import PipelineFigures
 
 
 @dataclass
@@ -42,6 +44,36 @@ class HttpMetrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # services.health.PipelineFigures, one gauge per field, read when /metrics is scraped.
+        self._pipeline = {
+            name: Gauge(
+                f"coldchain_pipeline_{name.removesuffix('_s')}{suffix}",
+                text,
+                registry=self.registry,
+            )
+            for name, suffix, text in (
+                (
+                    "engine_lag_s",
+                    "_seconds",
+                    "Age of the oldest reading change the rules engines have not processed.",
+                ),
+                (
+                    "outbox_oldest_s",
+                    "_seconds",
+                    "Age of the oldest notification neither delivered nor given up.",
+                ),
+                ("notifications_retrying", "", "Notifications waiting for a retry."),
+                ("deliveries_failed_1h", "", "Notifications given up within the last hour."),
+                ("engines", "", "Rules engines whose partition claims beat recently."),
+            )
+        }
+
+    def record_pipeline(self, figures: PipelineFigures | None) -> None:
+        """Set the pipeline's gauges from one reading of its figures (at each scrape); NaN
+        when the database did not answer, so a stale value is never mistaken for a fresh one."""
+        values = asdict(figures) if figures is not None else {}
+        for name, gauge in self._pipeline.items():
+            gauge.set(values.get(name, math.nan))
 
     def watch_pool(self, pool: WebPool) -> None:
         """Export the pool's size and idle connections."""

@@ -180,8 +180,8 @@ class Alert(_Out):
     """An alert with its lifecycle fields; ``triggered_at`` is the reading's own time."""
 
     id: int
-    shipment_id: int
-    shipment_reference: str
+    shipment_id: int | None = Field(description="None: a system alert (ingest stalled)")
+    shipment_reference: str | None
     rule_key: str
     severity: Severity
     state: AlertState
@@ -334,10 +334,21 @@ class DeviceDetail(Device):
     assignments: list[DeviceAssignment]
 
 
+class Pipeline(_Out):
+    """How the rules engines and the outbox keep up (services.health.PipelineFigures)."""
+
+    engine_lag_s: float = Field(description="age of the oldest change no engine has processed")
+    outbox_oldest_s: float = Field(description="age of the oldest notification not yet sent")
+    notifications_retrying: int = Field(description="notifications waiting for a retry")
+    deliveries_failed_1h: int = Field(description="notifications given up within the hour")
+    engines: int = Field(description="rules engines whose claims beat recently")
+
+
 class Health(_Out):
-    """The web process and its database are up."""
+    """The web process and its database are up; how the pipeline behind them keeps up."""
 
     status: Literal["ok"]
+    pipeline: Pipeline | None = None
 
 
 class ErrorOut(_Out):

@@ -8,11 +8,12 @@ constructors; nothing imports a global instance.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -170,6 +171,25 @@ class AlertsSettings(BaseModel):
     sms_auth_token: SecretStr | None = None
     sms_from: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
     sms_max_chars: int = Field(default=320, ge=70, le=1600)
+    # The pipeline watches itself (alerts/heartbeat.py, README "When the pipeline itself
+    # fails"): while the engine is healthy it POSTs to this dead-man's-switch URL (a
+    # healthchecks.io-style ping URL, a secret: never logged) every period, and to <url>/fail
+    # with the reasons when it knows it is not. None: no heartbeat.
+    heartbeat_url: SecretStr | None = None
+    heartbeat_period_s: float = Field(default=60.0, gt=0)
+    # Unhealthy when the oldest change the engines have not processed is older than this.
+    heartbeat_max_lag_s: float = Field(default=300.0, gt=0)
+    # "Ingest stalled" (a system alert, critical): no reading stored for this many minutes
+    # across the fleet while loggers are expected to report.
+    ingest_stall_min: float = Field(default=10.0, gt=0)
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_url_is_http(cls, v: SecretStr | None) -> SecretStr | None:
+        # Said without the URL itself: its path is the secret.
+        if v is not None and not re.match(r"^https?://[^/\s]+\S*$", v.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL")
+        return v
 
 
 class AutomationSettings(BaseModel):

@@ -35,6 +35,7 @@ from dashboard.pages import (
     admin_keys,
     admin_people,
     admin_rules,
+    admin_system,
     alerts,
     fleet,
     insight,
@@ -167,14 +168,14 @@ def render(
     if path.rstrip("/") == new_shipment.PATH:
         return new_shipment.layout(page, principal), plain, plain
     if path.rstrip("/") == admin.PATH or path.startswith(admin.PATH + "/"):
-        return render_admin(path.rstrip("/"), principal), plain, plain
+        return render_admin(path.rstrip("/"), principal, page), plain, plain
     reference = shipment.reference_from_path(path)
     if reference is not None:
         return shipment.page_layout(page, reference), active, plain
     return not_found(path), plain, plain
 
 
-def render_admin(path: str, principal: Principal) -> Any:
+def render_admin(path: str, principal: Principal, page: PageContext) -> Any:
     """An administration screen, or the "not allowed" page for a role that may not open it."""
     refused = admin.guard(principal, path)
     if refused is not None:
@@ -185,6 +186,8 @@ def render_admin(path: str, principal: Principal) -> Any:
         return admin_keys.layout()
     if path == admin.RULES_PATH:
         return admin_rules.layout(principal)
+    if path == admin.SYSTEM_PATH:
+        return admin_system.layout(page)
     if path == admin.PATH:
         return admin.layout(principal)
     return not_found(path)
@@ -266,6 +269,7 @@ def create_dash(
             admin_keys.layout(),
             admin_rules.layout(None),
             oncall.layout(None),
+            admin_system.layout(page),
             zone_picker.picker(),
         ]
     )
@@ -287,6 +291,7 @@ def create_dash(
     admin_keys.register(app, page)
     admin_rules.register(app, page)
     oncall.register(app, page)
+    admin_system.register(app, page)
     zone_picker.register(app)
 
     @app.callback(

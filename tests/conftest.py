@@ -1,3 +1,3 @@
 """Test configuration: the real services come from tests/fixtures/."""
 
-pytest_plugins = ["tests.fixtures.services", "tests.fixtures.web"]
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.web", "tests.fixtures.mail"]

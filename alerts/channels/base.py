@@ -186,7 +186,7 @@ def headline(payload: Mapping[str, Any]) -> str:
         extra = f", {more} more {why or 'held back'}" if more else ""
         return f"{len(alerts)} alerts for {where}{extra}"
     alert = payload["alert"]
-    ref = alert.get("shipment_reference") or alert.get("shipment_id")
+    ref = alert.get("shipment_reference") or alert.get("shipment_id") or "fleet"
     line = f"[{str(alert['severity']).upper()}] {payload['event']}: {alert['title']} ({ref})"
     by = payload.get("acknowledged_by") or payload.get("resolved_by")
     if by:

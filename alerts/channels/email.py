@@ -25,7 +25,8 @@ __all__ = ["EmailSender", "email_message"]
 
 def _alert_lines(payload: Mapping[str, Any]) -> list[str]:
     alert = payload["alert"]
-    ref = alert.get("shipment_reference") or alert["shipment_id"]
+    # A system alert (ingest stalled) has no shipment: it is about the fleet.
+    ref = alert.get("shipment_reference") or alert["shipment_id"] or "fleet"
     lines = [f"Alert {alert['id']} {payload['event']} (tier {payload['tier']})."]
     by = payload.get("acknowledged_by") or payload.get("resolved_by")
     if by:

@@ -49,7 +49,7 @@ def sms_text(payload: Mapping[str, Any], *, max_chars: int = MAX_CHARS) -> str:
         text = text if text.startswith("coldchain") else f"coldchain: {text}"  # a digest's count
         return _shorten(text, max_chars - len(end)) + end
     alert = payload["alert"]
-    ref = alert.get("shipment_reference") or alert.get("shipment_id")
+    ref = alert.get("shipment_reference") or alert.get("shipment_id") or "fleet"
     by = payload.get("acknowledged_by") or payload.get("resolved_by")
     head = f"coldchain {str(alert['severity']).upper()} {payload['event']}"
     head += f" by {by}" if by else ""

@@ -50,7 +50,7 @@ def _body(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
     alert = payload["alert"]
     facts = [
-        ("Shipment", alert.get("shipment_reference") or alert.get("shipment_id")),
+        ("Shipment", alert.get("shipment_reference") or alert.get("shipment_id") or "fleet"),
         ("Rule", alert["rule_key"]),
         ("Severity", alert["severity"]),
         ("State", alert["state"]),

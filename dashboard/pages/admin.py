@@ -8,6 +8,8 @@ API keys       /admin/api-keys     ``admin``: create (the key shown once) and re
 Stored rules   /admin/rules        read: ``audit.read`` (QA and admin: the rules' history is part
                                    of the record QA reviews, like the audit trail); store a new
                                    version: ``admin``
+System         /admin/system       ``admin``: the pipeline's figures (engine lag, outbox), test
+                                   notifications
 Products       /products           the product editor (``products.manage``: admin and QA)
 =============  ==================  ==============================================================
 
@@ -32,6 +34,7 @@ NAV = "nav-admin"
 PEOPLE_PATH = "/admin/people"
 KEYS_PATH = "/admin/api-keys"
 RULES_PATH = "/admin/rules"
+SYSTEM_PATH = "/admin/system"
 #: Who may read the stored rules' versions on their screen.
 RULES_READ: Permission = "audit.read"
 
@@ -67,6 +70,13 @@ SCREENS: tuple[Screen, ...] = (
         "The alert rules stored per product and per shipment: every version, who stored it, "
         "when and why, which one is in force.",
         RULES_READ,
+    ),
+    Screen(
+        SYSTEM_PATH,
+        "System",
+        "How the rules engines and the outbox keep up; send a test notification to a channel "
+        "or a person.",
+        "admin",
     ),
     Screen(
         products.PATH,

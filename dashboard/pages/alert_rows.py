@@ -257,7 +257,10 @@ def alert_row(
                                 row["shipment_reference"],
                                 href=shipment_href(row["shipment_reference"]),
                                 className="alert-shipment",
-                            ),
+                            )
+                            if row["shipment_reference"] is not None
+                            # A system alert (ingest stalled) is about the fleet, not a shipment.
+                            else html.Span("Fleet", className="alert-shipment"),
                             html.Span(f" · {row['device_id']}" if row["device_id"] else ""),
                         ]
                     ),

@@ -37,7 +37,7 @@ _ALERT_COLUMNS = _alert_columns("x")
 LIST_ALERTS = f"""
 SELECT {_ALERT_COLUMNS}, count(*) OVER () AS total
 FROM alerts x
-JOIN shipments s ON s.shipment_id = x.shipment_id
+LEFT JOIN shipments s ON s.shipment_id = x.shipment_id  -- none for a system alert
 WHERE (%(states)s::text[] IS NULL OR x.state = ANY(%(states)s))
   AND (%(severities)s::text[] IS NULL OR x.severity = ANY(%(severities)s))
   AND (%(shipment_id)s::bigint IS NULL OR x.shipment_id = %(shipment_id)s)
@@ -77,7 +77,7 @@ SELECT {_alert_columns("p")}, p.total,
     d.temp_c AS current_c, d.ts AS current_at,
     n.notified, w.notification_warnings
 FROM page p
-JOIN shipments s ON s.shipment_id = p.shipment_id
+LEFT JOIN shipments s ON s.shipment_id = p.shipment_id  -- none for a system alert
 LEFT JOIN LATERAL (
     SELECT count(*) AS excursions,
            count(*) FILTER (WHERE e.end_ts IS NULL) AS open_excursions,
@@ -127,7 +127,7 @@ ORDER BY (p.state = 'resolved'), {severity.rank_sql("p.severity")} DESC,
 SELECT_ALERT = f"""
 SELECT {_ALERT_COLUMNS}
 FROM alerts x
-JOIN shipments s ON s.shipment_id = x.shipment_id
+LEFT JOIN shipments s ON s.shipment_id = x.shipment_id  -- none for a system alert
 WHERE x.alert_id = %(alert_id)s
 """
 

@@ -19,6 +19,7 @@ per concern:
 - :mod:`~launcher.cli.audit`: ``audit verify``
 - :mod:`~launcher.cli.insight`: ``insight lanes|carriers|report``
 - :mod:`~launcher.cli.oncall`: ``oncall list|now|add|override`` (on-call rotations)
+- :mod:`~launcher.cli.notify`: ``notify test`` (a test notification to a channel or a person)
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
@@ -35,6 +36,7 @@ from launcher.cli import (
     insight,
     locations,
     loggers,
+    notify,
     oncall,
     policies,
     products,
@@ -78,6 +80,7 @@ app.add_typer(policies.app, name="policies")
 app.add_typer(audit.app, name="audit")
 app.add_typer(insight.app, name="insight")
 app.add_typer(oncall.app, name="oncall")
+app.add_typer(notify.app, name="notify")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -25,7 +25,8 @@ def load_settings() -> Settings:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per step is noise
-    # httpx logs every request's full URL at INFO: a Slack or Teams webhook URL is a secret.
+    # httpx logs each request's full URL at INFO: webhook (Slack, Teams…) and heartbeat URLs
+    # carry secrets.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return settings
 

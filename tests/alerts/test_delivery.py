@@ -8,14 +8,13 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels import senders_from_settings
@@ -29,6 +28,7 @@ from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
 from launcher.localstack import free_port
 from tests.fixtures.data import seed_shipment
+from tests.fixtures.mail import Mailbox
 from tests.fixtures.webhooks import SECRET, WebhookReceiver
 
 ALERT = {
@@ -85,29 +85,6 @@ def test_payload_and_email_carry_the_alert() -> None:
 # --------------------------------------------------------------------------------------------
 # Real receivers
 # --------------------------------------------------------------------------------------------
-
-
-class Mailbox:
-    """aiosmtpd handler that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

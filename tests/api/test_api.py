@@ -396,9 +396,26 @@ def test_excursions_devices_products(client: TestClient, db_dsn: str) -> None:
 
 
 def test_health_metrics_docs_and_dashboard_share_one_port(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok"
+    # Nothing waits in a fresh database (services/test_health.py checks the figures).
+    assert health["pipeline"] == {
+        "engine_lag_s": 0.0,
+        "outbox_oldest_s": 0.0,
+        "notifications_retrying": 0,
+        "deliveries_failed_1h": 0,
+        "engines": 0,
+    }
     client.get("/api/v1/shipments")
     metrics = client.get("/metrics").text
+    for gauge in (
+        "coldchain_pipeline_engine_lag_seconds 0.0",
+        "coldchain_pipeline_outbox_oldest_seconds 0.0",
+        "coldchain_pipeline_notifications_retrying 0.0",
+        "coldchain_pipeline_deliveries_failed_1h 0.0",
+        "coldchain_pipeline_engines 0.0",
+    ):
+        assert gauge in metrics.splitlines()
     assert (
         'coldchain_http_requests_total{method="GET",route="/api/v1/shipments",status="200"} 1.0'
         in metrics

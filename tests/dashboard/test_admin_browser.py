@@ -108,7 +108,7 @@ def test_an_admin_manages_people_on_the_people_screen(
     assert (driver.find_element(By.ID, admin.NAV).get_attribute("href") or "").endswith(admin.PATH)
     _open(driver, web_server.url + admin.PATH)
     _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".admin-screen"))
-    assert _titles(driver) == ["People", "API keys", "Stored rules", "Products"]
+    assert _titles(driver) == ["People", "API keys", "Stored rules", "System", "Products"]
     screenshot(driver, "admin-admin")
 
     driver.find_element(By.ID, "admin-link-people").click()
@@ -282,7 +282,13 @@ def test_viewers_and_operators_neither_see_nor_reach_the_admin_screens(
     _open(driver, web_server.url + "/")
     _wait(driver).until(lambda d: _text_of(d, "#nav-alerts") == "Alerts")
     assert driver.find_elements(By.ID, admin.NAV) == []
-    for path in (admin.PATH, admin.PEOPLE_PATH, admin.KEYS_PATH, admin.RULES_PATH):
+    for path in (
+        admin.PATH,
+        admin.PEOPLE_PATH,
+        admin.KEYS_PATH,
+        admin.RULES_PATH,
+        admin.SYSTEM_PATH,
+    ):
         _open(driver, web_server.url + path)
         _wait(driver).until(lambda d: _text_of(d, "#not-allowed h1") == "Not allowed")
         assert f"Your role ({role}) cannot open" in (_text_of(driver, "#not-allowed") or "")

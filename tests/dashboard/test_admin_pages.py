@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboard.pages import admin, admin_keys, admin_rules
+from dashboard.pages import admin, admin_keys, admin_rules, admin_system
 from security.accounts import Principal
 from security.roles import ROLES, Role
+from services import notify
+from services.health import PipelineFigures
 
 NOW = datetime(2026, 12, 5, 14, 0, tzinfo=UTC)
 
@@ -24,7 +26,7 @@ def _person(role: Role) -> Principal:
         ("viewer", []),
         ("operator", []),
         ("qa", ["Stored rules", "Products"]),
-        ("admin", ["People", "API keys", "Stored rules", "Products"]),
+        ("admin", ["People", "API keys", "Stored rules", "System", "Products"]),
     ],
 )
 def test_who_opens_which_screen(role: Role, screens: list[str]) -> None:
@@ -70,3 +72,36 @@ def test_the_definition_box_must_hold_json() -> None:
     assert admin_rules.parse_definition_text('{"mkt": {"limit_c": 8}}') == {"mkt": {"limit_c": 8}}
     with pytest.raises(ValueError, match=r"not JSON \(line 1, column 9"):
         admin_rules.parse_definition_text('{"mkt": }')
+
+
+def test_the_system_figures_and_the_test_targets() -> None:
+    figures = PipelineFigures(
+        engine_lag_s=125.0,
+        outbox_oldest_s=30.0,
+        notifications_retrying=2,
+        deliveries_failed_1h=1,
+        engines=0,
+    )
+    text = str(admin_system.figure_cards(figures))
+    assert "Engine lag" in text and "2 min" in text
+    assert "data-figure='failed'" in text
+    assert "does not answer" in str(admin_system.figure_cards(None))
+
+    targets = [notify.Target("webhook", "https://hooks.example/T0/secret", "settings")]
+    people = [
+        {
+            "username": "ann",
+            "full_name": "Ann",
+            "role": "qa",
+            "email": "a@x.example",
+            "phone": None,
+        },
+        {"username": "bob", "full_name": "Bob", "role": "viewer", "email": None, "phone": None},
+    ]
+    rows = admin_system.test_rows(targets, people)
+    assert [r.to_plotly_json()["props"]["data-key"] for r in rows] == ["target:0", "person:ann"]
+    assert "secret" not in str(rows)  # the target is shown redacted
+    shown = admin_system.result_lines(
+        [notify.TestResult("sms", "+41791234567", False, "no sms sender configured")]
+    )
+    assert "failed" in str(shown) and "no sms sender configured" in str(shown)

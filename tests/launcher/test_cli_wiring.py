@@ -47,6 +47,7 @@ TREE = {
     "audit": ["verify"],
     "insight": ["lanes", "carriers", "report"],
     "oncall": ["list", "now", "add", "override"],
+    "notify": ["test"],
 }
 
 
