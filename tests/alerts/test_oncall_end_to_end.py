@@ -17,11 +17,11 @@ import asyncio
 import base64
 import re
 import time
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -163,6 +163,7 @@ def mails(box: Mailbox, since: int) -> list[EmailMessage]:
     return [m for m in found if isinstance(m, EmailMessage)]
 
 
+@pytest.mark.integration
 async def test_trigger_reminders_escalation_ack_by_sms_reply_and_resolve(
     pool: AsyncConnectionPool,  # noqa: F811
     settings: Settings,
@@ -223,9 +224,10 @@ async def test_trigger_reminders_escalation_ack_by_sms_reply_and_resolve(
         assert alert_link in str(said["blocks"])
         ((to, body),) = texts(twilio, 0)
         assert to == ANA_PHONE
-        assert twilio.requests[0].headers["authorization"] == "Basic " + base64.b64encode(
-            f"{cs.TWILIO_SID}:{cs.TWILIO_TOKEN}".encode()
-        ).decode()
+        assert (
+            twilio.requests[0].headers["authorization"]
+            == "Basic " + base64.b64encode(f"{cs.TWILIO_SID}:{cs.TWILIO_TOKEN}".encode()).decode()
+        )
         assert twilio.requests[0].form()["From"] == SMS_FROM
         assert alert_link in body and REPLY.search(body)
 
@@ -272,9 +274,8 @@ async def test_trigger_reminders_escalation_ack_by_sms_reply_and_resolve(
         assert await worker.next_due_in() is None
         ack_event = pd.requests[told[1]].json()
         assert (ack_event["event_action"], ack_event["dedup_key"]) == ("acknowledge", dedup)
-        assert slack.requests[told[0]].json()["text"].startswith(
-            f"[MAJOR] acknowledged: "
-        ) and slack.requests[told[0]].json()["text"].endswith(f"by {ana}")
+        acked = slack.requests[told[0]].json()["text"]
+        assert acked.startswith("[MAJOR] acknowledged: ") and acked.endswith(f"by {ana}")
         assert sorted(to for to, _ in texts(twilio, told[2])) == sorted([ANA_PHONE, QUINN_PHONE])
         assert not any(REPLY.search(b) for _to, b in texts(twilio, told[2]))  # nothing to ack
         assert [m["To"] for m in mails(box, told[3])] == [QUINN_MAIL]
