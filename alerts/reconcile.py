@@ -404,9 +404,10 @@ class Reconciler:
         tiers: range,
         *,
         extra: Mapping[str, Any] | None = None,
+        skip_channels: frozenset[str] = frozenset(),
     ) -> None:
         """Queue the event for the tiers' recipients, in this transaction (the outbox), each
-        with its links (alerts.outbox).
+        with its links (alerts.outbox); none on ``skip_channels`` (reminders: NOT_REMINDED).
 
         A rotation tier's person on call is looked up now; whatever keeps someone from being
         told (no phone for ``via = ["sms"]``, nobody on call) is recorded on the alert's
@@ -420,8 +421,9 @@ class Reconciler:
         )
         for notice in found.warnings:
             await self._warn(conn, alert, event, notice)
+        targets = [t for t in found.targets if t.channel not in skip_channels]
         queued = await queue_notifications(
-            conn, alert, event, found.targets, links=self._links, now=now, extra=extra
+            conn, alert, event, targets, links=self._links, now=now, extra=extra
         )
         if queued:
             self._stats.notifications_queued += queued

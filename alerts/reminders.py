@@ -14,6 +14,12 @@ Pure functions of the policy, the alert and ``now``; :mod:`alerts.rounds` reads 
   escalating is news, and goes at once whatever the hour.
 * An engine that was down does not send the reminders it missed one by one: one reminder
   says how long the alert has been unacknowledged.
+* Reminders are not sent to PagerDuty or Opsgenie (:data:`NOT_REMINDED`). Those services hold
+  the alert's incident and page again by their own escalation policies until someone acts
+  there; an event for the open incident would only be folded into it (same dedup key), and once
+  the alert cleared (incident resolved) each reminder would open the incident again: a page
+  every N minutes about a condition that is over. The incident follows the alert's life instead
+  (triggered, escalated, acknowledged, resolved); the people on the other channels are reminded.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from coldchain.settings import ReminderMinutes
 from coldchain.severity import SEVERITIES
 
 __all__ = [
+    "NOT_REMINDED",
     "ReminderStep",
     "in_quiet_hours",
     "quiet_hours_end",
@@ -36,6 +43,9 @@ __all__ = [
     "reminder_step",
     "shortest_interval",
 ]
+
+#: Channels whose incidents re-notify on their own: reminders skip them (see above).
+NOT_REMINDED = frozenset({"pagerduty", "opsgenie"})
 
 
 def reminder_interval(

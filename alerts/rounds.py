@@ -62,7 +62,7 @@ from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.policy_sources import PolicySources
 from alerts.reconcile import Reconciler
-from alerts.reminders import reminder_step, shortest_interval
+from alerts.reminders import NOT_REMINDED, reminder_step, shortest_interval
 from alerts.rows import (
     Change,
     EscalationCandidate,
@@ -438,6 +438,7 @@ class RulesEngine:
                     "reminder",
                     range(0, c.escalation_level + 1),
                     extra={"reminder": reminder},
+                    skip_channels=NOT_REMINDED,
                 )
                 sent += 1
             await self._alerts.flush_notify(conn)

@@ -8,7 +8,8 @@ follows the alert:
   ``payload.summary`` (the headline, at most 1024 characters), ``payload.severity`` (ours
   mapped: critical → critical, major → error, warning → warning, info → info),
   ``payload.source`` (the logger, else the shipment), ``payload.custom_details`` (the alert)
-  and ``links`` (the alert's page, the one-time acknowledgement);
+  and ``links`` (the alert's page, the one-time acknowledgement); reminders are never
+  queued for PagerDuty (:data:`alerts.reminders.NOT_REMINDED`): it pages again by itself;
 * acknowledged: ``acknowledge``;
 * cleared and resolved: ``resolve`` — the incident closes when the alert clears.
 
