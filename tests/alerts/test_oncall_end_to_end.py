@@ -38,10 +38,11 @@ from coldchain.telemetry import Reading
 from ingest.sink import Batch, TimescaleSink
 from services import ack, oncall
 from services.caller import Caller
-from tests.alerts.test_delivery import Mailbox, pool, rows, smtp  # noqa: F401  # fixtures
+from tests.alerts.test_delivery import pool, rows  # noqa: F401  # pool: a fixture
 from tests.fixtures import channel_servers as cs
 from tests.fixtures.auth import Person
 from tests.fixtures.data import seed_shipment
+from tests.fixtures.mail import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = "https://cold.example"
@@ -169,7 +170,7 @@ async def test_trigger_reminders_escalation_ack_by_sms_reply_and_resolve(
     settings: Settings,
     db_dsn: str,
     people: dict[str, Person],
-    smtp: tuple[Mailbox, int],  # noqa: F811
+    smtp: tuple[Mailbox, int],
 ) -> None:
     box, smtp_port = smtp
     ana, quinn = people["operator"].username, people["qa"].username
