@@ -71,6 +71,7 @@ from api.middleware import (
 from api.routers import (
     alerts,
     arrivals,
+    ask,
     audit,
     auth,
     bookings,
@@ -331,6 +332,7 @@ def create_app(settings: Settings) -> FastAPI:
         release_policies.router,
         users.router,
         audit.router,
+        ask.router,
     ):
         _document_permissions(router)
         app.include_router(

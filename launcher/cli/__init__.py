@@ -17,6 +17,7 @@ per concern:
   timeline|import``
 - :mod:`~launcher.cli.policies`: ``policies list|add|revoke`` (QA's auto-release policies)
 - :mod:`~launcher.cli.audit`: ``audit verify``
+- :mod:`~launcher.cli.ask`: ``ask "…"`` (a question in plain words)
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
@@ -27,6 +28,7 @@ import typer
 
 from launcher.cli import (
     accounts,
+    ask,
     audit,
     database,
     devices,
@@ -54,6 +56,7 @@ for command in (
     stages.logger,
     stages.up,
     trace.passport,
+    ask.ask,
 ):
     app.command()(command)
 

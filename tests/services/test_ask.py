@@ -1,0 +1,244 @@
+"""services.ask against the real database: questions are checked (naming ``question``), answered
+and logged whole with who asked; only administrators read the log. With the language model
+enabled, against the local chat-completions stub (tests/fixtures/llm_stub.py): the figures come
+from the database through the tools, a viewer's model gets no data a viewer may not see, a
+failing endpoint falls back to the default answerer and says so, and the key is never logged."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from coldchain.ask.llm import TOOLS
+from coldchain.errors import InvalidQuestionError, PermissionDeniedError
+from coldchain.settings import AskSettings, Settings
+from db.types import Conn
+from launcher.localstack import free_port
+from security.roles import Role
+from services import accounts, ask
+from services.caller import Caller
+from tests.fixtures.data import seed_shipment
+from tests.fixtures.llm_stub import (
+    KEY,
+    MODEL,
+    LlmStub,
+    call_tool,
+    fail,
+    llm_stub,  # noqa: F401  # the fixture
+    quote_tool_result,
+)
+
+pytestmark = pytest.mark.integration
+
+CallerOf = Callable[[Role], Caller]
+StubOf = Callable[..., LlmStub]
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def _with_model(settings: Settings, url: str, **extra: object) -> Settings:
+    cfg = AskSettings(
+        llm_enabled=True, llm_url=url, llm_model=MODEL, llm_api_key=SecretStr(KEY), **extra
+    )
+    return settings.model_copy(update={"ask": cfg})
+
+
+def _log(conn: Conn) -> list[dict[str, object]]:
+    return conn.execute("SELECT * FROM ask_log ORDER BY id").fetchall()
+
+
+def test_a_question_is_answered_and_logged_whole(
+    conn: Conn, caller: CallerOf, settings: Settings
+) -> None:
+    viewer = caller("viewer")
+    answer = ask.ask(conn, viewer, "  status of   SHP-0001? ", now=NOW, settings=settings)
+    assert answer.answerer == "default" and answer.question == "status of SHP-0001?"
+    (row,) = _log(conn)
+    assert (row["actor"], row["role"], row["source"]) == (viewer.actor, "viewer", viewer.source)
+    assert (row["question"], row["answerer"], row["understood"], row["intent"]) == (
+        answer.question,
+        answer.answerer,
+        answer.understood,
+        answer.intent,
+    )
+    assert row["asked_at"] == NOW and row["queries"] == list(answer.queries)
+    assert row["answer"] == json.loads(json.dumps(answer.to_json()))
+    assert isinstance(row["duration_ms"], float) and row["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("question", "says"), [("", "empty"), ("   \n ", "empty"), ("x" * 501, "at most 500")]
+)
+def test_a_bad_question_is_refused_naming_the_field_and_not_logged(
+    conn: Conn, caller: CallerOf, settings: Settings, question: str, says: str
+) -> None:
+    with pytest.raises(InvalidQuestionError, match=says) as refused:
+        ask.ask(conn, caller("viewer"), question, now=NOW, settings=settings)
+    assert refused.value.field == "question" and str(refused.value).startswith("question:")
+    assert _log(conn) == []
+
+
+def test_only_administrators_read_the_log(conn: Conn, caller: CallerOf, settings: Settings) -> None:
+    asked: list[tuple[Role, str]] = [("viewer", "first?"), ("qa", "second?"), ("viewer", "third?")]
+    for role, question in asked:
+        ask.ask(conn, caller(role), question, now=NOW, settings=settings)
+    refused: list[Role] = ["viewer", "operator", "qa"]
+    for role in refused:
+        with pytest.raises(PermissionDeniedError, match="'admin' permission"):
+            ask.list_ask_log(conn, caller(role))
+    rows, total = ask.list_ask_log(conn, caller("admin"), limit=2)
+    assert total == 3 and [r["question"] for r in rows] == ["third?", "second?"]
+    mine, total = ask.list_ask_log(conn, caller("admin"), actor=caller("qa").actor)
+    assert total == 1 and [r["question"] for r in mine] == ["second?"]
+
+
+def test_the_services_role_may_not_edit_the_log(
+    conn: Conn, caller: CallerOf, settings: Settings
+) -> None:
+    ask.ask(conn, caller("viewer"), "status?", now=NOW, settings=settings)
+    for statement in ("UPDATE ask_log SET question = 'other'", "DELETE FROM ask_log"):
+        with pytest.raises(Exception, match="permission denied"):
+            conn.execute(statement)
+
+
+def test_the_model_answers_from_the_database_through_the_tools(
+    conn: Conn,
+    db_dsn: str,
+    caller: CallerOf,
+    settings: Settings,
+    llm_stub: StubOf,  # noqa: F811  # the fixture imported above
+) -> None:
+    seeded = seed_shipment(db_dsn, reference="SHP-ASK-1", start=NOW - timedelta(hours=3))
+    stub = llm_stub(call_tool("shipment_status", reference="SHP-ASK-1"), quote_tool_result())
+    row = conn.execute(
+        "SELECT status, origin, destination FROM shipments WHERE shipment_id = %s",
+        (seeded.shipment_id,),
+    ).fetchone()
+    assert row is not None
+
+    answer = ask.ask(
+        conn,
+        caller("viewer"),
+        "where is SHP-ASK-1?",
+        now=NOW,
+        settings=_with_model(settings, stub.url),
+    )
+
+    assert stub.problems == [] and len(stub.requests) == 2
+    assert stub.tool_names(0) == [t.name for t in TOOLS]
+    assert stub.requests[0][1]["messages"][-1] == {"role": "user", "content": "where is SHP-ASK-1?"}
+    (sent,) = stub.tool_messages()
+    assert (sent["reference"], sent["status"]) == ("SHP-ASK-1", row["status"])
+    assert (sent["origin"], sent["destination"]) == (row["origin"], row["destination"])
+    assert answer.answerer == "llm" and answer.understood
+    assert answer.text.startswith("According to the platform:") and row["status"] in answer.text
+    figures = {f.label: (f.value, f.source) for f in answer.figures}
+    source = "services.shipments.shipment_detail"
+    assert figures["SHP-ASK-1 status"] == (row["status"], source)
+    assert figures["SHP-ASK-1 route"] == (f"{row['origin']} → {row['destination']}", source)
+    assert [(link.label, link.href) for link in answer.links] == [
+        ("Shipment SHP-ASK-1", "/shipments/SHP-ASK-1")
+    ]
+    assert answer.queries == (source,)
+    (logged,) = _log(conn)
+    assert logged["answerer"] == "llm" and logged["queries"] == [source]
+
+
+def test_a_viewers_model_gets_no_data_a_viewer_may_not_see(
+    conn: Conn,
+    caller: CallerOf,
+    settings: Settings,
+    llm_stub: StubOf,  # noqa: F811  # the fixture imported above
+) -> None:
+    accounts.create_api_key(conn, caller("admin"), name="erp", role="viewer", expires_at=None)
+    entries = conn.execute("SELECT count(*) AS n FROM audit_log").fetchone()
+    assert entries is not None and entries["n"] > 0
+    script = (call_tool("audit_trail", entity="api_keys"), quote_tool_result())
+
+    stub = llm_stub(*script)
+    with_model = _with_model(settings, stub.url)
+    answer = ask.ask(conn, caller("viewer"), "who made API keys?", now=NOW, settings=with_model)
+    (sent,) = stub.tool_messages()
+    assert list(sent) == ["error"] and sent["error"].startswith("not allowed")
+    assert "'audit.read' permission" in sent["error"]
+    assert answer.figures == () and answer.links == () and answer.queries == ()
+    assert not answer.understood and answer.extra["tool_calls"][0]["allowed"] is False
+
+    # The same question from an administrator: the trail's entries, counted by the database.
+    stub = llm_stub(*script)
+    with_model = _with_model(settings, stub.url)
+    answer = ask.ask(conn, caller("admin"), "who made API keys?", now=NOW, settings=with_model)
+    (sent,) = stub.tool_messages()
+    keys = conn.execute("SELECT count(*) AS n FROM audit_log WHERE entity = 'api_keys'").fetchone()
+    assert keys is not None and sent["total"] == keys["n"] >= 1
+    assert {e["entity"] for e in sent["entries"]} == {"api_keys"}
+    assert [(f.label, f.value) for f in answer.figures] == [("Audit entries", str(keys["n"]))]
+
+
+@pytest.mark.parametrize("broken", ["http-500", "unreachable", "not-the-format"])
+def test_a_failing_endpoint_falls_back_to_the_default_answerer_and_says_so(
+    conn: Conn,
+    caller: CallerOf,
+    settings: Settings,
+    llm_stub: StubOf,  # noqa: F811  # the fixture imported above,
+    broken: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if broken == "unreachable":
+        url = f"http://127.0.0.1:{free_port()}/v1"
+    else:
+        stub = llm_stub(fail(500) if broken == "http-500" else (lambda body: (200, {"id": 1})))
+        url = stub.url
+    caplog.set_level(logging.DEBUG)
+    answer = ask.ask(
+        conn, caller("operator"), "status?", now=NOW, settings=_with_model(settings, url)
+    )
+    assert answer.answerer == "default"
+    assert answer.text.startswith("The language model did not answer (")
+    assert url in answer.extra["fallback"]
+    (row,) = _log(conn)
+    logged = row["answer"]
+    assert isinstance(logged, dict) and logged["extra"]["fallback"]
+    assert row["answerer"] == "default"
+    assert "default answerer used" in caplog.text
+    assert KEY not in caplog.text and KEY not in json.dumps(row["answer"])
+
+
+def test_the_key_is_never_logged(
+    conn: Conn,
+    caller: CallerOf,
+    settings: Settings,
+    llm_stub: StubOf,  # noqa: F811  # the fixture imported above,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stub = llm_stub(call_tool("qa_queue"), quote_tool_result())
+    with_model = _with_model(settings, stub.url)
+    answer = ask.ask(conn, caller("qa"), "what waits for QA?", now=NOW, settings=with_model)
+    assert stub.problems == [] and answer.answerer == "llm"  # the key was sent, in its header
+    assert KEY not in caplog.text
+    assert KEY not in repr(with_model) and KEY not in repr(with_model.ask)
+    assert KEY not in json.dumps(answer.to_json())
+    logged = conn.execute("SELECT to_jsonb(l)::text AS row FROM ask_log l").fetchall()
+    assert logged and all(KEY not in r["row"] for r in logged)
+
+
+def test_the_tool_budget_is_enforced(
+    conn: Conn,
+    caller: CallerOf,
+    settings: Settings,
+    llm_stub: StubOf,  # noqa: F811  # the fixture imported above
+) -> None:
+    stub = llm_stub(
+        call_tool("qa_queue"), call_tool("qa_queue"), call_tool("qa_queue"), quote_tool_result()
+    )
+    with_model = _with_model(settings, stub.url, max_tool_calls=2)
+    answer = ask.ask(conn, caller("viewer"), "QA queue?", now=NOW, settings=with_model)
+    assert stub.problems == [] and len(stub.requests) == 4
+    assert [bool(stub.tool_names(i)) for i in range(4)] == [True, True, False, False]
+    assert stub.tool_messages()[-1] == {"error": "no more tool calls: answer now"}
+    assert len(answer.extra["tool_calls"]) == 2
