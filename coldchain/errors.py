@@ -24,6 +24,8 @@ ColdchainError
 │                           disposition while in transit, a release with an excursion open)
 ├── CalibrationExpiredError a logger past its calibration due date, attached without an override
 ├── InvalidQuestionError    a question asked of the platform that is empty or too long: 422
+├── LanguageModelError      the language model's endpoint failed or answered outside the format
+│                           (the default answerer answers instead)
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -141,6 +143,11 @@ class InvalidQuestionError(ColdchainError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class LanguageModelError(ColdchainError):
+    """The language model's endpoint failed or answered outside the chat-completions format;
+    the message names the endpoint and what was wrong, never the key."""
 
 
 class MasterDataError(ColdchainError):

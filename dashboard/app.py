@@ -27,10 +27,11 @@ from dash import Input, Output, dcc, html
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
-from dashboard import ids, nav_alerts
+from dashboard import ask_box, ids, nav_alerts
 from dashboard.pages import (
     PageContext,
     admin,
+    admin_ask,
     admin_keys,
     admin_people,
     admin_rules,
@@ -89,6 +90,7 @@ def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.H
                 ],
                 style=None if principal is not None else {"display": "none"},
             ),
+            ask_box.box(shown=principal is not None),
             zone_picker.picker() if principal is not None else None,
             login.user_menu(principal),
         ],
@@ -113,6 +115,7 @@ def shell(principal: Principal | None = None, refresh_ms: int = 5000) -> html.Di
         children=[
             dcc.Location(id=ids.URL, refresh=False),
             navbar(principal, refresh_ms),
+            ask_box.panel(),
             html.Main(id=ids.PAGE, className="container"),
         ],
     )
@@ -176,6 +179,8 @@ def render_admin(path: str, principal: Principal) -> Any:
         return admin_keys.layout()
     if path == admin.RULES_PATH:
         return admin_rules.layout(principal)
+    if path == admin.QUESTIONS_PATH:
+        return admin_ask.layout()
     if path == admin.PATH:
         return admin.layout(principal)
     return not_found(path)
@@ -255,6 +260,7 @@ def create_dash(
             admin_people.layout(),
             admin_keys.layout(),
             admin_rules.layout(None),
+            admin_ask.layout(),
             zone_picker.picker(),
         ]
     )
@@ -270,9 +276,11 @@ def create_dash(
     loggers.register(app, page)
     sites.register(app, page)
     nav_alerts.register(app, page)
+    ask_box.register(app, page)
     admin_people.register(app, page)
     admin_keys.register(app, page)
     admin_rules.register(app, page)
+    admin_ask.register(app, page)
     zone_picker.register(app)
 
     @app.callback(

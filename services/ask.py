@@ -29,8 +29,7 @@ import time
 from datetime import datetime
 
 from coldchain.ask.answer import Answer
-from coldchain.ask.llm import ModelReplyError
-from coldchain.errors import InvalidQuestionError
+from coldchain.errors import InvalidQuestionError, LanguageModelError
 from coldchain.settings import Settings
 from db.queries import ask as q
 from db.types import Conn, Row
@@ -62,7 +61,7 @@ def _with_fallback(
     """The model's answer, else the default answerer's with why."""
     try:
         return ask_llm.answer(conn, caller, question, now=now, settings=settings)
-    except ModelReplyError as exc:
+    except LanguageModelError as exc:
         log.warning("ask: the language model did not answer (%s); default answerer used", exc)
         answer = ask_default.answer(conn, caller, question, now=now, settings=settings)
         why = f"The language model did not answer ({exc}); this is the default answerer's answer."

@@ -11,7 +11,7 @@ model gives its final text. The answer's figures, links and queries come from th
 (:func:`coldchain.ask.llm.answer_from`), never from the model's text.
 
 Any failure of the endpoint (unreachable, timeout, an HTTP error, a reply outside the format)
-raises :class:`~coldchain.ask.llm.ModelReplyError`; :func:`services.ask.ask` then lets the
+raises :class:`~coldchain.errors.LanguageModelError`; :func:`services.ask.ask` then lets the
 default answerer answer and says so. The API key is sent in the ``Authorization`` header only:
 it is never logged, never in an error message, never in the answer.
 """
@@ -30,7 +30,6 @@ from coldchain.ask.answer import Answer, Figure, Link
 from coldchain.ask.llm import (
     MAX_ROWS,
     FinalReply,
-    ModelReplyError,
     ToolCall,
     ToolCallsReply,
     ToolOutcome,
@@ -40,7 +39,12 @@ from coldchain.ask.llm import (
     request_body,
     tool_message,
 )
-from coldchain.errors import IdentifierError, NotFoundError, PermissionDeniedError
+from coldchain.errors import (
+    IdentifierError,
+    LanguageModelError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from coldchain.settings import AskSettings, Settings
 from db.types import Conn, Row
 from services import alerts, audit, lifecycle, loggers, shipments, trace
@@ -255,7 +259,7 @@ def run_tool(
 def _exchange(
     client: httpx.Client, cfg: AskSettings, body: dict[str, Any]
 ) -> ToolCallsReply | FinalReply:
-    """One chat-completions request and its reply; ModelReplyError naming the endpoint (never
+    """One chat-completions request and its reply; LanguageModelError naming the endpoint (never
     the key) when it fails or answers outside the format."""
     url = f"{cfg.llm_url}/chat/completions"
     headers = {"Content-Type": "application/json"}
@@ -264,21 +268,21 @@ def _exchange(
     try:
         response = client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise ModelReplyError(f"{url}: {type(exc).__name__}") from None
+        raise LanguageModelError(f"{url}: {type(exc).__name__}") from None
     if response.status_code != 200:
-        raise ModelReplyError(f"{url}: HTTP {response.status_code}")
+        raise LanguageModelError(f"{url}: HTTP {response.status_code}")
     try:
         return parse_reply(response.json())
     except ValueError:
-        raise ModelReplyError(f"{url}: the reply is not JSON") from None
-    except ModelReplyError as exc:
-        raise ModelReplyError(f"{url}: {exc}") from None
+        raise LanguageModelError(f"{url}: the reply is not JSON") from None
+    except LanguageModelError as exc:
+        raise LanguageModelError(f"{url}: {exc}") from None
 
 
 def answer(
     conn: Conn, caller: Caller, question: str, *, now: datetime, settings: Settings
 ) -> Answer:
-    """The model's answer to ``question``, its tools run as ``caller``; ModelReplyError when the
+    """The model's answer to ``question``, its tools run as ``caller``; LanguageModelError when the
     endpoint fails."""
     cfg = settings.ask
     messages = first_messages(question)
@@ -301,4 +305,4 @@ def answer(
                     outcomes.append(outcome)
                     content = outcome.content
                 messages.append(tool_message(call.id, content))
-    raise ModelReplyError(f"the model asked for tools past the limit of {cfg.max_tool_calls}")
+    raise LanguageModelError(f"the model asked for tools past the limit of {cfg.max_tool_calls}")

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from coldchain.ask.answer import Answer, Figure, Link
+from coldchain.errors import LanguageModelError
 from coldchain.lifecycle import STATES
 
 __all__ = [
     "SYSTEM_PROMPT",
     "TOOLS",
     "FinalReply",
-    "ModelReplyError",
     "ToolCall",
     "ToolCallsReply",
     "ToolOutcome",
@@ -51,11 +51,6 @@ _T = TypeVar("_T")
 
 #: The most rows a listing tool hands the model (the total is always given).
 MAX_ROWS: Final = 20
-
-
-class ModelReplyError(Exception):
-    """The model endpoint failed or answered outside the chat-completions format; the message
-    says what was wrong (never the key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,14 +222,14 @@ def _arguments(call_id: str, name: str, raw: Any) -> ToolCall:
 
 
 def parse_reply(data: Any) -> ToolCallsReply | FinalReply:
-    """The first choice of a chat-completions response; :class:`ModelReplyError` when it is
+    """The first choice of a chat-completions response; :class:`LanguageModelError` when it is
     not one."""
     try:
         message = data["choices"][0]["message"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise ModelReplyError("the reply has no choices[0].message") from exc
+        raise LanguageModelError("the reply has no choices[0].message") from exc
     if not isinstance(message, dict):
-        raise ModelReplyError("choices[0].message is not an object")
+        raise LanguageModelError("choices[0].message is not an object")
     raw_calls = message.get("tool_calls") or []
     if raw_calls:
         calls = []
@@ -245,12 +240,12 @@ def parse_reply(data: Any) -> ToolCallsReply | FinalReply:
                     _arguments(str(raw["id"]), str(function["name"]), function["arguments"])
                 )
             except (KeyError, TypeError) as exc:
-                raise ModelReplyError(f"tool_calls[{i}] lacks id or function") from exc
+                raise LanguageModelError(f"tool_calls[{i}] lacks id or function") from exc
         kept = {"role": "assistant", "content": message.get("content"), "tool_calls": raw_calls}
         return ToolCallsReply(tuple(calls), kept)
     content = message.get("content")
     if not isinstance(content, str) or not content.strip():
-        raise ModelReplyError("the reply has neither tool calls nor text")
+        raise LanguageModelError("the reply has neither tool calls nor text")
     return FinalReply(content.strip())
 
 
