@@ -28,7 +28,7 @@ from dashboard.pages.login import current_principal
 from services import ask as ask_s
 from services.caller import Caller
 
-PLACEHOLDER = "Ask: status of PO 5829?"
+PLACEHOLDER = "Ask a question…"
 
 
 def box(*, shown: bool = True) -> html.Div:

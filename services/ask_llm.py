@@ -45,6 +45,7 @@ from coldchain.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from coldchain.lifecycle import STATE_LABELS
 from coldchain.settings import AskSettings, Settings
 from db.types import Conn, Row
 from services import alerts, audit, lifecycle, loggers, shipments, trace
@@ -61,6 +62,11 @@ def _shipment_link(reference: str) -> Link:
 
 def _limit(args: dict[str, Any]) -> int:
     return max(1, min(int(args.get("limit") or MAX_ROWS), MAX_ROWS))
+
+
+def _state(value: Any) -> str:
+    """A shipment's state in words (``In transit``), as the dashboard shows it."""
+    return STATE_LABELS.get(value, str(value))
 
 
 def _temp(value: Any) -> str:
@@ -83,7 +89,7 @@ def _shipment_status(
         )
     }  # fmt: skip
     figures = (
-        Figure(f"{ref} status", str(row.get("status")), query),
+        Figure(f"{ref} status", _state(row.get("status")), query),
         Figure(f"{ref} route", f"{row.get('origin')} → {row.get('destination')}", query),
         Figure(f"{ref} latest temperature", _temp(row.get("current_temp_c")), query),
         Figure(f"{ref} excursions", str(row.get("n_excursions") or 0), query),

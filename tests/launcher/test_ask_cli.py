@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from coldchain.lifecycle import STATE_LABELS
 from tests.fixtures.data import seed_shipment
 from tests.fixtures.llm_stub import (
     KEY,
@@ -78,7 +79,8 @@ def test_ask_through_the_model_prints_full_links(
             "SELECT status FROM shipments WHERE reference = 'SHP-CLI-7'"
         ).fetchone()
     assert status is not None
-    assert f"  SHP-CLI-7 status: {status['status']}   (services.shipments.shipment_detail)" in out
+    label = STATE_LABELS[status["status"]]
+    assert f"  SHP-CLI-7 status: {label}   (services.shipments.shipment_detail)" in out
     assert "  Shipment SHP-CLI-7: https://coldchain.example.org/shipments/SHP-CLI-7" in out
     assert "from: services.shipments.shipment_detail" in out and "answered by: llm" in out
     assert KEY not in out
