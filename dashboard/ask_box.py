@@ -161,5 +161,6 @@ def register(app: Dash, page: PageContext) -> None:
                     conn, caller, question or "", now=datetime.now(UTC), settings=page.settings
                 )
         except InvalidQuestionError as exc:
-            return refusal_view(str(exc).removeprefix("question: ").capitalize()), False
+            why = str(exc).removeprefix(f"{exc.field}: ")
+            return refusal_view(why[:1].upper() + why[1:]), False
         return answer_view(answer), False

@@ -175,7 +175,10 @@ def _lot_impact(
     query = "services.trace.lot_impact"
     impact = trace.lot_impact(conn, gtin=str(args["gtin"]), lot=str(args["lot"]))
     excursions = impact.get("excursions") or []
-    figures = (Figure(f"Lot {args['lot']} excursions", str(len(excursions)), query),)
+    figures = (
+        Figure(f"Lot {args['lot']} units", str(impact.get("units")), query),
+        Figure(f"Lot {args['lot']} excursions", str(len(excursions)), query),
+    )
     return ToolOutcome("lot_impact", args, query, dict(impact), figures)
 
 
@@ -254,7 +257,8 @@ def run_tool(
     try:
         return TOOLS[call.name](conn, caller, call.arguments, now, settings)
     except PermissionDeniedError as exc:
-        content = {"error": f"not allowed: {exc}"}
+        # Why, without the asker's name: the model's endpoint need not know who asked.
+        content = {"error": f"not allowed: {str(exc).removeprefix(caller.actor + ' ')}"}
         return ToolOutcome(call.name, call.arguments, None, content, allowed=False)
     except NotFoundError as exc:
         return ToolOutcome(call.name, call.arguments, None, {"error": f"not found: {exc}"})

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from coldchain.ask.llm import TOOLS
+from coldchain.ask.llm import TOOLS, ToolCall, ToolOutcome
 from coldchain.errors import InvalidQuestionError, PermissionDeniedError
 from coldchain.lifecycle import STATE_LABELS
 from coldchain.settings import AskSettings, Settings
 from db.types import Conn
 from launcher.localstack import free_port
 from security.roles import Role
-from services import accounts, ask
+from services import accounts, ask, ask_llm
 from services.caller import Caller
 from tests.fixtures.data import seed_shipment
 from tests.fixtures.llm_stub import (
@@ -163,7 +163,8 @@ def test_a_viewers_model_gets_no_data_a_viewer_may_not_see(
     with_model = _with_model(settings, stub.url)
     answer = ask.ask(conn, caller("viewer"), "who made API keys?", now=NOW, settings=with_model)
     (sent,) = stub.tool_messages()
-    assert list(sent) == ["error"] and sent["error"].startswith("not allowed")
+    assert list(sent) == ["error"] and sent["error"].startswith("not allowed: (role viewer)")
+    assert caller("viewer").actor not in sent["error"]  # the endpoint need not know who asked
     assert "'audit.read' permission" in sent["error"]
     assert answer.figures == () and answer.links == () and answer.queries == ()
     assert not answer.understood and answer.extra["tool_calls"][0]["allowed"] is False
@@ -241,3 +242,45 @@ def test_the_tool_budget_is_enforced(
     assert [bool(stub.tool_names(i)) for i in range(4)] == [True, True, False, False]
     assert stub.tool_messages()[-1] == {"error": "no more tool calls: answer now"}
     assert len(answer.extra["tool_calls"]) == 2
+
+
+def test_every_tool_reads_the_database_as_the_asker(
+    conn: Conn, db_dsn: str, caller: CallerOf, settings: Settings
+) -> None:
+    """Each tool once, against seeded rows; its figures match a count made here in SQL."""
+    seeded = seed_shipment(db_dsn, reference="SHP-TOOLS", start=NOW - timedelta(hours=3))
+    admin = caller("admin")
+
+    def run(name: str, **arguments: object) -> ToolOutcome:
+        call = ToolCall(f"c-{name}", name, dict(arguments))
+        return ask_llm.run_tool(conn, admin, call, now=NOW, settings=settings)
+
+    def count(sql: str) -> int:
+        row = conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    status = run("shipment_status", reference="SHP-TOOLS")
+    assert status.content["reference"] == "SHP-TOOLS" and status.allowed
+    listed = run("list_shipments", status="in_transit")
+    in_transit = count("SELECT count(*) AS n FROM shipments WHERE status = 'in_transit'")
+    assert listed.content["total"] == in_transit >= 1
+    assert [(f.label, f.value) for f in listed.figures] == [("Shipments found", str(in_transit))]
+    excursions = run("shipment_excursions", reference="SHP-TOOLS")
+    n = count(f"SELECT count(*) AS n FROM excursions WHERE shipment_id = {seeded.shipment_id}")
+    assert len(excursions.content["excursions"]) == n
+    alerts = run("list_alerts", state="open")
+    assert alerts.content["total"] == count("SELECT count(*) AS n FROM alerts WHERE state = 'open'")
+    unit = run("verify_unit", identifier="(00)106141412345678908")
+    assert unit.query == "services.trace.verify" and unit.content["status"]
+    lot = run("lot_impact", gtin="09521234543213", lot="NO-SUCH-LOT")
+    assert lot.query is None and lot.content["error"].startswith("not found")
+    loggers = run("list_loggers")
+    assert loggers.content["total"] == count("SELECT count(*) AS n FROM devices")
+    one = run("list_loggers", device_id=seeded.device_id)
+    assert one.content["device_id"] == seeded.device_id
+    assert run("qa_queue").query == "services.lifecycle.qa_queue"
+    trail = run("audit_trail")
+    assert trail.content["total"] == count("SELECT count(*) AS n FROM audit_log")
+    bad = run("shipment_status", reference="NO-SUCH-SHIPMENT")
+    assert bad.query is None and bad.content["error"].startswith("not found")
