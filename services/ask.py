@@ -2,8 +2,8 @@
 (``POST /api/v1/ask``), the dashboard's Ask box and ``coldchain ask`` call, and the log of
 every question and answer that administrators read.
 
-:func:`ask` checks the question (non-empty, at most :data:`MAX_QUESTION_LENGTH` characters:
-:class:`~coldchain.errors.InvalidQuestionError` naming ``question``), picks the answerer, and
+:func:`ask` checks the question (non-empty, at most :data:`MAX_QUESTION_LENGTH` characters, no
+control character: :class:`~coldchain.errors.InvalidQuestionError` naming ``question``), picks the answerer, and
 writes one ``ask_log`` row (who, when, from where, the answer whole, its queries, how long it
 took) before returning the answer:
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import unicodedata
 from datetime import datetime
 
 from coldchain.ask.answer import Answer
@@ -43,8 +44,15 @@ MAX_QUESTION_LENGTH = 500
 
 
 def check_question(question: str | None) -> str:
-    """The question trimmed; InvalidQuestionError (field ``question``) when empty or too long."""
+    """The question with its runs of spaces and line breaks made one space; InvalidQuestionError
+    (field ``question``) when empty, too long, or with a control character (NUL, escape…:
+    nothing a person types, and NUL cannot be stored)."""
     text = " ".join((question or "").split())
+    control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise InvalidQuestionError(
+            "question", f"contains the control character U+{ord(control):04X}: remove it"
+        )
     if not text:
         raise InvalidQuestionError("question", "ask something: the question is empty")
     if len(text) > MAX_QUESTION_LENGTH:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -74,11 +75,19 @@ def test_a_question_is_answered_and_logged_whole(
 def test_a_bad_question_is_refused_naming_the_field_and_not_logged(
     conn: Conn, caller: CallerOf, settings: Settings
 ) -> None:
-    for question, says in (("", "empty"), ("   \n ", "empty"), ("x" * 501, "at most 500")):
-        with pytest.raises(InvalidQuestionError, match=says) as refused:
+    cases = [
+        ("", "empty"),
+        ("   \n ", "empty"),
+        ("x" * 501, "at most 500"),
+        ("status of\x00 SHP-1?", "control character U+0000"),
+        ("status \x1b[2J?", "control character U+001B"),
+    ]
+    for question, says in cases:
+        with pytest.raises(InvalidQuestionError, match=re.escape(says)) as refused:
             ask.ask(conn, caller("viewer"), question, now=NOW, settings=settings)
         assert refused.value.field == "question" and str(refused.value).startswith("question:")
     assert ask.check_question("x" * 500) == "x" * 500  # the limit itself is taken
+    assert ask.check_question(" where\tis\n\nSHP-1? ") == "where is SHP-1?"
     assert _log(conn) == []
 
 
