@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import psycopg
 
 from coldchain.ask.answer import Answer, Figure, Link
 from coldchain.ask.llm import (
@@ -264,6 +265,10 @@ def run_tool(
         return ToolOutcome(call.name, call.arguments, None, {"error": f"not found: {exc}"})
     except (IdentifierError, ValueError, TypeError) as exc:
         return ToolOutcome(call.name, call.arguments, None, {"error": f"invalid: {exc}"})
+    except psycopg.DataError:
+        # A value the database cannot take (out of range, malformed): the model's mistake.
+        content = {"error": "invalid: a value is out of range or malformed"}
+        return ToolOutcome(call.name, call.arguments, None, content)
 
 
 def _exchange(

@@ -293,3 +293,10 @@ def test_every_tool_reads_the_database_as_the_asker(
     assert trail.content["total"] == count("SELECT count(*) AS n FROM audit_log")
     bad = run("shipment_status", reference="NO-SUCH-SHIPMENT")
     assert bad.query is None and bad.content["error"].startswith("not found")
+    # A model's bad values are the tool's answer to it, never an error of the request.
+    for name, arguments in (
+        ("list_shipments", {"limit": "many"}),
+        ("shipment_status", {"reference": "SHP\x00"}),
+    ):
+        invalid = run(name, **arguments)
+        assert invalid.query is None and invalid.content["error"].startswith("invalid:")
