@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -271,27 +271,38 @@ def run_tool(
         return ToolOutcome(call.name, call.arguments, None, content)
 
 
+def _without_secrets(url: str) -> str:
+    """The endpoint as messages name it: no user name or password, no query (a key may hide in
+    either)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _exchange(
     client: httpx.Client, cfg: AskSettings, body: dict[str, Any]
 ) -> ToolCallsReply | FinalReply:
     """One chat-completions request and its reply; LanguageModelError naming the endpoint (never
     the key) when it fails or answers outside the format."""
     url = f"{cfg.llm_url}/chat/completions"
+    shown = _without_secrets(url)
     headers = {"Content-Type": "application/json"}
     if cfg.llm_api_key is not None:
         headers["Authorization"] = f"Bearer {cfg.llm_api_key.get_secret_value()}"
     try:
         response = client.post(url, json=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise LanguageModelError(f"{url}: {type(exc).__name__}") from None
+        raise LanguageModelError(f"{shown}: {type(exc).__name__}") from None
     if response.status_code != 200:
-        raise LanguageModelError(f"{url}: HTTP {response.status_code}")
+        raise LanguageModelError(f"{shown}: HTTP {response.status_code}")
     try:
         return parse_reply(response.json())
     except ValueError:
-        raise LanguageModelError(f"{url}: the reply is not JSON") from None
+        raise LanguageModelError(f"{shown}: the reply is not JSON") from None
     except LanguageModelError as exc:
-        raise LanguageModelError(f"{url}: {exc}") from None
+        raise LanguageModelError(f"{shown}: {exc}") from None
 
 
 def answer(

@@ -300,3 +300,22 @@ def test_every_tool_reads_the_database_as_the_asker(
     ):
         invalid = run(name, **arguments)
         assert invalid.query is None and invalid.content["error"].startswith("invalid:")
+
+
+def test_a_secret_in_the_endpoints_address_is_never_shown(
+    conn: Conn, caller: CallerOf, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    url = f"http://someone:{KEY}@127.0.0.1:{port}/v1"
+    answer = ask.ask(
+        conn, caller("viewer"), "status?", now=NOW, settings=_with_model(settings, url)
+    )
+    shown = f"http://127.0.0.1:{port}/v1/chat/completions"
+    assert answer.answerer == "default" and answer.extra["fallback"] == f"{shown}: ConnectError"
+    (row,) = _log(conn)
+    assert (
+        KEY not in caplog.text
+        and KEY not in json.dumps(row["answer"])
+        and "someone" not in answer.text
+    )
