@@ -72,6 +72,7 @@ from api.routers import (
     ack,
     alerts,
     arrivals,
+    ask,
     audit,
     auth,
     bookings,
@@ -343,6 +344,7 @@ def create_app(settings: Settings) -> FastAPI:
         audit.router,
         insight.router,
         notify.router,
+        ask.router,
     ):
         _document_permissions(router)
         app.include_router(

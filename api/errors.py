@@ -24,6 +24,7 @@ from coldchain.errors import (
     CalibrationExpiredError,
     InvalidAlertActionError,
     InvalidDispositionError,
+    InvalidQuestionError,
     InvalidRecordError,
     NotFoundError,
     PermissionDeniedError,
@@ -110,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SignatureConflictError, conflict)
     app.add_exception_handler(InvalidDispositionError, unprocessable)
     app.add_exception_handler(InvalidRecordError, unprocessable)
+    app.add_exception_handler(InvalidQuestionError, unprocessable)
     app.add_exception_handler(RecordConflictError, conflict)
     app.add_exception_handler(VersionConflictError, precondition_failed)
     app.add_exception_handler(ShipmentStateError, conflict)

@@ -100,6 +100,7 @@ PAGES = (
     Page("/admin/people", "admin-people", ("admin",), "People: roles, sessions, passwords."),
     Page("/admin/api-keys", "admin-keys", ("admin",), "API keys: created, used, revoked."),
     Page("/admin/rules", "admin-rules", ("admin",), "Stored rules: versions, who, why, diff."),
+    Page("/admin/questions", "admin-questions", ("admin",), "Questions asked and the answers."),
     Page("/api/docs", "api-docs", ("viewer",), "The API's documentation, served offline."),
 )
 

@@ -23,6 +23,9 @@ ColdchainError
 ├── ShipmentStateError      a shipment transition or change its state does not allow (also a
 │                           disposition while in transit, a release with an excursion open)
 ├── CalibrationExpiredError a logger past its calibration due date, attached without an override
+├── InvalidQuestionError    a question asked of the platform that is empty or too long: 422
+├── LanguageModelError      the language model's endpoint failed or answered outside the format
+│                           (the default answerer answers instead)
 └── SecurityError           who may do what: the API turns these into 401/403/429/422
     ├── AuthenticationError     unknown user, wrong password, invalid/expired/revoked credential
     │   └── RateLimitedError    too many failures: try again after ``retry_after`` seconds
@@ -142,6 +145,20 @@ class ShipmentStateError(ColdchainError):
 class CalibrationExpiredError(ColdchainError):
     """A logger whose calibration is past due, attached without an ``override_reason`` (EU GDP
     9.3): the message says how to override, and the override is audited."""
+
+
+class InvalidQuestionError(ColdchainError, ValueError):
+    """A question asked of the platform that cannot be taken (empty, too long); ``field``
+    names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class LanguageModelError(ColdchainError):
+    """The language model's endpoint failed or answered outside the chat-completions format;
+    the message names the endpoint and what was wrong, never the key."""
 
 
 class MasterDataError(ColdchainError):

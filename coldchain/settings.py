@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -286,6 +286,35 @@ class StackSettings(BaseModel):
     mqtt_tls: bool = False
 
 
+class AskSettings(BaseModel):
+    """Asking the platform in plain words (README "Ask"): the optional language-model answerer.
+
+    Off by default: questions are answered on this machine by the default answerer, with no
+    model and no network. With ``llm_enabled`` and ``llm_url`` (an OpenAI-compatible base URL,
+    e.g. ``http://127.0.0.1:8000/v1``), questions go to ``{llm_url}/chat/completions`` with the
+    platform's read-only query functions as tools, run with the asker's permissions; if the
+    endpoint fails, the default answerer answers and says so."""
+
+    llm_enabled: bool = False
+    llm_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+[^/\s]$")
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=20.0, gt=0, le=300)
+    # Tool calls the model may make for one question before it must answer.
+    max_tool_calls: int = Field(default=6, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> AskSettings:
+        if self.llm_enabled and self.llm_url is None:
+            raise ValueError("ask.llm_url: set it (COLDCHAIN_ASK__LLM_URL) to enable the model")
+        return self
+
+    @property
+    def uses_llm(self) -> bool:
+        """Whether questions go to the language model first."""
+        return self.llm_enabled and self.llm_url is not None
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one object."""
 
@@ -308,3 +337,4 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    ask: AskSettings = Field(default_factory=AskSettings)

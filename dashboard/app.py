@@ -27,11 +27,12 @@ from dash import Input, Output, dcc, html
 from psycopg_pool import ConnectionPool
 
 from coldchain.settings import Settings
-from dashboard import ids, nav_alerts
+from dashboard import ask_box, ids, nav_alerts
 from dashboard.pages import (
     PageContext,
     ack,
     admin,
+    admin_ask,
     admin_keys,
     admin_people,
     admin_rules,
@@ -95,6 +96,7 @@ def navbar(principal: Principal | None = None, refresh_ms: int = 5000) -> html.H
                 ],
                 style=None if principal is not None else {"display": "none"},
             ),
+            ask_box.box(shown=principal is not None),
             zone_picker.picker() if principal is not None else None,
             login.user_menu(principal),
         ],
@@ -119,6 +121,7 @@ def shell(principal: Principal | None = None, refresh_ms: int = 5000) -> html.Di
         children=[
             dcc.Location(id=ids.URL, refresh=False),
             navbar(principal, refresh_ms),
+            ask_box.panel(),
             html.Main(id=ids.PAGE, className="container"),
         ],
     )
@@ -188,6 +191,8 @@ def render_admin(path: str, principal: Principal, page: PageContext) -> Any:
         return admin_rules.layout(principal)
     if path == admin.SYSTEM_PATH:
         return admin_system.layout(page)
+    if path == admin.QUESTIONS_PATH:
+        return admin_ask.layout()
     if path == admin.PATH:
         return admin.layout(principal)
     return not_found(path)
@@ -270,6 +275,7 @@ def create_dash(
             admin_rules.layout(None),
             oncall.layout(None),
             admin_system.layout(page),
+            admin_ask.layout(),
             zone_picker.picker(),
         ]
     )
@@ -287,11 +293,13 @@ def create_dash(
     loggers.register(app, page)
     sites.register(app, page)
     nav_alerts.register(app, page)
+    ask_box.register(app, page)
     admin_people.register(app, page)
     admin_keys.register(app, page)
     admin_rules.register(app, page)
     oncall.register(app, page)
     admin_system.register(app, page)
+    admin_ask.register(app, page)
     zone_picker.register(app)
 
     @app.callback(

@@ -127,3 +127,11 @@ ALERT_COMMENT = "alert-comment"  # the row's own comment box (input[data-alert-c
 ALERT_ASSIGNEE = "alert-assignee"  # the row's pick list of people (select[data-alert-assignee])
 ALERT_FEEDBACK = "alert-feedback"  # the row's own message: why an action was refused, or done
 CELL_CONDITION = "cell-condition"  # the alert's state and whether its condition is under way
+
+# The Ask box in the navigation bar (dashboard/ask_box.py) and its answer panel
+ASK_INPUT = "ask-input"
+ASK_BUTTON = "ask-button"
+ASK_PANEL = "ask-panel"
+ASK_CLOSE = "ask-close"
+ASK_RESULT = "ask-result"
+ASK_TEXT = "ask-text"  # the answer's text (or why the question was not taken)

@@ -11,6 +11,8 @@ Stored rules   /admin/rules        read: ``audit.read`` (QA and admin: the rules
 System         /admin/system       ``admin``: the pipeline's figures (engine lag, outbox), test
                                    notifications
 Products       /products           the product editor (``products.manage``: admin and QA)
+Questions      /admin/questions    ``admin``: every question asked of the platform and the answer
+asked                              given (:mod:`dashboard.pages.admin_ask`)
 =============  ==================  ==============================================================
 
 The navigation bar links here for the roles that may open at least one screen; anyone else who
@@ -35,6 +37,7 @@ PEOPLE_PATH = "/admin/people"
 KEYS_PATH = "/admin/api-keys"
 RULES_PATH = "/admin/rules"
 SYSTEM_PATH = "/admin/system"
+QUESTIONS_PATH = "/admin/questions"
 #: Who may read the stored rules' versions on their screen.
 RULES_READ: Permission = "audit.read"
 
@@ -83,6 +86,13 @@ SCREENS: tuple[Screen, ...] = (
         "Products",
         "Products, their temperature ranges and stability budgets.",
         products.PERMISSION,
+    ),
+    Screen(
+        QUESTIONS_PATH,
+        "Questions asked",
+        "Every question asked of the platform (Ask box, API, command line) and the answer "
+        "given: who, when, which queries.",
+        "admin",
     ),
 )
 

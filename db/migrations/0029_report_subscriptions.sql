@@ -1,6 +1,6 @@
 -- The weekly lane quality report by e-mail (issue 17, README "Insight"): who subscribed to the
 -- report of which lane or carrier, and each week sent.
--- depends: 0027_pipeline_watch
+-- depends: 0028_ask_log
 --
 -- * A subscription names one lane or one carrier (never both), the person who made it (their
 --   username; an admin may make one for anyone) and the address it goes to. It is never deleted:

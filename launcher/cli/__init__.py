@@ -20,6 +20,7 @@ per concern:
 - :mod:`~launcher.cli.insight`: ``insight lanes|carriers|report``
 - :mod:`~launcher.cli.oncall`: ``oncall list|now|add|override`` (on-call rotations)
 - :mod:`~launcher.cli.notify`: ``notify test`` (a test notification to a channel or a person)
+- :mod:`~launcher.cli.ask`: ``ask "…"`` (a question in plain words)
 - :mod:`~launcher.cli.common`: what they share (settings, the signal-driven run, a connection)
 - :mod:`~launcher.cli.masterdata`: what the master-data commands share (``--set``, reports)
 """
@@ -30,6 +31,7 @@ import typer
 
 from launcher.cli import (
     accounts,
+    ask,
     audit,
     database,
     devices,
@@ -61,6 +63,7 @@ for command in (
     stages.logger,
     stages.up,
     trace.passport,
+    ask.ask,
 ):
     app.command()(command)
 

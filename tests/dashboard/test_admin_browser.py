@@ -108,7 +108,14 @@ def test_an_admin_manages_people_on_the_people_screen(
     assert (driver.find_element(By.ID, admin.NAV).get_attribute("href") or "").endswith(admin.PATH)
     _open(driver, web_server.url + admin.PATH)
     _wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".admin-screen"))
-    assert _titles(driver) == ["People", "API keys", "Stored rules", "System", "Products"]
+    assert _titles(driver) == [
+        "People",
+        "API keys",
+        "Stored rules",
+        "System",
+        "Products",
+        "Questions asked",
+    ]
     screenshot(driver, "admin-admin")
 
     driver.find_element(By.ID, "admin-link-people").click()

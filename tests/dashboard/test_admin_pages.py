@@ -26,7 +26,7 @@ def _person(role: Role) -> Principal:
         ("viewer", []),
         ("operator", []),
         ("qa", ["Stored rules", "Products"]),
-        ("admin", ["People", "API keys", "Stored rules", "System", "Products"]),
+        ("admin", ["People", "API keys", "Stored rules", "System", "Products", "Questions asked"]),
     ],
 )
 def test_who_opens_which_screen(role: Role, screens: list[str]) -> None:

@@ -21,6 +21,7 @@ TREE = {
     "logger": None,
     "up": None,
     "passport": None,
+    "ask": None,
     "db": ["migrate"],
     "epcis": ["import", "export"],
     "recalls": ["add", "list"],

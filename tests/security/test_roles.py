@@ -110,6 +110,8 @@ MATRIX: list[tuple[str, str, str, Any]] = [
     ("POST", "/api/v1/api-keys/none/revoke", "admin", None),
     ("GET", "/api/v1/audit", "audit.read", None),
     ("GET", "/api/v1/audit/verify", "audit.read", None),
+    ("POST", "/api/v1/ask", "read", {"question": "status of {shipment}?"}),
+    ("GET", "/api/v1/ask/log", "admin", None),
 ]
 
 
