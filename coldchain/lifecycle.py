@@ -122,6 +122,13 @@ STATE_LABELS: Final[dict[State, str]] = {
     "cancelled": "Cancelled",
 }
 
+#: States of a finished shipment: it arrived (and QA may have decided since). The one definition
+#: of "finished": a lane's history (forecasts, lane risk, carrier scores) is its finished
+#: shipments. Cancelled shipments never travelled; planned and in-transit ones have not finished.
+FINISHED: Final[frozenset[State]] = frozenset(
+    {"arrived", "under_review", "released", "quarantined", "rejected", "returned"}
+)
+
 #: What QA has made of a shipment, by its state, in plain words: awaiting a decision, or the
 #: signed disposition in force. States before arrival (and ``cancelled``) are not QA's yet.
 QA_STATES: Final[dict[str, str]] = {

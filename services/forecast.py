@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from coldchain.forecast.model import (
-    FINISHED,
     InTransit,
     LaneHistory,
     PastShipment,
     ShipmentForecast,
     forecast_shipment,
 )
+from coldchain.lifecycle import FINISHED
 from db.queries import forecast as forecast_q
 from db.queries import shipments as shipment_q
 from db.types import Conn, Row
