@@ -55,6 +55,7 @@ from alerts.in_force import RuleContext, rules_of
 from alerts.layers import settings_rules
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.reconcile import Reconciler
+from alerts.risk import RiskJudge
 from alerts.rows import Change, EscalationCandidate, OfflineCandidate, Pair, fetch
 from alerts.rules import EscalationPolicy, EscalationTier, RulesFile, load_rules_file
 from coldchain.changes import Position, first_after, next_position
@@ -134,6 +135,11 @@ class RulesEngine:
                 lag=timedelta(seconds=settings.alerts.checkpoint_lag_s),
                 kept=settings.alerts.checkpoints_kept,
             ),
+        )
+        self._risk = RiskJudge(
+            trend_weight=settings.forecast.trend_weight,
+            history_cache_s=settings.forecast.history_cache_s,
+            report=self._report_failure,
         )
         self._alerts = Reconciler(
             policy=lambda: self.policy,
@@ -247,7 +253,8 @@ class RulesEngine:
             await self._alerts.flush_notify(conn)
 
     async def check_offline(self) -> None:
-        """Raise and clear "no data" for loggers in transit, then settle every unresolved alert."""
+        """Raise and clear "no data" for loggers in transit, judge the excursion risk of the
+        shipments in transit, then settle every unresolved alert."""
         now = self._clock()
         if self._watching_since is None:
             self._watching_since = now
@@ -279,6 +286,13 @@ class RulesEngine:
                     continue
                 if row is not None:
                     rows.append(row)
+
+            async def context_of(ids: Sequence[int]) -> dict[int, ShipmentContext]:
+                ctx.update(await self._load_context(conn, [s for s in ids if s not in ctx]))
+                return ctx
+
+            # The shipments' chance of an excursion before arrival (alerts.risk).
+            rows.extend((await self._risk.state_rows(conn, mine, now, context_of))[0])
             await self._judge.write_states(conn, rows)
             # With the shipments that could not be settled before, if still in these partitions.
             also = sorted(self._alerts.unsettled)
@@ -292,6 +306,17 @@ class RulesEngine:
             if settle:
                 ctx.update(await self._load_context(conn, [s for s in settle if s not in ctx]))
                 await self._alerts.reconcile(conn, settle, ctx)
+            await self._alerts.flush_notify(conn)
+
+    async def judge_shipments(self, shipment_ids: Sequence[int]) -> None:
+        """Judge every (shipment, logger) pair of these shipments now and settle their alerts,
+        in one transaction, without moving the cursors: the back-fill of a simulated history
+        (:mod:`services.history`) has its shipments judged by this very code. Whoever follows
+        the change log later judges the same readings again and finds the same results (the
+        stored results are what an in-order evaluation gives), so nothing opens twice."""
+        async with self._pool.connection() as conn, conn.transaction():
+            pairs = await fetch(conn, q.SHIPMENT_PAIRS, {"ids": list(shipment_ids)}, Pair)
+            await self._evaluate_pairs(conn, [p.key for p in pairs])
             await self._alerts.flush_notify(conn)
 
     async def periodic(self) -> None:
