@@ -86,9 +86,11 @@ ORDER BY s.shipment_id
 IN_TRANSIT = _IN_TRANSIT.format(where="(%(ids)s::bigint[] IS NULL OR s.shipment_id = ANY(%(ids)s))")
 
 # The rules engine's ``excursion_risk`` rule (:mod:`alerts.risk`): the same rows, for the
-# shipments of the partitions it holds (``held`` of ``partitions``, as db.queries.rules).
+# shipments of the partitions it holds (``held`` of ``partitions``, as db.queries.rules) that
+# have a lane (without one there is no history, and the rule never holds).
 IN_TRANSIT_HELD = _IN_TRANSIT.format(
-    where="rules_partition(s.shipment_id, %(partitions)s) = ANY(%(held)s::int[])"
+    where="s.lane_id IS NOT NULL"
+    " AND rules_partition(s.shipment_id, %(partitions)s) = ANY(%(held)s::int[])"
 )
 
 # Shipments whose risk state must be judged although they may no longer be in transit: it holds,
