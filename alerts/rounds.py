@@ -291,8 +291,15 @@ class RulesEngine:
                 ctx.update(await self._load_context(conn, [s for s in ids if s not in ctx]))
                 return ctx
 
-            # The shipments' chance of an excursion before arrival (alerts.risk).
-            rows.extend((await self._risk.state_rows(conn, mine, now, context_of))[0])
+            # The shipments' chance of an excursion before arrival (alerts.risk), in a savepoint:
+            # should it fail as a whole, the silence check and the settling still happen.
+            try:
+                async with conn.transaction():
+                    rows.extend((await self._risk.state_rows(conn, mine, now, context_of))[0])
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                self._report_failure("excursion risk pass", exc)
             await self._judge.write_states(conn, rows)
             # With the shipments that could not be settled before, if still in these partitions.
             also = sorted(self._alerts.unsettled)
