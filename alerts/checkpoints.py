@@ -7,7 +7,7 @@ trip (:mod:`alerts.conditions.prefix` says why the result is the one-pass answer
 holds when:
 
 - it was computed under the same **fingerprint**: the rules that judge readings (every section
-  but "offline"), the data-gap limit and the pair's assignments; any change of rules, limits,
+  but "offline" and "risk", which judge the present, not a pair's readings), the data-gap limit and the pair's assignments; any change of rules, limits,
   product, interval or assignment changes it, and the pair is judged in full;
 - it is **before the earliest changed reading** (``reading_changes.ts_min``): the round that takes
   a late reading drops the checkpoints at or after it, in its transaction, and starts from an
@@ -19,6 +19,16 @@ A new checkpoint is taken when the newest is older than ``interval`` behind the 
 (minus ``lag``: readings a few minutes late are common and would invalidate a checkpoint taken
 at the very end), at the latest reading no run straddles; the newest ``kept`` are kept, so a
 backlog up to about ``kept × interval`` old rewinds instead of re-judging the whole trip.
+
+Two rules stand outside checkpoints, and outside the property they keep ("the stored results
+are what an in-order evaluation of every reading gives"): **device offline** and **excursion
+risk** (:mod:`alerts.risk`). Neither is a function of a pair's readings: offline judges the
+silence at ``now``, excursion risk the shipment's forecast at ``now`` from its lane's finished
+shipments, its plan and its position. Their state is what the latest periodic pass judged, a
+statement about the present, like a person looking at the fleet board; late readings change
+them at the next pass, through the figures they feed (excursions, position), not by replay.
+Replaying the past for them would need the lane's history *as it was* at each reading, which
+no one can recompute honestly (QA decisions, later shipments), so it is not attempted.
 
 The stored form is JSON text (the ``json`` type keeps it verbatim): floats as Python writes them
 (shortest round-trip form), times as integer microseconds since the epoch, so a checkpoint read

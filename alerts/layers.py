@@ -36,6 +36,7 @@ from alerts.rules import (
     HumidityRule,
     MKTRule,
     OfflineRule,
+    RiskRule,
     RuleSet,
     RulesFile,
     Section,
@@ -145,6 +146,7 @@ def settings_rules(
             "offline": {**clear, "factor": offline_factor},
             "battery": {**clear, "below": battery_threshold},
             "forecast": clear,
+            "risk": clear,
         }
     )
 
@@ -225,6 +227,7 @@ class EffectiveRules:
     offline: OfflineRule | None
     battery: BatteryRule | None
     forecast: ForecastRule | None
+    risk: RiskRule | None
     sources: tuple[str, ...] = field(default=())
 
     def snapshot(self, section: str, **extra: Any) -> dict[str, Any]:
@@ -285,7 +288,7 @@ def _has_threshold(name: str, rule: Section) -> bool:
         return rule.factor is not None or rule.minutes is not None
     if isinstance(rule, BatteryRule):
         return rule.below is not None
-    return name == "forecast"
+    return name in ("forecast", "risk")
 
 
 def limits_of(rules: EffectiveRules) -> Limits | None:

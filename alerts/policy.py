@@ -162,6 +162,11 @@ def rule_title(key: str, state: ConditionState, device_id: str, product_name: st
         limit = d.get("limit_c")
         when = f" in {v:.0f} min" if v is not None else ""
         return f"Breach of {limit:g} °C predicted{when} ({device_id}){name}"
+    if key == "excursion_risk":
+        chance = f"{100 * v:.0f} %" if v is not None else "?"
+        past = d.get("history_n")
+        lane = d.get("lane")
+        return f"Excursion risk before arrival: {chance} (lane {lane}, {past} past shipments){name}"
     return f"{key}{name}"
 
 

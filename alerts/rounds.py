@@ -62,7 +62,9 @@ from alerts.outbox import LinkPolicy
 from alerts.partitions import AllPartitions, Claims, cursor_name, cursor_prefix
 from alerts.policy_sources import PolicySources
 from alerts.reconcile import Reconciler
-from alerts.reminders import NOT_REMINDED, reminder_step, shortest_interval
+from alerts.reminders import shortest_interval
+from alerts.reminding import remind_due
+from alerts.risk import RiskJudge
 from alerts.rows import (
     Change,
     EscalationCandidate,
@@ -147,6 +149,11 @@ class RulesEngine:
                 lag=timedelta(seconds=settings.alerts.checkpoint_lag_s),
                 kept=settings.alerts.checkpoints_kept,
             ),
+        )
+        self._risk = RiskJudge(
+            trend_weight=settings.forecast.trend_weight,
+            history_cache_s=settings.forecast.history_cache_s,
+            report=self._report_failure,
         )
         self._alerts = Reconciler(
             policy=lambda: self.policy,
@@ -274,7 +281,8 @@ class RulesEngine:
             await self._alerts.flush_notify(conn)
 
     async def check_offline(self) -> None:
-        """Raise and clear "no data" for loggers in transit, then settle every unresolved alert."""
+        """Raise and clear "no data" for loggers in transit, judge the excursion risk of the
+        shipments in transit, then settle every unresolved alert."""
         now = self._clock()
         if self._watching_since is None:
             self._watching_since = now
@@ -306,6 +314,20 @@ class RulesEngine:
                     continue
                 if row is not None:
                     rows.append(row)
+
+            async def context_of(ids: Sequence[int]) -> dict[int, ShipmentContext]:
+                ctx.update(await self._load_context(conn, [s for s in ids if s not in ctx]))
+                return ctx
+
+            # The shipments' chance of an excursion before arrival (alerts.risk), in a savepoint:
+            # should it fail as a whole, the silence check and the settling still happen.
+            try:
+                async with conn.transaction():
+                    rows.extend((await self._risk.state_rows(conn, mine, now, context_of))[0])
+            except psycopg.OperationalError:
+                raise
+            except Exception as exc:
+                self._report_failure("excursion risk pass", exc)
             await self._judge.write_states(conn, rows)
             # With the shipments that could not be settled before, if still in these partitions.
             also = sorted(self._alerts.unsettled)
@@ -332,6 +354,17 @@ class RulesEngine:
                         )
                 except Exception as exc:
                     self._report_failure("ingest stall check", exc)
+            await self._alerts.flush_notify(conn)
+
+    async def judge_shipments(self, shipment_ids: Sequence[int]) -> None:
+        """Judge every (shipment, logger) pair of these shipments now and settle their alerts,
+        in one transaction, without moving the cursors: the back-fill of a simulated history
+        (:mod:`services.history`) has its shipments judged by this very code. Whoever follows
+        the change log later judges the same readings again and finds the same results (the
+        stored results are what an in-order evaluation gives), so nothing opens twice."""
+        async with self._pool.connection() as conn, conn.transaction():
+            pairs = await fetch(conn, q.SHIPMENT_PAIRS, {"ids": list(shipment_ids)}, Pair)
+            await self._evaluate_pairs(conn, [p.key for p in pairs])
             await self._alerts.flush_notify(conn)
 
     async def periodic(self) -> None:
@@ -390,7 +423,6 @@ class RulesEngine:
         if not policy.tiers or not held or shortest is None:
             return 0
         now = self._clock()
-        sent = 0
         # The alerts of the held partitions, each row locked: one engine reminds an alert once.
         params = {
             "held": held,
@@ -398,49 +430,16 @@ class RulesEngine:
             "due_before": now - shortest,
         }
         async with self._pool.connection() as conn, conn.transaction():
-            for c in await fetch(conn, q.REMINDER_CANDIDATES, params, ReminderCandidate):
-                step = reminder_step(
-                    policy,
-                    self._settings.reminder_minutes,
-                    state=c.state,
-                    severity=c.severity,
-                    opened_at=c.created_at,
-                    last_notified_at=c.last_notified_at,
-                    reminders_sent=c.reminders_sent,
-                    now=now,
-                )
-                if step is None:
-                    continue
-                if step.action == "hold":
-                    if c.reminder_held_since is None:
-                        # Once per held reminder, on the alert's timeline: nothing waits unseen.
-                        await conn.execute(q.HOLD_REMINDER, (now, c.alert_id))
-                        await self._alerts.event(
-                            conn,
-                            c.alert_id,
-                            "reminder_held",
-                            "quiet hours",
-                            {"reminder": step.number, "until": step.held_until},
-                        )
-                        self.stats.reminders_held += 1
-                    continue
-                reminder: dict[str, Any] = {
-                    "number": step.number,
-                    "unacknowledged_s": round(step.unacknowledged.total_seconds()),
-                }
-                if c.reminder_held_since is not None:
-                    reminder["held_since"] = c.reminder_held_since
-                await conn.execute(q.REMIND_ALERT, (now, c.alert_id))
-                await self._alerts.event(conn, c.alert_id, "reminded", None, reminder)
-                await self._alerts.notify(
-                    conn,
-                    c.alert(c.escalation_level),
-                    "reminder",
-                    range(0, c.escalation_level + 1),
-                    extra={"reminder": reminder},
-                    skip_channels=NOT_REMINDED,
-                )
-                sent += 1
+            candidates = await fetch(conn, q.REMINDER_CANDIDATES, params, ReminderCandidate)
+            sent = await remind_due(
+                conn,
+                self._alerts,
+                candidates,
+                policy,
+                self._settings.reminder_minutes,
+                now,
+                self.stats,
+            )
             await self._alerts.flush_notify(conn)
         self.stats.reminders += sent
         return sent

@@ -11,6 +11,7 @@ is a :class:`~coldchain.errors.ConfigError` that names the file and the field, w
     offline = { factor = 10 }                  # silent for 10 × the logger's interval
     battery = { below = 0.2 }                  # battery ratio 0…1
     forecast = { horizon_min = 60 }
+    risk = { threshold = 0.3 }                 # chance of an excursion before arrival
 
     [products."09521234543213"]
     temperature = { alarm_delay_min = 30, clear_delay_min = 10 }
@@ -58,6 +59,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coldchain.errors import ConfigError
+from coldchain.forecast.model import MIN_HISTORY
 from coldchain.gs1 import IdentifierError, normalize_gtin
 from coldchain.severity import Severity
 from coldchain.validation import format_validation_error
@@ -78,6 +80,7 @@ __all__ = [
     "OfflineRule",
     "QuietHours",
     "Reminders",
+    "RiskRule",
     "RuleSet",
     "RulesFile",
     "Section",
@@ -110,6 +113,7 @@ RULE_KEYS = (
     "device_offline",
     "battery_low",
     "predicted_breach",
+    "excursion_risk",
 )
 
 
@@ -228,6 +232,22 @@ class ForecastRule(Section):
     auto_resolve: bool = True
 
 
+class RiskRule(Section):
+    """The forecast's chance of an excursion before arrival (:mod:`coldchain.forecast`, from
+    the lane's finished shipments and the trend) is at least ``threshold``: an early warning.
+
+    Judged per shipment in transit at every periodic pass (:mod:`alerts.risk`); only on a lane
+    with at least ``min_history`` finished shipments (never fewer than the forecast's own
+    minimum), and not while an excursion is under way (that excursion has its own alert).
+    """
+
+    threshold: float = Field(default=0.3, gt=0, le=1)
+    min_history: int = Field(default=MIN_HISTORY, ge=MIN_HISTORY, le=100_000)
+    severity: Severity = "warning"
+    # A chance that fell back, or a shipment that arrived, needs nobody's acknowledgement.
+    auto_resolve: bool = True
+
+
 class RuleSet(BaseModel):
     """One layer of rules: each section, when present, sets some fields of that rule."""
 
@@ -240,6 +260,7 @@ class RuleSet(BaseModel):
     offline: OfflineRule | None = None
     battery: BatteryRule | None = None
     forecast: ForecastRule | None = None
+    risk: RiskRule | None = None
 
 
 #: The rules section that judges each alert rule key.
@@ -252,6 +273,7 @@ SECTION_OF = {
     "device_offline": "offline",
     "battery_low": "battery",
     "predicted_breach": "forecast",
+    "excursion_risk": "risk",
 }
 
 SECTIONS: dict[str, type[Section]] = {
@@ -262,6 +284,7 @@ SECTIONS: dict[str, type[Section]] = {
     "offline": OfflineRule,
     "battery": BatteryRule,
     "forecast": ForecastRule,
+    "risk": RiskRule,
 }
 
 

@@ -72,7 +72,9 @@ TRANSITIONS: Final[dict[Event, tuple[frozenset[State], State]]] = {
 DISPOSITIONS: Final[frozenset[Event]] = frozenset({"release", "quarantine", "reject", "return"})
 
 #: A *finished* shipment: it arrived and its goods are back under control, judged or not (every
-#: state a disposition may be recorded in). What lane risk and carrier scores learn from.
+#: state a disposition may be recorded in). The one definition of "finished": a lane's history
+#: (forecasts, lane risk, carrier scores) is its finished shipments. Cancelled shipments never
+#: travelled; planned and in-transit ones have not finished.
 FINISHED: Final[frozenset[State]] = DISPOSABLE
 
 #: States no transition leaves.

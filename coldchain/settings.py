@@ -211,6 +211,10 @@ class ForecastSettings(BaseModel):
     # chance of an excursion (1 - (1 - history) × (1 - weight)); bench/forecast_calibration.py
     # measures what fits.
     trend_weight: float = Field(default=0.5, ge=0, le=1)
+    # The rules engine's excursion_risk rule reads each lane's finished shipments at most this
+    # often (one statement per periodic pass for the lanes whose copy is older): a lane's
+    # history changes by a shipment every few hours, its shipments in transit every pass.
+    history_cache_s: float = Field(default=300.0, ge=0, le=86_400)
 
 
 class InsightSettings(BaseModel):

@@ -297,13 +297,12 @@ def _demo_history(settings: Settings) -> None:
             conn,
             Caller.console(),
             now=datetime.now(UTC),
-            gap_factor=settings.alerts.gap_factor,
-            topic_root=settings.mqtt.topic_root,
+            settings=settings,
         )
     if not done.skipped:
         _say(
-            f"history: {done.shipments} finished shipments, {done.readings} readings "
-            f"({done.wall_s:.1f} s)"
+            f"history: {done.shipments} finished shipments, {done.readings} readings, "
+            f"{done.alerts_settled} alert(s) resolved as simulated ({done.wall_s:.1f} s)"
         )
 
 

@@ -11,51 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from coldchain.forecast.model import (
-    FINISHED,
-    InTransit,
-    LaneHistory,
-    PastShipment,
-    ShipmentForecast,
-    forecast_shipment,
-)
+from coldchain.forecast.model import LaneHistory, ShipmentForecast, forecast_shipment
+from coldchain.forecast.rows import in_transit_from_row, lane_histories_from_rows
+from coldchain.lifecycle import FINISHED
 from db.queries import forecast as forecast_q
 from db.queries import shipments as shipment_q
-from db.types import Conn, Row
+from db.types import Conn
 
 __all__ = ["fleet_forecasts", "forecast", "lane_histories"]
 
 
-def _pair(row: Row, lat: str, lon: str) -> tuple[float, float] | None:
-    return None if row[lat] is None or row[lon] is None else (float(row[lat]), float(row[lon]))
-
-
-def _state(row: Row) -> InTransit:
-    return InTransit(
-        started_at=row["started_at"],
-        planned_arrival=row["planned_arrival"],
-        position=_pair(row, "lat", "lon"),
-        origin=_pair(row, "origin_lat", "origin_lon"),
-        destination=_pair(row, "destination_lat", "destination_lon"),
-        had_excursion=row["n_excursions"] > 0,
-        excursion_open=bool(row["excursion_open"]),
-        out_of_range_s=float(row["out_of_range_s"]),
-        budget_s=None if row["budget_s"] is None else float(row["budget_s"]),
-        trend_breach_at=row["trend_breach_at"],
-    )
-
-
 def lane_histories(conn: Conn, *, lane_ids: Sequence[int]) -> dict[int, LaneHistory]:
-    """Each lane's finished shipments with their excursions (lanes without any: empty)."""
+    """Each lane's finished shipments with their excursions (lanes without any: left out)."""
     rows = forecast_q.lane_history(conn=conn, lane_ids=set(lane_ids), finished=FINISHED)
-    codes = {int(r["lane_id"]): r["lane_code"] for r in rows}
-    past: dict[int, list[PastShipment]] = {}
-    for r in rows:
-        spans = tuple(zip(r["excursion_starts"], r["excursion_ends"], strict=True))
-        past.setdefault(int(r["lane_id"]), []).append(
-            PastShipment(r["started_at"], r["arrived_at"], spans)
-        )
-    return {lane: LaneHistory(codes[lane], tuple(p)) for lane, p in past.items()}
+    return lane_histories_from_rows(rows)
 
 
 def fleet_forecasts(
@@ -76,7 +45,7 @@ def fleet_forecasts(
         if r["lane_id"] is not None:
             history = histories.get(int(r["lane_id"]), LaneHistory(r["lane_code"], ()))
         out[int(r["shipment_id"])] = forecast_shipment(
-            _state(r), history, now=now, trend_weight=trend_weight
+            in_transit_from_row(r), history, now=now, trend_weight=trend_weight
         )
     return out
 

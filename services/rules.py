@@ -32,6 +32,7 @@ from alerts.rules import (
     HumidityRule,
     MKTRule,
     OfflineRule,
+    RiskRule,
     TemperatureRule,
     parse_definition,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "HumidityRule",
     "MKTRule",
     "OfflineRule",
+    "RiskRule",
     "ScopeRules",
     "TemperatureRule",
     "add_product_version",

@@ -22,6 +22,7 @@ arrival (the readings before and after are a store's, not the lane's). Storing t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -68,7 +69,15 @@ def history_fleet(scenario: Scenario, *, now: datetime, seed: int | None = None)
                 temp_c=lane.incident_temp_c,
             )
         )
-    return build_fleet(scenario.model_copy(update={"events": events}), seed=seed, start=start)
+    fleet = build_fleet(scenario.model_copy(update={"events": events}), seed=seed, start=start)
+    # The fleet dates calibrations from its start (1–12 months on); a history's start is months
+    # back, so those would be overdue today. The loggers were calibrated for the whole history:
+    # the same offsets, counted from ``now``.
+    devices = tuple(
+        replace(d, calibration_due=now.date() + (d.calibration_due - start.date()))
+        for d in fleet.devices
+    )
+    return replace(fleet, devices=devices)
 
 
 def arrivals(fleet: Fleet) -> dict[str, datetime]:

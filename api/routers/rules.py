@@ -34,6 +34,7 @@ from services.rules import (
     HumidityRule,
     MKTRule,
     OfflineRule,
+    RiskRule,
     TemperatureRule,
 )
 
@@ -117,6 +118,7 @@ class EffectiveRulesOut(BaseModel):
     offline: OfflineRule | None
     battery: BatteryRule | None
     forecast: ForecastRule | None
+    risk: RiskRule | None
     sources: list[str]
 
 
@@ -229,5 +231,6 @@ def _effective(effective: EffectiveRules) -> EffectiveRulesOut:
         offline=effective.offline,
         battery=effective.battery,
         forecast=effective.forecast,
+        risk=effective.risk,
         sources=list(effective.sources),
     )

@@ -4,7 +4,7 @@ The model (every figure comes from the lane's finished shipments or from the shi
 readings; nothing is a constant of ours except the trend weight, which is a setting)
 -----------------------------------------------------------------------------------------------
 
-**History.** A lane's history is its *finished* shipments (:data:`FINISHED`: arrived, whatever
+**History.** A lane's history is its *finished* shipments (:data:`coldchain.lifecycle.FINISHED`: arrived, whatever
 QA made of them since), each with its transit time (``arrived_at - started_at``) and its
 excursions as they were recorded, clipped to the transit. Each past shipment is put on one scale,
 its **progress** from 0 (start) to 1 (arrival), so that a 6 h and an 8 h trip compare. With fewer
@@ -53,12 +53,6 @@ import numpy as np
 
 from coldchain.geo import distance_m
 
-#: States of a finished shipment: it arrived (and QA may have decided since); the history a
-#: forecast learns from. Cancelled shipments never travelled; planned and in-transit ones have
-#: not finished.
-FINISHED: Final[frozenset[str]] = frozenset(
-    {"arrived", "under_review", "released", "quarantined", "rejected", "returned"}
-)
 #: Finished shipments a lane needs before its history is used.
 MIN_HISTORY: Final = 5
 #: The interval of the expected arrival: these percentiles of the past shipments' remaining time.

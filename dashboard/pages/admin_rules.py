@@ -209,7 +209,7 @@ def layout(principal: Principal | None) -> html.Div:
                     html.P(
                         "One layer in the rules file's format (rules/example.toml), as JSON: "
                         "sections temperature, budget, mkt, humidity, offline, battery, "
-                        "forecast, each with only the fields it changes.",
+                        "forecast, risk, each with only the fields it changes.",
                         className="muted",
                     ),
                     dcc.Textarea(

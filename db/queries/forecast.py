@@ -42,7 +42,7 @@ ORDER BY f.lane_id, f.arrived_at
 # (device_state, kept by the ingester). Time out of range so far: per logger, the sum of its
 # excursions; the most of any logger (two loggers in one box see the same excursion). Budget:
 # the smallest of the products on board.
-IN_TRANSIT = """
+_IN_TRANSIT = """
 SELECT s.shipment_id, s.reference, s.lane_id, l.code AS lane_code, s.started_at,
        s.planned_arrival,
        o.lat AS origin_lat, o.lon AS origin_lon, d.lat AS destination_lat,
@@ -78,8 +78,29 @@ LEFT JOIN LATERAL (
 LEFT JOIN alerts fa ON fa.shipment_id = s.shipment_id AND fa.rule_key = 'predicted_breach'
     AND fa.state <> 'resolved' AND fa.cleared_at IS NULL
 WHERE s.status = 'in_transit' AND s.started_at IS NOT NULL
-  AND (%(ids)s::bigint[] IS NULL OR s.shipment_id = ANY(%(ids)s))
+  AND {where}
 ORDER BY s.shipment_id
+"""
+
+
+IN_TRANSIT = _IN_TRANSIT.format(where="(%(ids)s::bigint[] IS NULL OR s.shipment_id = ANY(%(ids)s))")
+
+# The rules engine's ``excursion_risk`` rule (:mod:`alerts.risk`): the same rows, for the
+# shipments of the partitions it holds (``held`` of ``partitions``, as db.queries.rules) that
+# have a lane (without one there is no history, and the rule never holds).
+IN_TRANSIT_HELD = _IN_TRANSIT.format(
+    where="s.lane_id IS NOT NULL"
+    " AND rules_partition(s.shipment_id, %(partitions)s) = ANY(%(held)s::int[])"
+)
+
+# Shipments whose risk state must be judged although they may no longer be in transit: it holds,
+# or its alert is unresolved (a state that stopped holding is judged on until its clear delay
+# has passed and the alert cleared).
+RISK_TO_JUDGE = """
+SELECT DISTINCT r.shipment_id FROM rule_states r
+LEFT JOIN alerts a ON a.alert_id = r.alert_id
+WHERE r.rule_key = 'excursion_risk' AND (r.holding OR a.state <> 'resolved')
+  AND rules_partition(r.shipment_id, %(partitions)s) = ANY(%(held)s::int[])
 """
 
 

@@ -79,7 +79,14 @@ SELECT shipment_id, device_id FROM excursions
 WHERE superseded_at IS NULL AND end_ts IS NULL AND {_IN_PARTITIONS}
 UNION
 SELECT shipment_id, device_id FROM rule_states
-WHERE holding AND rule_key <> 'device_offline' AND {_IN_PARTITIONS}
+WHERE holding AND rule_key NOT IN ('device_offline', 'excursion_risk') AND {_IN_PARTITIONS}
+"""
+
+# Every (shipment, logger) pair of some shipments (a history back-fill judges its own).
+SHIPMENT_PAIRS = """
+SELECT DISTINCT shipment_id, device_id FROM device_assignments
+WHERE shipment_id = ANY(%(ids)s::bigint[])
+ORDER BY shipment_id, device_id
 """
 
 # Per pair: the logger's interval and when its assignment(s) to the shipment end (NULL: open).

@@ -243,8 +243,7 @@ def history(
             Caller.console(),
             scenario=scenario,
             now=datetime.now(UTC),
-            gap_factor=settings.alerts.gap_factor,
-            topic_root=settings.mqtt.topic_root,
+            settings=settings,
         )
     if done.skipped:
         typer.echo(f"history {scenario!r}: its {done.shipments} shipments are stored already")
@@ -253,6 +252,12 @@ def history(
             f"history {scenario!r}: {done.shipments} finished shipments, {done.readings} "
             f"readings, {done.lanes} new lane(s), {done.carriers} new carrier(s) "
             f"in {done.wall_s:.1f} s"
+        )
+    if done.alerts_settled or done.notifications_suppressed:
+        typer.echo(
+            f"history {scenario!r}: {done.alerts_settled} alert(s) of its shipments acknowledged "
+            f"and resolved as simulator:history (no person), {done.notifications_suppressed} "
+            "queued notification(s) of them closed unsent"
         )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,67 +16,11 @@ from coldchain.settings import Settings
 from db.types import Conn
 from services import forecast as forecast_s
 from tests.fixtures.auth import Person
-from tests.fixtures.data import VACCINE_GTIN
-
-NOW = datetime(2026, 7, 1, 12, tzinfo=UTC)
-H = timedelta(hours=1)
-# Past trips of lane L-HIST: hours in transit and excursions (start, end) in hours from start.
-PAST = [
-    (10.0, [(2.0, 3.0)]),
-    (11.0, [(7.0, 8.5)]),
-    (12.0, []),
-    (9.0, [(6.0, 6.5), (8.0, 8.5)]),
-    (13.0, []),
-    (10.5, []),
-]
-
-
-def _seed(conn: Conn, *, n_past: int) -> dict[str, int]:
-    conn.execute(
-        "INSERT INTO products (gtin, name, temp_min_c, temp_max_c, stability_budget_s)"
-        " VALUES (%s, 'Vaccine', 2, 8, 7200)",
-        (VACCINE_GTIN,),
-    )
-    conn.execute(
-        "INSERT INTO locations (location_id, name, lat, lon) VALUES"
-        " ('O', 'Origin', 0, 0), ('D', 'Destination', 0, 2)"
-    )
-    lane = conn.execute(
-        "INSERT INTO lanes (code, origin_location_id, destination_location_id, mode)"
-        " VALUES ('L-HIST', 'O', 'D', 'road') RETURNING lane_id"
-    ).fetchone()
-    assert lane is not None
-    ids: dict[str, int] = {}
-    for i, (hours, excursions) in enumerate(PAST[:n_past]):
-        start = NOW - timedelta(days=10 - i)
-        row = conn.execute(
-            "INSERT INTO shipments (reference, product_gtin, origin, destination, status, lane_id,"
-            " started_at, arrived_at) VALUES (%s, %s, 'O', 'D', 'released', %s, %s, %s)"
-            " RETURNING shipment_id",
-            (f"PAST-{i}", VACCINE_GTIN, lane["lane_id"], start, start + hours * H),
-        ).fetchone()
-        assert row is not None
-        for a, b in excursions:
-            conn.execute(
-                "INSERT INTO excursions (shipment_id, device_id, direction, start_ts, end_ts,"
-                " last_out_ts, min_c, max_c, degree_minutes, n_readings, alarm, rule_key,"
-                " thresholds) VALUES (%s, 'X', 'high', %s, %s, %s, 9, 9, 60, 3, true,"
-                " 'temperature', '{}')",
-                (row["shipment_id"], start + a * H, start + b * H, start + b * H),
-            )
-    row = conn.execute(
-        "INSERT INTO shipments (reference, product_gtin, origin, destination, status, lane_id,"
-        " started_at, planned_arrival) VALUES ('LIVE', %s, 'O', 'D', 'in_transit', %s, %s, %s)"
-        " RETURNING shipment_id",
-        (VACCINE_GTIN, lane["lane_id"], NOW - 5 * H, NOW + 6 * H),
-    ).fetchone()
-    assert row is not None
-    ids["LIVE"] = row["shipment_id"]
-    return ids
+from tests.fixtures.forecast import NOW, PAST, H, seed_lane_history
 
 
 def test_forecast_from_the_lane_history_matches_a_hand_computation(conn: Conn) -> None:
-    ids = _seed(conn, n_past=len(PAST))
+    ids = seed_lane_history(conn, n_past=len(PAST))
     sid, f = forecast_s.forecast(conn, key="LIVE", now=NOW, trend_weight=0.5)
     assert sid == ids["LIVE"] and f is not None
     assert f.basis == "history" and f.history_n == len(PAST) and f.lane == "L-HIST"
@@ -95,7 +38,7 @@ def test_forecast_from_the_lane_history_matches_a_hand_computation(conn: Conn) -
 
 
 def test_the_engine_s_predicted_breach_and_a_position_count(conn: Conn) -> None:
-    ids = _seed(conn, n_past=len(PAST))
+    ids = seed_lane_history(conn, n_past=len(PAST))
     params = {"id": ids["LIVE"], "t": NOW - 5 * H, "now": NOW, "breach": NOW + H}
     for statement in (
         "INSERT INTO devices (device_id) VALUES ('LOG-LIVE')",
@@ -117,7 +60,7 @@ def test_the_engine_s_predicted_breach_and_a_position_count(conn: Conn) -> None:
 
 
 def test_too_little_history_says_so(conn: Conn) -> None:
-    _seed(conn, n_past=MIN_HISTORY - 1)
+    seed_lane_history(conn, n_past=MIN_HISTORY - 1)
     _, f = forecast_s.forecast(conn, key="LIVE", now=NOW, trend_weight=0.5)
     assert f is not None and f.basis == "plan" and f.eta == NOW + 6 * H
     assert f.excursion_chance is None
@@ -132,7 +75,7 @@ def client(settings: Settings, people: dict[str, Person]) -> Iterator[TestClient
 
 
 def test_the_api_answers_the_same_forecast_to_a_viewer(conn: Conn, client: TestClient) -> None:
-    ids = _seed(conn, n_past=len(PAST))
+    ids = seed_lane_history(conn, n_past=len(PAST))
     body = client.get("/api/v1/shipments/LIVE/forecast").json()
     assert body["shipment_id"] == ids["LIVE"]
     assert body["forecast"]["history_n"] == len(PAST)
