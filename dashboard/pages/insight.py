@@ -312,14 +312,16 @@ def register(app: Dash, page: PageContext) -> None:
     @app.callback(
         Output(DETAIL, "children"),
         Output(CHART, "figure"),
+        Output(CHART, "style"),
         Output(CARRIERS, "children"),
         Input(LANE, "value"),
         Input(LANE, "options"),
     )
-    def detail(lane: str | None, options: list[dict[str, str]] | None) -> tuple[Any, Any, Any]:
+    def detail(lane: str | None, options: list[dict[str, str]] | None) -> tuple[Any, Any, Any, Any]:
         code = lane or (options[0]["value"] if options else None)
+        hidden = {"display": "none"}  # no empty axes where there is nothing to draw
         if code is None:
-            return html.P("No lane to show.", className="muted"), go.Figure(), None
+            return html.P("No lane to show.", className="muted"), go.Figure(), hidden, None
         need = page.settings.insight
         with page.connection() as conn:
             months = insight.lane_months(conn, lane=code, minimum=need.min_shipments)
@@ -329,7 +331,12 @@ def register(app: Dash, page: PageContext) -> None:
             lane_headers("Month"), lane_rows(months), empty="No finished shipment yet."
         )
         carriers = table(CARRIER_HEADERS, carrier_rows(cards), empty="No carrier on this lane.")
-        return html.Div([head, month_table]), monthly_figure(months), carriers
+        return (
+            html.Div([head, month_table]),
+            monthly_figure(months),
+            {} if months else hidden,
+            carriers,
+        )
 
     @app.callback(
         Output(DOWNLOAD, "data"),
