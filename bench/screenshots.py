@@ -101,6 +101,12 @@ PAGES = (
     Page("/admin/api-keys", "admin-keys", ("admin",), "API keys: created, used, revoked."),
     Page("/admin/rules", "admin-rules", ("admin",), "Stored rules: versions, who, why, diff."),
     Page("/admin/questions", "admin-questions", ("admin",), "Questions asked and the answers."),
+    Page(
+        "/admin/system",
+        "admin-system",
+        ("admin",),
+        "System: engine lag, the outbox, test notifications per channel and person.",
+    ),
     Page("/api/docs", "api-docs", ("viewer",), "The API's documentation, served offline."),
 )
 

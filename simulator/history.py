@@ -9,9 +9,10 @@ table saying how each route fares:
   surroundings at ``incident_temp_c`` for a random ``incident_min`` span) at a uniformly random
   point of the planned trip. The thermal model (:mod:`simulator.physics`) then decides whether
   the product leaves its range, as it would on the road: a short incident in a slow box may not.
-* Each trip arrives ``delay_mean_h`` hours late on average (exponentially distributed, cut
-  at :data:`MAX_DELAY_MEANS` times the mean), in the
-  store at the destination until then: transit times vary as a lane's do.
+* Each trip's arrival differs from its plan by an exponentially distributed delay (mean
+  ``delay_mean_h``, cut at :data:`MAX_DELAY_MEANS` times the mean) less half that mean: a plan
+  keeps some slack, so about 40 % of a lane's trips arrive on time or early (by up to half the
+  mean) and the rest late, and transit times vary as a lane's do.
 
 :func:`history_fleet` builds the fleet; :func:`arrivals` says when each trip really arrived;
 :func:`transit_readings` yields each logger's readings between its shipment's departure and
@@ -81,7 +82,8 @@ def history_fleet(scenario: Scenario, *, now: datetime, seed: int | None = None)
 
 
 def arrivals(fleet: Fleet) -> dict[str, datetime]:
-    """When each shipment arrived: its planned arrival plus its route's random delay."""
+    """When each shipment arrived: its planned arrival plus its route's random delay, less the
+    plan's slack (half the mean delay: some trips arrive early)."""
     history = fleet.scenario.history
     out: dict[str, datetime] = {}
     for s in fleet.shipments:
@@ -90,7 +92,7 @@ def arrivals(fleet: Fleet) -> dict[str, datetime]:
         if lane is not None and lane.delay_mean_h > 0:
             draw = float(rng_for(fleet.seed, _STREAM_DELAY, s.index).exponential(lane.delay_mean_h))
             # Capped, so that every trip of the history has arrived by its end.
-            delay_h = min(draw, MAX_DELAY_MEANS * lane.delay_mean_h)
+            delay_h = min(draw, MAX_DELAY_MEANS * lane.delay_mean_h) - lane.delay_mean_h / 2
         out[s.reference] = (s.planned_arrival + timedelta(hours=delay_h)).replace(microsecond=0)
     return out
 
