@@ -337,9 +337,10 @@ NOTIFY_NOTIFICATIONS = "SELECT pg_notify('alert_notifications', '')"
 # lease ends) in one statement, so two workers never send the same row at the same time.
 # An alert's events reach each recipient in order: a row waits while an earlier one of the same
 # alert to the same recipient is still pending (retrying after a 429, say), so PagerDuty never
-# hears "acknowledge" before the "trigger" it acknowledges. A row that flood control holds, or
-# that a digest stands for, does not hold the later ones back: they meet flood control in turn
-# (a critical one is never held), and the digest tells of the held one.
+# hears "acknowledge" before the "trigger" it acknowledges. A row that flood control holds does
+# not hold the later ones back (for up to the digest's delay): they meet flood control in turn (a
+# critical one is never held), and the digest tells of the held one. A backlog digest's members
+# do hold them back, until the digest, sent at once, is delivered.
 CLAIM_NOTIFICATIONS = """
 UPDATE notifications n
 SET attempts = n.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease_s)s)
@@ -351,7 +352,7 @@ WHERE n.id IN (
           WHERE o.alert_id IS NOT NULL AND e.alert_id = o.alert_id AND e.id < o.id
             AND e.channel = o.channel AND e.target = o.target
             AND e.delivered_at IS NULL AND e.gave_up_at IS NULL
-            AND e.held_at IS NULL AND e.digest_id IS NULL
+            AND e.held_at IS NULL
       )
     ORDER BY next_attempt_at, id
     LIMIT %(limit)s
