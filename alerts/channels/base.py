@@ -32,6 +32,7 @@ from coldchain.errors import DeliveryError
 
 __all__ = [
     "USER_AGENT",
+    "IncomingWebhookSender",
     "Outgoing",
     "Sender",
     "about_alert",
@@ -214,3 +215,29 @@ def digest_lines(payload: Mapping[str, Any], *, limit: int = 20) -> list[str]:
 def compact_json(payload: Mapping[str, Any]) -> bytes:
     """The payload as the webhooks sign and send it: sorted keys, no spaces."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+class IncomingWebhookSender:
+    """Posts a rendered message to an incoming-webhook URL (Slack's, Teams'): the target is the
+    URL, a secret in itself (post() scrubs it); ``render`` makes the channel's message."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        render: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._render = render
+        self._clock = clock
+
+    async def send(self, item: Outgoing) -> str:
+        return await post(
+            self._client,
+            item.target,
+            secrets=(),  # post() scrubs the URL itself
+            clock=self._clock,
+            json=self._render(item.payload),
+            headers={"User-Agent": USER_AGENT},
+        )

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import httpx
 
-from alerts.channels.base import Sender, mask_secret, mask_url
+from alerts.channels.base import IncomingWebhookSender, Sender, mask_secret, mask_url
 from alerts.channels.email import EmailSender
 from alerts.channels.opsgenie import OpsgenieSender
 from alerts.channels.pagerduty import PagerDutySender
-from alerts.channels.slack import SlackSender
+from alerts.channels.slack import slack_message
 from alerts.channels.sms import SmsSender
-from alerts.channels.teams import TeamsSender
+from alerts.channels.teams import teams_message
 from alerts.channels.webhook import WebhookSender
 from coldchain.settings import AlertsSettings
 
@@ -48,8 +48,8 @@ def senders_from_settings(settings: AlertsSettings, client: httpx.AsyncClient) -
         "webhook": WebhookSender(
             client, secret=secret.get_secret_value().encode() if secret is not None else None
         ),
-        "slack": SlackSender(client),
-        "teams": TeamsSender(client),
+        "slack": IncomingWebhookSender(client, slack_message),
+        "teams": IncomingWebhookSender(client, teams_message),
         "pagerduty": PagerDutySender(client, url=settings.pagerduty_url),
     }
     if "email" in channels:

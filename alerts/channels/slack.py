@@ -11,24 +11,18 @@ masked wherever the platform shows or logs it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from alerts.channels.base import (
-    USER_AGENT,
-    Outgoing,
     about_alert,
     ack_link,
     alert_link,
     digest_lines,
     headline,
-    post,
 )
 
-__all__ = ["SlackSender", "slack_message"]
+__all__ = ["slack_message"]
 
 #: Slack refuses a section text over 3000 characters.
 SECTION_CHARS = 3000
@@ -78,21 +72,3 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return {"text": title, "blocks": blocks}
-
-
-class SlackSender:
-    """Posts to Slack incoming webhooks (the target is the webhook URL)."""
-
-    def __init__(self, client: httpx.AsyncClient, *, clock: Callable[[], float] = time.time):
-        self._client = client
-        self._clock = clock
-
-    async def send(self, item: Outgoing) -> str:
-        return await post(
-            self._client,
-            item.target,
-            secrets=(),  # post() scrubs the URL itself
-            clock=self._clock,
-            json=slack_message(item.payload),
-            headers={"User-Agent": USER_AGENT},
-        )

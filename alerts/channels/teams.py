@@ -16,24 +16,18 @@ the platform shows or logs it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from alerts.channels.base import (
-    USER_AGENT,
-    Outgoing,
     about_alert,
     ack_link,
     alert_link,
     digest_lines,
     headline,
-    post,
 )
 
-__all__ = ["ADAPTIVE_CARD", "TeamsSender", "teams_message"]
+__all__ = ["ADAPTIVE_CARD", "teams_message"]
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 _COLOUR = {"critical": "Attention", "major": "Attention", "warning": "Warning", "info": "Default"}
@@ -93,21 +87,3 @@ def teams_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         "type": "message",
         "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}],
     }
-
-
-class TeamsSender:
-    """Posts to Teams incoming webhooks (the target is the webhook URL)."""
-
-    def __init__(self, client: httpx.AsyncClient, *, clock: Callable[[], float] = time.time):
-        self._client = client
-        self._clock = clock
-
-    async def send(self, item: Outgoing) -> str:
-        return await post(
-            self._client,
-            item.target,
-            secrets=(),  # post() scrubs the URL itself
-            clock=self._clock,
-            json=teams_message(item.payload),
-            headers={"User-Agent": USER_AGENT},
-        )
