@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -44,6 +45,16 @@ _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 
 #: Physical limits; anything outside is a broken sensor or a forged message.
 TEMP_MIN_C, TEMP_MAX_C = -100.0, 100.0
+#: Each measured quantity's accepted range, inclusive: the one definition the full validation,
+#: the hand-written fast path and the ingester's columnar decoder (coldchain/telemetry_columns.py)
+#: all check against.
+RANGES: dict[str, tuple[float, float]] = {
+    "temp_c": (TEMP_MIN_C, TEMP_MAX_C),
+    "rh": (0.0, 100.0),
+    "lat": (-90.0, 90.0),
+    "lon": (-180.0, 180.0),
+    "battery": (0.0, 1.0),
+}
 #: The earliest measurement time accepted: older is an unset clock or a forged message (and would
 #: make TimescaleDB create chunks for 1969 or year 1).
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
@@ -178,11 +189,21 @@ class _ReadingIn(BaseModel):
 
     device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
     ts: datetime
-    temp_c: float | None = Field(default=None, ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=True)
-    rh: float | None = Field(default=None, ge=0.0, le=100.0, allow_inf_nan=True)
-    lat: float | None = Field(default=None, ge=-90.0, le=90.0, allow_inf_nan=True)
-    lon: float | None = Field(default=None, ge=-180.0, le=180.0, allow_inf_nan=True)
-    battery: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=True)
+    temp_c: float | None = Field(
+        default=None, ge=RANGES["temp_c"][0], le=RANGES["temp_c"][1], allow_inf_nan=True
+    )
+    rh: float | None = Field(
+        default=None, ge=RANGES["rh"][0], le=RANGES["rh"][1], allow_inf_nan=True
+    )
+    lat: float | None = Field(
+        default=None, ge=RANGES["lat"][0], le=RANGES["lat"][1], allow_inf_nan=True
+    )
+    lon: float | None = Field(
+        default=None, ge=RANGES["lon"][0], le=RANGES["lon"][1], allow_inf_nan=True
+    )
+    battery: float | None = Field(
+        default=None, ge=RANGES["battery"][0], le=RANGES["battery"][1], allow_inf_nan=True
+    )
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -317,14 +338,21 @@ def parse_payload(
 def _parse_payload(
     topic: str, payload: bytes, *, root: str, now: datetime, limits: Limits
 ) -> ParsedMessage:
-    parsed_topic = parse_topic(root, topic)
-    if parsed_topic is None:
-        return ParsedMessage(rejections=(Rejection(f"topic {topic!r} is not a device topic"),))
+    checked = check_envelope(topic, payload, root=root, limits=limits)
+    if isinstance(checked, ParsedMessage):
+        return checked
+    return parse_body(checked, payload, now=now, limits=limits)
+
+
+def check_envelope(
+    topic: str, payload: bytes, *, root: str, limits: Limits
+) -> Topic | ParsedMessage:
+    """What is checked before the payload is read (topic, device id, size, registry): the
+    device's topic, or the message's rejection."""
+    parsed_topic = _device_topic(root, topic)
+    if isinstance(parsed_topic, Rejection):
+        return ParsedMessage(rejections=(parsed_topic,))
     device = parsed_topic.device_id
-    if not _DEVICE_ID_RE.fullmatch(device):
-        return ParsedMessage(
-            rejections=(Rejection(f"device id {device!r} in the topic is malformed"),)
-        )
     if len(payload) > limits.max_payload_bytes:
         return ParsedMessage(
             rejections=(
@@ -337,6 +365,32 @@ def _parse_payload(
         )
     if limits.known_devices is not None and device not in limits.known_devices:
         return ParsedMessage(rejections=(Rejection(f"unknown device {device!r}", device),))
+    return parsed_topic
+
+
+@lru_cache(maxsize=16_384)
+def _device_topic(root: str, topic: str) -> Topic | Rejection:
+    """The topic's device and kind, or why it is refused; cached, as a fleet's topics repeat."""
+    parsed_topic = parse_topic(root, topic)
+    if parsed_topic is None:
+        return Rejection(f"topic {topic!r} is not a device topic")
+    if not _DEVICE_ID_RE.fullmatch(parsed_topic.device_id):
+        return Rejection(f"device id {parsed_topic.device_id!r} in the topic is malformed")
+    return parsed_topic
+
+
+def parse_body(topic: Topic, payload: bytes, *, now: datetime, limits: Limits) -> ParsedMessage:
+    """The payload of a message whose envelope passed :func:`check_envelope`. Never raises."""
+    try:
+        return _parse_body(topic, payload, now=now, limits=limits)
+    except Exception as exc:  # a case the checks below missed: refuse the message, stay up
+        return ParsedMessage(
+            rejections=(Rejection(f"payload could not be parsed ({type(exc).__name__})"),)
+        )
+
+
+def _parse_body(topic: Topic, payload: bytes, *, now: datetime, limits: Limits) -> ParsedMessage:
+    device = topic.device_id
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -349,7 +403,7 @@ def _parse_payload(
         return ParsedMessage(
             rejections=(Rejection("payload is not JSON: nested too deeply", device),)
         )
-    if parsed_topic.kind == "status":
+    if topic.kind == "status":
         return _parse_status(doc, device)
     return _parse_telemetry(doc, device, now=now, limits=limits)
 
@@ -466,7 +520,6 @@ def _validate_reading(
 # equal on random valid and invalid readings; _FAST_PATH = False switches it off.
 _FAST_PATH = True
 _READING_KEYS = frozenset(("device_id", "ts", "temp_c", "rh", "lat", "lon", "battery"))
-_TEMP_LO, _TEMP_HI = TEMP_MIN_C, TEMP_MAX_C
 
 
 def _fast_reading(
@@ -488,11 +541,11 @@ def _fast_reading(
         return None
     if ts > latest_allowed or ts < earliest:
         return None
-    temp_c = _fast_number(item.get("temp_c"), _TEMP_LO, _TEMP_HI)
-    rh = _fast_number(item.get("rh"), 0.0, 100.0)
-    lat = _fast_number(item.get("lat"), -90.0, 90.0)
-    lon = _fast_number(item.get("lon"), -180.0, 180.0)
-    battery = _fast_number(item.get("battery"), 0.0, 1.0)
+    temp_c = _fast_number(item.get("temp_c"), *RANGES["temp_c"])
+    rh = _fast_number(item.get("rh"), *RANGES["rh"])
+    lat = _fast_number(item.get("lat"), *RANGES["lat"])
+    lon = _fast_number(item.get("lon"), *RANGES["lon"])
+    battery = _fast_number(item.get("battery"), *RANGES["battery"])
     if (
         temp_c is _NOT_SURE
         or rh is _NOT_SURE

@@ -2,13 +2,14 @@
 
 The format: a header (number of dimensions, has-null flag, element type OID, then (length,
 lower bound) per dimension), then each element as (byte length, value), -1 for NULL. Timestamps
-are microseconds since :data:`PG_EPOCH` (2000-01-01 UTC), the one place that constant lives.
+are microseconds since :data:`PG_EPOCH` (2000-01-01 UTC; defined with the ingester's columns in
+:mod:`coldchain.telemetry_columns`, which keep their times in that unit).
 
 **Encoding (the ingester).** The ingester sends a batch as one array per column (see
 db/queries/ingest.py). psycopg's list dumper encodes arrays element by element through its
 dumper machinery: profiled on 60-reading uploads, that was as costly as parsing the JSON. The
-encoders below write the same bytes with one ``struct`` call per element, and hand them to
-psycopg already encoded, through a dumper that passes bytes through under the array type's OID.
+encoders below write the same bytes with one ``struct`` call per array (per element where it
+holds NULLs), and hand them to psycopg already encoded, through a dumper that passes bytes through under the array type's OID.
 
 **Decoding (the rules engine).** The engine reads each pair's readings as one ``array_send``
 per column (db/queries/rules.py ``PAIR_READINGS``); :func:`float8_values` and
@@ -23,9 +24,9 @@ against PostgreSQL itself.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ import psycopg
 from psycopg.abc import DumperKey
 from psycopg.adapt import Dumper, PyFormat
 from psycopg.pq import Format
+
+from coldchain.telemetry_columns import PG_EPOCH
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,8 +47,6 @@ _NULL = b"\xff\xff\xff\xff"
 _F8 = struct.Struct(">id").pack
 _F4 = struct.Struct(">if").pack
 _I8 = struct.Struct(">iq").pack
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-"""Where PostgreSQL's binary timestamps count from."""
 PG_EPOCH_UNIX_US = 946_684_800 * 1_000_000
 """:data:`PG_EPOCH` in microseconds after the Unix epoch."""
 
@@ -85,16 +86,50 @@ def _array(elem_type: str, elements: list[bytes], has_null: bool) -> Encoded:
     return Encoded(head + b"".join(elements), info.array_oid)
 
 
+@lru_cache(maxsize=256)
+def _packer(element: str, n: int) -> Callable[..., bytes]:
+    """One ``struct`` call for ``n`` (length, value) elements of this format."""
+    return struct.Struct(">" + element * n).pack
+
+
+def _no_null(elem_type: str, element: str, size: int, values: Sequence[float | int]) -> Encoded:
+    """An array without NULL in one ``struct`` call: lengths and values interleaved in a list
+    by slice assignment (C speed), about half the cost of a call per element."""
+    n = len(values)
+    if not n:
+        return _array(elem_type, [], False)
+    interleaved: list[float | int] = [size] * (2 * n)
+    interleaved[1::2] = values
+    info = _TYPES[elem_type]
+    assert info.array_oid
+    head = _HEADER.pack(1, 0, info.oid, n, 1)
+    return Encoded(head + _packer(element, n)(*interleaved), info.array_oid)
+
+
 def float8_array(values: Sequence[float | None]) -> Encoded:
     """``double precision[]``."""
+    if None not in values:
+        return _no_null("float8", "id", 8, values)  # type: ignore[arg-type]  # no None
     elements = [_NULL if v is None else _F8(8, v) for v in values]
-    return _array("float8", elements, None in values)
+    return _array("float8", elements, True)
 
 
 def float4_array(values: Sequence[float | None]) -> Encoded:
     """``real[]``, for values the parser keeps within [0, 1] (``struct`` refuses beyond ±3.4e38)."""
+    if None not in values:
+        return _no_null("float4", "if", 4, values)  # type: ignore[arg-type]  # no None
     elements = [_NULL if v is None else _F4(4, v) for v in values]
-    return _array("float4", elements, None in values)
+    return _array("float4", elements, True)
+
+
+def int4_array(values: Sequence[int]) -> Encoded:
+    """``integer[]`` of values within ±2³¹."""
+    return _no_null("int4", "ii", 4, values)
+
+
+def timestamptz_us_array(values: Sequence[int]) -> Encoded:
+    """``timestamptz[]`` of microseconds since :data:`PG_EPOCH`, as they go on the wire."""
+    return _no_null("timestamptz", "iq", 8, values)
 
 
 @lru_cache(maxsize=65536)
@@ -167,7 +202,9 @@ __all__ = [
     "float4_array",
     "float8_array",
     "float8_values",
+    "int4_array",
     "text_array",
     "timestamp_us_values",
     "timestamptz_array",
+    "timestamptz_us_array",
 ]

@@ -70,7 +70,8 @@ from paho.mqtt.properties import Properties
 
 from coldchain.runtime import utcnow
 from coldchain.settings import Settings
-from coldchain.telemetry import Limits, parse_payload, parse_topic
+from coldchain.telemetry import Limits, parse_topic
+from coldchain.telemetry_columns import parse_into
 from ingest.mqtt import IngestClient, refused_subscription
 from ingest.refusals import caused_by_data, refused_by_database
 from ingest.sink import LOG_CHARS, Batch, DeadLetter, Sink, clip, dead_letter_for, storable
@@ -128,7 +129,7 @@ class _Pending:
         r0, s0, d0 = self.spans[lo - 1][2:] if lo else (0, 0, 0)
         r1, s1, d1 = self.spans[hi - 1][2:]
         b = self.batch
-        return Batch(b.readings[r0:r1], b.dead_letters[d0:d1], b.statuses[s0:s1])
+        return Batch(b.readings.slice(r0, r1), b.dead_letters[d0:d1], b.statuses[s0:s1])
 
 
 _Raw = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
@@ -376,17 +377,18 @@ class Ingester:
             self._wake.set()  # the writer starts this batch's age clock
         pending.messages += 1
         self.stats.messages += 1
-        parsed = parse_payload(
-            topic, payload, root=self._root, now=self._clock(), limits=self._limits
-        )
         batch = pending.batch
-        if parsed.readings:
-            batch.readings.extend(parsed.readings)
+        before = len(batch.readings)
+        # The readings go straight into the batch's columns (coldchain/telemetry_columns.py).
+        parsed = parse_into(
+            batch.readings, topic, payload, root=self._root, now=self._clock(), limits=self._limits
+        )
         if parsed.status is not None:
             batch.statuses.append(parsed.status)
         if parsed.rejections:
             # One dead letter per message, its payload once (issue 11: not once per reading).
-            dead = dead_letter_for(topic, payload, parsed.rejections, accepted=len(parsed.readings))
+            accepted = len(batch.readings) - before
+            dead = dead_letter_for(topic, payload, parsed.rejections, accepted=accepted)
             batch.dead_letters.append(dead)
             log.info("dead letter from %s: %s", clip(topic), clip(dead.reason))
         if qos:

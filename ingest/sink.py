@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from coldchain.telemetry import DeviceStatus, Reading, Rejection
-from db.binary import float4_array, float8_array, text_array, timestamptz_array
+from coldchain.telemetry_columns import ReadingColumns
+from db.binary import float4_array, float8_array, int4_array, text_array, timestamptz_us_array
 from db.queries import ingest as q
 
 #: Bounds of one dead letter's reasons (docs/PROTOCOL.md "What is refused").
@@ -98,7 +100,7 @@ def dead_letter_for(
 class Batch:
     """What one transaction commits."""
 
-    readings: list[Reading] = field(default_factory=list)
+    readings: ReadingColumns = field(default_factory=ReadingColumns)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
 
@@ -115,16 +117,24 @@ class Sink(Protocol):
 
 
 class TimescaleSink:
-    """Writes a batch with one statement (db/queries/ingest.py, ``MERGE_BATCH``).
+    """Writes a batch with one statement (db/queries/ingest.py).
 
-    Without status messages the statement runs in autocommit mode: one round trip, one
+    A batch goes in with ``INSERT_BATCH`` (no more database work per reading than COPY) while its
+    readings are all new; when one is already stored or twice in the batch, that statement fails
+    on the primary key, undone whole, and the batch is merged with ``MERGE_BATCH`` (duplicates
+    skipped) instead. After such a batch the sink keeps merging until a batch comes with no
+    duplicate, so a logger re-sending its buffer over and over costs one statement a batch, not
+    two. Without status messages the statement runs in autocommit mode: one round trip, one
     transaction. Status messages (rare) update ``device_state`` rows that the merge may touch
-    too, which one statement cannot do twice, so then both run in one explicit transaction.
-    The pool's connections are put in autocommit mode: give the sink a pool of its own.
+    too, which one statement cannot do twice, so then the merge and the statuses run in one
+    explicit transaction. The pool's connections are put in autocommit mode: give the sink a pool
+    of its own.
     """
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._insert_first = True
+        self.merged = 0  # batches that went through the merge (tests read it)
 
     async def write(self, batch: Batch) -> int:
         params = self._params(batch)
@@ -134,8 +144,18 @@ class TimescaleSink:
                 # explicit one (conn.transaction() issues BEGIN/COMMIT in autocommit mode too).
                 await conn.set_autocommit(True)
             if not batch.statuses:
-                return await self._merge(conn, params)
+                if self._insert_first and len(batch.readings):
+                    try:
+                        return await self._insert(conn, params)
+                    except UniqueViolation as exc:
+                        if not _duplicate_reading(exc):
+                            raise
+                self.merged += 1
+                inserted = await self._merge(conn, params)
+                self._insert_first = inserted == len(batch.readings)
+                return inserted
             async with conn.transaction():
+                self.merged += 1
                 inserted = await self._merge(conn, params)
                 async with conn.cursor() as cur:
                     await cur.executemany(
@@ -154,23 +174,44 @@ class TimescaleSink:
             return inserted
 
     @staticmethod
+    async def _insert(conn: AsyncConnection, params: dict[str, Any]) -> int:
+        cur = await conn.execute(q.INSERT_BATCH, params, binary=True)
+        return cur.rowcount
+
+    @staticmethod
     async def _merge(conn: AsyncConnection, params: dict[str, Any]) -> int:
         row = await (await conn.execute(q.MERGE_BATCH, params, binary=True)).fetchone()
         return int(row[0]) if row else 0
 
     @staticmethod
     def _params(batch: Batch) -> dict[str, Any]:
-        """The batch as column arrays, the shape ``unnest`` takes them in."""
+        """The batch as column arrays, the shape ``unnest`` takes them in, and per device the
+        readings' span and latest reading (for INSERT_BATCH)."""
         rs = batch.readings
         dls = batch.dead_letters
+        spans = rs.spans()
+        latest = [s.latest for s in spans]
+        devices = text_array([s.device_id for s in spans])
         return {
-            "device_id": text_array([r.device_id for r in rs]),
-            "ts": timestamptz_array([r.ts for r in rs]),
-            "temp_c": float8_array([r.temp_c for r in rs]),
-            "rh": float8_array([r.rh for r in rs]),
-            "lat": float8_array([r.lat for r in rs]),
-            "lon": float8_array([r.lon for r in rs]),
-            "battery": float4_array([r.battery for r in rs]),
+            "device_id": text_array(rs.device_id),
+            "ts": timestamptz_us_array(rs.ts_us),
+            "temp_c": float8_array(rs.temp_c),
+            "rh": float8_array(rs.rh),
+            "lat": float8_array(rs.lat),
+            "lon": float8_array(rs.lon),
+            "battery": float4_array(rs.battery),
+            "s_device_id": devices,
+            "s_ts": timestamptz_us_array([s.ts_max_us for s in spans]),
+            "s_temp_c": float8_array([rs.temp_c[i] for i in latest]),
+            "s_rh": float8_array([rs.rh[i] for i in latest]),
+            "s_lat": float8_array([rs.lat[i] for i in latest]),
+            "s_lon": float8_array([rs.lon[i] for i in latest]),
+            "s_battery": float4_array([rs.battery[i] for i in latest]),
+            "c_device_id": devices,
+            "c_ts_min": timestamptz_us_array([s.ts_min_us for s in spans]),
+            "c_ts_max": timestamptz_us_array([s.ts_max_us for s in spans]),
+            "c_n": int4_array([s.n for s in spans]),
+            "notify": json.dumps({"n": len(rs)}),
             # Dead letters are few: psycopg's own list dumper is fine for them.
             "dl_topic": [d.topic for d in dls],
             "dl_device_id": [d.device_id for d in dls],
@@ -187,6 +228,12 @@ class TimescaleSink:
         return frozenset(r[0] for r in rows)
 
 
+def _duplicate_reading(exc: UniqueViolation) -> bool:
+    """True when INSERT_BATCH met a reading already stored (or twice in its batch)."""
+    # TimescaleDB names each chunk's copy of the key "<n>_<m>_readings_pkey".
+    return (exc.diag.constraint_name or "").endswith("readings_pkey")
+
+
 class MemorySink:
     """An in-memory sink with the same semantics (unique per device and time), for unit tests."""
 
@@ -198,7 +245,7 @@ class MemorySink:
 
     async def write(self, batch: Batch) -> int:
         new = 0
-        for r in batch.readings:
+        for r in batch.readings.rows():
             if (r.device_id, r.ts) not in self.rows:
                 self.rows[(r.device_id, r.ts)] = r
                 new += 1

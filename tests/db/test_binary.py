@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat, Transformer
 
+from coldchain.telemetry_columns import to_pg_us
 from coldchain.thermal.series import EPOCH, to_us
 from db.binary import (
     PG_EPOCH,
@@ -18,9 +19,11 @@ from db.binary import (
     float4_array,
     float8_array,
     float8_values,
+    int4_array,
     text_array,
     timestamp_us_values,
     timestamptz_array,
+    timestamptz_us_array,
 )
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -56,6 +59,25 @@ def test_timestamptz_bytes_match_psycopg(values: list[datetime]) -> None:
     assert timestamptz_array(values).data == _psycopg_binary(values)  # type: ignore[arg-type]
 
 
+@given(st.lists(aware, max_size=50))
+def test_timestamps_as_microseconds_encode_as_the_datetimes_do(values: list[datetime]) -> None:
+    assert timestamptz_us_array([to_pg_us(v) for v in values]) == timestamptz_array(values)
+
+
+@given(st.lists(finite, max_size=50), st.lists(st.floats(0, 1), max_size=50))
+def test_arrays_without_null_encode_as_element_by_element(
+    floats: list[float], small: list[float]
+) -> None:
+    import struct
+
+    from db.binary import _array
+
+    f8 = [struct.pack(">id", 8, v) for v in floats]
+    f4 = [struct.pack(">if", 4, v) for v in small]
+    assert float8_array(floats) == _array("float8", f8, False)
+    assert float4_array(small) == _array("float4", f4, False)
+
+
 @pytest.mark.integration
 # The database is only read (SELECT of parameters), so sharing it across examples is safe.
 @settings(
@@ -74,14 +96,18 @@ def test_round_trip_through_postgresql(
     names: list[str | None],
     stamps: list[datetime],
 ) -> None:
+    counts = [len(floats), -len(small), 2**31 - 1, -(2**31)]
     with psycopg.connect(db_dsn) as conn:
         row = conn.execute(
-            "SELECT %b::float8[], %b::float4[], %b::text[], %b::timestamptz[]",
+            "SELECT %b::float8[], %b::float4[], %b::text[], %b::timestamptz[],"
+            " %b::timestamptz[], %b::int[]",
             (
                 float8_array(floats),
                 float4_array(small),
                 text_array(names),
                 timestamptz_array(stamps),
+                timestamptz_us_array([to_pg_us(t) for t in stamps]),
+                int4_array(counts),
             ),
         ).fetchone()
     assert row is not None
@@ -89,6 +115,8 @@ def test_round_trip_through_postgresql(
     assert [None if v is None else pytest.approx(v, rel=1e-6, abs=1e-7) for v in small] == row[1]
     assert row[2] == names
     assert row[3] == stamps
+    assert row[4] == stamps
+    assert row[5] == counts
 
 
 def test_microseconds_before_and_after_2000() -> None:
