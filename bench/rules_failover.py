@@ -174,7 +174,7 @@ async def drive(
             await asyncio.sleep(max(t0 + k + 0.2 - time.perf_counter(), 0))
             ts = start + timedelta(seconds=k)
             batch = [Reading(d, ts, temperature(k, i), 45.0) for i, d in enumerate(devices)]
-            await sink.write(Batch(readings=batch))
+            await sink.write(Batch.of(batch))
             now = time.perf_counter()
             for i, d in enumerate(devices):
                 if is_trigger(k, i):

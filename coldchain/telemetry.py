@@ -13,7 +13,8 @@ or SenML (RFC 8428) records: a JSON array whose records carry ``bn``/``n``, ``bt
 and ``u`` in ``Cel``, ``%RH``, ``lat``, ``lon``, ``/`` (battery ratio). Timestamps are ISO 8601
 with an offset, or epoch milliseconds. Status goes to ``{root}/devices/{device_id}/status``.
 
-:func:`parse_payload` is the only parser: the ingester, the simulator's tests and the docs use it.
+:func:`parse_payload` is the one definition of what is accepted: the simulator's tests and the docs
+use it, and the ingester's fast path is held equal to it.
 A batch with one bad reading yields the good readings plus one :class:`Rejection` per bad one.
 It never raises, whatever the bytes (a 5,000-digit integer, nesting deeper than the stack, or
 anything else Python's JSON decoder refuses is a rejection, and a last-resort guard turns any
@@ -23,6 +24,9 @@ stored in PostgreSQL text). Measurement times before :data:`EARLIEST_TS` (2000-0
 epochs, year 0001, a logger whose clock was never set) are refused. Plain readings take a hand-written fast path that accepts
 only what the full (pydantic) validation accepts and builds the same :class:`Reading`; anything
 else, and every rejection, goes through the full validation.
+The ingester reads messages through :func:`coldchain.telemetry_columns.parse_into`, which gives
+exactly what :func:`parse_payload` gives (property-tested) but decodes well-formed messages
+straight into columns, and calls :func:`check_envelope` and :func:`parse_body` for the rest.
 The simulator builds payloads with :func:`reading_payload` / :func:`batch_payload`, so the
 two sides cannot drift apart.
 """
@@ -32,13 +36,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from coldchain.senml import json_type, senml_records
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 _DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
@@ -221,22 +227,10 @@ def _json_number(v: Any) -> Any:
     if v is None:
         return v
     if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ValueError(f"must be a JSON number, not {_json_type(v)}")
+        raise ValueError(f"must be a JSON number, not {json_type(v)}")
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError("is not a finite number (NaN or infinity)")
     return v
-
-
-def _json_type(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, str):
-        return "text"
-    if isinstance(v, Mapping):
-        return "an object"
-    if isinstance(v, list):
-        return "an array"
-    return type(v).__name__
 
 
 class _StatusIn(BaseModel):
@@ -275,49 +269,6 @@ def _explain(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
     return "; ".join(parts)
-
-
-# --- SenML ---------------------------------------------------------------------------------
-
-_SENML_FIELDS = {"Cel": "temp_c", "%RH": "rh", "lat": "lat", "lon": "lon", "/": "battery"}
-
-
-def _senml_records(pack: Sequence[Any], topic_device: str) -> list[tuple[int, dict[str, Any]]]:
-    """Resolve SenML base fields and group records into readings keyed by (name, time)."""
-    base_name, base_time = "", 0.0
-    grouped: dict[tuple[str, float], dict[str, Any]] = {}
-    order: list[tuple[str, float]] = []
-    first_index: dict[tuple[str, float], int] = {}
-    for i, rec in enumerate(pack):
-        if not isinstance(rec, Mapping):
-            raise ValueError(f"SenML record {i} is not an object")
-        if "bn" in rec:
-            base_name = str(rec["bn"])
-        if "bt" in rec:
-            base_time = float(_senml_number(rec["bt"], "bt", i))
-        unit = rec.get("u")
-        if unit not in _SENML_FIELDS:
-            continue  # unknown quantities are ignored, as RFC 8428 allows
-        # The base name identifies the logger ("urn:dev:ser:LOG-1:" or "LOG-1/"); the unit, not
-        # the record name, says which quantity a record carries.
-        segments = [s for s in re.split(r"[:/]", base_name) if s]
-        device = segments[-1] if segments else topic_device
-        t = base_time + float(_senml_number(rec.get("t", 0.0), "t", i))
-        if abs(t) < 2**28:  # RFC 8428 §4.5.3: small values are relative to now; we refuse those
-            raise ValueError(f"SenML record {i} has a relative time; absolute time is required")
-        key = (device, t)
-        if key not in grouped:
-            grouped[key] = {"device_id": device, "ts": t * 1000.0}
-            order.append(key)
-            first_index[key] = i
-        grouped[key][_SENML_FIELDS[unit]] = rec.get("v")
-    return [(first_index[k], grouped[k]) for k in order]
-
-
-def _senml_number(value: Any, name: str, i: int) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"SenML record {i}: {name} must be a JSON number, not {_json_type(value)}")
-    return value
 
 
 # --- the parser ----------------------------------------------------------------------------
@@ -379,6 +330,12 @@ def _device_topic(root: str, topic: str) -> Topic | Rejection:
     return parsed_topic
 
 
+def device_of_topic(root: str, topic: str) -> str | None:
+    """The device a message's topic names, or None when it is no device's topic (cached)."""
+    parsed = _device_topic(root, topic)
+    return None if isinstance(parsed, Rejection) else parsed.device_id
+
+
 def parse_body(topic: Topic, payload: bytes, *, now: datetime, limits: Limits) -> ParsedMessage:
     """The payload of a message whose envelope passed :func:`check_envelope`. Never raises."""
     try:
@@ -434,7 +391,7 @@ def _parse_telemetry(doc: Any, device: str, *, now: datetime, limits: Limits) ->
     items: list[tuple[int | None, Any]]
     if isinstance(doc, list):
         try:
-            items = [(i, r) for i, r in _senml_records(doc, device)]
+            items = [(i, r) for i, r in senml_records(doc, device)]
         except (TypeError, ValueError, OverflowError) as exc:
             return ParsedMessage(rejections=(Rejection(f"SenML: {exc}", device),))
         if not items:

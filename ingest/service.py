@@ -70,7 +70,7 @@ from paho.mqtt.properties import Properties
 
 from coldchain.runtime import utcnow
 from coldchain.settings import Settings
-from coldchain.telemetry import Limits, parse_topic
+from coldchain.telemetry import Limits, device_of_topic, parse_topic
 from coldchain.telemetry_columns import parse_into
 from ingest.mqtt import IngestClient, refused_subscription
 from ingest.refusals import caused_by_data, refused_by_database
@@ -356,19 +356,16 @@ class Ingester:
                 self._wake.set()
                 if self._mqtt is not None:
                     self._mqtt.pause_reading()
-        self._route((topic, payload, mid, qos))
-
-    def _route(self, raw: _Raw) -> None:
         if self._gate is not None:
-            self._gate.append(raw)  # keep arrival order behind the message that waits
+            self._gate.append((topic, payload, mid, qos))  # keep arrival order behind it
             return
-        if self._require_known and self._unknown_device(raw[0]):
-            self._gate = [raw]
+        if self._require_known and self._unknown_device(topic):
+            self._gate = [(topic, payload, mid, qos)]
             self._gate_task = asyncio.get_running_loop().create_task(
                 self._reload_registry(), name="ingest-registry"
             )
             return
-        self._absorb(*raw)
+        self._absorb(topic, payload, mid, qos)
 
     def _absorb(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         pending = self._pending
@@ -378,7 +375,8 @@ class Ingester:
         pending.messages += 1
         self.stats.messages += 1
         batch = pending.batch
-        before = len(batch.readings)
+        stamps = batch.readings.ts_us  # one entry per reading (len() of the columns, inlined)
+        before = len(stamps)
         # The readings go straight into the batch's columns (coldchain/telemetry_columns.py).
         parsed = parse_into(
             batch.readings, topic, payload, root=self._root, now=self._clock(), limits=self._limits
@@ -387,14 +385,14 @@ class Ingester:
             batch.statuses.append(parsed.status)
         if parsed.rejections:
             # One dead letter per message, its payload once (issue 11: not once per reading).
-            accepted = len(batch.readings) - before
+            accepted = len(stamps) - before
             dead = dead_letter_for(topic, payload, parsed.rejections, accepted=accepted)
             batch.dead_letters.append(dead)
             log.info("dead letter from %s: %s", clip(topic), clip(dead.reason))
         if qos:
             pending.mids.append(mid)
         n_readings, n_statuses, n_dead = (
-            len(batch.readings), len(batch.statuses), len(batch.dead_letters)
+            len(stamps), len(batch.statuses), len(batch.dead_letters)
         )  # fmt: skip
         pending.spans.append((topic, payload, n_readings, n_statuses, n_dead))
         n_bytes = len(payload)
@@ -420,11 +418,12 @@ class Ingester:
     # --- the device registry -----------------------------------------------------------------
 
     def _unknown_device(self, topic: str) -> bool:
-        """True when the registry (if loaded) does not list this message's device."""
+        """True when the registry (if loaded) does not list this message's device. A topic that
+        is no device's is not waited for: parsing refuses it, whatever the registry says."""
         if self._known is None:
             return True
-        parts = topic.rsplit("/", 2)
-        return (parts[1] if len(parts) == 3 else "") not in self._known
+        device = device_of_topic(self._root, topic)
+        return device is not None and device not in self._known
 
     async def _load_registry(self) -> None:
         """Load the device registry, retrying while the database is away."""

@@ -107,6 +107,16 @@ class Batch:
     def __len__(self) -> int:
         return len(self.readings) + len(self.dead_letters) + len(self.statuses)
 
+    @classmethod
+    def of(
+        cls,
+        readings: Sequence[Reading] = (),
+        dead_letters: Sequence[DeadLetter] = (),
+        statuses: Sequence[DeviceStatus] = (),
+    ) -> Batch:
+        """A batch of these readings (as value objects: tests, benchmarks, bulk loads)."""
+        return cls(ReadingColumns.of(readings), list(dead_letters), list(statuses))
+
 
 class Sink(Protocol):
     """Commits a batch atomically; returns how many readings were new (not duplicates)."""

@@ -48,7 +48,7 @@ def engine(
 async def readings(pool: AsyncConnectionPool, temps: dict[int, float]) -> None:  # noqa: F811
     """Readings of LOG-1 at T0 + minute: temperature."""
     batch = [Reading("LOG-1", T0 + timedelta(minutes=m), t) for m, t in sorted(temps.items())]
-    await TimescaleSink(pool).write(Batch(readings=batch))
+    await TimescaleSink(pool).write(Batch.of(batch))
 
 
 async def open_an_alert(

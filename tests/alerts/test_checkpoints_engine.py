@@ -136,7 +136,7 @@ async def test_a_six_hour_backlog_is_absorbed_from_checkpoints_as_in_order(
             for r in rs
             if lo <= r.ts < hi and not (r.device_id == late and r.ts >= backlog_from)
         ]
-        await sink.write(Batch(readings=batch))
+        await sink.write(Batch.of(batch))
         clock.now = hi
         await engine.process_changes()
     assert engine.stats.pairs_from_checkpoint > 0 and engine.stats.checkpoints_written > 0
@@ -145,7 +145,7 @@ async def test_a_six_hour_backlog_is_absorbed_from_checkpoints_as_in_order(
     # The backlog arrives (in three uploads, newest first), then one round takes it all.
     backlog = [r for r in data[late] if r.ts >= backlog_from]
     for part in (backlog[240:], backlog[120:240], backlog[:120]):
-        await sink.write(Batch(readings=part))
+        await sink.write(Batch.of(part))
     await engine.process_changes()
     assert engine.stats.rounds - rounds <= 2
     assert engine.stats.pairs_from_checkpoint > from_checkpoint  # rewound, not judged in full
@@ -172,7 +172,7 @@ async def test_older_than_every_checkpoint_or_new_rules_judge_in_full(
     held = [r for r in rs if T0 + 30 * MIN <= r.ts < T0 + 40 * MIN]
     for hour in range(HOURS):
         lo, hi = T0 + hour * 60 * MIN, T0 + (hour + 1) * 60 * MIN
-        await sink.write(Batch(readings=[r for r in rs if lo <= r.ts < hi and r not in held]))
+        await sink.write(Batch.of([r for r in rs if lo <= r.ts < hi and r not in held]))
         clock.now = hi
         await engine.process_changes()
     with psycopg.connect(db_dsn) as conn:
@@ -181,14 +181,14 @@ async def test_older_than_every_checkpoint_or_new_rules_judge_in_full(
     judged_from_checkpoint = engine.stats.pairs_from_checkpoint
     assert judged_from_checkpoint > 0
     # Readings older than every kept checkpoint: the pair is judged in full.
-    await sink.write(Batch(readings=held))
+    await sink.write(Batch.of(held))
     await engine.process_changes()
     assert engine.stats.pairs_from_checkpoint == judged_from_checkpoint
     assert await judge_all_in_full(pool, settings, clock.now) == 0
     # New limits change the fingerprint: the checkpoints are not used, and are pruned.
     with psycopg.connect(db_dsn) as conn:
         conn.execute("UPDATE products SET temp_max_c = 6.0")
-    await sink.write(Batch(readings=[Reading("LOG-0", clock.now, 5.0, 50.0, None, None, 0.9)]))
+    await sink.write(Batch.of([Reading("LOG-0", clock.now, 5.0, 50.0, None, None, 0.9)]))
     clock.now += MIN
     await engine.process_changes()
     assert engine.stats.pairs_from_checkpoint == judged_from_checkpoint

@@ -112,9 +112,7 @@ async def raise_an_alert(pool: AsyncConnectionPool, settings: Settings, dsn: str
     seed_shipment(dsn, start=T0 - timedelta(hours=1))
     temps = [12.0 if 10 <= m < 40 else 5.0 for m in range(60)]
     await TimescaleSink(pool).write(
-        Batch(
-            readings=[Reading("LOG-1", T0 + timedelta(minutes=m), t) for m, t in enumerate(temps)]
-        )
+        Batch.of([Reading("LOG-1", T0 + timedelta(minutes=m), t) for m, t in enumerate(temps)])
     )
     rules = RulesEngine(pool, settings, clock=lambda: T0 + timedelta(hours=1))
     await rules.setup()
@@ -239,10 +237,10 @@ async def test_the_running_engine_is_not_held_up_by_a_hanging_receiver(
                 sink = TimescaleSink(p)
                 # Warm, then at the alarm delay one reading makes the alert.
                 readings = [Reading("LOG-1", start + timedelta(minutes=m), 12.0) for m in range(16)]
-                await sink.write(Batch(readings=readings[:15]))
+                await sink.write(Batch.of(readings[:15]))
                 await _wait_for(lambda: rows(db_dsn, "SELECT 1 FROM reading_changes"), 5)
                 committed = time.monotonic()
-                await sink.write(Batch(readings=readings[15:]))
+                await sink.write(Batch.of(readings[15:]))
                 await _wait_for(lambda: rows(db_dsn, "SELECT 1 FROM alerts"), 10)
                 latency = time.monotonic() - committed
                 await _wait_for(lambda: rx.received and box.messages, 15)

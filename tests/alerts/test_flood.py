@@ -254,7 +254,7 @@ async def test_a_two_hour_backlog_of_500_loggers_sends_one_message_per_shipment_
             )
         )
         t = time.monotonic()
-        await TimescaleSink(pool).write(Batch(readings=backlog(shipments, per_shipment, start)))
+        await TimescaleSink(pool).write(Batch.of(backlog(shipments, per_shipment, start)))
         stored_s = time.monotonic() - t
         engine = RulesEngine(pool, s, clock=lambda: T0, rules_file=rules)
         await engine.setup()
@@ -312,7 +312,7 @@ async def test_beyond_the_per_device_limit_notifications_are_held_and_summed_up_
             # One reading at a time, delivering as it goes: no backlog, a flood.
             sink = TimescaleSink(pool)
             for r in readings:
-                await sink.write(Batch(readings=[r]))
+                await sink.write(Batch.of([r]))
                 await engine.process_changes()
                 await worker.deliver_due()
             made = rows(db_dsn, "SELECT count(*) FROM notifications WHERE alert_id IS NOT NULL")

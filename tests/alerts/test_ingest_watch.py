@@ -86,7 +86,7 @@ async def test_one_fleet_alert_opens_when_ingest_stalls_and_resolves_when_it_res
 
         async def reading(*devices: str) -> None:
             now = datetime.now(UTC)
-            await sink.write(Batch(readings=[Reading(d, now, 5.0) for d in devices]))
+            await sink.write(Batch.of([Reading(d, now, 5.0) for d in devices]))
 
         alerts_settings = settings.alerts.model_copy(
             update={

@@ -151,7 +151,7 @@ def rotations(dsn: str, people: dict[str, Person]) -> None:
 
 async def readings(pool: AsyncConnectionPool, start: datetime, temps: list[float]) -> None:  # noqa: F811
     batch = [Reading("LOG-1", start + timedelta(minutes=m), t) for m, t in enumerate(temps)]
-    await TimescaleSink(pool).write(Batch(readings=batch))
+    await TimescaleSink(pool).write(Batch.of(batch))
 
 
 def texts(twilio: cs.ChannelServer, since: int) -> list[tuple[str, str]]:

@@ -163,7 +163,7 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
 ) -> None:
     before = seed_shipment(db_dsn, reference="BEFORE", device_id="LOG-B", start=T0)
     after = seed_shipment(db_dsn, reference="AFTER", device_id="LOG-A", start=T0)
-    await TimescaleSink(pool).write(Batch(readings=flat("LOG-B", range(60))))
+    await TimescaleSink(pool).write(Batch.of(flat("LOG-B", range(60))))
     evaluated = int(one(db_dsn, "SELECT max(change_id) FROM reading_changes"))  # type: ignore[call-overload]
     with psycopg.connect(db_dsn) as conn:  # where the single engine of before had got to
         conn.execute(
@@ -171,7 +171,7 @@ async def test_the_single_engines_cursor_carries_over_to_the_partitions(
             "SELECT 'rules', xid, change_id FROM reading_changes WHERE change_id = %s",
             [evaluated],
         )
-    await TimescaleSink(pool).write(Batch(readings=flat("LOG-A", range(60))))
+    await TimescaleSink(pool).write(Batch.of(flat("LOG-A", range(60))))
 
     rules = RulesEngine(pool, settings, clock=lambda: T0 + timedelta(hours=2))
     await rules.setup()
@@ -226,7 +226,7 @@ async def test_each_engine_judges_only_its_partitions_and_the_periodic_pass_runs
     b = RulesEngine(pool, settings, clock=lambda: now, claims=Held(16, right))
     await a.setup()
     await TimescaleSink(pool).write(
-        Batch(readings=[r for s in shipments for r in flat(s.device_id, range(30))])
+        Batch.of([r for s in shipments for r in flat(s.device_id, range(30))])
     )
     await a.process_changes()
     judged = "SELECT DISTINCT shipment_id FROM excursions"  # 30 minutes at 12 °C each
@@ -278,8 +278,8 @@ async def test_two_engines_that_both_believe_they_hold_everything_never_duplicat
         await one_engine.setup()
         for m in range(0, 240, 10):
             await TimescaleSink(pool).write(
-                Batch(
-                    readings=[
+                Batch.of(
+                    [
                         Reading("LOG-S", T0 + timedelta(minutes=k), LATE_PROFILE[k])
                         for k in range(m, m + 10)
                     ]
@@ -289,10 +289,8 @@ async def test_two_engines_that_both_believe_they_hold_everything_never_duplicat
                 one_engine.process_changes(), another.process_changes(), another.recheck_open()
             )
         await TimescaleSink(pool).write(
-            Batch(
-                readings=[
-                    Reading("LOG-O", T0 + timedelta(minutes=k), LATE_PROFILE[k]) for k in range(240)
-                ]
+            Batch.of(
+                [Reading("LOG-O", T0 + timedelta(minutes=k), LATE_PROFILE[k]) for k in range(240)]
             )
         )
         await asyncio.gather(one_engine.process_changes(), another.process_changes())
@@ -358,8 +356,8 @@ async def test_killed_and_stopped_engines_are_taken_over_and_nothing_is_lost_or_
     ]
 
     def batch(prefix: str, ms: range) -> Batch:
-        return Batch(
-            readings=[
+        return Batch.of(
+            [
                 Reading(f"{prefix}{i}", base + timedelta(minutes=m), LATE_PROFILE[m])
                 for i in range(n)
                 for m in ms

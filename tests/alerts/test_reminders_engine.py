@@ -86,11 +86,7 @@ async def open_alert(
     seed_shipment(dsn, start=start - timedelta(hours=1))
     temps = [5.0 if m < 10 else 12.0 for m in range(60)]
     await TimescaleSink(pool).write(
-        Batch(
-            readings=[
-                Reading("LOG-1", start + timedelta(minutes=m), t) for m, t in enumerate(temps)
-            ]
-        )
+        Batch.of([Reading("LOG-1", start + timedelta(minutes=m), t) for m, t in enumerate(temps)])
     )
 
     def engine(claims: Claims | None = None) -> RulesEngine:

@@ -44,7 +44,7 @@ def readings(device: str, temps: list[float], *, skip: range = range(0)) -> list
 
 
 async def write(pool: AsyncConnectionPool, rs: list[Reading]) -> None:
-    await TimescaleSink(pool).write(Batch(readings=rs))
+    await TimescaleSink(pool).write(Batch.of(rs))
 
 
 def rows(dsn: str, sql: str, *args: object) -> list[tuple]:

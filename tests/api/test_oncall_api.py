@@ -22,7 +22,6 @@ from api.app import create_app
 from coldchain.oncall import Rotation, who_is_on_call
 from coldchain.settings import AlertsSettings, Settings
 from coldchain.telemetry import Reading
-from coldchain.telemetry_columns import ReadingColumns
 from ingest.sink import Batch, TimescaleSink
 from services import accounts
 from services.alerts import alert_board
@@ -204,7 +203,7 @@ async def test_a_rotation_tier_tells_the_person_on_call_now_and_says_what_it_cou
     async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=2) as pool:
         await pool.wait()
         readings = [Reading("LOG-1", start + timedelta(minutes=m), 12.0) for m in range(60)]
-        await TimescaleSink(pool).write(Batch(readings=ReadingColumns.of(readings)))
+        await TimescaleSink(pool).write(Batch.of(readings))
         engine = RulesEngine(pool, s, clock=lambda: T0 + timedelta(minutes=30), rules_file=rules)
         await engine.setup()
         await engine.process_changes()

@@ -16,7 +16,6 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from coldchain.telemetry import Reading
-from coldchain.telemetry_columns import ReadingColumns
 from ingest.sink import Batch, TimescaleSink
 from tests.fixtures.services import OWNER_USER, TEMPLATE_DB, _dsn
 
@@ -100,9 +99,7 @@ async def test_the_insert_path_stores_what_the_merge_stores(
         async with AsyncConnectionPool(dsn, open=False, min_size=1, max_size=1) as pool:
             await pool.wait()
             sink = cls(pool)
-            counts[name] = [
-                await sink.write(Batch(readings=ReadingColumns.of(b))) for b in _batches(seed)
-            ]
+            counts[name] = [await sink.write(Batch.of(b)) for b in _batches(seed)]
             if name == "both":
                 merged = sink.merged
     assert counts["both"] == counts["merge"]
@@ -115,11 +112,7 @@ async def test_a_duplicate_falls_back_to_the_merge_and_the_sink_returns_to_inser
     db_dsn: str,
 ) -> None:
     def batch(minutes: range) -> Batch:
-        return Batch(
-            readings=ReadingColumns.of(
-                [Reading("LOG-A", T0 + timedelta(minutes=m), 5.0) for m in minutes]
-            )
-        )
+        return Batch.of([Reading("LOG-A", T0 + timedelta(minutes=m), 5.0) for m in minutes])
 
     async with AsyncConnectionPool(db_dsn, open=False, min_size=1, max_size=1) as pool:
         await pool.wait()
@@ -149,7 +142,7 @@ async def test_each_path_wakes_the_rules_engine(db_dsn: str) -> None:
         sink = TimescaleSink(pool)
         for minutes, merged in ((range(0, 3), 0), (range(2, 5), 1)):
             rs = [Reading("LOG-A", T0 + timedelta(minutes=m), 5.0) for m in minutes]
-            await sink.write(Batch(readings=ReadingColumns.of(rs)))
+            await sink.write(Batch.of(rs))
             assert sink.merged == merged
             note = await asyncio.wait_for(anext(aiter(listener.notifies())), 5)
             assert note.channel == "reading_changes"
