@@ -8,7 +8,7 @@ backend that runs the statements (``/proc/<pid>/stat``) and the wall-clock rate.
 on a fresh database with the devices registered, for two shapes of traffic:
 
 - **uploads**: 60 readings of one logger after another (buffered uploads);
-- **single**: one reading from each of 1,000 loggers in turn (live traffic), so a batch of 2,000
+- **single**: one reading from each of 1,000 loggers in turn (live traffic), so every batch
   touches 1,000 ``device_state`` rows and writes 1,000 change-log rows.
 
 Lines: binary COPY into ``readings`` (the bench's yardstick: no duplicate handling, no
@@ -33,6 +33,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import local_stack, seed_devices
+from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from db.queries import ingest as q
 from ingest.sink import Batch, TimescaleSink
@@ -71,7 +72,7 @@ def _without_changes(sql: str) -> str:
 
 def _without_state(sql: str) -> str:
     return sql.replace(
-        ") AS l (device_id, ts, temp_c, rh, lat, lon, battery)",
+        ") AS l (device_id, ts, temp_c, rh, lat, lon, battery)\n    ORDER BY device_id",
         ") AS l (device_id, ts, temp_c, rh, lat, lon, battery) WHERE false",
     )
 
@@ -101,9 +102,12 @@ def measure(run: Callable[[psycopg.Connection], None], dsn: str, n: int) -> tupl
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--readings", type=int, default=120_000)
-    parser.add_argument("--batch", type=int, default=2000, help="readings per statement")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="readings per statement (default: the ingester's)"
+    )
     args = parser.parse_args()
-    n, size = args.readings, args.batch
+    n = args.readings
+    size = args.batch or Settings(_env_file=None).ingest.batch_max_readings
     print(f"{n:,} readings, {size:,} per statement, one connection; PostgreSQL backend CPU")
     with local_stack() as stack:
         for shape, make in (("uploads", uploads), ("single", single)):

@@ -127,9 +127,10 @@ class ReadingColumns:
     def spans(self) -> list[DeviceSpan]:
         """Per device, in device order: time range, count and the latest reading's index."""
         by_device: dict[str, list[int]] = {}
+        get = by_device.get
         ts = self.ts_us
         for device, a, b in self.runs:
-            if b - a == 1:
+            if b - a == 1:  # a single-reading message: most live traffic
                 lo = hi = ts[a]
                 latest = a
             elif a == b:
@@ -139,14 +140,15 @@ class ReadingColumns:
                 hi = max(part)
                 lo = min(part)
                 latest = a + part.index(hi)
-            seen = by_device.get(device)
+            seen = get(device)
             if seen is None:
                 by_device[device] = [lo, hi, b - a, latest]
                 continue
             if lo < seen[0]:
                 seen[0] = lo
             if hi > seen[1]:
-                seen[1], seen[3] = hi, latest
+                seen[1] = hi
+                seen[3] = latest
             seen[2] += b - a
         return [DeviceSpan(d, *by_device[d]) for d in sorted(by_device)]
 
@@ -220,18 +222,18 @@ def _fast(
 ) -> bool:
     """Append a well-formed message's readings and say True; False (nothing appended) for
     anything the full validation must look at."""
-    try:
-        if b'"readings"' in payload:
-            upload = _decode_upload(payload)
-            if upload.device_id is not None and upload.device_id != device:
-                return False
-            items = upload.readings
-            if len(items) > limits.max_batch_readings:
-                return False
-        else:
-            items = [_decode_reading(payload)]
+    try:  # a single reading first: most live messages are one, and an upload fails it at once
+        items = [_decode_reading(payload)]
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
-        return False
+        try:
+            upload = _decode_upload(payload)
+        except (msgspec.DecodeError, RecursionError):
+            return False
+        if upload.device_id is not None and upload.device_id != device:
+            return False
+        items = upload.readings
+        if len(items) > limits.max_batch_readings:
+            return False
     latest_allowed = now + limits.max_future
     earliest = limits.earliest
     stamps: list[int] = []

@@ -89,12 +89,14 @@ FROM (SELECT coalesce(sum(n_readings), 0)::bigint AS n FROM changes) AS total
 _SPANS_LATEST = """unnest(
         %(s_device_id)b::text[], %(s_ts)b::timestamptz[], %(s_temp_c)b::float8[],
         %(s_rh)b::float8[], %(s_lat)b::float8[], %(s_lon)b::float8[], %(s_battery)b::float4[]
-    ) AS l (device_id, ts, temp_c, rh, lat, lon, battery)"""
+    ) AS l (device_id, ts, temp_c, rh, lat, lon, battery)
+    ORDER BY device_id"""
 
 #: One batch of readings that are all new (else it fails on the primary key, undone as a whole):
 #: the readings as they come, sorted so that two writers take the key locks in one order;
-#: ``device_state`` and the change log from the per-device spans (``s_*``, ``c_*``, in device
-#: order, so their row locks are taken in one order too). The row count is the readings stored.
+#: ``device_state`` and the change log from the per-device spans (``s_*``, ``c_*``); the state
+#: rows sorted here, by the database's collation as the merge sorts them, so that two writers
+#: take their row locks in one order too, whichever statement each runs. The row count is the readings stored.
 #: The NOTIFY goes with the change log's rows (one per transaction: equal payloads fold).
 INSERT_BATCH = f"""
 WITH state AS ({_STATE_UPSERT.format(latest=_SPANS_LATEST)}),
