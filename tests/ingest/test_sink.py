@@ -179,7 +179,9 @@ async def test_two_writers_with_overlapping_batches_neither_deadlock_nor_lose(db
             await asyncio.gather(first.write(Batch.of(a)), second.write(Batch.of(b)))
     with psycopg.connect(db_dsn) as conn:
         stored = conn.execute("SELECT device_id, ts FROM readings").fetchall()
-        latest = dict(conn.execute("SELECT device_id, ts FROM device_state").fetchall())
+        latest: dict[str, datetime] = dict(
+            conn.execute("SELECT device_id, ts FROM device_state").fetchall()
+        )
     assert sorted(stored) == sorted(expected)
     for device in {d for d, _ in expected}:
         assert latest[device] == max(t for d, t in expected if d == device)
