@@ -26,7 +26,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -144,17 +143,6 @@ def text_array(values: Sequence[str | None]) -> Encoded:
     return _array("text", elements, None in values)
 
 
-def timestamptz_array(values: Sequence[datetime]) -> Encoded:
-    """``timestamptz[]`` of aware datetimes: microseconds since 2000-01-01 UTC."""
-    elements = []
-    for ts in values:
-        delta = ts - PG_EPOCH
-        elements.append(
-            _I8(8, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
-        )
-    return _array("timestamptz", elements, False)
-
-
 # ---------------------------------------------------------------------------------------------
 # Decoding
 # ---------------------------------------------------------------------------------------------
@@ -205,6 +193,5 @@ __all__ = [
     "int4_array",
     "text_array",
     "timestamp_us_values",
-    "timestamptz_array",
     "timestamptz_us_array",
 ]
