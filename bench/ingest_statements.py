@@ -20,11 +20,10 @@ per-device parts left out, to show what they cost.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,12 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import local_stack, seed_devices
+from bench._common import cpu_seconds, local_stack, seed_devices
+from bench.ingest_throughput import DEVICES, T0, readings
 from coldchain.settings import Settings
 from coldchain.telemetry import Reading
 from db.queries import ingest as q
 from ingest.sink import Batch, TimescaleSink
-
-T0 = datetime(2026, 11, 1, tzinfo=UTC)
-DEVICES = [f"LOG-{i:05d}" for i in range(1000)]
 
 
 def uploads(n: int) -> list[Reading]:
@@ -52,18 +49,11 @@ def uploads(n: int) -> list[Reading]:
     return out
 
 
-def single(n: int) -> list[Reading]:
-    return [
-        Reading(DEVICES[i % len(DEVICES)], T0 + timedelta(minutes=i // len(DEVICES)),
-                5.0, 45.0, 52.37, 4.89, 0.9)
-        for i in range(n)
-    ]  # fmt: skip
-
-
-def backend_cpu_s(conn: psycopg.Connection) -> float:
-    with open(f"/proc/{conn.info.backend_pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _backend_cpu_s(conn: psycopg.Connection) -> float:
+    """CPU seconds of the PostgreSQL backend serving ``conn``."""
+    used = cpu_seconds(conn.info.backend_pid)
+    assert used is not None, "the backend is gone"
+    return used
 
 
 def _without_changes(sql: str) -> str:
@@ -89,11 +79,11 @@ def measure(run: Callable[[psycopg.Connection], None], dsn: str, n: int) -> tupl
     """(rows per second, backend CPU µs per row) of ``run`` on a fresh connection."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT 1")
-        cpu = backend_cpu_s(conn)
+        cpu = _backend_cpu_s(conn)
         started = time.perf_counter()
         run(conn)
         elapsed = time.perf_counter() - started
-        used = backend_cpu_s(conn) - cpu
+        used = _backend_cpu_s(conn) - cpu
         stored = conn.execute("SELECT count(*) FROM readings").fetchone()
     assert stored is not None and stored[0] == n, f"stored {stored}, expected {n}"
     return n / elapsed, used * 1e6 / n
@@ -110,7 +100,8 @@ def main() -> None:
     size = args.batch or Settings(_env_file=None).ingest.batch_max_readings
     print(f"{n:,} readings, {size:,} per statement, one connection; PostgreSQL backend CPU")
     with local_stack() as stack:
-        for shape, make in (("uploads", uploads), ("single", single)):
+        # "single" is the live order bench/ingest_throughput.py publishes its readings in.
+        for shape, make in (("uploads", uploads), ("single", readings)):
             rows = make(n)
             n_rows = len(rows)
             batches = [
