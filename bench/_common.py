@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -58,6 +59,9 @@ def local_stack() -> Iterator[Stack]:
     (root / "pg").chmod(0o755)
     pg = PostgresCluster(root / "pg" / "data", free_port())
     broker = MosquittoBroker(root / "mqtt", free_port())
+    # `kill` (SIGTERM, as `timeout` sends) unwinds like Ctrl-C, so the database and the broker
+    # are stopped and their files removed rather than left running.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         pg.start()
         broker.start()
@@ -66,6 +70,11 @@ def local_stack() -> Iterator[Stack]:
         broker.stop()
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def seed_devices(dsn: str, devices: Sequence[str], interval_s: int = 60) -> None:
