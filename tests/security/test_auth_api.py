@@ -168,12 +168,19 @@ def test_forty_parallel_wrong_passwords_check_at_most_the_limit(
 
     def guess(i: int) -> int:
         start.wait()
-        r = httpx.post(
-            f"{web_server.url}/api/v1/auth/login",
-            json={"username": "ana.ruiz", "password": f"guess-{i}"},
-            timeout=60,
-        )
-        return r.status_code
+        for _ in range(20):
+            r = httpx.post(
+                f"{web_server.url}/api/v1/auth/login",
+                json={"username": "ana.ruiz", "password": f"guess-{i}"},
+                timeout=60,
+            )
+            if r.status_code != 503:
+                return r.status_code
+            # On a loaded machine the checked attempts' password hashing holds the admission
+            # slots past the queue's timeout: the others are turned away before the login is
+            # counted, and a client comes back after Retry-After, as this one does.
+            time.sleep(float(r.headers["Retry-After"]))
+        raise AssertionError(f"guess {i}: still 503 after 20 tries")
 
     with ThreadPoolExecutor(40) as pool:
         codes = Counter(pool.map(guess, range(40)))
