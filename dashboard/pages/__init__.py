@@ -121,6 +121,27 @@ def fmt_ts(value: datetime | date | None) -> str:
     return fmt_ts_in(value, request_zone())
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def fmt_ts_short_in(value: datetime | None, zone: str, now: datetime) -> str:
+    """``14:05 CET`` on the day of ``now`` in ``zone``, ``6 Dec 14:05 CET`` another day of its
+    year, else as :func:`fmt_ts_in` (pure): for table cells, with the full form in their title."""
+    if value is None:
+        return "—"
+    local, today = in_zone(value, zone), in_zone(now, zone)
+    if local.date() == today.date():
+        return f"{local:%H:%M} {zone_label(local)}"
+    if local.year == today.year:
+        return f"{local.day} {_MONTHS[local.month - 1]} {local:%H:%M} {zone_label(local)}"
+    return fmt_ts_in(value, zone)
+
+
+def fmt_ts_short(value: datetime | None, now: datetime) -> str:
+    """:func:`fmt_ts_short_in` in the zone the person chose."""
+    return fmt_ts_short_in(value, request_zone(), now)
+
+
 def fmt_clock(value: datetime) -> str:
     """``14:05:09 CET``: a time of day to the second in the person's zone, labelled (the
     pages' "Updated …" line)."""

@@ -1,8 +1,8 @@
 """The fleet table's rows and the choices of its QA filter (pure: rows in, components out).
 
-A row answers, for logistics, on-call and QA alike: is it in trouble now (the condition), since
-when the product has been out of its range (the open excursion's start, not the alarm, which
-comes after the rule's delay), for how long, how bad (the peak and its °C·min), how much of the
+A row answers, for logistics, on-call and QA alike: is it in trouble now (the condition), for how
+long the product has been out of its range and since when (the open excursion's start, not the
+alarm, which comes after the rule's delay), how bad (the peak and its °C·min), how much of the
 stability budget is used, what QA has decided, who carries it, when it is planned to arrive,
 and, in transit, the forecast's chance of an excursion before arrival with the expected arrival
 (:mod:`services.forecast`).
@@ -32,6 +32,7 @@ from dashboard.pages import (
     fmt_range,
     fmt_temp,
     fmt_ts,
+    fmt_ts_short,
     shipment_href,
 )
 from dashboard.pages.shipment_life import STATE_BADGE
@@ -77,17 +78,16 @@ def condition_cell(row: dict[str, Any]) -> list[Any]:
     return cell
 
 
-def since_text(row: dict[str, Any]) -> str:
-    """When the product left its range (an excursion still open); "back in range" after one."""
-    if row["out_of_range_since"] is not None:
-        return fmt_ts(row["out_of_range_since"])
-    return "back in range" if row["n_excursions"] else "—"
-
-
-def duration_text(row: dict[str, Any], now: datetime) -> str:
-    """How long the product has been out of its range (an excursion still open)."""
+def out_of_range_cell(row: dict[str, Any], now: datetime) -> list[Any] | str:
+    """How long the product has been out of its range and, under it, since when (the open
+    excursion's start, not the alarm); "back in range" after an excursion, else a dash."""
     since = row["out_of_range_since"]
-    return "—" if since is None else fmt_duration((now - since).total_seconds())
+    if since is None:
+        return "back in range" if row["n_excursions"] else "—"
+    return [
+        html.Strong(fmt_duration((now - since).total_seconds())),
+        html.Span("since " + fmt_ts_short(since, now), className="sub", title=fmt_ts(since)),
+    ]
 
 
 def peak_cell(row: dict[str, Any]) -> list[Any] | str:
@@ -116,17 +116,19 @@ def qa_cell(row: dict[str, Any]) -> Any:
     )
 
 
-def risk_cell(forecast: ShipmentForecast | None) -> list[Any] | str:
+def risk_cell(forecast: ShipmentForecast | None, now: datetime) -> list[Any] | str:
     """The forecast's chance of an excursion before arrival and its expected arrival (README
     "Forecast"); a dash when not in transit, "too little history" with the plan's arrival."""
     if forecast is None:
         return "—"
     chance = forecast.excursion_chance
     text = "too little history" if chance is None else f"{chance * 100:.0f} %"
-    eta = "ETA " + fmt_ts(forecast.eta) if forecast.eta is not None else "no ETA"
+    eta = "ETA " + fmt_ts_short(forecast.eta, now) if forecast.eta is not None else "no ETA"
     if forecast.basis == "plan" and forecast.eta is not None:
         eta += " (planned)"
-    return [text, html.Span(eta, className="sub", title="; ".join(forecast.notes))]
+    notes = [fmt_ts(forecast.eta)] if forecast.eta is not None else []
+    title = "; ".join([*notes, *forecast.notes])
+    return [text, html.Span(eta, className="sub", title=title)]
 
 
 def table_row(
@@ -171,14 +173,17 @@ def table_row(
                 className="cell-product wrap",
             ),
             html.Td(fmt_temp(row["current_temp_c"]), className=temp_class),
-            html.Td(since_text(row), className=ids.CELL_SINCE),
-            html.Td(duration_text(row, now), className=ids.CELL_DURATION),
+            html.Td(out_of_range_cell(row, now), className=ids.CELL_OUT_OF_RANGE),
             html.Td(peak_cell(row), className=ids.CELL_PEAK),
             html.Td(budget_text(row["budget_used"]), className=ids.CELL_BUDGET),
             html.Td(qa_cell(row), className=ids.CELL_QA),
             html.Td(", ".join(row["carriers"]) or "—", className=ids.CELL_CARRIER),
-            html.Td(fmt_ts(row["eta_planned"]), className=ids.CELL_ETA),
-            html.Td(risk_cell(forecast), className=ids.CELL_RISK),
+            html.Td(
+                fmt_ts_short(row["eta_planned"], now),
+                className=ids.CELL_ETA,
+                title=fmt_ts(row["eta_planned"]) if row["eta_planned"] else None,
+            ),
+            html.Td(risk_cell(forecast, now), className=ids.CELL_RISK),
             html.Td(
                 fmt_age(row["last_seen"], now),
                 className=ids.CELL_LAST_SEEN,

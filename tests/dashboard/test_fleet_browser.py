@@ -27,7 +27,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from coldchain.telemetry import Reading
 from dashboard import ids
-from dashboard.pages import fmt_duration, fmt_temp, fmt_ts
+from dashboard.pages import fmt_duration, fmt_temp, fmt_ts, fmt_ts_short
 from tests.dashboard.test_browser import (
     _attr_of,
     _click,
@@ -168,19 +168,26 @@ def test_the_fleet_table_says_since_when_how_long_how_bad_and_what_qa_decided(
     hot, held = ROW.format("SHP-HOT"), ROW.format("SHP-HELD")
     _login_as(wide, web_server, session_cookie(people["viewer"]))
     _open(wide, web_server.url + "/")
-    _wait(wide).until(lambda d: _text_of(d, f"{hot} td.{ids.CELL_SINCE}") is not None)
+    _wait(wide).until(lambda d: _text_of(d, f"{hot} td.{ids.CELL_OUT_OF_RANGE}") is not None)
 
-    # in excursion: since the product left its range (not the alarm 8 min ago), for how long
-    assert _text_of(wide, f"{hot} td.{ids.CELL_SINCE}") == fmt_ts(seeded["since"])
-    shown = _text_of(wide, f"{hot} td.{ids.CELL_DURATION}")
+    # in excursion: for how long, and since the product left its range (not the alarm 8 min
+    # ago): the time of day when it is today, the full time in the title
+    out = f"{hot} td.{ids.CELL_OUT_OF_RANGE}"
+    shown, since = (_text_of(wide, out) or "").split("\n")
     elapsed = datetime.now(UTC) - seeded["since"]
     assert shown in {fmt_duration(elapsed.total_seconds() - s) for s in (0, 60)}
     assert fmt_duration(elapsed.total_seconds()) != fmt_duration(8 * 60)  # not the alarm's age
+    then = (now, datetime.now(UTC))  # a day may end between the page's clock and this one
+    assert since in {"since " + fmt_ts_short(seeded["since"], t) for t in then}
+    assert _attr_of(wide, f"{out} .sub", "title") == fmt_ts(seeded["since"])
     # how bad: the peak and its °C·min (add_excursion records 42), the budget used
     assert _text_of(wide, f"{hot} td.{ids.CELL_PEAK}") == f"{fmt_temp(12.8)}\n42 °C·min"
     assert _text_of(wide, f"{hot} td.{ids.CELL_BUDGET}") == "37 %"
     assert _text_of(wide, f"{hot} td.{ids.CELL_CARRIER}") == "Frigo Express, Polar Air"
-    assert _text_of(wide, f"{hot} td.{ids.CELL_ETA}") == fmt_ts(seeded["eta"])
+    assert _text_of(wide, f"{hot} td.{ids.CELL_ETA}") in {
+        fmt_ts_short(seeded["eta"], t) for t in then
+    }
+    assert _attr_of(wide, f"{hot} td.{ids.CELL_ETA}", "title") == fmt_ts(seeded["eta"])
     assert _text_of(wide, f"{hot} td.{ids.CELL_QA}") == "—"  # in transit: not QA's yet
 
     # quarantined after an excursion: not a plain "OK", the excursion and QA's decision show
@@ -188,11 +195,17 @@ def test_the_fleet_table_says_since_when_how_long_how_bad_and_what_qa_decided(
     assert _attr_of(wide, f"{held} td.{ids.CELL_QA} .badge", "data-state") == "quarantined"
     assert _text_of(wide, f"{held} td.{ids.CELL_QA}") == "quarantined"
     assert _text_of(wide, f"{held} td.{ids.CELL_PEAK}") == f"{fmt_temp(11.5)}\n42 °C·min · ended"
-    assert _text_of(wide, f"{held} td.{ids.CELL_SINCE}") == "back in range"
+    assert _text_of(wide, f"{held} td.{ids.CELL_OUT_OF_RANGE}") == "back in range"
 
     # worst first: the alarm, then the one with an excursion on record, then the clean one
     assert wide.execute_script(ROWS) == "SHP-HOT,SHP-HELD,SHP-COOL"
     screenshot(wide, "fleet-table-viewer")
+    # every column in view at 1600 px, the last (open alerts) not behind a sideways scroll
+    overflow = wide.execute_script(
+        "const w = document.querySelector('.page-fleet .table-wrap');"
+        "return w.scrollWidth - w.clientWidth;"
+    )
+    assert overflow <= 0, f"the fleet table is {overflow} px wider than its card at 1600 px"
 
     # the filters narrow the table, one at a time and together with the search
     _pick(wide, ids.FLEET_CARRIER, "Polar Air")

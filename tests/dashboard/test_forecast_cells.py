@@ -13,7 +13,7 @@ from coldchain.forecast.model import (
     PastShipment,
     forecast_shipment,
 )
-from dashboard.pages import fmt_ts
+from dashboard.pages import fmt_ts, fmt_ts_short
 from dashboard.pages.fleet_table import risk_cell
 from dashboard.pages.shipment_forecast import forecast_panel
 
@@ -46,16 +46,19 @@ def test_risk_cell_shows_the_chance_and_the_expected_arrival() -> None:
         InTransit(started_at=T0), _history(8, with_excursion=2), now=T0 + 2 * H, trend_weight=0.5
     )
     assert f.excursion_chance == 2 / 8 and f.eta is not None
-    cell = risk_cell(f)
-    assert _text(cell) == f"25 % ETA {fmt_ts(f.eta)}"
-    assert risk_cell(None) == "—"
+    cell = risk_cell(f, now=T0 + 2 * H)
+    assert _text(cell) == f"25 % ETA {fmt_ts_short(f.eta, T0 + 2 * H)}"
+    assert fmt_ts_short(f.eta, T0 + 2 * H) == f"{f.eta:%H:%M} UTC"  # today: the time of day
+    assert str(cell[1].title).startswith(fmt_ts(f.eta))  # the full time on hovering
+    assert risk_cell(None, now=T0) == "—"
 
 
 def test_risk_cell_and_card_say_when_history_is_too_short() -> None:
     state = InTransit(started_at=T0, planned_arrival=T0 + 9 * H)
     f = forecast_shipment(state, _history(MIN_HISTORY - 1, with_excursion=0), now=T0 + H,
                           trend_weight=0.5)  # fmt: skip
-    assert _text(risk_cell(f)) == f"too little history ETA {fmt_ts(T0 + 9 * H)} (planned)"
+    cell = _text(risk_cell(f, now=T0 - 24 * H))  # the day before: the date is shown
+    assert cell == "too little history ETA 1 Jun 09:00 UTC (planned)"
     card = _text(forecast_panel(f))
     assert f"lane L-1 has {MIN_HISTORY - 1} finished shipments" in card
     assert "the plan's arrival" in card

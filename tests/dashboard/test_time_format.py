@@ -14,6 +14,7 @@ from dashboard.pages import (
     fmt_site_ts_in,
     fmt_ts,
     fmt_ts_in,
+    fmt_ts_short_in,
     zone_choice,
 )
 
@@ -28,6 +29,20 @@ def test_labelled_in_the_zone_given() -> None:
     assert fmt_ts_in(WINTER, "America/New_York") == "2026-12-05 09:05 EST"
     assert fmt_ts_in(None, "Europe/Zurich") == "—"
     assert fmt_ts_in(date(2027, 6, 30), "Asia/Tokyo") == "2027-06-30"
+
+
+def test_short_form_for_table_cells_is_the_time_of_day_today() -> None:
+    assert fmt_ts_short_in(WINTER, "UTC", WINTER.replace(hour=23)) == "14:05 UTC"
+    assert fmt_ts_short_in(WINTER, "UTC", WINTER.replace(day=4)) == "5 Dec 14:05 UTC"
+    assert fmt_ts_short_in(SUMMER, "Europe/Zurich", WINTER) == "1 Jul 16:05 CEST"
+    assert fmt_ts_short_in(WINTER, "UTC", datetime(2027, 1, 2, tzinfo=UTC)) == fmt_ts_in(
+        WINTER, "UTC"
+    )
+    # "today" is the person's day: 23:30 UTC is already the next day in Zurich
+    late = WINTER.replace(hour=23, minute=30)
+    assert fmt_ts_short_in(late, "UTC", WINTER) == "23:30 UTC"
+    assert fmt_ts_short_in(late, "Europe/Zurich", WINTER) == "6 Dec 00:30 CET"
+    assert fmt_ts_short_in(None, "UTC", WINTER) == "—"
 
 
 def test_site_time_beside_the_persons() -> None:
