@@ -61,6 +61,12 @@ def test_the_insight_page_as_viewer_and_admin(
         )
         assert "viewer@example.org" in (_text_of(browser, f"#{page.SUBSCRIPTIONS}") or "")
         screenshot(browser, "insight-viewer")
+        # every column of the lane tables in view at 1600 px, none behind a sideways scroll
+        overflow = browser.execute_script(
+            "return [...document.querySelectorAll('.page-insight .table-wrap')]"
+            ".map(w => w.scrollWidth - w.clientWidth);"
+        )
+        assert overflow and max(overflow) <= 0, f"tables wider than their cards by {overflow} px"
         assert _console_errors(browser) == []
 
         _login_as(browser, web_server, session_cookie(people["admin"]))
