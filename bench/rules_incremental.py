@@ -361,6 +361,8 @@ def main() -> None:
     parser.add_argument("--fleet-hours", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.short_days == args.long_days:  # the two fleets' rounds would be filed under one label
+        parser.error("--long-days must differ from --short-days")
     with local_stack() as stack:
         asyncio.run(run(stack, args))
 
