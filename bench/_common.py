@@ -290,6 +290,23 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postmaster_pid(data_dir: Path) -> int:
+    """The PID of the PostgreSQL cluster running in ``data_dir`` (its ``postmaster.pid``)."""
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid]
+
+
+def _ppid(proc_dir: Path) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):  # gone, or not a process
+        return -1
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """A process's peak resident memory (VmHWM) in MB, or None once it has gone."""
     try:

@@ -56,12 +56,19 @@ def _backend_cpu_s(conn: psycopg.Connection) -> float:
     return used
 
 
+def _replaced(sql: str, old: str, new: str) -> str:
+    """``sql`` with ``old`` replaced, failing when it is not there (the statement changed)."""
+    assert old in sql, f"not in the statement any more: {old!r}"
+    return sql.replace(old, new)
+
+
 def _without_changes(sql: str) -> str:
-    return sql.replace("%(c_n)b::int[]\n    )", "%(c_n)b::int[]\n    ) WHERE false")
+    return _replaced(sql, "%(c_n)b::int[]\n    )", "%(c_n)b::int[]\n    ) WHERE false")
 
 
 def _without_state(sql: str) -> str:
-    return sql.replace(
+    return _replaced(
+        sql,
         ") AS l (device_id, ts, temp_c, rh, lat, lon, battery)\n    ORDER BY device_id",
         ") AS l (device_id, ts, temp_c, rh, lat, lon, battery) WHERE false",
     )

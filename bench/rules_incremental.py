@@ -50,7 +50,7 @@ from psycopg_pool import AsyncConnectionPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerts.rounds import RulesEngine
-from bench._common import Stack, cpu_seconds, local_stack
+from bench._common import Stack, children_of, cpu_seconds, local_stack, postmaster_pid
 from coldchain.settings import Settings
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -63,16 +63,8 @@ BYTES_PER_READING = 150  # on disk with its index and WAL: 432 M readings took 6
 def cluster_cpu(data_dir: Path) -> float:
     """CPU seconds so far of the PostgreSQL cluster: the postmaster and every process it started
     (the engine's backends, and the checkpointer, autovacuum... an upper bound on its share)."""
-    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    total = cpu_seconds(postmaster) or 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == postmaster:
-            total += cpu_seconds(int(stat.parent.name)) or 0.0
-    return total
+    postmaster = postmaster_pid(data_dir)
+    return sum(cpu_seconds(pid) or 0.0 for pid in (postmaster, *children_of(postmaster)))
 
 
 class Clock:

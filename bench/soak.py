@@ -74,9 +74,11 @@ from bench._common import (
     Stack,
     _packet,
     _str16,
+    children_of,
     count_rows,
     ingester_process,
     local_stack,
+    postmaster_pid,
     seed_devices,
     wait_for_log,
 )
@@ -513,10 +515,8 @@ def _reap(pid: int) -> None:
 
 def kill_postgres(pg: PostgresCluster) -> str:
     """SIGKILL the postmaster (its children then exit by themselves), then start it again."""
-    pid = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-    children = [
-        int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid
-    ]
+    pid = postmaster_pid(pg.data_dir)
+    children = children_of(pid)
     started = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     deadline = started + 30
@@ -534,13 +534,6 @@ def kill_postgres(pg: PostgresCluster) -> str:
     down = time.monotonic() - started
     pg.start(timeout=120)
     return f"postmaster {pid} and {len(children)} children gone in {down:.1f} s; back in {time.monotonic() - started:.1f} s"
-
-
-def _ppid(proc_dir: Path) -> int:
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1
 
 
 def kill_broker(broker: MosquittoBroker) -> str:

@@ -96,7 +96,8 @@ _SPANS_LATEST = """unnest(
 #: the readings as they come, sorted so that two writers take the key locks in one order;
 #: ``device_state`` and the change log from the per-device spans (``s_*``, ``c_*``); the state
 #: rows sorted here, by the database's collation as the merge sorts them, so that two writers
-#: take their row locks in one order too, whichever statement each runs. The row count is the readings stored.
+#: take their row locks in one order too, whichever statement each runs. The row count is the
+#: readings stored.
 #: The NOTIFY goes with the change log's rows (one per transaction: equal payloads fold).
 INSERT_BATCH = f"""
 WITH state AS ({_STATE_UPSERT.format(latest=_SPANS_LATEST)}),
